@@ -1,0 +1,1 @@
+"""The ``breakfix`` console script: one module per command family, registered in ``main``."""

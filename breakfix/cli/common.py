@@ -1,0 +1,24 @@
+"""Helpers every command shares: the console, JSON output and errors that say what to do next."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, hint: str = "", code: int = 2) -> NoReturn:
+    """Exit with a message and, where one exists, the next step the user should take."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err_console.print(f"[yellow]hint:[/] {hint}")
+    raise typer.Exit(code)
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))

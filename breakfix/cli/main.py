@@ -1,0 +1,22 @@
+"""Entry point of the ``breakfix`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from breakfix.cli import demo_cmd, schema_cmd, validate_cmd
+
+app = typer.Typer(
+    name="breakfix",
+    help="Break-fix automation for GPU fleets: detect, quarantine, repair, validate, return to service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (validate_cmd, schema_cmd, demo_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    app()

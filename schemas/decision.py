@@ -1,0 +1,79 @@
+"""The decision record: one per node-state transition, the public contract of the decisions topic."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import SCHEMA_VERSION, EventTime, GpuIndex, NodeId, NodeState
+
+
+class Mode(StrEnum):
+    """How far automation may go for a failure class: shadow (log only) < recommend (a human acts) <
+    auto (actuators execute)."""
+
+    SHADOW = "shadow"
+    RECOMMEND = "recommend"
+    AUTO = "auto"
+
+
+class ActionKind(StrEnum):
+    """Actions on the ladder, cheapest first, plus the non-mutating outcomes."""
+
+    NONE = "none"
+    OBSERVE = "observe"
+    GPU_RESET = "gpu_reset"
+    REBOOT = "reboot"
+    DRAIN = "drain"
+    REIMAGE = "reimage"
+    RMA = "rma"
+    TICKET = "ticket"
+    ROLLBACK_CHANGE = "rollback_change"
+    FLEET_INCIDENT = "fleet_incident"
+    VALIDATE = "validate"
+    RETURN_TO_SERVICE = "return_to_service"
+
+
+GuardFigure = int | float | str | bool | None
+
+
+class GuardCheck(BaseModel):
+    """One guardrail consulted for a decision, with the figures it judged (auditors read these)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    passed: bool
+    figures: dict[str, GuardFigure] = Field(default_factory=dict)
+    detail: str = ""
+
+
+class Decision(BaseModel):
+    """``id`` is deterministic in the triggering input, so the same stream yields the same ids and
+    actuators can use it as their idempotency key. ``executable`` is the guard's verdict: only a
+    decision with ``executable=True`` may ever mutate infrastructure."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    time: EventTime
+    node: NodeId
+    gpu: GpuIndex | None = None
+    from_state: NodeState
+    to_state: NodeState
+    trigger: str
+    failure_class: str
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    action: ActionKind
+    mode: Mode
+    executable: bool
+    reasons: list[str]
+    evidence: list[str]
+    guard: list[GuardCheck] = Field(default_factory=list)
+    policy_version: str
+    incident_id: str | None = None
+    stale: bool = False
+    replay: bool = False
+    schema_version: int = SCHEMA_VERSION
