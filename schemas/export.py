@@ -14,6 +14,7 @@ from schemas.deadletter import DeadLetter
 from schemas.decision import Decision
 from schemas.events import EVENT_MODELS, Event
 from schemas.evidence import Evidence
+from schemas.proposal import Proposal
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -47,6 +48,10 @@ def all_schemas() -> dict[str, dict[str, Any]]:
         "action-request": (
             ActionRequest,
             "A command to an actuator or node agent (topic breakfix.commands).",
+        ),
+        "proposal": (
+            Proposal,
+            "A transition proposal from the node stage to the guard (topic breakfix.proposals).",
         ),
         "control": (ControlMessage, "A control message (compacted topic breakfix.control)."),
         "dead-letter": (DeadLetter, "A rejected input with its reason (topic breakfix.deadletter)."),

@@ -1,0 +1,50 @@
+"""Proposals: the node stage's request for a transition, judged by the single-writer guard.
+
+The node stage never changes a node's lifecycle on its own: it proposes, the guard decides (one
+decision per proposal, possibly after waiting for a slot), and the decision flows back to the node
+stage, which applies it. Proposals carry the node's placement so the guard needs no inventory lookup.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import SCHEMA_VERSION, EventTime, FailureDomain, GpuIndex, NodeId, NodeState
+from schemas.decision import ActionKind
+
+
+class Placement(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pool: str
+    rack: str
+    sku: str
+    gpus: Annotated[int, Field(ge=0)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Proposal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Deterministic (node, trigger, triggering event id): the decision made for it reuses it."""
+    time: EventTime
+    node: NodeId
+    gpu: GpuIndex | None = None
+    from_state: NodeState
+    to_state: NodeState
+    trigger: str
+    failure_class: str
+    domain: FailureDomain | None = None
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    action: ActionKind
+    reasons: list[str]
+    evidence: list[str]
+    evidence_time: EventTime
+    """Time of the newest evidence behind the proposal; the guard's stale cutoff compares against it."""
+    placement: Placement
+    job: str | None = None
+    replay: bool = False
+    schema_version: int = SCHEMA_VERSION
