@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.actions import ActionRequest
+from schemas.audit import AuditRecord
 from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter
 from schemas.decision import Decision
@@ -53,6 +54,7 @@ def all_schemas() -> dict[str, dict[str, Any]]:
             Proposal,
             "A transition proposal from the node stage to the guard (topic breakfix.proposals).",
         ),
+        "audit": (AuditRecord, "An audit record (topic breakfix.audit)."),
         "control": (ControlMessage, "A control message (compacted topic breakfix.control)."),
         "dead-letter": (DeadLetter, "A rejected input with its reason (topic breakfix.deadletter)."),
     }
