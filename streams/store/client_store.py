@@ -1,0 +1,77 @@
+"""The :class:`~streams.store.base.Store` implementation shared by both engines.
+
+clickhouse-connect drives both a ClickHouse server (HTTP) and chdb (its in-process backend) through
+the same client API, so the only engine-specific code is how the client is built; everything here,
+including how errors are classified for the sink, is common.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from streams.store.base import Rows, StoreError, StoreUnavailable
+
+
+def _classify(err: Exception) -> StoreError:
+    """Connection trouble is transient (spool and retry); a refused statement is permanent."""
+    if isinstance(err, (OperationalError, OSError)):
+        return StoreUnavailable(str(err))
+    return StoreError(str(err))
+
+
+class ClientStore:
+    """A Store over any clickhouse-connect client."""
+
+    def __init__(self, client: Client, database: str, kind: str) -> None:
+        self.client = client
+        self.database = database
+        self.kind = kind
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.client.command(sql, parameters=params)
+        except (DatabaseError, OperationalError, OSError) as err:
+            raise _classify(err) from err
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> Rows:
+        try:
+            result = self.client.query(sql, parameters=params)
+        except (DatabaseError, OperationalError, OSError) as err:
+            raise _classify(err) from err
+        return Rows(tuple(result.column_names), [tuple(r) for r in result.result_rows])
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        if not rows:
+            return 0
+        settings = (
+            {"insert_deduplication_token": dedup_token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+            if dedup_token
+            else None
+        )
+        try:
+            self.client.insert(
+                table, rows, column_names=list(columns), database=self.database, settings=settings
+            )
+        except (DatabaseError, OperationalError, OSError) as err:
+            raise _classify(err) from err
+        return len(rows)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self.client.close()

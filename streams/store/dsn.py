@@ -1,0 +1,35 @@
+"""One string names a store: ``chdb:///path`` (embedded) or ``http(s)://host:port`` (server).
+
+The database travels as a query parameter (``?database=name``, default ``breakfix``) so a single
+setting (``BREAKFIX_STORE``) configures every command.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, urlparse
+
+from streams.store.base import Store
+
+DEFAULT_DSN = "chdb://.breakfix/chdb"
+ENV_DSN = "BREAKFIX_STORE"
+
+
+def default_dsn() -> str:
+    return os.environ.get(ENV_DSN, DEFAULT_DSN)
+
+
+def open_store(dsn: str | None = None) -> Store:
+    """Open the store a DSN names (``chdb://relative/path`` and ``chdb:///abs/path`` both work)."""
+    from streams.store.chdb_backend import open_chdb
+    from streams.store.server_backend import open_server
+
+    text = dsn or default_dsn()
+    u = urlparse(text)
+    database = parse_qs(u.query).get("database", ["breakfix"])[0]
+    if u.scheme == "chdb":
+        return open_chdb((u.netloc + u.path) or ".breakfix/chdb", database)
+    if u.scheme in ("http", "https"):
+        base = f"{u.scheme}://{u.netloc}"
+        return open_server(base, database)
+    raise ValueError(f"unknown store DSN {text!r}: use chdb:///path or http://host:8123")
