@@ -55,7 +55,10 @@ class ClientStore:
         if not rows:
             return 0
         settings = (
-            {"insert_deduplication_token": dedup_token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+            {
+                "insert_deduplication_token": dedup_token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
             if dedup_token
             else None
         )

@@ -1,0 +1,204 @@
+"""The sink stage: every topic of the catalogue → ClickHouse, at least once, never double-counted.
+
+Flow per batch (bounded by ``batch_rows`` and ``batch_interval_s``): map the raw records to rows
+(:mod:`streams.store.rows`), insert each table's rows with a deduplication token derived from their
+ids, and only then commit the Kafka offsets. A crash before the commit redelivers the batch; the
+token (same batch) or ReplacingMergeTree on id (a batch cut differently) keeps counts exact.
+
+When the store fails, the batch's raw records go to a bounded local spool and the offsets are
+committed (the data is durable on disk); spooled batches are drained in order once the store
+answers again. When the spool is full, the sink stops consuming and retries, so Kafka holds the
+backlog. One batch is in flight at a time: a slow ClickHouse slows consumption (back-pressure)
+instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from schemas.topics import TOPICS
+from streams.store.base import Store, StoreError
+from streams.store.rows import COLUMNS, group_by_table, rows_for_message
+from streams.store.spool import Message, Spool, SpoolFull
+from streams.store.writer import batch_token
+
+log = logging.getLogger("breakfix.sink")
+
+
+@dataclass
+class SinkStats:
+    messages: int = 0
+    batches: int = 0
+    spooled_batches: int = 0
+    drained_batches: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    insert_s: float = 0.0
+
+
+class SinkCore:
+    """The Kafka-free part of the sink: a batch of records in, rows durable out."""
+
+    def __init__(self, store: Store, spool: Spool) -> None:
+        self.store = store
+        self.spool = spool
+        self.stats = SinkStats()
+
+    def insert(self, messages: list[Message]) -> None:
+        """Map and insert one batch; raises StoreError if any table refused or was unreachable."""
+        rows = []
+        for m in messages:
+            received = datetime.fromtimestamp(m.timestamp_ms / 1000, UTC)
+            rows.extend(rows_for_message(m.topic, m.value, m.source, received))
+        t0 = time.perf_counter()
+        for table, table_rows in group_by_table(rows).items():
+            self.store.insert(table, COLUMNS[table], table_rows, dedup_token=batch_token(table, table_rows))
+            self.stats.rows[table] += len(table_rows)
+        self.stats.insert_s += time.perf_counter() - t0
+
+    def flush(self, messages: list[Message]) -> str:
+        """Make a batch durable: ``inserted`` or ``spooled``. Raises SpoolFull (back-pressure)."""
+        if not messages:
+            return "empty"
+        self.stats.messages += len(messages)
+        self.stats.batches += 1
+        if not self.spool.files():
+            try:
+                self.insert(messages)
+                return "inserted"
+            except StoreError as err:
+                log.warning("store refused a batch of %d records, spooling: %s", len(messages), err)
+        # Either the store failed or older batches wait in the spool: keep order, spool this one too.
+        self.spool.put(messages)
+        self.stats.spooled_batches += 1
+        self.drain()
+        return "spooled"
+
+    def drain(self) -> int:
+        """Insert spooled batches oldest first until the spool is empty or the store fails again."""
+        drained = 0
+        for path in self.spool.files():
+            try:
+                self.insert(self.spool.load(path))
+            except StoreError as err:
+                log.info("spool drain paused (%d batches waiting): %s", len(self.spool.files()), err)
+                break
+            self.spool.remove(path)
+            drained += 1
+            self.stats.drained_batches += 1
+        return drained
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    bootstrap: str
+    group_id: str = "breakfix-sink"
+    topics: tuple[str, ...] = tuple(t.name for t in TOPICS)
+    batch_rows: int = 5000
+    batch_interval_s: float = 1.0
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    retry_backoff_s: float = 1.0
+
+
+async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> SinkStats:
+    """Consume until ``stop`` is set; flush what is pending and commit before returning."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        *cfg.topics,
+        bootstrap_servers=cfg.bootstrap,
+        group_id=cfg.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=cfg.session_timeout_ms,
+        heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+    )
+    await consumer.start()
+    pending: list[Message] = []
+    opened = time.monotonic()
+
+    async def make_durable() -> None:
+        nonlocal pending, opened
+        while True:
+            try:
+                await asyncio.to_thread(core.flush, pending)
+                break
+            except SpoolFull as err:
+                log.error("%s; pausing consumption until the store answers", err)
+                await asyncio.sleep(cfg.retry_backoff_s)
+                await asyncio.to_thread(core.drain)
+        if pending:
+            await consumer.commit()
+        pending, opened = [], time.monotonic()
+
+    try:
+        while not stop.is_set():
+            left_ms = max(0, int((opened + cfg.batch_interval_s - time.monotonic()) * 1000))
+            got = await consumer.getmany(timeout_ms=left_ms, max_records=cfg.batch_rows - len(pending))
+            for tp, records in got.items():
+                for r in records:
+                    source = f"{tp.topic}/{tp.partition}@{r.offset}"
+                    pending.append(Message(tp.topic, source, int(r.timestamp), r.value or b""))
+            if len(pending) >= cfg.batch_rows or time.monotonic() - opened >= cfg.batch_interval_s:
+                if not pending and core.spool.files():
+                    await asyncio.to_thread(core.drain)
+                await make_durable()
+        await make_durable()
+    finally:
+        await consumer.stop()
+    return core.stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m streams.sink --bootstrap 127.0.0.1:9092 --store chdb:///data/chdb --spool DIR``"""
+    from streams.store.dsn import open_store
+    from streams.store.migrate import migrate
+
+    p = argparse.ArgumentParser(prog="python -m streams.sink", description=__doc__.splitlines()[0])
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--store", default=None, help="store DSN (default: $BREAKFIX_STORE)")
+    p.add_argument("--spool", default=".breakfix/spool")
+    p.add_argument("--spool-max-bytes", type=int, default=1 << 30)
+    p.add_argument("--group", default="breakfix-sink")
+    p.add_argument("--batch-rows", type=int, default=5000)
+    p.add_argument("--batch-interval", type=float, default=1.0)
+    p.add_argument("--topics", default="", help="comma-separated (default: every catalogue topic)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    store = open_store(args.store)
+    migrate(store)
+    core = SinkCore(store, Spool(Path(args.spool), args.spool_max_bytes))
+    topics = tuple(args.topics.split(",")) if args.topics else tuple(t.name for t in TOPICS)
+    cfg = SinkConfig(
+        bootstrap=args.bootstrap,
+        group_id=args.group,
+        topics=topics,
+        batch_rows=args.batch_rows,
+        batch_interval_s=args.batch_interval,
+    )
+
+    async def _run() -> SinkStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        return await run_sink(cfg, core, stop)
+
+    stats = asyncio.run(_run())
+    log.info("stopped: %d messages, %d batches, rows %s", stats.messages, stats.batches, dict(stats.rows))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
