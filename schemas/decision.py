@@ -36,6 +36,24 @@ class ActionKind(StrEnum):
     RETURN_TO_SERVICE = "return_to_service"
 
 
+ACTION_COST: dict[ActionKind, int] = {
+    ActionKind.NONE: 0,
+    ActionKind.OBSERVE: 0,
+    ActionKind.VALIDATE: 0,
+    ActionKind.RETURN_TO_SERVICE: 0,
+    ActionKind.FLEET_INCIDENT: 1,
+    ActionKind.ROLLBACK_CHANGE: 1,
+    ActionKind.TICKET: 1,
+    ActionKind.GPU_RESET: 2,
+    ActionKind.REBOOT: 3,
+    ActionKind.DRAIN: 4,
+    ActionKind.REIMAGE: 5,
+    ActionKind.RMA: 6,
+}
+"""The action ladder by cost: GPU reset < reboot < drain of a running job < reimage < replace/RMA."""
+
+DESTRUCTIVE = frozenset({ActionKind.DRAIN, ActionKind.REIMAGE, ActionKind.RMA})
+
 GuardFigure = int | float | str | bool | None
 
 

@@ -1,0 +1,80 @@
+"""Turning one observation of a catalog signal into slot updates and (sometimes) an Evidence item.
+
+An Evidence item is emitted when a slot opens and when its repeat count reaches a power of two, so a
+sustained condition is audited without one item per scrape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from detectors.catalog import Signal
+from detectors.slots import Slot
+from detectors.state import DetectState
+from schemas.evidence import Attribution, Evidence
+
+
+def observe(
+    st: DetectState,
+    signal_key: str,
+    sig: Signal,
+    gpu: int | None,
+    event_id: str,
+    source: str,
+    when: datetime,
+    now: float,
+    attribution: Attribution = "hardware",
+    detail: str = "",
+    weight: float | None = None,
+    model: bool = False,
+) -> Evidence | None:
+    key = (sig.domain.value, gpu, signal_key)
+    slot = st.slots.get(key)
+    w = sig.weight if weight is None else weight
+    if slot is None or (slot.half_life_s is not None and slot.effective(now, 1.0) < 0.02):
+        slot = Slot(
+            sig.domain,
+            gpu,
+            signal_key,
+            w,
+            sig.half_life_s,
+            sig.decisive,
+            sig.action.value,
+            attribution,
+            source,
+            now,
+            now,
+            detail=detail,
+            model=model,
+        )
+        st.slots[key] = slot
+        emit = True
+    else:
+        slot.count += 1
+        slot.last_time = max(slot.last_time, now)
+        slot.weight = max(slot.weight, w)
+        emit = slot.count & (slot.count - 1) == 0
+    slot.add_event(event_id)
+    st.dirty = True
+    if not emit:
+        return None
+    return Evidence(
+        id=f"ev:{event_id}:{signal_key}:{'' if gpu is None else gpu}",
+        node=st.node,
+        gpu=gpu,
+        domain=sig.domain,
+        signal=signal_key,
+        weight=w,
+        half_life_s=sig.half_life_s,
+        decisive=sig.decisive,
+        source=source,
+        time=when,
+        event_ids=[event_id],
+        attribution=attribution,
+        detail=detail or sig.name,
+    )
+
+
+def clear(st: DetectState, domain: str, gpu: int | None, signal_key: str) -> None:
+    if st.slots.pop((domain, gpu, signal_key), None) is not None:
+        st.dirty = True
