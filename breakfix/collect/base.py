@@ -133,7 +133,8 @@ def run(
     """Poll rounds until ``stop`` is set (or one round with ``once``); a heartbeat closes each round.
 
     A round that raises a transient error is logged and retried next interval: a collector outlives
-    a flaky source and its silence shows up as missing heartbeats, never as a crash loop.
+    a flaky source and its silence shows up as missing heartbeats, never as a crash loop. With
+    ``once`` the error propagates, so a one-shot run exits non-zero with the cause.
     """
     stop = stop or threading.Event()
     stats = RunStats()
@@ -143,9 +144,9 @@ def run(
             deadline = start if once else start + collector.interval_s
             try:
                 _send_all(sink, collector.poll(deadline), stats)
-            except CollectorUnavailable:
-                raise
             except Exception:
+                if once or isinstance(sys.exc_info()[1], CollectorUnavailable):
+                    raise
                 log.exception("collector %s: round failed; retrying next interval", collector.name)
             else:
                 _send_all(sink, heartbeats(collector), stats)

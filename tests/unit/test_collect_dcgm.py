@@ -1,0 +1,151 @@
+"""dcgm-exporter collector against a real HTTP server on loopback serving exporter text."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from breakfix.collect.base import run
+from breakfix.collect.dcgm import DcgmCollector
+from schemas.events import AgentHeartbeat, GpuSample, GpuXid, NodeInventory
+from streams.producer import check
+
+FIXTURE = Path(__file__).parent / "collect_data" / "dcgm_exporter.prom"
+
+
+class Exporter:
+    """Serves ``text`` at /metrics like dcgm-exporter on :9400."""
+
+    def __init__(self) -> None:
+        self.text = FIXTURE.read_text()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/metrics":
+                    self.send_error(404)
+                    return
+                body = outer.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def exporter() -> Iterator[Exporter]:
+    e = Exporter()
+    yield e
+    e.close()
+
+
+def _parsed(c: DcgmCollector) -> list[object]:
+    return [check(e) for e in c.poll(0)]
+
+
+def test_scrape_maps_dcgm_fields(exporter: Exporter) -> None:
+    inv, sample = _parsed(DcgmCollector(exporter.url))
+    assert isinstance(inv, NodeInventory) and isinstance(sample, GpuSample)
+    assert inv.node == "gpu-node-07"  # from the Hostname label
+    assert inv.data.gpus == 2 and inv.data.gpu_bus_ids == ["0000:18:00", "0000:2a:00"]
+    assert inv.data.sku == "NVIDIA H100 80GB HBM3"
+    assert inv.data.model_extra is not None and inv.data.model_extra["driver_version"] == "550.90.07"
+    idle, hot = sample.data.gpus
+    assert (idle.index, idle.temp_c, idle.util, idle.sbe_volatile, idle.row_remap_pending) == (
+        0,
+        38,
+        0,
+        0,
+        False,
+    )
+    assert idle.throttle_reasons == ["gpu_idle"]
+    assert (hot.temp_c, hot.power_w, hot.util) == (86, 689.455, 100)
+    assert (hot.sbe_volatile, hot.dbe_volatile, hot.pcie_replay, hot.nvlink_crc_errors) == (4, 1, 12, 37)
+    assert (hot.row_remap_pending, hot.row_remap_failure) == (True, False)
+    assert hot.throttle_reasons == ["hw_slowdown", "sw_thermal", "hw_thermal"]  # 104 = 0x68
+    assert hot.model_extra == {"uncorrectable_remapped_rows": 1, "correctable_remapped_rows": 2}
+
+
+def test_fields_the_exporter_does_not_export_stay_null(exporter: Exporter) -> None:
+    exporter.text = "\n".join(
+        line for line in exporter.text.splitlines() if "ECC_SBE" not in line and "PCIE_REPLAY" not in line
+    )
+    _, sample = _parsed(DcgmCollector(exporter.url, node="n1"))
+    assert isinstance(sample, GpuSample) and sample.node == "n1"
+    assert all(g.sbe_volatile is None and g.pcie_replay is None for g in sample.data.gpus)
+
+
+def test_xid_gauge_change_emits_gpu_xid_but_first_scrape_is_baseline(exporter: Exporter) -> None:
+    c = DcgmCollector(exporter.url)
+    assert not [e for e in _parsed(c) if isinstance(e, GpuXid)]  # last Xid 48 is history
+    assert not [e for e in _parsed(c) if isinstance(e, GpuXid)]  # unchanged
+    exporter.text = exporter.text.replace(
+        'DCGM_FI_DEV_XID_ERRORS{gpu="0"', 'DCGM_FI_DEV_XID_ERRORS_OLD{gpu="0"'
+    ).replace(
+        "# TYPE DCGM_FI_DEV_XID_ERRORS gauge",
+        "# TYPE DCGM_FI_DEV_XID_ERRORS gauge\n"
+        'DCGM_FI_DEV_XID_ERRORS{gpu="0",pci_bus_id="00000000:18:00.0",Hostname="gpu-node-07"} 79',
+    )
+    xids = [e for e in _parsed(c) if isinstance(e, GpuXid)]
+    assert [(x.data.gpu, x.data.xid) for x in xids] == [(0, 79)]
+    assert xids[0].data.model_extra is not None and xids[0].data.model_extra["bus_id"] == "0000:18:00"
+
+
+def test_unreachable_exporter_fails_once_runs(exporter: Exporter) -> None:
+    url = exporter.url
+    exporter.close()
+    sink_events: list[object] = []
+
+    class ListSink:
+        def send(self, event: dict[str, object]) -> object:
+            sink_events.append(event)
+            return check(event)
+
+        def flush(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    with pytest.raises(httpx.HTTPError):
+        run(DcgmCollector(url, timeout_s=1), ListSink(), once=True)
+    assert sink_events == []
+
+
+def test_run_rounds_heartbeat_per_node(exporter: Exporter) -> None:
+    got: list[object] = []
+
+    class ListSink:
+        def send(self, event: dict[str, object]) -> object:
+            parsed = check(event)
+            got.append(parsed)
+            return parsed
+
+        def flush(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    stats = run(DcgmCollector(exporter.url, interval_s=0.05), ListSink(), max_rounds=3)
+    assert stats.rounds == 3
+    hbs = [e for e in got if isinstance(e, AgentHeartbeat)]
+    assert [(h.node, h.data.collector) for h in hbs] == [("gpu-node-07", "dcgm")] * 3
+    assert stats.events["node.inventory"] == 1 and stats.events["gpu.sample"] == 3
