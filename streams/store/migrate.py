@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
@@ -29,7 +29,7 @@ TTL_TABLES = {
 class Migration:
     version: int
     name: str
-    sql: str
+    sql: str = field(repr=False)
 
     @property
     def checksum(self) -> str:
