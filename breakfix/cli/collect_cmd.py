@@ -139,3 +139,34 @@ def dcgm(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(collect_app, name="collect")
+
+
+@collect_app.command("kernel")
+def kernel(
+    file: Path | None = typer.Option(None, "--file", help="Follow this log file (rotation-safe)."),
+    kmsg: bool = typer.Option(False, "--kmsg", help="Read /dev/kmsg (needs root or CAP_SYSLOG)."),
+    journald: bool = typer.Option(False, "--journald", help="Follow `journalctl -k -f -o json`."),
+    from_start: bool = typer.Option(False, "--from-start", help="With --file: read the file from its start."),
+    broker: str | None = BrokerOpt,
+    out: Path | None = OutOpt,
+    node: str = typer.Option(None, "--node", help="Node id (default: short hostname)."),
+    interval: float = typer.Option(10.0, "--interval", min=0.1, help="Seconds between heartbeats."),
+    once: bool = OnceOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Forward GPU/hardware kernel lines (NVRM, Xid, SXid, NVSwitch, ECC, MCE) as node.kernel.
+
+    Example: breakfix collect kernel --file /var/log/kern.log --broker 127.0.0.1:9092
+    """
+    from breakfix.collect.kmsg import FileFollower, JournalReader, KernelLogCollector, KmsgReader, Reader
+
+    if [file is not None, kmsg, journald].count(True) != 1:
+        fail("choose one of --file PATH, --kmsg or --journald", "e.g. --file /var/log/kern.log")
+
+    def make() -> Collector:
+        reader: Reader = (
+            FileFollower(file, from_start=from_start) if file else KmsgReader() if kmsg else JournalReader()
+        )
+        return KernelLogCollector(node or _hostname(), reader, interval_s=interval)
+
+    _execute(make, broker, out, once, verbose)
