@@ -1,0 +1,1 @@
+"""Shipped scenario files (YAML data read by ``breakfix.simulate.scenario``); no code lives here."""
