@@ -54,7 +54,7 @@ def detect_workload(st: DetectState, ev: WorkloadEvent, cat: Catalog, now: float
     sig = cat.workload[ev.data.kind]
     if sig.weight <= 0:
         return []
-    gpus: list[int | None] = list(ev.data.gpus or [None])
+    gpus: list[int | None] = [*ev.data.gpus] if ev.data.gpus else [None]
     out = []
     who = ev.data.job or ev.data.pod or "workload"
     for g in gpus:

@@ -1,0 +1,1 @@
+"""Policy core: node lifecycle, action ladder, the single-writer guard and the policy file. Pure."""

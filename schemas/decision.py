@@ -92,6 +92,9 @@ class Decision(BaseModel):
     guard: list[GuardCheck] = Field(default_factory=list)
     policy_version: str
     incident_id: str | None = None
+    held: bool = False
+    """The guard held the proposed transition (concurrency, headroom, breaker, incident freeze): the node
+    stays where it was; a later decision may release it."""
     stale: bool = False
     replay: bool = False
     schema_version: int = SCHEMA_VERSION

@@ -48,3 +48,16 @@ class Proposal(BaseModel):
     job: str | None = None
     replay: bool = False
     schema_version: int = SCHEMA_VERSION
+
+
+class Registration(BaseModel):
+    """A node's placement, sent to the guard when its inventory first arrives or changes, so headroom
+    and per-rack/pool/SKU limits are computed over the whole fleet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: NodeId
+    time: EventTime
+    placement: Placement
+    replay: bool = False
+    schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,483 @@
+"""The guard: the single writer that turns proposals into decisions under every guardrail.
+
+Fleet-wide state (placement and state of every node, in-flight slots, breaker window, incidents,
+kill switches, modes, approvals) lives here and only here, so "one node per rack" can never be
+granted twice. Time is the guard's clock: the newest proposal or control time it has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from policy.lifecycle import IN_FLIGHT
+from policy.model import Policy
+from schemas.common import NodeState
+from schemas.control import ControlKind, ControlMessage
+from schemas.decision import ActionKind, Decision, GuardCheck, Mode
+from schemas.proposal import Placement, Proposal, Registration
+
+Q, E, H, S = NodeState.QUARANTINED, NodeState.ESCALATED, NodeState.HEALTHY, NodeState.SUSPECT
+MUTATING = frozenset(
+    {
+        ActionKind.GPU_RESET,
+        ActionKind.REBOOT,
+        ActionKind.DRAIN,
+        ActionKind.REIMAGE,
+        ActionKind.RMA,
+        ActionKind.RETURN_TO_SERVICE,
+        ActionKind.VALIDATE,
+        ActionKind.TICKET,
+        ActionKind.ROLLBACK_CHANGE,
+    }
+)
+MAX_SEEN = 50_000
+
+
+@dataclass
+class NodeInfo:
+    placement: Placement
+    state: NodeState = H
+
+
+@dataclass
+class GuardState:
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    clock: float = 0.0
+    killswitch: set[str] = field(default_factory=set)
+    modes: dict[str, Mode] = field(default_factory=dict)
+    approvals: set[str] = field(default_factory=set)
+    emergency: bool = False
+    excluded_pools: set[str] = field(default_factory=set)
+    breaker_open: bool = False
+    quarantines: deque[float] = field(default_factory=deque)
+    executions: deque[float] = field(default_factory=deque)
+    backlog: list[Proposal] = field(default_factory=list)
+    waiting: list[Proposal] = field(default_factory=list)
+    incidents: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """frozen scope key → (incident id, frozen until)."""
+    blast: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _scopes(p: Placement, job: str | None) -> dict[str, str]:
+    out = {"rack": p.rack, "pool": p.pool, "sku": p.sku}
+    leaf = p.labels.get("network.leaf")
+    if leaf:
+        out["leaf"] = leaf
+    if job:
+        out["job"] = job
+    return out
+
+
+def _count(g: GuardState, key: str, value: str, exclude: str, states: frozenset[NodeState]) -> int:
+    return sum(
+        1
+        for n, i in g.nodes.items()
+        if n != exclude and i.state in states and getattr(i.placement, key) == value
+    )
+
+
+class Guard:
+    """Stateless over ``GuardState``: ``step`` mutates the state it is given and returns decisions."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def step(self, g: GuardState, item: Proposal | Registration | ControlMessage) -> list[Decision]:
+        if isinstance(item, Registration):
+            info = g.nodes.get(item.node)
+            if info is None:
+                g.nodes[item.node] = NodeInfo(item.placement)
+            else:
+                info.placement = item.placement
+            return []
+        if isinstance(item, ControlMessage):
+            return self._control(g, item)
+        return self._proposal(g, item)
+
+    def _control(self, g: GuardState, m: ControlMessage) -> list[Decision]:
+        on = bool(m.value.get("on", True))
+        if m.kind is ControlKind.KILLSWITCH:
+            (g.killswitch.add if on else g.killswitch.discard)(m.scope)
+        elif m.kind is ControlKind.MODE:
+            g.modes[m.scope.removeprefix("class:")] = Mode(m.value["mode"])
+        elif m.kind is ControlKind.APPROVAL:
+            g.approvals.add(m.scope)
+        elif m.kind is ControlKind.EMERGENCY:
+            g.emergency = on
+        elif m.kind is ControlKind.EXCLUSION:
+            pool = m.scope.removeprefix("pool:")
+            (g.excluded_pools.add if on else g.excluded_pools.discard)(pool)
+        elif m.kind is ControlKind.BREAKER_RESET:
+            g.breaker_open = False
+            g.quarantines.clear()
+            backlog, g.backlog = g.backlog, []
+            if m.value.get("backlog", "resume") == "resume":
+                return [d for p in backlog for d in self._release(g, p, "released after breaker reset")]
+            return [
+                self._plain(
+                    g,
+                    p,
+                    p.from_state,
+                    "backlog_discarded",
+                    ActionKind.NONE,
+                    [f"breaker reset by {m.actor} with --discard-backlog"],
+                    [],
+                    g.clock,
+                )
+                for p in backlog
+                if g.nodes[p.node].state is p.from_state
+            ]
+        return []
+
+    # --- proposals --------------------------------------------------------------------------
+
+    def _proposal(self, g: GuardState, p: Proposal) -> list[Decision]:
+        if p.id in g.seen:
+            return []  # a re-delivered proposal: its decision was already made
+        g.seen[p.id] = None
+        if len(g.seen) > MAX_SEEN:
+            g.seen.popitem(last=False)
+        g.clock = max(g.clock, p.time.timestamp())
+        info = g.nodes.setdefault(p.node, NodeInfo(p.placement))
+        out: list[Decision] = []
+        incident = self._blast(g, p)
+        if p.to_state is Q:
+            out.append(self._quarantine(g, p, info, incident))
+        else:
+            out.append(self._decide(g, p, self._basic_checks(g, p), p.time.timestamp(), "d-" + p.id))
+        self._track(g, out[-1])
+        if incident is not None:
+            out.append(self._incident_decision(g, p, incident, info.state))
+        out.extend(self._drain_waiting(g))
+        return out
+
+    def _blast(self, g: GuardState, p: Proposal) -> tuple[str, str, int] | None:
+        """Count nodes raising the same class per scope; the first to cross a threshold opens one incident
+        and freezes automated quarantine of that class in that scope."""
+        if p.to_state not in (S, Q) or p.failure_class in ("tenant_report", "monitoring"):
+            return None
+        br = self.policy.blast_radius
+        now = p.time.timestamp()
+        opened = None
+        for scope, value in _scopes(p.placement, p.job).items():
+            limit = br.scopes.get(scope)
+            if limit is None:
+                continue
+            key = f"{scope}:{value}:{p.failure_class}"
+            q = g.blast.setdefault(key, deque())
+            while q and now - q[0][0] > br.window_s:
+                q.popleft()
+            if p.node not in {n for _, n in q}:
+                q.append((now, p.node))
+            frozen = g.incidents.get(key)
+            if frozen is not None and frozen[1] >= now:
+                continue
+            if len(q) >= limit and opened is None:
+                inc = "inc-" + hashlib.sha1(f"{key}:{q[0][0]}".encode()).hexdigest()[:12]
+                g.incidents[key] = (inc, now + br.window_s * 4)
+                opened = (inc, key, len(q))
+        return opened
+
+    def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
+        now = p.time.timestamp()
+        for scope, value in _scopes(p.placement, p.job).items():
+            key = f"{scope}:{value}:{p.failure_class}"
+            hit = g.incidents.get(key)
+            if hit is not None and hit[1] >= now:
+                return hit[0], key
+        return None
+
+    def _basic_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
+        pol = self.policy
+        age = g.clock - p.evidence_time.timestamp()
+        pool = p.placement.pool
+        mode = g.modes.get(p.failure_class, pol.mode_for(p.failure_class))
+        excluded = (
+            pool in g.excluded_pools
+            or pool in pol.exclusions.pools
+            or any(p.placement.labels.get(k) == v for k, v in pol.exclusions.labels.items())
+        )
+        ks = sorted(s for s in g.killswitch if s in ("global", f"pool:{pool}"))
+        approved = f"node:{p.node}" in g.approvals or f"proposal:{p.id}" in g.approvals
+        needs_approval = p.action in pol.approval_required_for
+        hour = [t for t in g.executions if g.clock - t <= 3600]
+        return [
+            GuardCheck(name="replay", passed=not p.replay, figures={"replay": p.replay}),
+            GuardCheck(
+                name="stale",
+                passed=age <= pol.stale_cutoff_s,
+                figures={"evidence_age_s": round(age, 1), "cutoff_s": pol.stale_cutoff_s},
+            ),
+            GuardCheck(name="killswitch", passed=not ks, figures={"engaged": ",".join(ks) or None}),
+            GuardCheck(name="mode", passed=mode is Mode.AUTO, figures={"mode": mode.value}),
+            GuardCheck(name="exclusion", passed=not excluded, figures={"pool": pool, "excluded": excluded}),
+            GuardCheck(
+                name="approval",
+                passed=approved or not needs_approval,
+                figures={"required": needs_approval, "approved": approved},
+            ),
+            GuardCheck(
+                name="rate_limit",
+                passed=len(hour) < pol.rate_limit.max_executable_per_hour,
+                figures={"executed_last_hour": len(hour), "limit": pol.rate_limit.max_executable_per_hour},
+            ),
+        ]
+
+    def _capacity_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
+        pol = self.policy
+        pl = p.placement
+        checks = []
+        limits = {
+            "rack": pol.concurrency.per_rack,
+            "pool": pol.concurrency.per_pool,
+            "sku": pol.concurrency.per_sku,
+        }
+        for key, limit in limits.items():
+            n = _count(g, key, getattr(pl, key), p.node, IN_FLIGHT)
+            checks.append(
+                GuardCheck(
+                    name=f"concurrency_{key}",
+                    passed=g.emergency or n < limit,
+                    figures={"in_flight": n, "limit": limit, "emergency": g.emergency},
+                )
+            )
+        total = sum(i.placement.gpus for i in g.nodes.values() if i.placement.pool == pl.pool)
+        out = sum(
+            i.placement.gpus
+            for n, i in g.nodes.items()
+            if i.placement.pool == pl.pool and n != p.node and (i.state in IN_FLIGHT or i.state is E)
+        )
+        minimum = pol.min_healthy_fraction(pl.pool) * total
+        after = total - out - pl.gpus
+        checks.append(
+            GuardCheck(
+                name="headroom",
+                passed=after >= minimum,
+                figures={
+                    "pool_gpus": total,
+                    "out_of_service_gpus": out,
+                    "node_gpus": pl.gpus,
+                    "healthy_after": after,
+                    "min_healthy": round(minimum, 1),
+                },
+            )
+        )
+        return checks
+
+    def _breaker(self, g: GuardState) -> GuardCheck:
+        br = self.policy.breaker
+        while g.quarantines and g.clock - g.quarantines[0] > br.window_s:
+            g.quarantines.popleft()
+        n_nodes = len(g.nodes)
+        n = len(g.quarantines) + 1
+        frac = n / n_nodes if n_nodes else 0.0
+        trip = n > br.max_nodes or (n_nodes >= br.min_nodes_for_fraction and frac > br.max_fraction)
+        if trip and not g.breaker_open:
+            g.breaker_open = True
+        return GuardCheck(
+            name="breaker",
+            passed=not g.breaker_open,
+            figures={
+                "quarantines_in_window": n - 1,
+                "nodes": n_nodes,
+                "max_fraction": br.max_fraction,
+                "max_nodes": br.max_nodes,
+                "open": g.breaker_open,
+            },
+        )
+
+    def _quarantine(
+        self, g: GuardState, p: Proposal, info: NodeInfo, incident: tuple[str, str, int] | None
+    ) -> Decision:
+        now = p.time.timestamp()
+        frozen = self._frozen(g, p)
+        if frozen is not None:
+            chk = GuardCheck(
+                name="blast_radius", passed=False, figures={"incident": frozen[0], "scope": frozen[1]}
+            )
+            return self._held(
+                g, p, [chk], f"automated quarantine frozen in {frozen[1]} by incident {frozen[0]}", frozen[0]
+            )
+        if p.failure_class == "tenant_report":
+            # Seed 002: a tenant's report takes the machine out of allocation at once, capacity or not.
+            return self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id)
+        breaker = self._breaker(g)
+        if not breaker.passed:
+            g.backlog.append(p)
+            return self._held(g, p, [breaker], "fleet circuit breaker open: queued until a person resets it")
+        capacity = self._capacity_checks(g, p)
+        if not all(c.passed for c in capacity):
+            g.waiting.append(p)
+            failed = ", ".join(c.name for c in capacity if not c.passed)
+            return self._held(g, p, capacity, f"waiting for capacity ({failed})")
+        g.quarantines.append(now)
+        return self._decide(g, p, [*self._basic_checks(g, p), breaker, *capacity], now, "d-" + p.id)
+
+    # --- decision records -------------------------------------------------------------------
+
+    def _decide(
+        self,
+        g: GuardState,
+        p: Proposal,
+        checks: list[GuardCheck],
+        t: float,
+        did: str,
+        extra: tuple[str, ...] = (),
+    ) -> Decision:
+        mutating = p.action in MUTATING
+        executable = mutating and all(c.passed for c in checks)
+        stale = any(c.name == "stale" and not c.passed for c in checks)
+        mode = next((Mode(str(c.figures["mode"])) for c in checks if c.name == "mode"), Mode.RECOMMEND)
+        if any(c.name == "exclusion" and not c.passed for c in checks) and mode is Mode.AUTO:
+            mode = Mode.RECOMMEND
+        if executable:
+            g.executions.append(t)
+            while g.executions and t - g.executions[0] > 3600:
+                g.executions.popleft()
+        return Decision(
+            id=did,
+            time=_ts(t),
+            node=p.node,
+            gpu=p.gpu,
+            from_state=p.from_state,
+            to_state=p.to_state,
+            trigger=p.trigger,
+            failure_class=p.failure_class,
+            confidence=p.confidence,
+            action=p.action,
+            mode=mode,
+            executable=executable,
+            reasons=[*extra, *p.reasons],
+            evidence=p.evidence,
+            guard=checks,
+            policy_version=self.policy.version,
+            stale=stale,
+            replay=p.replay,
+        )
+
+    def _held(
+        self, g: GuardState, p: Proposal, checks: list[GuardCheck], why: str, incident: str | None = None
+    ) -> Decision:
+        d = self._decide(g, p, checks, p.time.timestamp(), "d-" + p.id, (why,))
+        return d.model_copy(
+            update={"to_state": p.from_state, "held": True, "executable": False, "incident_id": incident}
+        )
+
+    def _plain(
+        self,
+        g: GuardState,
+        p: Proposal,
+        to: NodeState,
+        trigger: str,
+        action: ActionKind,
+        reasons: list[str],
+        checks: list[GuardCheck],
+        t: float,
+    ) -> Decision:
+        return Decision(
+            id=f"d-{p.id}:{trigger}",
+            time=_ts(t),
+            node=p.node,
+            gpu=p.gpu,
+            from_state=p.from_state,
+            to_state=to,
+            trigger=trigger,
+            failure_class=p.failure_class,
+            confidence=p.confidence,
+            action=action,
+            mode=g.modes.get(p.failure_class, self.policy.mode_for(p.failure_class)),
+            executable=False,
+            reasons=reasons,
+            evidence=p.evidence,
+            guard=checks,
+            policy_version=self.policy.version,
+            replay=p.replay,
+        )
+
+    def _incident_decision(
+        self, g: GuardState, p: Proposal, incident: tuple[str, str, int], state: NodeState
+    ) -> Decision:
+        inc, key, n = incident
+        chk = GuardCheck(
+            name="blast_radius",
+            passed=False,
+            figures={"scope": key, "nodes": n, "window_s": self.policy.blast_radius.window_s},
+        )
+        return Decision(
+            id=inc,
+            time=p.time,
+            node=p.node,
+            gpu=None,
+            from_state=state,
+            to_state=state,
+            trigger="blast_radius",
+            failure_class=p.failure_class,
+            confidence=p.confidence,
+            action=ActionKind.FLEET_INCIDENT,
+            mode=Mode.RECOMMEND,
+            executable=False,
+            reasons=[
+                f"{n} nodes raised {p.failure_class} in {key} within "
+                f"{self.policy.blast_radius.window_s:.0f}s: one fleet incident, automated "
+                "quarantine frozen in that scope"
+            ],
+            evidence=p.evidence,
+            guard=[chk],
+            policy_version=self.policy.version,
+            incident_id=inc,
+            replay=p.replay,
+        )
+
+    def _track(self, g: GuardState, d: Decision) -> None:
+        if not d.held and d.action is not ActionKind.FLEET_INCIDENT:
+            g.nodes[d.node].state = d.to_state
+
+    def _release(self, g: GuardState, p: Proposal, why: str) -> list[Decision]:
+        info = g.nodes[p.node]
+        if info.state is not p.from_state:
+            return []  # superseded: the node moved on while it waited
+        capacity = self._capacity_checks(g, p)
+        if not all(c.passed for c in capacity):
+            g.waiting.append(p)
+            return []
+        g.quarantines.append(g.clock)
+        d = self._decide(g, p, [*self._basic_checks(g, p), *capacity], g.clock, f"d-{p.id}:released", (why,))
+        self._track(g, d)
+        return [d]
+
+    def _drain_waiting(self, g: GuardState) -> list[Decision]:
+        if not g.waiting:
+            return []
+        waiting, g.waiting = g.waiting, []
+        out: list[Decision] = []
+        for p in waiting:
+            if g.clock - p.time.timestamp() > self.policy.max_wait_s:
+                if g.nodes[p.node].state is p.from_state:
+                    d = self._plain(
+                        g,
+                        p,
+                        E,
+                        "capacity_wait_expired",
+                        ActionKind.TICKET,
+                        [f"waited {g.clock - p.time.timestamp():.0f}s for a slot: needs a person"],
+                        [],
+                        g.clock,
+                    )
+                    self._track(g, d)
+                    out.append(d)
+                continue
+            if g.breaker_open:
+                g.waiting.append(p)
+                continue
+            out.extend(self._release(g, p, "released: capacity freed"))
+        return out

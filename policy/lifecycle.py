@@ -1,0 +1,312 @@
+"""The node lifecycle: Healthy → Suspect → Quarantined → Repairing → Validating → Healthy, or Escalated.
+
+Each function here returns at most one ``Draft`` (a proposed transition with a named trigger); the
+node stage turns it into a Proposal, the guard into exactly one Decision, and ``apply`` moves the node
+only when that decision comes back. Nothing loops: failed repairs and validations escalate, a repair
+that did not complete never re-triggers automation, and Escalated is left only by people.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from detectors.fusion import Assessment
+from policy.model import Policy
+from schemas.common import FailureDomain, NodeState
+from schemas.decision import ActionKind, Decision
+from schemas.events import ActionResult, RepairStatus, TenantReport
+
+H, S, Q, R, V, E = (
+    NodeState.HEALTHY,
+    NodeState.SUSPECT,
+    NodeState.QUARANTINED,
+    NodeState.REPAIRING,
+    NodeState.VALIDATING,
+    NodeState.ESCALATED,
+)
+IN_FLIGHT = frozenset({Q, R, V})
+REPAIR_ACTIONS = frozenset({"gpu_reset", "reboot", "drain", "reimage", "rma", "ticket"})
+TENANT_CATEGORY_DOMAIN = {
+    "HARDWARE": FailureDomain.GPU_HARDWARE,
+    "NETWORK": FailureDomain.NETWORK,
+    "PERFORMANCE": FailureDomain.THERMAL_POWER,
+    "OTHER": FailureDomain.NODE_OS,
+}
+
+
+@dataclass
+class Life:
+    state: NodeState = H
+    since: float = 0.0
+    pending: str | None = None
+    decision_id: str | None = None
+    failure_class: str = ""
+    gpu: int | None = None
+    action: str = "none"
+    executable: bool = False
+    held_class: str | None = None
+    """Failure class of the last proposal the guard held: not re-proposed until the node clears."""
+    quiet_since: float | None = None
+    validated_at: float | None = None
+    repairs: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    tenant_issue: bool = False
+    auto_repaired: bool = False
+
+
+@dataclass(frozen=True)
+class Draft:
+    to_state: NodeState
+    trigger: str
+    failure_class: str
+    confidence: float
+    action: ActionKind
+    reasons: tuple[str, ...]
+    evidence: tuple[str, ...]
+    evidence_time: float
+    gpu: int | None = None
+    domain: FailureDomain | None = None
+    job: str | None = None
+
+
+def _from(
+    a: Assessment, to: NodeState, trigger: str, action: ActionKind | None = None, extra: tuple[str, ...] = ()
+) -> Draft:
+    return Draft(
+        to,
+        trigger,
+        a.failure_class,
+        a.confidence,
+        action or a.action,
+        (*extra, *a.reasons),
+        a.event_ids,
+        a.evidence_time,
+        a.gpu,
+        a.domain,
+        a.job,
+    )
+
+
+def pick(assessments: list[Assessment]) -> Assessment | None:
+    """The assessment that drives the lifecycle: hardware/tenant first, then change, application,
+    monitoring - so a silent agent or a buggy job never masks a real fault."""
+    order = {"hardware": 0, "tenant": 0, "change": 1, "application": 2, "monitoring": 3}
+    best = sorted(assessments, key=lambda a: (order.get(a.attribution, 4), -a.confidence))
+    return best[0] if best else None
+
+
+def can_act(a: Assessment, policy: Policy, lemon: float) -> bool:
+    if a.attribution not in ("hardware", "tenant") or a.action in (ActionKind.NONE, ActionKind.OBSERVE):
+        return False
+    if a.decisive and a.failure_class in policy.single_signal_classes:
+        return True
+    threshold = policy.thresholds.act.get(a.action, 1.0)
+    discount = min(0.2, lemon * policy.thresholds.lemon_discount_per_repair)
+    return a.confidence >= threshold - discount
+
+
+def _quarantine(life: Life, a: Assessment, policy: Policy, lemon: float, now: float) -> Draft:
+    t = policy.thresholds
+    recent = [r for r in life.repairs if now - r <= policy.retry_budget.window_s]
+    if lemon >= t.lemon_rma_after:
+        return _from(
+            a,
+            E,
+            "repeat_offender",
+            ActionKind.RMA,
+            (f"lemon score {lemon:.2f} >= {t.lemon_rma_after}: hardware ticket instead of another repair",),
+        )
+    if len(recent) >= policy.retry_budget.max_repairs:
+        return _from(
+            a,
+            E,
+            "retry_budget_exhausted",
+            ActionKind.TICKET,
+            (
+                f"{len(recent)} repairs in {policy.retry_budget.window_s:.0f}s (budget "
+                f"{policy.retry_budget.max_repairs})",
+            ),
+        )
+    return _from(a, Q, "decisive_signal" if a.decisive else "confidence_over_threshold")
+
+
+def evaluate(
+    life: Life, assessments: list[Assessment], policy: Policy, lemon: float, now: float
+) -> Draft | None:
+    """Time- and evidence-driven transitions (called when evidence changed or the clock ticked)."""
+    t = policy.thresholds
+    a = pick(assessments)
+    top = max((x.confidence for x in assessments if x.attribution != "application"), default=0.0)
+    if top < t.exit and (a is None or a.confidence < t.exit):
+        life.quiet_since = now if life.quiet_since is None else life.quiet_since
+    else:
+        life.quiet_since = None
+    quiet_for = 0.0 if life.quiet_since is None else now - life.quiet_since
+    st = life.state
+    if st in (H, S) and a is not None:
+        if can_act(a, policy, lemon) and life.held_class != a.failure_class:
+            return _quarantine(life, a, policy, lemon, now)
+        if st is H and a.confidence >= t.suspect_enter:
+            trigger = {
+                "change": "change_attributed",
+                "application": "application_fault",
+                "monitoring": "agent_silent",
+            }.get(a.attribution, "evidence_rising")
+            action = ActionKind.OBSERVE if a.attribution in ("hardware", "application") else a.action
+            return _from(a, S, trigger, action)
+    if st is S and life.quiet_since is not None and quiet_for >= t.healthy_hold_s:
+        return Draft(
+            H,
+            "evidence_cleared",
+            life.failure_class,
+            top,
+            ActionKind.NONE,
+            (f"confidence below {t.exit} for {quiet_for:.0f}s",),
+            (),
+            now,
+        )
+    if st is Q and not life.executable and life.quiet_since is not None and quiet_for >= t.healthy_hold_s:
+        return Draft(
+            H,
+            "cleared_without_action",
+            life.failure_class,
+            top,
+            ActionKind.RETURN_TO_SERVICE,
+            (f"recommended action not taken and evidence quiet for {quiet_for:.0f}s",),
+            (),
+            now,
+        )
+    if st is V and life.validated_at is not None:
+        if (
+            a is not None
+            and a.attribution == "hardware"
+            and can_act(a, policy, lemon)
+            and a.evidence_time > life.since
+        ):
+            return _from(a, E, "fault_recurred_during_validation", ActionKind.TICKET)
+        if now - life.validated_at >= t.validation_hold_s and top < t.exit:
+            return Draft(
+                H,
+                "returned_to_service",
+                life.failure_class,
+                top,
+                ActionKind.RETURN_TO_SERVICE,
+                (f"validation passed and signals quiet for {now - life.validated_at:.0f}s",),
+                (),
+                now,
+            )
+    return None
+
+
+def on_tenant_report(life: Life, ev: TenantReport, policy: Policy, now: float) -> Draft | None:
+    """Seed 002: a tenant's issue report takes the machine out of allocation at once."""
+    life.tenant_issue = True
+    if life.state not in (H, S):
+        return None
+    action = ActionKind.TICKET
+    why = (
+        f"tenant reported {ev.data.category} on release of {ev.data.instance_id}: {ev.data.summary}",
+        "tenant-reported-issue override applied"
+        + (
+            "; repair-request applied (auto-repair enabled)"
+            if policy.auto_repair_enabled and not life.auto_repaired
+            else "; auto-repair disabled or already used: manual repair"
+        ),
+    )
+    return Draft(
+        Q,
+        "tenant_reported_issue",
+        "tenant_report",
+        1.0,
+        action,
+        why,
+        (ev.id,),
+        now,
+        domain=TENANT_CATEGORY_DOMAIN[ev.data.category],
+    )
+
+
+def on_repair_status(life: Life, ev: RepairStatus, now: float) -> Draft | None:
+    """Seed 002 FAQ: only repair_status == "Completed" returns a machine; anything else (Failed,
+    InProgress, missing, unknown) is a failed repair: out-for-repair, never auto-repaired again."""
+    if not life.tenant_issue and life.state not in (Q, R):
+        return None
+    life.auto_repaired = True
+    status = ev.data.repair_status
+    if status == "Completed":
+        life.validated_at = now
+        return Draft(
+            V,
+            "repair_reported_completed",
+            "tenant_report",
+            1.0,
+            ActionKind.VALIDATE,
+            (f"repair tenant reports Completed: {ev.data.repair_details or 'no details'}",),
+            (ev.id,),
+            now,
+        )
+    shown = "missing" if status is None else repr(status)
+    return Draft(
+        E,
+        "repair_not_completed",
+        "tenant_report",
+        1.0,
+        ActionKind.TICKET,
+        (f"repair tenant released the machine with repair_status {shown}: out-for-repair",),
+        (ev.id,),
+        now,
+    )
+
+
+def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
+    d = ev.data
+    if d.decision_id != life.decision_id and not (life.state is V and d.action == "validate"):
+        return None
+    fc, reasons, ids = (
+        life.failure_class,
+        (f"{d.action}/{d.step or '-'}: {d.status} {d.detail}".strip(),),
+        (ev.id,),
+    )
+    if d.status in ("failed", "timeout", "refused"):
+        if life.state in (Q, R):
+            return Draft(E, "repair_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+        if life.state is V:
+            return Draft(E, "validation_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+        return None
+    if life.state is Q and d.status == "in_progress" and d.action in REPAIR_ACTIONS:
+        return Draft(R, "repair_started", fc, 1.0, ActionKind(d.action), reasons, ids, now, life.gpu)
+    if life.state in (Q, R) and d.status == "succeeded" and d.action in REPAIR_ACTIONS:
+        return Draft(V, "repair_completed", fc, 1.0, ActionKind.VALIDATE, reasons, ids, now, life.gpu)
+    if life.state is V and d.action == "validate" and d.status == "succeeded":
+        if d.validation == "failed":
+            return Draft(E, "validation_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+        life.validated_at = now
+    return None
+
+
+def apply(life: Life, decision: Decision, now: float) -> None:
+    """Move the node as the guard decided. A held decision leaves the state and remembers the class."""
+    if decision.action is ActionKind.FLEET_INCIDENT:
+        return
+    life.pending = None
+    if decision.held:
+        life.held_class = decision.failure_class
+        return
+    life.state = decision.to_state
+    life.since = decision.time.timestamp()
+    life.decision_id = decision.id
+    life.failure_class = decision.failure_class
+    life.gpu = decision.gpu
+    life.action = decision.action.value
+    life.executable = decision.executable
+    life.quiet_since = None
+    if decision.to_state in (H, S):
+        life.held_class = None
+    if decision.to_state is H:
+        life.validated_at = None
+        life.tenant_issue = False
+    if decision.to_state is V and decision.trigger == "repair_completed":
+        life.repairs.append(now)
+        life.validated_at = None
+    if decision.trigger == "repair_reported_completed":
+        life.validated_at = now
