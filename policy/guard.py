@@ -169,7 +169,9 @@ class Guard:
         br = self.policy.blast_radius
         now = p.time.timestamp()
         opened = None
-        for scope, value in _scopes(p.placement, p.job).items():
+        scopes = _scopes(p.placement, p.job)
+        covered = self._frozen(g, p) is not None
+        for scope, value in scopes.items():
             limit = br.scopes.get(scope)
             if limit is None:
                 continue
@@ -182,10 +184,13 @@ class Guard:
             frozen = g.incidents.get(key)
             if frozen is not None and frozen[1] >= now:
                 continue
-            if len(q) >= limit and opened is None:
+            if len(q) >= limit and opened is None and not covered:
                 inc = "inc-" + hashlib.sha1(f"{key}:{q[0][0]}".encode()).hexdigest()[:12]
-                g.incidents[key] = (inc, now + br.window_s * 4)
                 opened = (inc, key, len(q))
+        if opened is not None:
+            # One storm, one incident: freeze this class in every scope the triggering node belongs to.
+            for scope, value in scopes.items():
+                g.incidents[f"{scope}:{value}:{p.failure_class}"] = (opened[0], now + br.window_s * 4)
         return opened
 
     def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
