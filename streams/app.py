@@ -1,0 +1,314 @@
+"""The Faust app: topics, tables, the node-stage and guard agents, and their timers.
+
+A thin shell: :mod:`streams.node_stage` and :mod:`streams.guard_stage` decide what to write and send;
+this module only moves bytes between topics and tables, in the order their durability rules need
+(table write → producer flush → sends → acknowledge input). Faust settings that matter here:
+
+* ``producer_max_batch_size=1``: Tansu answers ListOffsets 'latest' with the base offset of the last
+  record batch + 1, which made Faust's changelog recovery raise ConsistencyError. One record per batch
+  makes the answer exact for every topic this app writes (changelogs included); the cost is small
+  because the app writes rarely (checkpoints, proposals, decisions). ``table_standby_replicas=0``.
+* ``stream_wait_empty=False``: input stays unacknowledged until its checkpoint, so a rebalance must
+  not wait for "all events acked".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event
+
+from schemas.control import ControlMessage
+from schemas.recording import dumps
+from schemas.topics import TOPIC_BY_NAME
+from streams.guard_stage import GuardStage
+from streams.node_stage import EngineLike, NodeStage, Outputs
+from streams.settings import StreamSettings
+
+EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
+CONTROL, EVIDENCE, DEADLETTER = "breakfix.control", "breakfix.evidence", "breakfix.deadletter"
+_GUARD_KEY = "guard"
+
+
+@dataclass(frozen=True)
+class EngineBundle:
+    """The engine and the codecs of its states: what the shell needs from ``policy.engine``."""
+
+    engine: Any
+    runtime_from_bytes: Any
+    guard_from_bytes: Any
+    item_models: dict[str, Any]
+
+
+def load_engine(settings: StreamSettings) -> EngineBundle:
+    """The policy engine named by ``settings.engine`` ("module:function"), or ``policy.engine``."""
+    if settings.engine:
+        module, _, func = settings.engine.partition(":")
+        return importlib.import_module(module).__dict__[func](settings)  # type: ignore[no-any-return]
+    from policy.engine import Engine, NodeRuntime, guard_from_bytes
+    from policy.model import load_policy
+    from schemas.proposal import Proposal, Registration
+
+    return EngineBundle(
+        Engine(load_policy(settings.policy_file)),
+        NodeRuntime.from_bytes,
+        guard_from_bytes,
+        {"proposal": Proposal, "registration": Registration},
+    )
+
+
+def _in_partition_of(event: Any) -> Any:
+    """Make ``event`` the current event, so table writes go to its partition's changelog and store
+    (RocksDB keeps a database per partition and reads the partition from the current event)."""
+    return _current_event.set(weakref.ref(event))
+
+
+def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> faust.App:
+    """Build the worker's Faust app (both stages; the guard runs wherever its partition is assigned)."""
+    bundle = bundle or load_engine(settings)
+    n_parts = TOPIC_BY_NAME[EVENTS].partitions
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.broker}",
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir / f"worker-{settings.worker_index}"),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_s,
+        producer_max_batch_size=1,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+        web_port=settings.web_port + settings.worker_index if settings.web_port else 0,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+    )
+
+    def topic(name: str, *more: str) -> Any:
+        return app.topic(
+            *(settings.topic(n) for n in (name, *more)),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    t_events_decisions = topic(EVENTS, DECISIONS)
+    t_proposals_control = topic(PROPOSALS, CONTROL)
+    t_proposals, t_decisions = topic(PROPOSALS), topic(DECISIONS)
+    t_evidence, t_deadletter = topic(EVIDENCE), topic(DEADLETTER)
+    events_name = settings.topic(EVENTS)
+    control_name = settings.topic(CONTROL)
+
+    nodes_table = app.Table(
+        "nodes", partitions=n_parts, key_type=str, value_type=bytes, value_serializer="raw"
+    )
+    guard_table = app.Table("guard", partitions=1, key_type=str, value_type=bytes, value_serializer="raw")
+
+    engine: EngineLike = bundle.engine
+    node = NodeStage(
+        engine,
+        bundle.runtime_from_bytes,
+        bundle.engine.gate_cfg,
+        bundle.engine.policy.tick_s,
+        checkpoint_events=settings.checkpoint_events,
+        checkpoint_s=settings.checkpoint_s,
+        idle_s=settings.idle_s,
+    )
+
+    def new_guard() -> GuardStage:
+        return GuardStage(
+            bundle.engine, bundle.guard_from_bytes, bundle.item_models, n_parts, settings.guard_max_wait_s
+        )
+
+    gs = {"stage": new_guard(), "on": False}
+    lock = asyncio.Lock()
+    held: dict[int, list[Any]] = defaultdict(list)
+    sent_progress: dict[int, Any] = {}
+    guard_held: dict[str, list[Any]] = defaultdict(list)
+    guard_marks: list[Any] = []
+    streams: dict[str, Any] = {}
+
+    def ready() -> bool:
+        return not app.rebalancing and not getattr(app, "in_recovery", False)
+
+    def assigned(name: str) -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == name}
+
+    # --- node stage ------------------------------------------------------------------------
+
+    async def take_partition(p: int) -> None:
+        resend = node.assign(p, list(nodes_table.items()), time.monotonic())
+        await asyncio.gather(*[await send_item(i) for i in resend])
+
+    async def send_item(item: Any) -> Any:
+        headers = {
+            "breakfix-kind": item.kind.encode(),
+            "breakfix-partition": str(item.partition).encode(),
+            "breakfix-order": orjson.dumps(list(item.key)),
+            "breakfix-id": item.item_id.encode(),
+        }
+        return await t_proposals.send(key=item.node.encode(), value=item.body, partition=0, headers=headers)
+
+    async def emit(p: int, out: Outputs) -> list[Awaitable[Any]]:
+        futs = []
+        for letter in out.dead_letters:
+            futs.append(await t_deadletter.send(key=(letter.node or "").encode(), value=dumps(letter)))
+        for ev in out.evidence:
+            futs.append(await t_evidence.send(key=ev.node.encode(), value=dumps(ev), partition=p))
+        return futs
+
+    async def checkpoint(p: int, out: Outputs | None, futs: list[Awaitable[Any]]) -> None:
+        """Table write → flush → proposals out → acknowledge the input the checkpoint covers."""
+        events = held.pop(p, [])
+        writes = node.checkpoint(p, time.monotonic())
+        if writes and events:
+            token = _in_partition_of(events[-1])
+            try:
+                for key, value in writes:
+                    nodes_table[key] = value
+            finally:
+                _current_event.reset(token)
+        await app.producer.flush()
+        if out is not None:
+            futs.extend([await send_item(i) for i in out.guard])
+        await asyncio.gather(*futs)
+        for ev in events:
+            await streams["node"].ack(ev)
+
+    @app.agent(t_events_decisions, name="node-stage")
+    async def node_agent(stream: Any) -> None:
+        stream = streams["node"] = stream.noack()
+        async for event in stream.events():
+            msg = event.message
+            p, wall = msg.partition, time.monotonic()
+            source = f"{msg.topic}/{p}@{msg.offset}"
+            async with lock:
+                if p not in node.partitions:
+                    await take_partition(p)
+                if msg.topic == events_name:
+                    out = node.on_event(p, msg.offset, msg.value, source, wall)
+                else:
+                    out = node.on_decision(p, msg.value, source, wall)
+                held[p].append(event)
+                futs = await emit(p, out)
+                if out.guard or node.due(p, wall):
+                    await checkpoint(p, out, futs)
+
+    @app.timer(settings.progress_s)  # type: ignore[untyped-decorator]
+    async def node_tick() -> None:
+        if not ready():
+            return
+        async with lock:
+            mine = assigned(events_name)
+            for p in list(node.partitions):
+                if p not in mine:
+                    node.revoke(p)
+                    held.pop(p, None)
+                    sent_progress.pop(p, None)
+            for p in sorted(mine - set(node.partitions)):
+                await take_partition(p)
+            wall = time.monotonic()
+            for p in sorted(mine):
+                if held.get(p) and node.due(p, wall):
+                    await checkpoint(p, None, [])
+                bound = node.progress(p, wall)
+                if bound != sent_progress.get(p):
+                    sent_progress[p] = bound
+                    body = orjson.dumps({"partition": p, "bound": list(bound)})
+                    headers = {"breakfix-kind": b"progress", "breakfix-partition": str(p).encode()}
+                    await t_proposals.send(key=b"", value=body, partition=0, headers=headers)
+
+    # --- guard stage -----------------------------------------------------------------------
+
+    def guard() -> GuardStage:
+        stage: GuardStage = gs["stage"]  # type: ignore[assignment]
+        return stage
+
+    async def guard_start() -> None:
+        """This worker just got the guard partition: restore and re-send what a crash left unsent."""
+        gs["stage"] = new_guard()
+        stored = guard_table.get(_GUARD_KEY)
+        if stored is not None:
+            guard().restore(stored)
+        guard_held.clear()
+        guard_marks.clear()
+        gs["on"] = True
+        await guard_flush(None, persist=False)
+
+    async def guard_flush(context: Any, persist: bool) -> None:
+        """Decide what the watermark releases; persist state + outbox, send it, then acknowledge."""
+        g = guard()
+        done = g.release(time.monotonic())
+        if not (persist or done or g.outbox) or context is None:
+            return
+        token = _in_partition_of(context)
+        try:
+            guard_table[_GUARD_KEY] = g.snapshot()
+        finally:
+            _current_event.reset(token)
+        await app.producer.flush()
+        outbox, g.outbox = g.outbox, []
+        futs = []
+        for d in outbox:
+            p = g.node_partition.get(d.node)
+            futs.append(await t_decisions.send(key=d.node.encode(), value=dumps(d), partition=p))
+        await asyncio.gather(*futs)
+        acks = [ev for i in done for ev in guard_held.pop(i, [])] + guard_marks
+        guard_marks.clear()
+        for ev in acks:
+            await streams["guard"].ack(ev)
+
+    @app.agent(t_proposals_control, name="guard-stage")
+    async def guard_agent(stream: Any) -> None:
+        stream = streams["guard"] = stream.noack()
+        async for event in stream.events():
+            msg = event.message
+            async with lock:
+                if not gs["on"]:
+                    await guard_start()
+                headers = {k: bytes(v) for k, v in (msg.headers or [])}
+                kind = headers.get("breakfix-kind", b"").decode()
+                control = msg.topic == control_name
+                if control:
+                    guard().on_control(ControlMessage.model_validate_json(msg.value))
+                    guard_marks.append(event)
+                elif kind == "progress":
+                    mark = orjson.loads(msg.value)
+                    t, n, s = mark["bound"]
+                    guard().on_progress(int(mark["partition"]), (float(t), str(n), int(s)))
+                    guard_marks.append(event)
+                else:
+                    t, n, s = orjson.loads(headers["breakfix-order"])
+                    item_id = headers["breakfix-id"].decode()
+                    p = int(headers["breakfix-partition"])
+                    key = (float(t), str(n), int(s))
+                    if guard().on_item(kind, key, item_id, msg.value, p, time.monotonic()):
+                        guard_held[item_id].append(event)
+                    else:
+                        guard_marks.append(event)
+                await guard_flush(event, persist=control)
+
+    @app.timer(settings.progress_s)  # type: ignore[untyped-decorator]
+    async def guard_tick() -> None:
+        if not ready() or not gs["on"]:
+            return
+        async with lock:
+            if 0 not in assigned(settings.topic(PROPOSALS)):
+                gs["on"] = False  # another worker is the guard now; re-read state if it comes back
+                return
+            if len(guard().watermark):
+                context = next((evs[-1] for evs in guard_held.values() if evs), None)
+                await guard_flush(context, persist=False)
+
+    _ = (node_agent, node_tick, guard_agent, guard_tick)
+    return app

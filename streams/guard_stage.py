@@ -1,0 +1,126 @@
+"""The guard stage: one partition, one writer, turning proposals into decisions.
+
+Where it sits: ``breakfix.proposals`` (one partition, written by every node-stage worker) and
+``breakfix.control`` → here → ``breakfix.decisions`` (back to the node's partition). The topic has one
+partition and the stage's consumer group gives it to exactly one member, so two workers never act as
+the guard at once; its state (the engine's GuardState, the watermark's progress, the proposal ids it
+has decided, and decisions not yet confirmed sent) is one value in a changelogged table.
+
+Crash safety: proposals are acknowledged only after the decisions made from them are in the table's
+outbox and sent; a restarted guard re-reads unacknowledged proposals, drops those it has decided (by
+id) and re-sends its outbox, so no decision is lost and none is made twice. The one window for a
+duplicate *message* (same decision id) is a crash between the broker confirming a decision and the
+outbox being cleared; consumers dedupe by decision id, the documented idempotency key.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel
+
+from schemas.control import ControlMessage
+from schemas.decision import Decision
+from schemas.proposal import Proposal
+from streams.watermark import OrderKey, Watermark
+
+_SEEN = 100_000
+"""Decided proposal ids kept for deduplication (proposals are a handful per hour on a large fleet)."""
+
+
+class GuardEngine(Protocol):
+    def new_guard(self) -> Any: ...
+
+    def guard_step(self, g: Any, item: Any) -> list[Decision]: ...
+
+
+def safe(decision: Decision, replay: bool) -> Decision:
+    """Decisions made from replayed input are marked replay and never executable, whatever the policy."""
+    if replay and (decision.executable or not decision.replay):
+        return decision.model_copy(update={"replay": True, "executable": False})
+    return decision
+
+
+class GuardStage:
+    """The guard's state and ordering, without Kafka: the shell feeds it bytes and sends its decisions."""
+
+    def __init__(
+        self,
+        engine: GuardEngine,
+        guard_from_bytes: Any,
+        item_models: dict[str, type[BaseModel]],
+        partitions: int,
+        max_wait_s: float,
+    ) -> None:
+        self.engine = engine
+        self.guard_from_bytes = guard_from_bytes
+        self.item_models = item_models
+        self.g = engine.new_guard()
+        self.watermark: Watermark[tuple[str, Any]] = Watermark(partitions, max_wait_s)
+        self.seen: deque[str] = deque(maxlen=_SEEN)
+        self._seen: set[str] = set()
+        self.outbox: list[Decision] = []
+        self.node_partition: dict[str, int] = {}
+
+    def on_progress(self, partition: int, bound: OrderKey) -> None:
+        self.watermark.mark(partition, bound)
+
+    def on_item(
+        self, kind: str, key: OrderKey, item_id: str, body: bytes, partition: int, wall: float
+    ) -> bool:
+        """Hold a proposal or registration for ordered release; False when it needs no processing."""
+        if item_id in self._seen:
+            return False
+        model = self.item_models[kind]
+        item = model.model_validate_json(body)
+        self.node_partition[str(getattr(item, "node", ""))] = partition
+        return self.watermark.push(key, item_id, (item_id, item), wall)
+
+    def release(self, wall: float) -> list[str]:
+        """Decide every item the watermark lets through; returns their ids (the shell acks them)."""
+        done = []
+        for item_id, item in self.watermark.release(wall):
+            done.append(item_id)
+            if item_id in self._seen:
+                continue
+            replay = bool(getattr(item, "replay", False)) and isinstance(item, Proposal)
+            self.outbox.extend(safe(d, replay) for d in self.engine.guard_step(self.g, item))
+            self._remember(item_id)
+        return done
+
+    def on_control(self, msg: ControlMessage) -> None:
+        if msg.id in self._seen:
+            return
+        self.outbox.extend(self.engine.guard_step(self.g, msg))
+        self._remember(msg.id)
+
+    def _remember(self, item_id: str) -> None:
+        if len(self.seen) == self.seen.maxlen:
+            self._seen.discard(self.seen[0])
+        self.seen.append(item_id)
+        self._seen.add(item_id)
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps(
+            {
+                "guard": base64.b64encode(self.g.to_bytes()).decode(),
+                "watermark": self.watermark.to_dict(),
+                "seen": list(self.seen),
+                "outbox": [d.model_dump(mode="json") for d in self.outbox],
+                "node_partition": self.node_partition,
+            }
+        )
+
+    def restore(self, value: bytes) -> None:
+        d = orjson.loads(value)
+        self.g = self.guard_from_bytes(base64.b64decode(d["guard"]))
+        self.watermark.restore(d["watermark"])
+        self.seen.clear()
+        self._seen.clear()
+        for i in d["seen"]:
+            self._remember(i)
+        self.outbox = [Decision.model_validate(x) for x in d["outbox"]]
+        self.node_partition = {str(k): int(v) for k, v in d["node_partition"].items()}

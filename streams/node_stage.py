@@ -1,0 +1,466 @@
+"""The node stage: per-node state around the engine's pure step functions, one partition at a time.
+
+Where it sits: ``breakfix.events`` and ``breakfix.decisions`` (co-partitioned by node) → here →
+``breakfix.proposals`` (guard input), ``breakfix.evidence``, ``breakfix.deadletter``. This module is
+the part that needs no Kafka: :class:`NodeStage` turns input bytes into outputs and checkpoint values;
+``streams.app`` moves them between topics and the table.
+
+Durability rules (what a crash can lose):
+
+* Node state lives in memory and is written to the changelogged table per partition every
+  ``checkpoint_events`` events or ``checkpoint_s`` seconds, and ALWAYS before a proposal or
+  registration leaves (lifecycle and evidence changes are durable before anything acts on them).
+* Input is acknowledged (its offset becomes committable) only after the checkpoint that covers it, so
+  a crash re-delivers everything after the last checkpoint; the node skips events whose offset it has
+  already applied (each node's checkpoint keeps its last applied offset) and decisions it has already
+  applied (by id): at-least-once delivery, exactly-once state change.
+* A node that awaits a decision keeps its outgoing proposals (the outbox) in its checkpoint; after a
+  restart they are sent again and the guard drops them by id if it already saw them.
+* So a crash loses only un-checkpointed in-memory state, which is rebuilt by re-processing; evidence
+  and dead letters sent before the crash may be sent a second time (same ids), never lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
+
+from schemas.deadletter import DeadLetter, DeadLetterReason
+from schemas.decision import Decision
+from schemas.events import Envelope
+from schemas.evidence import Evidence
+from schemas.gate import GateConfig, NodeGate, check_event
+from schemas.parse import dead_letter, parse_event
+from schemas.proposal import Proposal
+from streams.watermark import OrderKey
+
+DEAD_LETTERS = Counter("breakfix_dead_letters_total", "Inputs rejected by the node stage", ["reason"])
+
+_TOP = "\U0010ffff"
+"""Sorts after every node id: an idle partition has sent everything up to its time."""
+_APPLIED_DECISIONS = 32
+
+
+class Runtime(Protocol):
+    @property
+    def pending(self) -> bool: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
+class Step(Protocol):
+    runtime: Any
+    evidence: list[Evidence]
+    proposals: list[Any]
+    rejection: tuple[DeadLetterReason, str] | None
+
+
+class EngineLike(Protocol):
+    """What the shell needs of ``policy.engine.Engine`` (the one implementation of the logic)."""
+
+    def node_step(self, rt: Any, event: Envelope, now: float) -> Step: ...
+
+    def fleet_step(self, runtimes: dict[str, Any], event: Envelope, now: float) -> list[Step]: ...
+
+    def apply_decision(self, rt: Any, decision: Decision) -> Step: ...
+
+    def tick(self, rt: Any, now: float) -> Step: ...
+
+
+@dataclass
+class GuardItem:
+    """One message for the guard's partition; ``key`` orders it (streams.watermark)."""
+
+    kind: str
+    key: OrderKey
+    item_id: str
+    node: str
+    body: bytes
+    partition: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": list(self.key), "id": self.item_id, "body": self.body.decode()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], node: str, partition: int) -> GuardItem:
+        t, n, s = d["key"]
+        return cls(d["kind"], (float(t), str(n), int(s)), d["id"], node, d["body"].encode(), partition)
+
+
+@dataclass
+class _Buffered:
+    """Input that reached a node while it awaited a decision: an event, a node-less event or a tick."""
+
+    offset: int
+    event: Envelope | None
+    raw: bytes
+    source: str
+    now: float
+    fleet: bool = False
+
+
+@dataclass
+class NodeSlot:
+    """A node's runtime plus the shell's bookkeeping, checkpointed together as one table value."""
+
+    rt: Any = None
+    offset: int = -1
+    seq: int = 0
+    outbox: list[GuardItem] = field(default_factory=list)
+    hold: OrderKey | None = None
+    """Order key of the proposal awaiting its decision: the partition's progress stops just after it."""
+    applied: deque[str] = field(default_factory=lambda: deque(maxlen=_APPLIED_DECISIONS))
+    buffer: list[_Buffered] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return self.rt is not None and bool(self.rt.pending)
+
+
+@dataclass
+class Outputs:
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    guard: list[GuardItem] = field(default_factory=list)
+
+
+@dataclass
+class PartitionState:
+    nodes: dict[str, NodeSlot] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    last_key: OrderKey = (-math.inf, "", 0)
+    last_input_wall: float = 0.0
+    since_checkpoint: int = 0
+    last_checkpoint_wall: float = 0.0
+    fleet_gate: NodeGate = field(default_factory=NodeGate)
+    fleet_offset: int = -1
+    next_tick: float = -math.inf
+
+
+class NodeStage:
+    """All partitions this worker holds. Not thread-safe: the shell serialises calls with a lock.
+
+    Mirrors offline replay (breakfix/replay.py): a node step sees the stream clock as it was before the
+    event (the newest accepted event time), node-less events pass the fleet gate and go to every node
+    of the partition, and time-driven ticks run every ``tick_s`` of event time, aligned to the epoch,
+    before the first event at or past the tick, for each node in node-id order.
+    """
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        runtime_from_bytes: Any,
+        gate_cfg: GateConfig,
+        tick_s: float,
+        checkpoint_events: int = 2000,
+        checkpoint_s: float = 1.0,
+        idle_s: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        self.runtime_from_bytes = runtime_from_bytes
+        self.gate_cfg = gate_cfg
+        self.tick_s = tick_s
+        self.checkpoint_events = checkpoint_events
+        self.checkpoint_s = checkpoint_s
+        self.idle_s = idle_s
+        self.partitions: dict[int, PartitionState] = {}
+        self.clock = -math.inf
+        """Stream clock: the newest event time this worker has seen."""
+
+    # --- partitions -----------------------------------------------------------------------
+
+    def assign(self, p: int, stored: Iterable[tuple[str, bytes]], wall: float) -> list[GuardItem]:
+        """Take over partition ``p`` from the table (all stored nodes; other partitions' are skipped);
+        returns the outboxes of nodes awaiting a decision, to send again."""
+        ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall)
+        resend: list[GuardItem] = []
+        for node, value in stored:
+            d = orjson.loads(value)
+            if d.get("p") != p:
+                continue
+            if node == partition_key(p):
+                gate = {k: v for k, v in d["fleet_gate"].items() if v is not None}  # JSON has no -inf
+                ps.fleet_gate = NodeGate.from_dict(gate)
+                ps.fleet_offset = int(d["fleet_offset"])
+                ps.next_tick = -math.inf if d["next_tick"] is None else float(d["next_tick"])
+                continue
+            slot = self._decode(node, d, p)
+            ps.nodes[node] = slot
+            if slot.pending:
+                resend.extend(slot.outbox)
+        self.partitions[p] = ps
+        return resend
+
+    def revoke(self, p: int) -> None:
+        self.partitions.pop(p, None)
+
+    # --- input ----------------------------------------------------------------------------
+
+    def on_event(self, p: int, offset: int, raw: bytes, source: str, wall: float) -> Outputs:
+        out = Outputs()
+        ps = self.partitions[p]
+        ps.last_input_wall = wall
+        ps.since_checkpoint += 1
+        parsed = parse_event(raw, source)
+        if isinstance(parsed, DeadLetter):
+            self._reject(out, parsed)
+            return out
+        t = parsed.time.timestamp()
+        now = self.clock if self.clock > -math.inf else t
+        if t - now <= self.gate_cfg.far_future_s:
+            self._ticks(ps, p, offset, min(max(now, t), now + self.gate_cfg.far_future_s), out)
+        if parsed.node is None:
+            self._fleet(ps, p, offset, parsed, raw, source, now, out)
+            ps.last_key = max(ps.last_key, (t, "", 0))
+            return out
+        slot = ps.nodes.get(parsed.node)
+        if slot is not None and offset <= slot.offset:
+            return out  # re-delivered after a restart: already applied
+        if slot is not None and slot.pending:
+            slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
+            return out
+        self._node(ps, p, parsed.node, slot, offset, parsed, raw, source, now, out)
+        cur = ps.nodes.get(parsed.node)
+        ps.last_key = max(ps.last_key, (t, parsed.node, cur.seq if cur else 0))
+        return out
+
+    def on_decision(self, p: int, raw: bytes, source: str, wall: float) -> Outputs:
+        out = Outputs()
+        ps = self.partitions[p]
+        ps.last_input_wall = wall
+        ps.since_checkpoint += 1
+        try:
+            decision = Decision.model_validate_json(raw)
+        except ValidationError as err:
+            self._reject(out, dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"decision: {err}", source))
+            return out
+        slot = ps.nodes.get(decision.node)
+        if slot is None or slot.rt is None or decision.id in slot.applied:
+            return out  # not this worker's node any more, or applied before a restart
+        step = self.engine.apply_decision(slot.rt, decision)
+        slot.applied.append(decision.id)
+        key_time = slot.hold[0] if slot.hold else decision.time.timestamp()
+        self._took(ps, p, decision.node, slot, step, key_time, decision.replay, out)
+        self._drain(ps, p, decision.node, slot, out)
+        return out
+
+    # --- the pure steps -------------------------------------------------------------------
+
+    def _node(
+        self,
+        ps: PartitionState,
+        p: int,
+        node: str,
+        slot: NodeSlot | None,
+        offset: int,
+        event: Envelope,
+        raw: bytes,
+        source: str,
+        now: float,
+        out: Outputs,
+    ) -> None:
+        step = self.engine.node_step(slot.rt if slot else None, event, now)
+        if step.rejection is not None:
+            reason, msg = step.rejection
+            self._reject(out, dead_letter(raw, reason, msg, source))
+            if slot is not None:
+                slot.offset = offset
+            return
+        t = event.time.timestamp()
+        self.clock = max(self.clock, t)
+        if slot is None:
+            slot = ps.nodes[node] = NodeSlot()
+        slot.offset = offset
+        self._took(ps, p, node, slot, step, t, event.replay, out)
+
+    def _fleet(
+        self,
+        ps: PartitionState,
+        p: int,
+        offset: int,
+        event: Envelope,
+        raw: bytes,
+        source: str,
+        now: float,
+        out: Outputs,
+    ) -> None:
+        """A node-less event: producers write it to every partition, each applies it to its own nodes
+        (its rejection is dead-lettered once, by partition 0)."""
+        if offset <= ps.fleet_offset:
+            return
+        ps.fleet_offset = offset
+        verdict = check_event(ps.fleet_gate, event, now, self.gate_cfg)
+        if verdict is not None:
+            if p == 0:
+                self._reject(out, dead_letter(raw, verdict[0], verdict[1], source))
+            return
+        t = event.time.timestamp()
+        self.clock = max(self.clock, t)
+        ready = {}
+        for n, slot in sorted(ps.nodes.items()):
+            if slot.rt is None or offset <= slot.offset:
+                continue
+            if slot.pending:
+                slot.buffer.append(_Buffered(offset, event, raw, source, t, True))
+            else:
+                ready[n] = slot.rt
+        self._apply_fleet(ps, p, ready, offset, event, t, out)
+
+    def _apply_fleet(
+        self,
+        ps: PartitionState,
+        p: int,
+        ready: dict[str, Any],
+        offset: int,
+        event: Envelope,
+        t: float,
+        out: Outputs,
+    ) -> None:
+        steps = self.engine.fleet_step(ready, event, t) if ready else []
+        for n in ready:
+            ps.nodes[n].offset = offset
+            ps.dirty.add(n)
+        for step in steps:
+            n = step.runtime.node
+            self._took(ps, p, n, ps.nodes[n], step, t, event.replay, out)
+
+    def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, out: Outputs) -> None:
+        """Time-driven checks (silence, hysteresis), as offline replay runs them between events."""
+        if ps.next_tick == -math.inf:
+            ps.next_tick = (math.floor(now / self.tick_s) + 1) * self.tick_s
+            return
+        while now >= ps.next_tick:
+            at = ps.next_tick
+            ps.next_tick += self.tick_s
+            for n, slot in sorted(ps.nodes.items()):
+                if slot.pending:
+                    slot.buffer.append(_Buffered(offset, None, b"", "tick", at))
+                elif slot.rt is not None and at >= slot.rt.next_tick:
+                    self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, False, out)
+
+    def _drain(self, ps: PartitionState, p: int, node: str, slot: NodeSlot, out: Outputs) -> None:
+        """Process the events a node received while it awaited its decision, in arrival order."""
+        while slot.buffer and not slot.pending:
+            b = slot.buffer.pop(0)
+            if b.event is None:
+                if b.now >= slot.rt.next_tick:
+                    self._took(ps, p, node, slot, self.engine.tick(slot.rt, b.now), b.now, False, out)
+            elif b.fleet:
+                self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
+            else:
+                self._node(ps, p, node, slot, b.offset, b.event, b.raw, b.source, b.now, out)
+
+    def _took(
+        self,
+        ps: PartitionState,
+        p: int,
+        node: str,
+        slot: NodeSlot,
+        step: Step,
+        key_time: float,
+        replay: bool,
+        out: Outputs,
+    ) -> None:
+        if step.runtime is not None:
+            slot.rt = step.runtime
+        ps.dirty.add(node)
+        out.evidence.extend(step.evidence)
+        items = []
+        for item in step.proposals:
+            if replay and isinstance(item, Proposal) and not item.replay:
+                item = item.model_copy(update={"replay": True})  # replayed input never acts
+            key = (key_time, node, slot.seq)
+            slot.seq += 1
+            items.append(GuardItem(_kind(item), key, item.id, node, _dump(item), p))
+        out.guard.extend(items)
+        if slot.pending:
+            if items:
+                slot.outbox = [i for i in items if i.kind == "proposal"] or items
+                slot.hold = slot.outbox[-1].key
+        else:
+            slot.outbox = []
+            slot.hold = None
+
+    def _reject(self, out: Outputs, letter: DeadLetter) -> None:
+        DEAD_LETTERS.labels(letter.reason.value).inc()
+        out.dead_letters.append(letter)
+
+    # --- checkpoints and progress ---------------------------------------------------------
+
+    def due(self, p: int, wall: float) -> bool:
+        ps = self.partitions[p]
+        if not ps.dirty and ps.since_checkpoint == 0:
+            return False
+        return (
+            ps.since_checkpoint >= self.checkpoint_events
+            or wall - ps.last_checkpoint_wall >= self.checkpoint_s
+        )
+
+    def checkpoint(self, p: int, wall: float) -> list[tuple[str, bytes]]:
+        """Table writes that make partition ``p``'s state durable; the caller acks its input after."""
+        ps = self.partitions[p]
+        writes = [(n, self._encode(ps.nodes[n], p)) for n in sorted(ps.dirty)]
+        part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset}
+        writes.append((partition_key(p), orjson.dumps({**part, "next_tick": ps.next_tick})))
+        ps.dirty.clear()
+        ps.since_checkpoint = 0
+        ps.last_checkpoint_wall = wall
+        return writes
+
+    def progress(self, p: int, wall: float) -> OrderKey:
+        """Every guard item of partition ``p`` ordered before this key has been handed out."""
+        ps = self.partitions[p]
+        bound = ps.last_key
+        if wall - ps.last_input_wall >= self.idle_s and self.clock > -math.inf:
+            bound = max(bound, (self.clock, _TOP, 0))
+        for node, slot in ps.nodes.items():
+            if slot.pending and slot.hold is not None:
+                bound = min(bound, (slot.hold[0], node, slot.hold[2] + 1))
+        return bound
+
+    # --- encoding -------------------------------------------------------------------------
+
+    def _encode(self, slot: NodeSlot, p: int) -> bytes:
+        return orjson.dumps(
+            {
+                "p": p,
+                "rt": base64.b64encode(slot.rt.to_bytes()).decode() if slot.rt is not None else None,
+                "offset": slot.offset,
+                "seq": slot.seq,
+                "outbox": [i.to_dict() for i in slot.outbox],
+                "hold": list(slot.hold) if slot.hold else None,
+                "applied": list(slot.applied),
+            }
+        )
+
+    def _decode(self, node: str, d: dict[str, Any], p: int) -> NodeSlot:
+        hold = d.get("hold")
+        return NodeSlot(
+            rt=self.runtime_from_bytes(base64.b64decode(d["rt"])) if d.get("rt") else None,
+            offset=int(d["offset"]),
+            seq=int(d["seq"]),
+            outbox=[GuardItem.from_dict(i, node, p) for i in d.get("outbox", [])],
+            hold=(float(hold[0]), str(hold[1]), int(hold[2])) if hold else None,
+            applied=deque(d.get("applied", []), maxlen=_APPLIED_DECISIONS),
+        )
+
+
+def partition_key(p: int) -> str:
+    """Table key of a partition's own state (fleet gate, tick schedule); '/' never occurs in node ids."""
+    return f"/partition/{p}"
+
+
+def _kind(item: BaseModel) -> str:
+    return "proposal" if isinstance(item, Proposal) else type(item).__name__.lower()
+
+
+def _dump(item: BaseModel) -> bytes:
+    return item.__pydantic_serializer__.to_json(item)

@@ -1,0 +1,89 @@
+"""Settings of the streaming shell, read from the environment (``BREAKFIX_*``) and an optional file.
+
+One frozen object built once per process; every other streams module takes it as an argument, so a
+test builds its own instead of mutating globals. Each field is documented where it is declared; the
+README's settings table is generated from these descriptions (``StreamSettings.describe()``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StreamSettings(BaseSettings):
+    """``BREAKFIX_BROKER=kafka:9092 BREAKFIX_STORE=rocksdb breakfix run`` or a ``breakfix.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BREAKFIX_",
+        env_file="breakfix.env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    app_id: str = Field(
+        "breakfix", description="Faust app id: the consumer group and the prefix of changelog topics."
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix added to every catalogue topic name (several pipelines on one broker)."
+    )
+    store: Literal["memory", "rocksdb"] = Field(
+        "memory", description="Table store: 'memory' (rebuilt from the changelog at start) or 'rocksdb'."
+    )
+    data_dir: Path = Field(Path(".breakfix/data"), description="Where each worker keeps RocksDB state.")
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="Consumer group session timeout; a join waits half of it on Tansu."
+    )
+    heartbeat_s: float = Field(1.0, gt=0, description="Consumer group heartbeat interval.")
+    web_port: int = Field(
+        6066,
+        ge=0,
+        le=65535,
+        description="Web port of worker 0; worker i binds web_port + i (0: any free port).",
+    )
+    web_host: str = Field("127.0.0.1", description="Interface the worker's web server listens on.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes started by 'breakfix run'.")
+    worker_index: int = Field(
+        0, ge=0, description="Set by 'breakfix run' for each worker: its web port offset and data subfolder."
+    )
+    checkpoint_events: int = Field(
+        2000, ge=1, description="Node state is written to its table at least every N events per partition."
+    )
+    checkpoint_s: float = Field(
+        1.0, gt=0, description="... and at least this often (seconds); always before a proposal leaves."
+    )
+    progress_s: float = Field(
+        0.05, gt=0, description="How often the node stage tells the guard how far each partition got."
+    )
+    idle_s: float = Field(
+        0.5, gt=0, description="A partition without input this long counts as caught up to the stream clock."
+    )
+    guard_max_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="Bound of the guard's watermark: a proposal waits at most this long for slow partitions.",
+    )
+    policy_file: Path | None = Field(None, description="Policy file; the packaged default when unset.")
+    engine: str = Field(
+        "",
+        description="'module:function' returning a streams.app.EngineBundle instead of policy.engine "
+        "(tests drive the shell with a stand-in engine this way).",
+    )
+    log_level: str = Field("warning", description="Worker log level.")
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of a catalogue topic."""
+        return f"{self.topic_prefix}{name}"
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, description) of every setting, for the README and --help."""
+        rows = []
+        for name, f in cls.model_fields.items():
+            rows.append((f"BREAKFIX_{name.upper()}", repr(f.default), f.description or ""))
+        return rows
