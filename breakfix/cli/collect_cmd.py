@@ -170,3 +170,31 @@ def kernel(
         return KernelLogCollector(node or _hostname(), reader, interval_s=interval)
 
     _execute(make, broker, out, once, verbose)
+
+
+@collect_app.command("kube")
+def kube(
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="Kubeconfig file (default: ~/.kube/config)."
+    ),
+    in_cluster: bool = typer.Option(False, "--in-cluster", help="Use the pod's service account."),
+    host: str | None = typer.Option(None, "--host", help="API server URL without auth (e.g. kubectl proxy)."),
+    broker: str | None = BrokerOpt,
+    out: Path | None = OutOpt,
+    interval: float = typer.Option(30.0, "--interval", min=0.1, help="Seconds between cluster summaries."),
+    once: bool = OnceOpt,
+    inventory: Path | None = InventoryOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Watch nodes and pods: conditions, allocatable GPUs, crash loops, evictions, driver/image changes.
+
+    Example: breakfix collect kube --kubeconfig ~/.kube/config --broker 127.0.0.1:9092
+    """
+    from breakfix.collect.kube import KubeCollector, api_client
+
+    cfg = InventoryConfig.load(inventory)
+
+    def make() -> Collector:
+        return KubeCollector(api_client(kubeconfig, in_cluster, host), interval_s=interval, inventory=cfg)
+
+    _execute(make, broker, out, once, verbose)

@@ -1,0 +1,18 @@
+"""The collectors' docstring examples are part of their documentation: run them."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import pytest
+
+from breakfix.collect import gpu_fields, inventory, kmsg, kube
+from streams import producer
+
+
+@pytest.mark.parametrize("module", [gpu_fields, inventory, kmsg, kube, producer], ids=lambda m: m.__name__)
+def test_doctests(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0
+    assert result.failed == 0
