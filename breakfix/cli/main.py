@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from breakfix.cli import collect_cmd, db_cmd, demo_cmd, policy_cmd, replay_cmd, schema_cmd, validate_cmd
+from breakfix.cli import (
+    collect_cmd,
+    db_cmd,
+    demo_cmd,
+    policy_cmd,
+    replay_cmd,
+    schema_cmd,
+    score_cmd,
+    simulate_cmd,
+    validate_cmd,
+)
 
 app = typer.Typer(
     name="breakfix",
@@ -14,7 +24,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (validate_cmd, schema_cmd, demo_cmd, collect_cmd, db_cmd, policy_cmd, replay_cmd):
+for module in (
+    validate_cmd,
+    schema_cmd,
+    demo_cmd,
+    collect_cmd,
+    db_cmd,
+    policy_cmd,
+    replay_cmd,
+    simulate_cmd,
+    score_cmd,
+):
     module.register(app)
 
 

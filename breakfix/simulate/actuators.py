@@ -1,0 +1,140 @@
+"""Simulated actuators: turn decisions into ``action.result`` events, so offline replay closes the loop.
+
+Semantics (what ``breakfix replay --offline`` can rely on):
+
+* Which decisions act: those with ``executable=True``; and, when built with
+  ``follow_recommendations=True``, those in ``recommend`` mode too, as if an operator carried them out
+  ``operator_delay_s`` later. Shadow-mode and stale decisions never act. Only the actions in
+  ``DURATIONS_S`` act (gpu_reset, reboot, drain, reimage, rma, validate); tickets, incidents,
+  rollbacks and returns to service produce no result event here.
+* When: one ``action.result`` per acting decision at decision time (+ operator delay) + the action's
+  simulated duration, id ``act-<decision id>``, so a repeated decision yields the same event.
+* Whether it works: an action fails (``status="failed"``) with ``failure_probability``, drawn from a
+  hash of ``(seed, decision id)``: deterministic, independent of call order, no global RNG.
+* Validation (``action="validate"``): without labels every GPU validates clean. With labels, the
+  validation fails while a true fault (label ``truth="fault"``) on that node (and GPU) is still active
+  and not cleared: a transient fault clears with any successful repair after it started; a persistent
+  one needs a successful repair at least as strong as the label's ``repair`` (gpu_reset < reboot <
+  reimage < rma; a drain repairs nothing). So a GPU that fell off the bus and was only reset fails
+  validation; after a reboot it passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from breakfix.simulate.clock import rfc3339
+from breakfix.simulate.labels import Label
+from breakfix.simulate.rand import unit
+from schemas.decision import Decision, Mode
+
+DURATIONS_S: dict[str, float] = {
+    "gpu_reset": 90.0,
+    "reboot": 600.0,
+    "drain": 900.0,
+    "reimage": 3600.0,
+    "rma": 3 * 86_400.0,
+    "validate": 900.0,
+}
+REPAIR_STRENGTH: dict[str, int] = {"drain": 0, "gpu_reset": 1, "reboot": 2, "reimage": 3, "rma": 4}
+
+
+@dataclass(frozen=True)
+class _Repair:
+    done: float
+    action: str
+    gpu: int | None
+
+
+class SimulatedActuators:
+    def __init__(
+        self,
+        seed: int = 0,
+        labels: Iterable[Label] | None = None,
+        *,
+        failure_probability: float = 0.02,
+        follow_recommendations: bool = False,
+        operator_delay_s: float = 1800.0,
+        durations_s: dict[str, float] | None = None,
+        source: str = "sim-actuator",
+    ) -> None:
+        if not 0.0 <= failure_probability <= 1.0:
+            raise ValueError("failure_probability lies in [0, 1]")
+        self.seed = seed
+        self.failure_probability = failure_probability
+        self.follow_recommendations = follow_recommendations
+        self.operator_delay_s = operator_delay_s
+        self.durations_s = {**DURATIONS_S, **(durations_s or {})}
+        self.source = source
+        self._faults: dict[str, list[Label]] = defaultdict(list)
+        for label in labels or ():
+            if label.truth == "fault":
+                self._faults[label.node].append(label)
+        self._repairs: dict[str, dict[str, _Repair]] = defaultdict(dict)
+
+    def acts_on(self, d: Decision) -> bool:
+        if d.stale or d.mode is Mode.SHADOW or d.action.value not in self.durations_s:
+            return False
+        return d.executable or (self.follow_recommendations and d.mode is Mode.RECOMMEND)
+
+    def on_decision(self, decision: Decision) -> list[dict[str, Any]]:
+        """The result events this decision causes (empty when it does not act)."""
+        if not self.acts_on(decision):
+            return []
+        action = decision.action.value
+        delay = 0.0 if decision.executable else self.operator_delay_s
+        done = decision.time.timestamp() + delay + self.durations_s[action]
+        failed = unit(self.seed, decision.id, "fail") < self.failure_probability
+        data: dict[str, Any] = {
+            "decision_id": decision.id,
+            "action": action,
+            "step": "validate" if action == "validate" else "execute",
+            "status": "failed" if failed else "succeeded",
+        }
+        if decision.gpu is not None:
+            data["gpu"] = decision.gpu
+        if failed:
+            data["detail"] = f"simulated {action} failure"
+        elif action == "validate":
+            broken = self.still_broken(decision.node, decision.gpu, done)
+            data["validation"] = "failed" if broken else "passed"
+            data["detail"] = f"fault {broken.id} not cleared" if broken else "burn-in clean"
+        elif action in REPAIR_STRENGTH:
+            self._repairs[decision.node][decision.id] = _Repair(done, action, decision.gpu)
+        t = math.ceil(done)
+        return [
+            {
+                "id": f"act-{decision.id}",
+                "type": "action.result",
+                "source": self.source,
+                "time": rfc3339(t),
+                "node": decision.node,
+                "data": data,
+            }
+        ]
+
+    def still_broken(self, node: str, gpu: int | None, t: float) -> Label | None:
+        """The first true fault on the node (GPU) active at ``t`` that no repair so far has cleared."""
+        for label in self._faults.get(node, ()):
+            if gpu is not None and label.gpu is not None and label.gpu != gpu:
+                continue
+            start = label.start.timestamp()
+            if start > t or (label.end is not None and label.end.timestamp() <= t):
+                continue
+            need = REPAIR_STRENGTH.get(label.repair or "", 1)
+            best = max(
+                (
+                    REPAIR_STRENGTH[r.action]
+                    for r in self._repairs[node].values()
+                    if start <= r.done <= t and (r.gpu is None or label.gpu is None or r.gpu == label.gpu)
+                ),
+                default=-1,
+            )
+            cleared = best >= 1 if not label.persistent else best >= need
+            if not cleared:
+                return label
+        return None
