@@ -103,8 +103,12 @@ def _assess(
     miss *= 1.0 - min(model_total, cfg.model_cap)
     conf = 1.0 - miss
     decisive = any(s.decisive and v >= 0.5 for v, s in values)
-    independent = len({s.signal for v, s in values if v >= 0.05})
-    if independent <= 1 and not decisive:
+    # Independent means different signals seen in different events: two signals read from one scrape
+    # (a hot GPU that also throttles once) are one observation, not corroboration.
+    strong_slots = [s for v, s in values if v >= 0.05]
+    independent = min(len({s.signal for s in strong_slots}), len({i for s in strong_slots for i in s.event_ids}))
+    if independent <= 1:
+        # Even a decisive signal alone is capped: only policy (single-signal classes) lets it act alone.
         conf = min(conf, cfg.single_cap)
     values.sort(key=lambda p: (-p[0], p[1].signal))
     top = values[0][1]
