@@ -102,6 +102,8 @@ class SinkConfig:
     bootstrap: str
     group_id: str = "breakfix-sink"
     topics: tuple[str, ...] = tuple(t.name for t in TOPICS)
+    topic_prefix: str = ""
+    """Prepended to every catalogue name (one broker shared by several fleets or test runs)."""
     batch_rows: int = 5000
     batch_interval_s: float = 1.0
     session_timeout_ms: int = 10_000
@@ -114,7 +116,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        *cfg.topics,
+        *(cfg.topic_prefix + t for t in cfg.topics),
         bootstrap_servers=cfg.bootstrap,
         group_id=cfg.group_id,
         enable_auto_commit=False,
@@ -147,7 +149,8 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
             for tp, records in got.items():
                 for r in records:
                     source = f"{tp.topic}/{tp.partition}@{r.offset}"
-                    pending.append(Message(tp.topic, source, int(r.timestamp), r.value or b""))
+                    name = tp.topic.removeprefix(cfg.topic_prefix)
+                    pending.append(Message(name, source, int(r.timestamp), r.value or b""))
             if len(pending) >= cfg.batch_rows or time.monotonic() - opened >= cfg.batch_interval_s:
                 if not pending and core.spool.files():
                     await asyncio.to_thread(core.drain)
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-rows", type=int, default=5000)
     p.add_argument("--batch-interval", type=float, default=1.0)
     p.add_argument("--topics", default="", help="comma-separated (default: every catalogue topic)")
+    p.add_argument("--topic-prefix", default="", help="prefix of every topic name on this broker")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         bootstrap=args.bootstrap,
         group_id=args.group,
         topics=topics,
+        topic_prefix=args.topic_prefix,
         batch_rows=args.batch_rows,
         batch_interval_s=args.batch_interval,
     )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fixtures.clickhouse_http import ClickHouseHttpServer
+from fixtures.clickhouse_http import clickhouse_http_fixture  # noqa: F401 - the clickhouse_http fixture
 
 from schemas.actions import ActionRequest
 from schemas.common import NodeState
@@ -25,13 +25,6 @@ from streams.store.writer import batch_token, write_outputs
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def clickhouse_http(chdb_client: Any, chdb_path: Any) -> Iterator[ClickHouseHttpServer]:
-    server = ClickHouseHttpServer(chdb_path).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["chdb", "http"])
