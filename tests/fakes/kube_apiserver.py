@@ -142,6 +142,18 @@ def _selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client closing its keep-alive connection is normal, not worth a traceback (printing
+        one from a handler thread also races pytest's own ``ast`` use on Python 3.11)."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class KubeApiServer:
     """Start with ``with KubeApiServer() as api:``; ``api.url`` is ``http://127.0.0.1:PORT``."""
 
@@ -155,8 +167,7 @@ class KubeApiServer:
         self._closing = False
         self._pending_conflicts = 0
         self.requests: list[tuple[str, str, int]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
