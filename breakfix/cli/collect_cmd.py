@@ -198,3 +198,31 @@ def kube(
         return KubeCollector(api_client(kubeconfig, in_cluster, host), interval_s=interval, inventory=cfg)
 
     _execute(make, broker, out, once, verbose)
+
+
+@collect_app.command("slurm")
+def slurm(
+    broker: str | None = BrokerOpt,
+    out: Path | None = OutOpt,
+    interval: float = typer.Option(30.0, "--interval", min=0.1, help="Seconds between polls."),
+    timeout: float = typer.Option(
+        15.0, "--timeout", min=0.5, help="Seconds before sinfo/squeue is abandoned."
+    ),
+    once: bool = OnceOpt,
+    inventory: Path | None = InventoryOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Poll sinfo/squeue (JSON) for node states, DRAIN/DOWN reasons and who set them, pending jobs.
+
+    Example: SLURM_CONF=/etc/slurm/slurm.conf breakfix collect slurm --broker 127.0.0.1:9092
+    """
+    from breakfix.collect.slurm import SlurmCollector
+
+    cfg = InventoryConfig.load(inventory)
+    _execute(
+        lambda: SlurmCollector(interval_s=interval, inventory=cfg, timeout_s=timeout),
+        broker,
+        out,
+        once,
+        verbose,
+    )

@@ -7,11 +7,13 @@ from types import ModuleType
 
 import pytest
 
-from breakfix.collect import gpu_fields, inventory, kmsg, kube
+from breakfix.collect import gpu_fields, inventory, kmsg, kube, slurm
 from streams import producer
 
 
-@pytest.mark.parametrize("module", [gpu_fields, inventory, kmsg, kube, producer], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [gpu_fields, inventory, kmsg, kube, slurm, producer], ids=lambda m: m.__name__
+)
 def test_doctests(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0
