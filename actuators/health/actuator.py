@@ -4,9 +4,9 @@ Events: a ``tenant.report`` (tenant released the machine with an issue) and a ``
 (the repair tenant released it) go through :meth:`HealthOverrideActuator.on_event`, which applies
 the FAQ Q1-Q5 rules of :mod:`actuators.health.rules` and stores the record.
 
-Playbook verbs: ``show`` (read-only), ``request_repair`` (repair-request; refused when auto-repair
-already ran for this problem unless a person approved), ``escalate`` (out-for-repair), ``clear``
-(lift our own overrides; ``params.kind`` to lift one).
+Playbook verbs: ``show`` (read-only); ``set`` with ``params.override``: ``repair-request`` (refused
+when auto-repair already ran for this problem unless a person approved) or ``out-for-repair``
+(escalation); ``clear`` (lift our own overrides; ``params.override`` to lift one).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from actuators.health.model import Issue, MachineRecord, OverrideKind
 from actuators.health.store import MachineStore
 from schemas.events import RepairStatus, TenantReport
 
-OPERATIONS = frozenset({"show", "request_repair", "escalate", "clear"})
+OPERATIONS = frozenset({"show", "set", "clear"})
 
 
 def describe(rec: MachineRecord) -> dict[str, Any]:
@@ -72,17 +72,10 @@ class HealthOverrideActuator:
             return StepResult(f"{ctx.node} available={rec.available}", changed=False, outputs=describe(rec))
         now = datetime.now(UTC)
         message = str(step.params.get("message") or f"{ctx.failure_class} (decision {ctx.decision_id})")
-        if step.operation == "request_repair":
-            if not rec.has(OverrideKind.REPAIR_REQUEST):
-                ensure_allowed(ctx)
-            outcome = rules.request_repair(rec, message, now, ctx.decision_id, ctx.approved)
-        elif step.operation == "escalate":
-            if rec.has(OverrideKind.OUT_FOR_REPAIR):
-                return StepResult("already out for repair", changed=False, outputs=describe(rec))
-            ensure_allowed(ctx)
-            outcome = rules.escalate(rec, message, now, ctx.decision_id)
+        if step.operation == "clear":
+            outcome = self._clear(rec, step.params.get("override"), ctx)
         else:
-            outcome = self._clear(rec, step.params.get("kind"), ctx)
+            outcome = self._set(rec, str(step.params.get("override", "")), message, now, ctx)
         self.store.put(outcome.record)
         changed = bool(outcome.applied or outcome.removed)
         detail = "; ".join(
@@ -91,6 +84,23 @@ class HealthOverrideActuator:
             + list(outcome.notes)
         )
         return StepResult(detail or "no change", changed=changed, outputs=describe(outcome.record))
+
+    def _set(
+        self, rec: MachineRecord, override: str, message: str, now: datetime, ctx: StepContext
+    ) -> rules.Outcome:
+        if override == OverrideKind.REPAIR_REQUEST:
+            if not rec.has(OverrideKind.REPAIR_REQUEST):
+                ensure_allowed(ctx)
+            return rules.request_repair(rec, message, now, ctx.decision_id, ctx.approved)
+        if override == OverrideKind.OUT_FOR_REPAIR:
+            if rec.has(OverrideKind.OUT_FOR_REPAIR):
+                return rules.Outcome(rec, notes=("already out for repair",))
+            ensure_allowed(ctx)
+            return rules.escalate(rec, message, now, ctx.decision_id)
+        raise PermanentError(
+            f"set needs params.override = repair-request or out-for-repair, not {override!r} "
+            "(tenant-reported-issue comes only from tenant reports)"
+        )
 
     def _clear(self, rec: MachineRecord, kind: Any, ctx: StepContext) -> rules.Outcome:
         kinds = [OverrideKind(kind)] if kind else [k for k, o in rec.overrides.items() if o.ours]

@@ -1,9 +1,9 @@
-"""Tickets as playbook steps: ``open`` (create, or comment on the node's open ticket) and ``close``,
-which a workflow can never do (workflows are automation; closing needs a human).
+"""Tickets as playbook steps: ``create`` (a new ticket, or a comment on the node's open one) and
+``close``, which a workflow can never do (workflows are automation; closing needs a human).
 
 Enrichment comes from the step context and earlier steps' outputs: ``active_jobs`` from a scheduler
-status step, ``bundle_path`` from a diagnostic-bundle step; rack and SKU from an optional inventory
-lookup.
+status step, the bundle from the step named by ``params.attach_from`` (its ``bundle_path`` output);
+rack and SKU from an optional inventory lookup.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from actuators.tickets.backend import HumanCloser
 from actuators.tickets.model import Enrichment, TicketDraft
 from actuators.tickets.service import TicketService
 
-OPERATIONS = frozenset({"open", "close"})
+OPERATIONS = frozenset({"create", "close"})
 Inventory = Callable[[str], Mapping[str, Any]]
 
 
@@ -46,7 +46,7 @@ class TicketActuator:
     def execute(self, step: StepSpec, ctx: StepContext) -> StepResult:
         if step.operation == "close":
             HumanCloser.of(f"workflow {ctx.playbook}", "automation")  # always raises Refused
-        if step.operation != "open":
+        if step.operation != "create":
             raise PermanentError(f"ticket actuator has no operation {step.operation!r}")
         ident = dict(self.inventory(ctx.node)) if self.inventory else {}
         jobs = _from_outputs(ctx, "active_jobs")
@@ -67,7 +67,8 @@ class TicketActuator:
             decision_id=ctx.decision_id,
             labels=tuple(str(x) for x in step.params.get("labels", ())),
         )
-        bundle = _from_outputs(ctx, "bundle_path")
+        source = step.params.get("attach_from")
+        bundle = (ctx.outputs.get(str(source)) or {}).get("bundle_path") if source else None
         filed = self.service.file(draft, Path(bundle) if bundle else None)
         verb = "opened" if filed.created else "updated"
         return StepResult(

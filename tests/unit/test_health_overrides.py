@@ -123,7 +123,12 @@ def test_q3_released_as_fixed_with_new_issue_stays_out_and_never_auto_repairs_ag
     with pytest.raises(Refused, match="a person must request"):
         act.execute(
             StepSpec(
-                name="r", actuator="health_override", operation="request_repair", mutating=True, timeout_s=5
+                name="r",
+                actuator="health_override",
+                operation="set",
+                mutating=True,
+                timeout_s=5,
+                params={"override": "repair-request"},
             ),
             ctx(),
         )
@@ -170,7 +175,7 @@ def test_automation_lifts_only_overrides_it_set(store: JsonMachineStore) -> None
     result = act.execute(spec, ctx())
     assert result.changed and kinds(store) == {OUT}, "ours lifted, the operator's out-for-repair kept"
     with pytest.raises(Refused, match="operator:bob"):
-        act.execute(spec.model_copy(update={"params": {"kind": "out-for-repair"}}), ctx())
+        act.execute(spec.model_copy(update={"params": {"override": "out-for-repair"}}), ctx())
     assert kinds(store) == {OUT}
     # A person may lift it; the machine is then available and the no-loop memory resets.
     lifted = rules.remove_override(store.get("m1"), OUT, by_human=True)  # type: ignore[arg-type]
@@ -186,7 +191,14 @@ def test_a_release_without_repair_request_changes_nothing(store: JsonMachineStor
 
 def test_escalate_applies_out_for_repair_once(store: JsonMachineStore) -> None:
     act = HealthOverrideActuator(store, auto_repair_enabled=True)
-    spec = StepSpec(name="e", actuator="health_override", operation="escalate", mutating=True, timeout_s=5)
+    spec = StepSpec(
+        name="e",
+        actuator="health_override",
+        operation="set",
+        mutating=True,
+        timeout_s=5,
+        params={"override": "out-for-repair"},
+    )
     assert act.execute(spec, ctx()).changed
     assert not act.execute(spec, ctx()).changed
     assert kinds(store) == {OUT} and act.owns("m1")

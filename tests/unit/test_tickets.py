@@ -123,7 +123,14 @@ def test_ticket_step_takes_enrichment_from_earlier_steps_and_cannot_close(
         reasons=("GPU 1 throttled 40% of the last hour",),
         outputs={"status": {"active_jobs": 2}, "diag": {"bundle_path": str(bundle)}},
     )
-    spec = StepSpec(name="ticket", actuator="ticket", operation="open", mutating=True, timeout_s=10)
+    spec = StepSpec(
+        name="ticket",
+        actuator="ticket",
+        operation="create",
+        mutating=False,
+        timeout_s=10,
+        params={"attach_from": "diag"},
+    )
     result = act.execute(spec, ctx)
     ticket = store.get(result.outputs["ticket"])
     assert "Active jobs: 2" in ticket.description and "rack=r7" in ticket.description
