@@ -444,8 +444,8 @@ class Guard:
         )
 
     def _track(self, g: GuardState, d: Decision) -> None:
-        if not d.held and d.action is not ActionKind.FLEET_INCIDENT:
-            g.nodes[d.node].state = d.to_state
+        if d.action is not ActionKind.FLEET_INCIDENT:
+            g.nodes[d.node].state = d.to_state  # a held decision's to_state is where the node stays
 
     def _release(self, g: GuardState, p: Proposal, why: str) -> list[Decision]:
         info = g.nodes[p.node]

@@ -1,0 +1,158 @@
+"""Each guardrail blocks what it must and allows what it may, with figures in the decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policy.guard import Guard, GuardState
+from policy.lifecycle import IN_FLIGHT
+from policy.model import load_policy, parse_policy
+from schemas.common import NodeState
+from schemas.control import ControlKind, ControlMessage
+from schemas.decision import ActionKind, Decision
+from schemas.proposal import Placement, Proposal, Registration
+from tests.builders import T0
+
+_raw = load_policy().model_dump(mode="json")
+_raw["modes"]["classes"] = {"gpu_hardware": "auto"}
+AUTO = parse_policy(_raw)
+
+
+def place(node: int, rack: str = "r1", pool: str = "p1", **labels: str) -> Placement:
+    return Placement(pool=pool, rack=rack, sku="H100", gpus=8, labels=dict(labels))
+
+
+def prop(node: str, t: float, pl: Placement, to: NodeState = NodeState.QUARANTINED, cls: str = "gpu_hardware",
+         action: ActionKind = ActionKind.REBOOT, ev_age: float = 0.0, job: str | None = None,
+         replay: bool = False) -> Proposal:
+    return Proposal(id=f"{node}:{t}", time=datetime.fromtimestamp(T0 + t, UTC), node=node, from_state=NodeState.SUSPECT,
+                    to_state=to, trigger="confidence_over_threshold", failure_class=cls, confidence=0.9, action=action,
+                    reasons=["test"], evidence=["e1"], evidence_time=datetime.fromtimestamp(T0 + t - ev_age, UTC),
+                    placement=pl, job=job, replay=replay)
+
+
+def fleet(n: int, racks: int = 10, pools: int = 1, policy=AUTO) -> tuple[Guard, GuardState]:  # type: ignore[no-untyped-def]
+    g, s = Guard(policy), GuardState()
+    for i in range(n):
+        pl = place(i, f"r{i % racks}", pool="p1" if pools == 1 else f"p{i % pools}")
+        g.step(s, Registration(node=f"n{i}", time=datetime.fromtimestamp(T0, UTC), placement=pl))
+    return g, s
+
+
+def check(d: Decision, name: str) -> dict:  # type: ignore[type-arg]
+    return next(c for c in d.guard if c.name == name).figures
+
+
+def ctl(kind: ControlKind, scope: str = "global", **value: object) -> ControlMessage:
+    return ControlMessage(id=f"c-{kind}-{scope}", time=datetime.fromtimestamp(T0, UTC), kind=kind, scope=scope,
+                          value=dict(value), actor="alice")
+
+
+def test_two_proposals_for_one_rack_in_the_same_step_one_goes_one_waits() -> None:
+    g, s = fleet(40)
+    a = g.step(s, prop("n0", 10, place(0, "r0")))[0]
+    b = g.step(s, prop("n10", 10, place(10, "r0")))[0]
+    assert a.executable and a.to_state is NodeState.QUARANTINED
+    assert b.held and not b.executable and b.to_state is NodeState.SUSPECT
+    assert check(b, "concurrency_rack") == {"in_flight": 1, "limit": 1, "emergency": False}
+    # when n0 returns, n10 is released from the queue
+    back = prop("n0", 20, place(0, "r0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE)
+    back = back.model_copy(update={"from_state": NodeState.QUARANTINED})
+    out = g.step(s, back)
+    assert [d.node for d in out] == ["n0", "n10"] and out[1].to_state is NodeState.QUARANTINED
+
+
+def test_headroom_at_the_minimum_no_drain() -> None:
+    g, s = fleet(6, racks=6)
+    s.nodes["n1"].state = NodeState.ESCALATED  # 8 of 48 GPUs already out; min healthy 85% = 40.8
+    d = g.step(s, prop("n0", 10, place(0, "r0")))[0]
+    assert d.held and not d.executable
+    assert check(d, "headroom")["healthy_after"] == 32 and check(d, "headroom")["min_healthy"] == 40.8
+
+
+def test_breaker_tripped_blocks_new_quarantines_but_returns_still_flow() -> None:
+    g, s = fleet(40, racks=40, pools=4)
+    out = [g.step(s, prop(f"n{i}", 10 + i, place(i, f"r{i}", pool=f"p{i}")))[0] for i in range(3)]
+    assert [d.executable for d in out[:2]] == [True, True]
+    assert out[2].held and check(out[2], "breaker")["open"] is True
+    back = prop("n0", 30, place(0, "r0", pool="p0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE)
+    d = g.step(s, back.model_copy(update={"from_state": NodeState.QUARANTINED}))[0]
+    assert d.executable and d.to_state is NodeState.HEALTHY
+    resumed = g.step(s, ctl(ControlKind.BREAKER_RESET, backlog="resume"))
+    assert [x.node for x in resumed] == ["n2"] and resumed[0].to_state is NodeState.QUARANTINED
+
+
+def test_approval_missing_means_recommend_never_execute() -> None:
+    g, s = fleet(40)
+    d = g.step(s, prop("n0", 10, place(0, "r0"), action=ActionKind.RMA))[0]
+    assert not d.executable and check(d, "approval") == {"required": True, "approved": False}
+    g.step(s, ctl(ControlKind.APPROVAL, "node:n1", action="rma"))
+    d2 = g.step(s, prop("n1", 11, place(1, "r1"), action=ActionKind.RMA))[0]
+    assert d2.executable
+
+
+def test_kill_switch_means_nothing_executes() -> None:
+    g, s = fleet(40)
+    g.step(s, ctl(ControlKind.KILLSWITCH, "pool:p1", on=True))
+    d = g.step(s, prop("n0", 10, place(0, "r0")))[0]
+    assert not d.executable and check(d, "killswitch") == {"engaged": "pool:p1"}
+
+
+def test_stale_evidence_is_recorded_not_executed() -> None:
+    g, s = fleet(40)
+    d = g.step(s, prop("n0", 4000, place(0, "r0"), ev_age=3600))[0]
+    assert d.stale and not d.executable and d.to_state is NodeState.QUARANTINED
+
+
+def test_excluded_pool_gets_recommendations_only() -> None:
+    g, s = fleet(40)
+    d = g.step(s, prop("n0", 10, place(0, "r0", **{"breakfix.io/exclude": "true"})))[0]
+    assert not d.executable and d.mode.value == "recommend"
+
+
+def test_replayed_input_is_never_executable() -> None:
+    g, s = fleet(40)
+    d = g.step(s, prop("n0", 10, place(0, "r0"), replay=True))[0]
+    assert d.replay and not d.executable
+
+
+def test_77_nodes_over_11_racks_with_xid45_within_minutes_one_incident_zero_quarantines() -> None:
+    g, s = fleet(77, racks=11)
+    out = []
+    for i in range(77):
+        p = prop(f"n{i}", 5 * i, place(i, f"r{i % 11}"), to=NodeState.SUSPECT, cls="workload_symptom",
+                 action=ActionKind.OBSERVE, job="llm-teardown")
+        out += g.step(s, p.model_copy(update={"from_state": NodeState.HEALTHY}))
+    incidents = [d for d in out if d.action is ActionKind.FLEET_INCIDENT]
+    assert len(incidents) == 1
+    assert not [d for d in out if d.to_state is NodeState.QUARANTINED]
+
+
+def test_a_redelivered_proposal_gets_no_second_decision() -> None:
+    g, s = fleet(40)
+    p = prop("n0", 10, place(0, "r0"))
+    assert len(g.step(s, p)) == 1 and g.step(s, p) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 29), st.sampled_from(["q", "h", "e"])), max_size=60))
+def test_no_sequence_drains_below_headroom_or_puts_two_of_a_rack_in_flight(ops: list[tuple[int, str]]) -> None:
+    g, s = fleet(30, racks=5)
+    for k, (i, op) in enumerate(ops):
+        pl = place(i, f"r{i % 5}")
+        cur = s.nodes[f"n{i}"].state
+        if op == "q":
+            p = prop(f"n{i}", k, pl)
+        else:
+            to = NodeState.HEALTHY if op == "h" else NodeState.ESCALATED
+            p = prop(f"n{i}", k, pl, to=to, action=ActionKind.RETURN_TO_SERVICE)
+        g.step(s, p.model_copy(update={"from_state": cur, "id": f"n{i}:{k}:{op}"}))
+        for rack in {f"r{j}" for j in range(5)}:
+            assert sum(1 for n in s.nodes.values() if n.placement.rack == rack and n.state in IN_FLIGHT) <= 1
+        out = sum(n.placement.gpus for n in s.nodes.values() if n.state in IN_FLIGHT)
+        escalated = sum(n.placement.gpus for n in s.nodes.values() if n.state is NodeState.ESCALATED)
+        # Quarantines granted by the guard never push the pool below its minimum (escalations are human).
+        assert out == 0 or 240 - out - escalated >= 0.85 * 240 or escalated > 0.15 * 240 - 8
