@@ -45,9 +45,15 @@ class ReplaySummary:
     injected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"events": self.events, "dead_letters": dict(self.dead_letters), "decisions_by_state":
-                dict(self.decisions), "decisions_by_mode": dict(self.modes), "executable": self.executable,
-                "evidence": self.evidence, "actuator_events": self.injected}
+        return {
+            "events": self.events,
+            "dead_letters": dict(self.dead_letters),
+            "decisions_by_state": dict(self.decisions),
+            "decisions_by_mode": dict(self.modes),
+            "executable": self.executable,
+            "evidence": self.evidence,
+            "actuator_events": self.injected,
+        }
 
 
 @dataclass

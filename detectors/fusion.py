@@ -106,7 +106,9 @@ def _assess(
     # Independent means different signals seen in different events: two signals read from one scrape
     # (a hot GPU that also throttles once) are one observation, not corroboration.
     strong_slots = [s for v, s in values if v >= 0.05]
-    independent = min(len({s.signal for s in strong_slots}), len({i for s in strong_slots for i in s.event_ids}))
+    independent = min(
+        len({s.signal for s in strong_slots}), len({i for s in strong_slots for i in s.event_ids})
+    )
     if independent <= 1:
         # Even a decisive signal alone is capped: only policy (single-signal classes) lets it act alone.
         conf = min(conf, cfg.single_cap)

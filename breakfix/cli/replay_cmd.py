@@ -32,16 +32,28 @@ def _actuators(kind: str, labels: Path | None, seed: int) -> object | None:
     return SimulatedActuators.from_labels(labels, seed=seed) if labels else SimulatedActuators(seed=seed)
 
 
-def run_offline(rec: str, policy: Policy, out: Path | None, evidence: Path | None, actuators: object | None,
-                show_progress: bool) -> tuple[list[Decision], dict[str, object]]:
+def run_offline(
+    rec: str,
+    policy: Policy,
+    out: Path | None,
+    evidence: Path | None,
+    actuators: object | None,
+    show_progress: bool,
+) -> tuple[list[Decision], dict[str, object]]:
     """Replay one recording; write decisions (and evidence); return decisions and the summary."""
     replay = OfflineReplay(policy, actuators)  # type: ignore[arg-type]
     decisions: list[Decision] = []
     dw = RecordingWriter(out) if out else None
     ew = RecordingWriter(evidence) if evidence else None
     size = Path(rec).stat().st_size if rec != "-" and not rec.endswith(".gz") else None
-    with Progress(TextColumn("replay"), BarColumn(), TransferSpeedColumn(), TextColumn("{task.completed:.0f} B"),
-                  disable=not show_progress, transient=True) as prog:
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.completed:.0f} B"),
+        disable=not show_progress,
+        transient=True,
+    ) as prog:
         task = prog.add_task("replay", total=size)
         for o in replay.run(rec, on_line=lambda n: prog.advance(task, n)):
             if o.decision is not None:
@@ -58,13 +70,19 @@ def run_offline(rec: str, policy: Policy, out: Path | None, evidence: Path | Non
 
 def replay(
     recording: str = typer.Argument(..., help="Recording (.jsonl/.jsonl.gz); '-' reads stdin."),
-    offline: bool = typer.Option(False, "--offline", help="Run the pipeline in-process with a virtual clock."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Run the pipeline in-process with a virtual clock."
+    ),
     into_kafka: bool = typer.Option(False, "--into-kafka", help="Republish into Kafka, marked as replay."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: the shipped policy)."),
-    compare_policy: Path | None = typer.Option(None, "--compare-policy", help="Diff decisions against this policy."),
+    compare_policy: Path | None = typer.Option(
+        None, "--compare-policy", help="Diff decisions against this policy."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write decisions as JSON lines."),
     evidence: Path | None = typer.Option(None, "--evidence", help="Write evidence items as JSON lines."),
-    actuators: str = typer.Option("sim", "--actuators", help="'sim' closes the loop with simulated actuators; 'none'."),
+    actuators: str = typer.Option(
+        "sim", "--actuators", help="'sim' closes the loop with simulated actuators; 'none'."
+    ),
     labels: Path | None = typer.Option(None, "--labels", help="Ground truth for the simulated actuators."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated actuators."),
     broker: str | None = typer.Option(None, "--broker", help="Kafka bootstrap (with --into-kafka)."),
@@ -91,8 +109,9 @@ def replay(
     if compare_policy is not None:
         if recording == "-":
             fail("--compare-policy needs a file, not stdin (the recording is read twice)")
-        other, _ = run_offline(recording, _policy(compare_policy), None, None,
-                               _actuators(actuators, labels, seed), tty)
+        other, _ = run_offline(
+            recording, _policy(compare_policy), None, None, _actuators(actuators, labels, seed), tty
+        )
         _print_diff(decisions, other, pol.version, _policy(compare_policy).version)
     if as_json:
         print_json(summary)

@@ -9,21 +9,35 @@ from pathlib import Path
 
 from tests.conftest import REPO, SAMPLE
 
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     code = "from breakfix.cli.main import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def test_validate_reports_every_bad_input_class_and_exits_nonzero(tmp_path: Path) -> None:
     good = SAMPLE.read_text().splitlines()
     inv = json.loads(good[0])
-    xid = {"id": "x1", "type": "gpu.xid", "source": "t", "time": "2026-11-23T10:01:10Z", "node": inv["node"],
-           "data": {"gpu": 0, "xid": 79}}
+    xid = {
+        "id": "x1",
+        "type": "gpu.xid",
+        "source": "t",
+        "time": "2026-11-23T10:01:10Z",
+        "node": inv["node"],
+        "data": {"gpu": 0, "xid": 79},
+    }
     bad = [
-        "{oops", json.dumps({**xid, "type": "nope"}), json.dumps({k: v for k, v in xid.items() if k != "id"}),
+        "{oops",
+        json.dumps({**xid, "type": "nope"}),
+        json.dumps({k: v for k, v in xid.items() if k != "id"}),
         json.dumps({**xid, "id": "x2", "data": {"gpu": "zero", "xid": 79}}),
-        json.dumps({**xid, "id": "x3", "type": "gpu.sample", "data": {"gpus": [{"index": 0, "temp_c": 1e9}]}}),
-        json.dumps({**xid, "id": "x4", "node": "ghost"}), good[5],
+        json.dumps(
+            {**xid, "id": "x3", "type": "gpu.sample", "data": {"gpus": [{"index": 0, "temp_c": 1e9}]}}
+        ),
+        json.dumps({**xid, "id": "x4", "node": "ghost"}),
+        good[5],
         json.dumps({**xid, "id": "x5", "time": "2026-11-23T09:50:00Z"}),
         json.dumps({**xid, "id": "x6", "time": "2027-11-23T10:00:00Z"}),
         json.dumps({**xid, "id": "x7", "time": "2026-11-01T10:00:00Z"}),
@@ -34,9 +48,21 @@ def test_validate_reports_every_bad_input_class_and_exits_nonzero(tmp_path: Path
     p = run("validate", str(rec), "--dead-letters", str(dl), "--json")
     assert p.returncode == 1, p.stderr
     counts = json.loads(p.stdout)["dead_letters"]
-    assert counts == {r: 1 for r in ["malformed_json", "unknown_type", "missing_field", "invalid_value",
-                                     "absurd_value", "unknown_node", "duplicate", "out_of_order", "far_future",
-                                     "stale"]}
+    assert counts == {
+        r: 1
+        for r in [
+            "malformed_json",
+            "unknown_type",
+            "missing_field",
+            "invalid_value",
+            "absurd_value",
+            "unknown_node",
+            "duplicate",
+            "out_of_order",
+            "far_future",
+            "stale",
+        ]
+    }
     assert len(dl.read_text().splitlines()) == 10
     assert run("validate", str(SAMPLE)).returncode == 0
 
@@ -64,7 +90,10 @@ def test_policy_check_names_the_offending_key(tmp_path: Path) -> None:
     bad.write_text(text)
     p = run("policy", "check", str(bad))
     assert p.returncode == 2 and "thresholds" in p.stderr and "hysteresis" in p.stderr
-    bad.write_text((REPO / "policy" / "default_policy.yaml").read_text().replace(
-        "classes: {}", "classes: {thermal_power: auto}"))
+    bad.write_text(
+        (REPO / "policy" / "default_policy.yaml")
+        .read_text()
+        .replace("classes: {}", "classes: {thermal_power: auto}")
+    )
     p = run("policy", "check", str(bad))
     assert p.returncode == 2 and "modes.classes.thermal_power" in p.stderr

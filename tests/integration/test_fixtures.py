@@ -27,8 +27,14 @@ def test_tansu_round_trips_messages(tansu: EmbeddedBroker, unique: str) -> None:
         for i in range(10):
             await prod.send_and_wait(topic, f"m{i}".encode(), key=b"n1")
         await prod.stop()
-        cons = AIOKafkaConsumer(topic, bootstrap_servers=tansu.url, auto_offset_reset="earliest",
-                                group_id=f"g-{unique}", session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+        cons = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=tansu.url,
+            auto_offset_reset="earliest",
+            group_id=f"g-{unique}",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
         await cons.start()
         got: list[bytes] = []
         try:

@@ -15,7 +15,9 @@ def test_committed_json_schemas_match_the_models() -> None:
     on_disk = {p.stem: p.read_text() for p in JSON_DIR.glob("*.json")}
     assert set(on_disk) == set(expected), "run `breakfix schema export` and commit schemas/json/"
     for name, schema in expected.items():
-        assert on_disk[name] == render(schema), f"schemas/json/{name}.json drifted: run `breakfix schema export`"
+        assert on_disk[name] == render(schema), (
+            f"schemas/json/{name}.json drifted: run `breakfix schema export`"
+        )
 
 
 def test_sample_recording_validates_with_an_independent_validator() -> None:

@@ -38,7 +38,9 @@ def test_one_thermal_spike_never_reaches_the_act_threshold() -> None:
 
 
 def test_sustained_corroborated_thermal_fault_does_act() -> None:
-    hot = [sample("n1", 15 * i, g3={"temp_c": 95.0, "throttle_reasons": ["hw_thermal"]}) for i in range(1, 30)]
+    hot = [
+        sample("n1", 15 * i, g3={"temp_c": 95.0, "throttle_reasons": ["hw_thermal"]}) for i in range(1, 30)
+    ]
     st, now = run(hot)
     a = top(st, now)
     assert a is not None and a.gpu == 3 and can_act(a, POLICY, 0.0)
@@ -61,8 +63,12 @@ def test_same_xid_from_two_collectors_is_one_source_not_corroboration() -> None:
 
 
 def test_workload_symptom_on_the_same_gpu_corroborates() -> None:
-    st, now = run([xid("n1", 10, 48, gpu=0),
-                   ev("workload.event", "n1", 20, {"kind": "crashloop", "pod": "p", "gpus": [0]})])
+    st, now = run(
+        [
+            xid("n1", 10, 48, gpu=0),
+            ev("workload.event", "n1", 20, {"kind": "crashloop", "pod": "p", "gpus": [0]}),
+        ]
+    )
     a = top(st, now)
     assert a is not None and a.signals == 2 and a.confidence > CFG.single_cap
 
@@ -77,7 +83,9 @@ def test_xid13_on_all_gpus_of_one_job_is_the_jobs_fault() -> None:
 
 def test_symptoms_after_a_driver_change_on_the_pool_are_attributed_to_the_change() -> None:
     change = ev("change.event", None, 5, {"kind": "driver", "version": "550.90", "scope": {"pool": "p1"}})
-    conds = [ev("node.condition", "n1", 600 + 60 * i, {"condition": "Ready", "status": "False"}) for i in range(4)]
+    conds = [
+        ev("node.condition", "n1", 600 + 60 * i, {"condition": "Ready", "status": "False"}) for i in range(4)
+    ]
     st, now = run([change, *conds, xid("n1", 900, 38)])
     a = top(st, now)
     assert a is not None and a.failure_class == "change_regression" and a.action.value == "rollback_change"
@@ -120,7 +128,9 @@ def test_memory_per_node_is_bounded_however_long_the_stream() -> None:
     for i in range(3000):
         e = xid("n1", 10 * i, 13, gpu=i % 8, job=f"job-{i}")
         detect(st, e, CAT, e.time.timestamp())
-        detect(st, ev("node.kernel", "n1", 10 * i, {"line": f"unrecognised line {i}"}), CAT, e.time.timestamp())
+        detect(
+            st, ev("node.kernel", "n1", 10 * i, {"line": f"unrecognised line {i}"}), CAT, e.time.timestamp()
+        )
     assert len(st.app_xid_gpus) <= 16 and len(st.slots) <= 64
     assert all(len(s.event_ids) <= 8 for s in st.slots.values())
     assert st.unparsed_kernel_lines == 3000
@@ -130,21 +140,42 @@ def test_memory_per_node_is_bounded_however_long_the_stream() -> None:
 # documentation (docs.nvidia.com/deploy/xid-errors), kubernetes/node-problem-detector's kernel-monitor
 # NVIDIA rules, and GPU fleet post-mortems (dmesg excerpts). Each maps bus id -> GPU index via inventory.
 CORPUS = [
-    ("NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.", ("xid", 79, "0000:3b:00")),
-    ("NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
-     ("xid", 79, "0000:3b:00")),
+    (
+        "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.",
+        ("xid", 79, "0000:3b:00"),
+    ),
+    (
+        "NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+        ("xid", 79, "0000:3b:00"),
+    ),
     ("NVRM: Xid (PCI:0000:86:00): 79, GPU has fallen off the bus.", ("xid", 79, "0000:86:00")),
-    ("[ 8823.261722] NVRM: Xid (0000:86:00): 13, Graphics SM Warp Exception on (GPC 0, TPC 1)",
-     ("xid", 13, "0000:86:00")),
-    ("NVRM: Xid (PCI:00000000:18:00.0): 48, pid=2241, DBE (0x1) has been detected on GPU in the framebuffer",
-     ("xid", 48, "0000:18:00")),
-    ("kernel: NVRM: Xid (PCI:0000:5d:00): 63, pid=901, name=trainer, Row Remapper: New row marked for remapping, "
-     "reset gpu to activate.", ("xid", 63, "0000:5d:00")),
-    ("NVRM: Xid (PCI:0000:18:00): 64, pid=1, name=x, Row Remapper: Failed to remap row", ("xid", 64, "0000:18:00")),
-    ("NVRM: Xid (PCI:0000:ba:00): 119, pid=3344, name=python, Timeout after 6s of waiting for RPC response from GPU0 "
-     "GSP!", ("xid", 119, "0000:ba:00")),
-    ("nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 12028, Non-fatal, Link 32 egress non-posted PRIV error",
-     ("sxid", 12028, "0000:05:00")),
+    (
+        "[ 8823.261722] NVRM: Xid (0000:86:00): 13, Graphics SM Warp Exception on (GPC 0, TPC 1)",
+        ("xid", 13, "0000:86:00"),
+    ),
+    (
+        "NVRM: Xid (PCI:00000000:18:00.0): 48, pid=2241, DBE (0x1) has been detected on GPU "
+        "in the framebuffer",
+        ("xid", 48, "0000:18:00"),
+    ),
+    (
+        "kernel: NVRM: Xid (PCI:0000:5d:00): 63, pid=901, name=trainer, Row Remapper: New row "
+        "marked for remapping, reset gpu to activate.",
+        ("xid", 63, "0000:5d:00"),
+    ),
+    (
+        "NVRM: Xid (PCI:0000:18:00): 64, pid=1, name=x, Row Remapper: Failed to remap row",
+        ("xid", 64, "0000:18:00"),
+    ),
+    (
+        "NVRM: Xid (PCI:0000:ba:00): 119, pid=3344, name=python, Timeout after 6s of waiting "
+        "for RPC response from GPU0 GSP!",
+        ("xid", 119, "0000:ba:00"),
+    ),
+    (
+        "nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 12028, Non-fatal, Link 32 egress non-posted PRIV error",
+        ("sxid", 12028, "0000:05:00"),
+    ),
     ("NVRM: GPU at PCI:0000:3b:00: GPU-4b5a9e2c: GPU has fallen off the bus.", ("xid", 79, "0000:3b:00")),
     ("NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.", ("xid", 79, "0000:3b:00")),
     ("mce: [Hardware Error]: Machine check events logged", ("mce", None, None)),
@@ -160,6 +191,8 @@ def test_parser_handles_the_corpus_of_real_line_shapes() -> None:
 
 
 def test_kernel_line_maps_bus_id_to_gpu_index_via_inventory() -> None:
-    st, now = run([ev("node.kernel", "n1", 5, {"line": "NVRM: Xid (PCI:0000:3a:00): 79, pid=1, name=x, fallen"})])
+    st, now = run(
+        [ev("node.kernel", "n1", 5, {"line": "NVRM: Xid (PCI:0000:3a:00): 79, pid=1, name=x, fallen"})]
+    )
     a = top(st, now)
     assert a is not None and a.gpu == 2

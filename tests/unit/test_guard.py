@@ -25,13 +25,34 @@ def place(node: int, rack: str = "r1", pool: str = "p1", **labels: str) -> Place
     return Placement(pool=pool, rack=rack, sku="H100", gpus=8, labels=dict(labels))
 
 
-def prop(node: str, t: float, pl: Placement, to: NodeState = NodeState.QUARANTINED, cls: str = "gpu_hardware",
-         action: ActionKind = ActionKind.REBOOT, ev_age: float = 0.0, job: str | None = None,
-         replay: bool = False) -> Proposal:
-    return Proposal(id=f"{node}:{t}", time=datetime.fromtimestamp(T0 + t, UTC), node=node, from_state=NodeState.SUSPECT,
-                    to_state=to, trigger="confidence_over_threshold", failure_class=cls, confidence=0.9, action=action,
-                    reasons=["test"], evidence=["e1"], evidence_time=datetime.fromtimestamp(T0 + t - ev_age, UTC),
-                    placement=pl, job=job, replay=replay)
+def prop(
+    node: str,
+    t: float,
+    pl: Placement,
+    to: NodeState = NodeState.QUARANTINED,
+    cls: str = "gpu_hardware",
+    action: ActionKind = ActionKind.REBOOT,
+    ev_age: float = 0.0,
+    job: str | None = None,
+    replay: bool = False,
+) -> Proposal:
+    return Proposal(
+        id=f"{node}:{t}",
+        time=datetime.fromtimestamp(T0 + t, UTC),
+        node=node,
+        from_state=NodeState.SUSPECT,
+        to_state=to,
+        trigger="confidence_over_threshold",
+        failure_class=cls,
+        confidence=0.9,
+        action=action,
+        reasons=["test"],
+        evidence=["e1"],
+        evidence_time=datetime.fromtimestamp(T0 + t - ev_age, UTC),
+        placement=pl,
+        job=job,
+        replay=replay,
+    )
 
 
 def fleet(n: int, racks: int = 10, pools: int = 1, policy=AUTO) -> tuple[Guard, GuardState]:  # type: ignore[no-untyped-def]
@@ -47,8 +68,14 @@ def check(d: Decision, name: str) -> dict:  # type: ignore[type-arg]
 
 
 def ctl(kind: ControlKind, scope: str = "global", **value: object) -> ControlMessage:
-    return ControlMessage(id=f"c-{kind}-{scope}", time=datetime.fromtimestamp(T0, UTC), kind=kind, scope=scope,
-                          value=dict(value), actor="alice")
+    return ControlMessage(
+        id=f"c-{kind}-{scope}",
+        time=datetime.fromtimestamp(T0, UTC),
+        kind=kind,
+        scope=scope,
+        value=dict(value),
+        actor="alice",
+    )
 
 
 def test_two_proposals_for_one_rack_in_the_same_step_one_goes_one_waits() -> None:
@@ -78,7 +105,9 @@ def test_breaker_tripped_blocks_new_quarantines_but_returns_still_flow() -> None
     out = [g.step(s, prop(f"n{i}", 10 + i, place(i, f"r{i}", pool=f"p{i}")))[0] for i in range(3)]
     assert [d.executable for d in out[:2]] == [True, True]
     assert out[2].held and check(out[2], "breaker")["open"] is True
-    back = prop("n0", 30, place(0, "r0", pool="p0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE)
+    back = prop(
+        "n0", 30, place(0, "r0", pool="p0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE
+    )
     d = g.step(s, back.model_copy(update={"from_state": NodeState.QUARANTINED}))[0]
     assert d.executable and d.to_state is NodeState.HEALTHY
     resumed = g.step(s, ctl(ControlKind.BREAKER_RESET, backlog="resume"))
@@ -123,8 +152,15 @@ def test_77_nodes_over_11_racks_with_xid45_within_minutes_one_incident_zero_quar
     g, s = fleet(77, racks=11)
     out = []
     for i in range(77):
-        p = prop(f"n{i}", 5 * i, place(i, f"r{i % 11}"), to=NodeState.SUSPECT, cls="workload_symptom",
-                 action=ActionKind.OBSERVE, job="llm-teardown")
+        p = prop(
+            f"n{i}",
+            5 * i,
+            place(i, f"r{i % 11}"),
+            to=NodeState.SUSPECT,
+            cls="workload_symptom",
+            action=ActionKind.OBSERVE,
+            job="llm-teardown",
+        )
         out += g.step(s, p.model_copy(update={"from_state": NodeState.HEALTHY}))
     incidents = [d for d in out if d.action is ActionKind.FLEET_INCIDENT]
     assert len(incidents) == 1
@@ -139,7 +175,9 @@ def test_a_redelivered_proposal_gets_no_second_decision() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 29), st.sampled_from(["q", "h", "e"])), max_size=60))
-def test_no_sequence_drains_below_headroom_or_puts_two_of_a_rack_in_flight(ops: list[tuple[int, str]]) -> None:
+def test_no_sequence_drains_below_headroom_or_puts_two_of_a_rack_in_flight(
+    ops: list[tuple[int, str]],
+) -> None:
     g, s = fleet(30, racks=5)
     for k, (i, op) in enumerate(ops):
         pl = place(i, f"r{i % 5}")
