@@ -25,10 +25,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from breakfix.simulate.clock import rfc3339
-from breakfix.simulate.labels import Label
+from breakfix.simulate.labels import Label, read_labels
 from breakfix.simulate.rand import unit
 from schemas.decision import Decision, Mode
 
@@ -75,6 +76,11 @@ class SimulatedActuators:
             if label.truth == "fault":
                 self._faults[label.node].append(label)
         self._repairs: dict[str, dict[str, _Repair]] = defaultdict(dict)
+
+    @classmethod
+    def from_labels(cls, path: str | Path, seed: int = 0, **options: Any) -> SimulatedActuators:
+        """Actuators that validate against the labels file ``breakfix simulate --labels`` wrote."""
+        return cls(seed, list(read_labels(path)), **options)
 
     def acts_on(self, d: Decision) -> bool:
         if d.stale or d.mode is Mode.SHADOW or d.action.value not in self.durations_s:

@@ -73,17 +73,24 @@ class Allocator:
                 return name, self._claim(members, key)
         raise AllocationError(f"{key}: no leaf switch with all nodes free in {pool or 'the fleet'}")
 
-    def spread(self, key: str, pool: str | None, count: int, racks: int, min_count: int) -> list[Node]:
-        """``count`` nodes spread evenly over ``racks`` racks of the pool (fewer racks on small fleets)."""
+    def spread(
+        self, key: str, pool: str | None, count: int, racks: int, min_count: int, max_share: float = 0.6
+    ) -> list[Node]:
+        """``count`` nodes spread evenly over ``racks`` racks of the pool; on small fleets fewer racks,
+        and never more than ``max_share`` of the pool's free nodes, so other scenarios still fit."""
         by_rack = {r: self._free(ns) for r, ns in self.fleet.racks(pool).items()}
+        count = min(count, max(min_count, int(sum(map(len, by_rack.values())) * max_share)))
         usable = shuffled(self.seed, sorted(r for r, ns in by_rack.items() if ns), key)[:racks]
         if not usable:
             raise AllocationError(f"{key}: no rack with free nodes in {pool or 'the fleet'}")
-        per_rack = -(-count // len(usable))
+        # Round-robin over the racks, so the storm is as even as the racks' free nodes allow.
+        queues = [shuffled(self.seed, by_rack[r], key, r) for r in usable]
         chosen: list[Node] = []
-        for r in usable:
-            chosen += shuffled(self.seed, by_rack[r], key, r)[:per_rack]
-        chosen = sorted(chosen[:count], key=lambda n: n.index)
+        while len(chosen) < count and any(queues):
+            for q in queues:
+                if q and len(chosen) < count:
+                    chosen.append(q.pop(0))
+        chosen.sort(key=lambda n: n.index)
         if len(chosen) < min_count:
             raise AllocationError(
                 f"{key}: a storm needs at least {min_count} nodes, {len(chosen)} free in {pool}; "

@@ -34,7 +34,14 @@ def test_every_line_passes_parse_and_gate(recording: Path) -> None:
     assert dead == []
     assert validator.stats.events["node.inventory"] == 200
     assert validator.stats.events["gpu.sample"] > 40_000
-    for etype in ("agent.heartbeat", "node.condition", "scheduler.state", "change.event", "gpu.xid", "node.kernel"):
+    for etype in (
+        "agent.heartbeat",
+        "node.condition",
+        "scheduler.state",
+        "change.event",
+        "gpu.xid",
+        "node.kernel",
+    ):
         assert validator.stats.events[etype] > 0, etype
 
 

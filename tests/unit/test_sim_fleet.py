@@ -11,7 +11,11 @@ def test_pools_skus_and_sizes() -> None:
     sizes = {p: len(fleet.in_pool(p)) for p in fleet.pools()}
     assert sizes == {"train-a": 500, "train-b": 300, "infer-a": 200}
     skus = {p: {n.sku.name for n in fleet.in_pool(p)} for p in fleet.pools()}
-    assert skus == {"train-a": {"H100-SXM5-80GB"}, "train-b": {"H200-SXM5-141GB"}, "infer-a": {"A100-SXM4-80GB"}}
+    assert skus == {
+        "train-a": {"H100-SXM5-80GB"},
+        "train-b": {"H200-SXM5-141GB"},
+        "infer-a": {"A100-SXM4-80GB"},
+    }
 
 
 def test_racks_hold_at_most_16_nodes_of_one_pool_and_leaves_span_two_racks() -> None:

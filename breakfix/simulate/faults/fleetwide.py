@@ -102,15 +102,12 @@ class DriverRolloutSpec(FaultSpec):
             "size": len(nodes),
         }
         labels: list[Label] = []
-        text = (
-            "Timeout after 6s of waiting for RPC response from GPU0 GSP! "
-            "Expected function 76 (GSP_RM_CONTROL)."
-        )
         for node in nodes:
             if ctx.draw(node.name, "hit") >= self.fraction:
                 continue
             first = t + ctx.pick(lo, hi, node.name)
             g = ctx.pick(0, GPUS_PER_NODE - 1, node.name, "gpu")
+            text = f"Timeout after 6s of waiting for RPC response from GPU{g} GSP! Expected function 76."
             script += [xid(first, node, g, 119, text), kernel_xid(first, node, g, 119, text, None, "")]
             for s in range(first + 30, stop, every):
                 script.append(workload(s, node, "crashloop", node.job, [g]))
