@@ -42,6 +42,9 @@ class SinkStats:
     drained_batches: int = 0
     rows: Counter[str] = field(default_factory=Counter)
     insert_s: float = 0.0
+    first_record_at: float | None = None
+    """Monotonic time the first record arrived, and of the last durable flush: the busy span."""
+    last_flush_at: float | None = None
 
 
 class SinkCore:
@@ -140,12 +143,15 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
                 await asyncio.to_thread(core.drain)
         if pending:
             await consumer.commit()
+            core.stats.last_flush_at = time.monotonic()
         pending, opened = [], time.monotonic()
 
     try:
         while not stop.is_set():
             left_ms = max(0, int((opened + cfg.batch_interval_s - time.monotonic()) * 1000))
             got = await consumer.getmany(timeout_ms=left_ms, max_records=cfg.batch_rows - len(pending))
+            if got and core.stats.first_record_at is None:
+                core.stats.first_record_at = time.monotonic()
             for tp, records in got.items():
                 for r in records:
                     source = f"{tp.topic}/{tp.partition}@{r.offset}"
