@@ -8,6 +8,7 @@ from breakfix.cli import (
     collect_cmd,
     db_cmd,
     demo_cmd,
+    nodeagent_cmd,
     policy_cmd,
     replay_cmd,
     schema_cmd,
@@ -34,6 +35,7 @@ for module in (
     replay_cmd,
     simulate_cmd,
     score_cmd,
+    nodeagent_cmd,
 ):
     module.register(app)
 

@@ -1,0 +1,140 @@
+"""The node agent's brain: one ActionRequest in, one ``action.result`` event out. No I/O of its own
+(the GPU seam does the work, the loop in :mod:`actuators.nodeagent.loop` moves messages).
+
+Rules it enforces on every command, whatever sent it: only commands for its own node; a replayed
+command never executes; a command older than ``max_age_s`` is refused (a day-old reboot order is not
+an order); a repeated request id answers the first final result again without acting twice; a GPU reset
+never runs under a live compute process.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from actuators.base import ActuatorError, Refused, TemporaryError
+from actuators.nodeagent.gpu import DIAG_LEVELS, GpuOps
+from schemas.actions import ActionRequest
+from schemas.events import ActionResult
+
+ACTIONS = frozenset({"gpu_reset", "reboot", "dcgm_diag", "collect_bundle", "cleanup_stale"})
+MUTATING = frozenset({"gpu_reset", "reboot", "cleanup_stale"})
+_REMEMBERED = 1024
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        node: str,
+        ops: GpuOps,
+        bundle_dir: Path,
+        max_age_s: float = 900.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.node = node
+        self.ops = ops
+        self.bundle_dir = Path(bundle_dir)
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._done: OrderedDict[str, ActionResult] = OrderedDict()
+
+    def handle(self, req: ActionRequest) -> ActionResult | None:
+        """The result for ``req``, or None when it is for another node (not ours to answer)."""
+        if req.node != self.node:
+            return None
+        if req.id in self._done:
+            return self._done[req.id]
+        status, detail, outputs, validation = self._run(req)
+        result = self._result(req, status, detail, outputs, validation)
+        if status == "timeout":
+            return result  # transient: a retry of the same request may run it again
+        self._done[req.id] = result
+        while len(self._done) > _REMEMBERED:
+            self._done.popitem(last=False)
+        return result
+
+    def _run(self, req: ActionRequest) -> tuple[str, str, dict[str, Any], str | None]:
+        if req.replay:
+            return "refused", "a replayed command never executes", {}, None
+        age = (self.clock() - req.time).total_seconds()
+        if age > self.max_age_s:
+            return (
+                "refused",
+                f"command is {age:.0f}s old (limit {self.max_age_s:.0f}s); not executed",
+                {},
+                None,
+            )
+        if req.action not in ACTIONS:
+            return "refused", f"unknown action {req.action!r}; this agent runs {sorted(ACTIONS)}", {}, None
+        timeout_s = float(req.params.get("timeout_s", 300))
+        try:
+            return self._do(req, timeout_s)
+        except Refused as err:
+            return "refused", err.detail, {}, None
+        except TemporaryError as err:
+            return "timeout", err.detail, {}, None
+        except ActuatorError as err:
+            return "failed", err.detail, {}, None
+
+    def _do(self, req: ActionRequest, timeout_s: float) -> tuple[str, str, dict[str, Any], str | None]:
+        if req.action == "gpu_reset":
+            gpu = req.gpu if req.gpu is not None else req.params.get("gpu")
+            if gpu is None or not 0 <= int(gpu) < self.ops.count():
+                raise Refused(f"gpu_reset needs a GPU index below {self.ops.count()}, got {gpu!r}")
+            pids = self.ops.busy_pids(int(gpu))
+            if pids:
+                raise Refused(f"GPU {gpu} still runs compute processes {pids}; drain them first")
+            return "succeeded", self.ops.reset(int(gpu), timeout_s), {"gpu": int(gpu)}, None
+        if req.action == "dcgm_diag":
+            level = int(req.params.get("level", req.params.get("dcgm_level", 1)))
+            if level not in DIAG_LEVELS:
+                raise Refused(f"dcgmi diag level must be one of {DIAG_LEVELS}, got {level}")
+            report = self.ops.diag(level, timeout_s)
+            out = {"level": level, "failures": list(report.failures), "tests": report.tests}
+            return "succeeded", report.detail, out, "passed" if report.passed else "failed"
+        if req.action == "collect_bundle":
+            name = f"{self.node}-{req.decision_id}-{req.step}.tar.gz".replace("/", "_")
+            sections = [str(s) for s in req.params.get("sections", [])]
+            path = self.ops.bundle(self.bundle_dir / name, sections, timeout_s)
+            return (
+                "succeeded",
+                f"bundle {path.name} ({path.stat().st_size} bytes)",
+                {"bundle_path": str(path)},
+                None,
+            )
+        if req.action == "cleanup_stale":
+            # Runs only on a drained node (the playbook's precondition), so any compute process left
+            # on a GPU is stale by definition.
+            stopped = {i: self.ops.stop_processes(i) for i in range(self.ops.count())}
+            stopped = {i: pids for i, pids in stopped.items() if pids}
+            detail = f"stopped stale GPU processes {stopped}" if stopped else "no stale GPU processes found"
+            return "succeeded", detail, {"stopped": {str(i): p for i, p in stopped.items()}}, None
+        return "succeeded", self.ops.reboot(timeout_s), {}, None
+
+    def _result(
+        self, req: ActionRequest, status: str, detail: str, outputs: dict[str, Any], validation: str | None
+    ) -> ActionResult:
+        return ActionResult.model_validate(
+            {
+                "id": f"{req.id}/result",
+                "source": f"node-agent/{self.node}",
+                "time": self.clock(),
+                "node": self.node,
+                "data": {
+                    "decision_id": req.decision_id,
+                    "action": req.action,
+                    "step": req.step,
+                    "status": status,
+                    "validation": validation,
+                    "detail": detail,
+                    "playbook": req.playbook,
+                    "playbook_version": req.playbook_version,
+                    "gpu": req.gpu,
+                    "request_id": req.id,
+                    "outputs": outputs,
+                },
+            }
+        )

@@ -1,0 +1,85 @@
+"""``breakfix node-agent``: run on a GPU node, execute its commands, report results.
+
+Without a usable NVIDIA GPU (no driver, NVML, or devices) it refuses to start unless ``--simulate``
+is given, so a misplaced agent can never claim to have reset or diagnosed a GPU it cannot see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+
+import typer
+
+from actuators.commands import SubprocessRunner
+from actuators.nodeagent.agent import ACTIONS, NodeAgent
+from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
+from actuators.nodeagent.loop import run_agent
+from breakfix.cli.common import err_console, fail, print_json
+from streams.settings import StreamSettings
+
+
+def node_agent(
+    node: str = typer.Option(..., "--node", help="This node's id, as the pipeline knows it."),
+    simulate: bool = typer.Option(False, "--simulate", help="Drive simulated GPUs instead of NVML/dcgmi."),
+    gpus: int = typer.Option(8, "--gpus", min=1, max=64, help="With --simulate: how many GPUs to simulate."),
+    broker: str | None = typer.Option(
+        None, "--broker", help="Kafka bootstrap (default: BREAKFIX_BROKER or 127.0.0.1:9092)."
+    ),
+    bundle_dir: Path | None = typer.Option(
+        None, "--bundle-dir", help="Where diagnostic bundles are written."
+    ),
+    max_age_s: float = typer.Option(900.0, "--max-age", help="Refuse commands older than this (seconds)."),
+    exit_after: int | None = typer.Option(None, "--exit-after", help="Stop after handling N commands."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each result as JSON."),
+) -> None:
+    """Consume this node's commands from breakfix.commands and publish action.result events.
+
+    Actions: gpu_reset, reboot, dcgm_diag, collect_bundle, cleanup_stale.
+
+    Example: breakfix node-agent --node gpu-a-0001 --broker kafka:9092
+    Example (no GPU here): breakfix node-agent --simulate --node gpu-a-0001
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    ops: GpuOps
+    if simulate:
+        ops = SimulatedGpuOps(gpus=gpus)
+    else:
+        try:
+            ops = NvidiaGpuOps.detect(SubprocessRunner())
+        except NoGpuError as err:
+            fail(
+                f"no GPU to act on: {err}",
+                "run the agent on a GPU node with the NVIDIA driver, or pass --simulate to exercise "
+                "the command path against simulated GPUs",
+            )
+    settings = StreamSettings()
+    agent = NodeAgent(
+        node,
+        ops,
+        bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
+        max_age_s=max_age_s,
+    )
+    kind = "simulated" if simulate else "NVIDIA"
+    err_console.print(
+        f"node-agent {node}: {ops.count()} {kind} GPU(s), actions {', '.join(sorted(ACTIONS))}, "
+        f"broker {broker or settings.broker}"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        handled = asyncio.run(
+            run_agent(
+                agent,
+                broker or settings.broker,
+                settings.topic_prefix,
+                exit_after=exit_after,
+                on_result=print_json if verbose else None,
+            )
+        )
+        err_console.print(f"node-agent {node}: handled {handled} command(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("node-agent")(node_agent)
