@@ -152,6 +152,7 @@ def kernel(
     node: str = typer.Option(None, "--node", help="Node id (default: short hostname)."),
     interval: float = typer.Option(10.0, "--interval", min=0.1, help="Seconds between heartbeats."),
     once: bool = OnceOpt,
+    inventory: Path | None = InventoryOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
     """Forward GPU/hardware kernel lines (NVRM, Xid, SXid, NVSwitch, ECC, MCE) as node.kernel.
@@ -167,7 +168,8 @@ def kernel(
         reader: Reader = (
             FileFollower(file, from_start=from_start) if file else KmsgReader() if kmsg else JournalReader()
         )
-        return KernelLogCollector(node or _hostname(), reader, interval_s=interval)
+        cfg = InventoryConfig.load(inventory)
+        return KernelLogCollector(node or _hostname(), reader, interval_s=interval, inventory=cfg)
 
     _execute(make, broker, out, once, verbose)
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from breakfix.collect.heartbeat import heartbeats
 from schemas.deadletter import DeadLetter
 from schemas.events import Envelope, event_type_of
 from schemas.recording import RecordingWriter
-from streams.producer import SyncEventProducer, build_event, check
+from streams.producer import SyncEventProducer, check
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,6 @@ class RunStats:
         return {"rounds": self.rounds, "events": dict(self.events), "refused": dict(self.refused)}
 
 
-def heartbeats(collector: Collector) -> Iterable[Event]:
-    """One ``agent.heartbeat`` per covered node: "this collector's view of node X is live"."""
-    data = {"collector": collector.name, "interval_s": collector.interval_s}
-    return [build_event("agent.heartbeat", f"collect.{collector.name}", n, data) for n in collector.nodes()]
-
-
 def _send_all(sink: Sink, events: Iterable[Event], stats: RunStats) -> None:
     for ev in events:
         parsed = sink.send(ev)
@@ -149,7 +144,7 @@ def run(
                     raise
                 log.exception("collector %s: round failed; retrying next interval", collector.name)
             else:
-                _send_all(sink, heartbeats(collector), stats)
+                _send_all(sink, heartbeats(collector.name, collector.interval_s, collector.nodes()), stats)
             sink.flush()
             stats.rounds += 1
             if once or (max_rounds is not None and stats.rounds >= max_rounds):

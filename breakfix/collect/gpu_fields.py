@@ -7,6 +7,7 @@ mask), and both name GPUs by PCI bus id in different spellings; one mapping keep
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 # nvmlClocksEventReason* bits (nvml.h). Idle and application-clock settings are not faults but are
 # kept so a consumer sees the whole mask; detectors decide which names matter.
@@ -64,3 +65,27 @@ def normalize_bus_id(text: str) -> str | None:
     if not m:
         return None
     return bus_id(int(m.group(1) or "0", 16), int(m.group(2), 16), int(m.group(3), 16))
+
+
+NVIDIA_VENDOR = 0x10DE
+_DISPLAY_CLASSES = (0x0300, 0x0302)  # VGA controller, 3D controller (NVSwitch bridges are 0x0680)
+SYSFS_PCI = Path("/sys/bus/pci/devices")
+
+
+def pci_gpus(root: Path = SYSFS_PCI) -> list[str]:
+    """NVIDIA GPUs on the PCI bus, by bus id in bus order (NVML's default index order), driver or not.
+
+    The kernel-log collector has no NVML; this is its hardware view for node.inventory, and it still
+    counts a GPU whose driver failed to load.
+    """
+    found = []
+    for dev in sorted(root.glob("*")) if root.is_dir() else []:
+        try:
+            vendor = int((dev / "vendor").read_text().strip(), 16)
+            pci_class = int((dev / "class").read_text().strip(), 16) >> 8
+        except (OSError, ValueError):
+            continue
+        bus = normalize_bus_id(dev.name)
+        if vendor == NVIDIA_VENDOR and pci_class in _DISPLAY_CLASSES and bus is not None:
+            found.append(bus)
+    return sorted(found)

@@ -29,10 +29,13 @@ from typing import IO, Protocol
 import orjson
 
 from breakfix.collect.base import CollectorUnavailable, Event
+from breakfix.collect.gpu_fields import SYSFS_PCI, pci_gpus
+from breakfix.collect.inventory import InventoryConfig, inventory_event
 from streams.producer import build_event
 
 SOURCE = "collect.kernel"
 MAX_LINE = 8192
+INVENTORY_EVERY_S = 600.0
 
 PREFILTER = re.compile(
     r"NVRM|NVSwitch|\bS?Xid\b|nvidia-(?:nvswitch|peermem|uvm|modeset)|fallen off the bus|"
@@ -243,18 +246,34 @@ class JournalReader:
 
 
 class KernelLogCollector:
-    """Forwards prefiltered kernel lines as node.kernel events."""
+    """Forwards prefiltered kernel lines as node.kernel events, with the node's PCI view of its GPUs
+    as node.inventory (first round, then every 10 minutes) so the stream stands on its own."""
 
     name = "kernel"
 
-    def __init__(self, node: str, reader: Reader, interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        node: str,
+        reader: Reader,
+        interval_s: float = 10.0,
+        inventory: InventoryConfig | None = None,
+        sysfs_pci: Path = SYSFS_PCI,
+    ) -> None:
         self.node = node
         self.reader = reader
         self.interval_s = interval_s
+        self.inventory = inventory or InventoryConfig()
+        self.sysfs_pci = sysfs_pci
         self.forwarded = 0
         self.skipped = 0
+        self._last_inventory: float | None = None
 
     def poll(self, deadline: float) -> Iterator[Event]:
+        now = time.monotonic()
+        if self._last_inventory is None or now - self._last_inventory >= INVENTORY_EVERY_S:
+            self._last_inventory = now
+            bus_ids = pci_gpus(self.sysfs_pci)
+            yield inventory_event(SOURCE, self.node, self.inventory, gpus=len(bus_ids), gpu_bus_ids=bus_ids)
         while True:
             batch = self.reader.read(deadline)
             for line, stable_id, when in batch:

@@ -243,6 +243,12 @@ class KubeCollector:
         first = seen is None
         seen = seen or _NodeSeen()
         self._nodes[name] = seen
+        placement = (self.inventory.placement(name, labels), _gpus(node, "capacity"), sorted(labels.items()))
+        if placement != seen.placement:
+            seen.placement = placement
+            yield inventory_event(
+                SOURCE, name, self.inventory, gpus=_gpus(node, "capacity") or 0, labels=labels
+            )
         for c in (node.get("status") or {}).get("conditions") or []:
             state = (str(c.get("status", "Unknown")), str(c.get("reason") or ""))
             if seen.conditions.get(c["type"]) != state:
@@ -255,12 +261,6 @@ class KubeCollector:
             seen.allocatable = allocatable
             data = {"pending_pods": 0, "allocatable_gpus": allocatable}
             yield build_event("scheduler.state", SOURCE, name, data)
-        placement = (self.inventory.placement(name, labels), _gpus(node, "capacity"), sorted(labels.items()))
-        if placement != seen.placement:
-            seen.placement = placement
-            yield inventory_event(
-                SOURCE, name, self.inventory, gpus=_gpus(node, "capacity") or 0, labels=labels
-            )
         for kind, new, old in (
             ("driver", _driver(labels), seen.driver),
             ("node_image", _node_image(node), seen.image),

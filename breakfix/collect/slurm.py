@@ -136,16 +136,7 @@ class SlurmCollector:
     def _node_events(self, node: Mapping[str, Any]) -> Iterator[Event]:
         name = str(node["name"])
         cond = condition_of(node)
-        key = (cond["status"], cond["reason"], cond["message"])
-        if self._conditions.get(name) != key:
-            self._conditions[name] = key
-            yield build_event("node.condition", SOURCE, name, cond)
         gpus = gres_gpus(str(node.get("gres") or ""))
-        allocatable = gpus if cond["status"] == "True" else 0
-        if self._allocatable.get(name) != allocatable:
-            self._allocatable[name] = allocatable
-            data = {"pending_pods": 0, "allocatable_gpus": allocatable}
-            yield build_event("scheduler.state", SOURCE, name, data)
         partitions = [str(p) for p in node.get("partitions") or []]
         labels = {
             "slurm.partitions": ",".join(partitions),
@@ -158,6 +149,15 @@ class SlurmCollector:
         if self._inventory.get(name) != view:
             self._inventory[name] = view
             yield inventory_event(SOURCE, name, self.inventory, gpus=gpus, labels=labels)
+        key = (cond["status"], cond["reason"], cond["message"])
+        if self._conditions.get(name) != key:
+            self._conditions[name] = key
+            yield build_event("node.condition", SOURCE, name, cond)
+        allocatable = gpus if cond["status"] == "True" else 0
+        if self._allocatable.get(name) != allocatable:
+            self._allocatable[name] = allocatable
+            data = {"pending_pods": 0, "allocatable_gpus": allocatable}
+            yield build_event("scheduler.state", SOURCE, name, data)
 
     def _cluster_state(self, jobs: list[dict[str, Any]]) -> Event:
         pending = [j for j in jobs if str(j.get("job_state", "")).upper() == "PENDING"]

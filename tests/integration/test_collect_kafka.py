@@ -95,7 +95,7 @@ def test_cli_collect_kernel_once_into_kafka(tansu: EmbeddedBroker, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     stats = orjson.loads(done.stdout)
-    assert stats["events"] == {"node.kernel": 1, "agent.heartbeat": 1}
-    got = [v for _, v in asyncio.run(_consume(tansu.url, "breakfix.events", 2, key=b"gpu-kafka-01"))]
-    assert [v["type"] for v in got] == ["node.kernel", "agent.heartbeat"]
-    assert got[0]["data"]["line"] == "NVRM: Xid (PCI:0000:86:00): 48, pid=4242, DBE"
+    assert stats["events"] == {"node.inventory": 1, "node.kernel": 1, "agent.heartbeat": 1}
+    got = [v for _, v in asyncio.run(_consume(tansu.url, "breakfix.events", 3, key=b"gpu-kafka-01"))]
+    assert [v["type"] for v in got] == ["node.inventory", "node.kernel", "agent.heartbeat"]
+    assert got[1]["data"]["line"] == "NVRM: Xid (PCI:0000:86:00): 48, pid=4242, DBE"

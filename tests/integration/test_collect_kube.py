@@ -11,13 +11,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from breakfix.collect.base import RecordingSink, run
 from breakfix.collect.kube import KubeCollector
+from schemas.deadletter import DeadLetter
 from schemas.events import ChangeEvent, NodeCondition, NodeInventory, SchedulerState, WorkloadEvent
+from schemas.recording import read_recording
 from streams.producer import check
 from tests.fakes.kube_apiserver import KubeApiServer
 
@@ -325,3 +329,17 @@ def test_expired_resource_version_relists_and_emits_only_changes(api: KubeApiSer
         (e.node, e.data.condition, e.data.status, e.data.reason) for e in got if isinstance(e, NodeCondition)
     ]
     assert conds == [("gpu01", "Ready", "False", "KubeletNotReady")]  # gpu03 unchanged: nothing re-emitted
+
+
+def test_a_recording_of_the_watch_passes_the_pipeline_gate(
+    api: KubeApiServer, proxy: Proxy, tmp_path: Path
+) -> None:
+    api.add_node("gpu01", labels=LABELS, gpus=8)
+    api.add_pod("trainer", "gpu01", gpus=8)
+    out = tmp_path / "kube.jsonl"
+    sink = RecordingSink(out)
+    stats = run(_collector(proxy.port), sink, once=True)
+    sink.close()
+    items = list(read_recording(out))  # the node stage's gate: inventory before anything else, ...
+    assert not [i for i in items if isinstance(i, DeadLetter)], items
+    assert stats.events["node.inventory"] == 1 and stats.events["agent.heartbeat"] == 1

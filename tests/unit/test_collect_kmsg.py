@@ -17,7 +17,7 @@ from breakfix.collect.kmsg import (
     KmsgReader,
     parse_kmsg_record,
 )
-from schemas.events import NodeKernel
+from schemas.events import NodeInventory, NodeKernel
 from streams.producer import check
 
 XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=0, GPU has fallen off the bus."
@@ -28,9 +28,39 @@ def _lines(c: KernelLogCollector, wait_s: float = 0.0) -> list[str]:
     out = []
     for e in c.poll(time.monotonic() + wait_s):
         parsed = check(e)
+        if isinstance(parsed, NodeInventory):
+            continue
         assert isinstance(parsed, NodeKernel)
         out.append(parsed.data.line)
     return out
+
+
+def _fake_pci(root: Path, devices: dict[str, tuple[str, str]]) -> Path:
+    for name, (vendor, pci_class) in devices.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "vendor").write_text(vendor + "\n")
+        (root / name / "class").write_text(pci_class + "\n")
+    return root
+
+
+def test_inventory_comes_from_the_pci_bus_first(tmp_path: Path) -> None:
+    pci = _fake_pci(
+        tmp_path / "pci",
+        {
+            "0000:86:00.0": ("0x10de", "0x030200"),  # GPU (3D controller)
+            "0000:3b:00.0": ("0x10de", "0x030200"),
+            "0000:05:00.0": ("0x10de", "0x068000"),  # NVSwitch: a bridge, not a GPU
+            "0000:00:1f.0": ("0x8086", "0x060100"),
+        },
+    )
+    log = tmp_path / "kern.log"
+    log.write_text("")
+    c = KernelLogCollector("gpu01", FileFollower(log), sysfs_pci=pci)
+    first = check(next(iter(c.poll(time.monotonic()))))
+    assert isinstance(first, NodeInventory)
+    assert (first.data.gpus, first.data.gpu_bus_ids) == (2, ["0000:3b:00", "0000:86:00"])
+    assert not [e for e in c.poll(time.monotonic()) if e["type"] == "node.inventory"]  # not every round
+    c.close()
 
 
 def _append(path: Path, *lines: str) -> None:
@@ -153,6 +183,7 @@ def test_journal_reader_parses_journalctl_json(tmp_path: Path) -> None:
     events = [check(e) for e in c.poll(time.monotonic() + 1)]
     c.close()
     lines = [e.data.line for e in events if isinstance(e, NodeKernel)]
+    events = [e for e in events if isinstance(e, NodeKernel)]
     assert lines == [XID, "NVRM: GPU at PCI:0000:3b:00: GPU-x \ufffd"]
     assert events[0].time.timestamp() == 1_700_000_000
     assert events[0].id.startswith("collect.kernel-gpu01-")

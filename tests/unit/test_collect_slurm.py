@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from breakfix.collect.base import CollectorUnavailable
+from breakfix.collect.base import CollectorUnavailable, RecordingSink, run
 from breakfix.collect.slurm import SlurmCollector, subprocess_runner
+from schemas.deadletter import DeadLetter
 from schemas.events import NodeCondition, NodeInventory, SchedulerState
+from schemas.recording import read_recording
 from streams.producer import check
 
 CAPTURE = json.loads((Path(__file__).parent / "collect_data" / "slurm_22.05.8.json").read_text())
@@ -95,3 +97,13 @@ def test_subprocess_runner_times_out_and_reports_failures() -> None:
         run([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"], 5)
     with pytest.raises(CollectorUnavailable, match="slurm-client"):
         run(["definitely-not-sinfo-here"], 5)
+
+
+def test_a_recording_of_two_rounds_passes_the_pipeline_gate(tmp_path: Path) -> None:
+    out = tmp_path / "slurm.jsonl"
+    sink = RecordingSink(out)
+    stats = run(SlurmCollector(Captured(), interval_s=0.01), sink, max_rounds=2)
+    sink.close()
+    items = list(read_recording(out))  # the same gate the node stage applies (inventory first, ...)
+    assert not [i for i in items if isinstance(i, DeadLetter)], items
+    assert stats.rounds == 2 and stats.events["agent.heartbeat"] == 8
