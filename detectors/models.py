@@ -34,8 +34,8 @@ class Ewma:
         return z if self.n > 20 else 0.0
 
 
-WINDOW = 20
-"""Samples per window for the river model (5 minutes at a 15 s scrape): amortises its cost."""
+WINDOW = 40
+"""Samples per window for the river model (10 minutes at a 15 s scrape): amortises its cost."""
 
 
 @dataclass
@@ -43,7 +43,7 @@ class NodeWindowModel:
     """HalfSpaceTrees over per-node window features scaled to [0, 1] by fixed physical ranges."""
 
     model: HalfSpaceTrees = field(
-        default_factory=lambda: HalfSpaceTrees(n_trees=10, height=6, window_size=50, seed=7)
+        default_factory=lambda: HalfSpaceTrees(n_trees=4, height=4, window_size=50, seed=7)
     )
     windows: int = 0
     acc_n: int = 0
@@ -72,4 +72,4 @@ class NodeWindowModel:
         score = float(self.model.score_one(x))  # type: ignore[no-untyped-call]
         self.model.learn_one(x)  # type: ignore[no-untyped-call]
         self.windows += 1
-        return score if self.windows > 60 else None
+        return score if self.windows > 30 else None
