@@ -6,7 +6,8 @@ Verbs (``StepSpec.operation``):
 - ``drain``: ``State=DRAIN`` with reason ``breakfix: <decision id> <why>``; with ``wait`` (default) it
   waits, within the step budget, until the node is DRAINED (no active jobs). Budget spent while jobs
   still run → :class:`Escalate` (the drain stays). ``max_active_jobs`` refuses to drain a busier node.
-  A node someone else already drained is left exactly as it is.
+  A node someone else already drained is :class:`Refused` and left exactly as it is: automation
+  does not work on a node an operator holds.
 - ``resume``: UNDRAIN, only when the reason is ours; an operator's drain is :class:`Refused`.
 - ``reboot``: ``scontrol reboot ASAP nextstate=RESUME|DRAIN reason=...``; with ``wait`` it waits for
   the node to come back (new boot time, reboot flags gone). Refused on an operator-held node, since
@@ -95,13 +96,13 @@ class SlurmActuator:
     def _drain(self, step: StepSpec, ctx: StepContext) -> StepResult:
         n, jobs, _ = self._observe(ctx.node)
         changed = False
-        if n.drain_flag:
-            holder = decision_of(n.reason)
-            note = (
-                f"already drained by decision {holder}"
-                if holder
-                else f"already drained by someone else ({n.reason_set_by}: {n.reason!r}); left as is"
+        if n.drain_flag and not n.ours:
+            raise Refused(
+                f"{ctx.node} is already drained by someone else ({n.reason_set_by}: {n.reason!r}); "
+                "automation does not act on a node an operator holds"
             )
+        if n.drain_flag:
+            note = f"already drained by decision {decision_of(n.reason)}"
         else:
             limit = step.params.get("max_active_jobs")
             if limit is not None and jobs > int(limit):

@@ -68,3 +68,17 @@ class SlurmClient:
     def reboot(self, name: str, reason: str, nextstate: str) -> None:
         """``scontrol reboot ASAP nextstate=... reason=...``: drain now, reboot once idle."""
         self._update("reboot", "ASAP", f"nextstate={nextstate}", f"reason={reason}", name)
+
+
+class SlurmNodeFacts:
+    """The workflow engine's ``NodeFacts`` from the controller: active jobs on a node, or None when
+    the controller cannot say (unknown is never zero, so a precondition then fails)."""
+
+    def __init__(self, client: SlurmClient) -> None:
+        self.client = client
+
+    def active_jobs(self, node: str) -> int | None:
+        try:
+            return len(self.client.active_jobs(node))
+        except (TemporaryError, PermanentError):
+            return None

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fakes.jira_server import FakeJira
+from tests.fakes.jira_server import FakeJira
 
 from actuators.base import PermanentError, Refused, StepContext, StepSpec, TemporaryError
 from actuators.tickets import (
