@@ -14,19 +14,19 @@ import sys
 import tarfile
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from actuators.base import PermanentError, Refused, StepContext, StepSpec
 from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
 from actuators.nodeagent.gpu import parse_dcgmi
+from actuators.nodeagent.kafka_transport import KafkaCommandTransport
 from schemas.actions import ActionRequest
-from schemas.events import ActionResult
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 BREAKFIX = Path(sys.executable).with_name("breakfix")
@@ -198,20 +198,28 @@ def test_cli_refuses_without_a_gpu_unless_simulated() -> None:
 
 @pytest.mark.integration
 def test_cli_simulated_agent_round_trip_over_kafka(tansu: object, tmp_path: Path) -> None:
-    """`breakfix node-agent --simulate` consumes its command from Kafka and publishes the result."""
+    """A workflow step reaches `breakfix node-agent --simulate` through Kafka and gets its result;
+    garbage and other nodes' commands on the topic are skipped without acting."""
     broker = tansu.url  # type: ignore[attr-defined]
     prefix = f"t{uuid.uuid4().hex[:8]}."
 
     async def setup() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=broker)
         await admin.start()
+        topics = (("breakfix.commands", 12), ("breakfix.events", 12))
         await admin.create_topics(
-            [
-                NewTopic(prefix + t, num_partitions=n, replication_factor=1)
-                for t, n in (("breakfix.commands", 12), ("breakfix.events", 12))
-            ]
+            [NewTopic(prefix + t, num_partitions=n, replication_factor=1) for t, n in topics]
         )
         await admin.close()
+
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        other = request("gpu_reset", gpu=1, rid="d-9/other").model_copy(
+            update={"node": "n2", "time": datetime.now(UTC)}
+        )
+        for raw in (b"{not json", other.model_dump_json().encode()):
+            await producer.send_and_wait(prefix + "breakfix.commands", raw, key=b"n1")
+        await producer.stop()
 
     asyncio.run(setup())
     proc = subprocess.Popen(
@@ -233,32 +241,18 @@ def test_cli_simulated_agent_round_trip_over_kafka(tansu: object, tmp_path: Path
         stderr=subprocess.PIPE,
         text=True,
     )
-    now = datetime.now(UTC)
-    other = request("gpu_reset", gpu=1, rid="d-9/other").model_copy(update={"node": "n2", "time": now})
-    mine = request("gpu_reset", gpu=1, rid="d-9/gpu-reset").model_copy(update={"time": now})
-
-    async def exchange() -> ActionResult:
-        producer = AIOKafkaProducer(bootstrap_servers=broker)
-        await producer.start()
-        for r in (b"{not json", other.model_dump_json().encode(), mine.model_dump_json().encode()):
-            await producer.send_and_wait(prefix + "breakfix.commands", r, key=b"n1")
-        await producer.stop()
-        consumer = AIOKafkaConsumer(
-            prefix + "breakfix.events", bootstrap_servers=broker, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        try:
-            msg = await asyncio.wait_for(consumer.getone(), timeout=45)
-        finally:
-            await consumer.stop()
-        return ActionResult.model_validate(orjson.loads(msg.value or b""))
-
     try:
-        result = asyncio.run(exchange())
+        with KafkaCommandTransport(broker, prefix) as transport:
+            act = NodeAgentActuator(transport)
+            spec = StepSpec(
+                name="gpu-reset", actuator="node_agent", operation="gpu_reset", mutating=True, timeout_s=60
+            )
+            step_ctx = replace(ctx("gpu-reset", gpu=1), deadline=time.monotonic() + 60)
+            result = act.execute(spec, step_ctx)
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert result.node == "n1" and result.data.status == "succeeded" and result.data.gpu == 1
-    assert result.data.decision_id == "d-1" and result.id == "d-9/gpu-reset/result"
+    assert result.changed and result.detail == "GPU 1 reset (simulated)"
+    assert result.outputs == {"gpu": 1}

@@ -1,0 +1,113 @@
+"""Reaching node agents over Kafka: the controller's :class:`CommandTransport` for remote nodes.
+
+A request goes to ``breakfix.commands`` keyed by node (so it lands in the partition the node's agent
+reads); the answer is the ``action.result`` on ``breakfix.events`` whose ``request_id`` matches. The
+results consumer reads every partition without a group, from the end as of start-up, and runs on a
+private event loop thread so the synchronous actuator API can wait on it with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from types import TracebackType
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from actuators.base import TemporaryError
+from actuators.nodeagent.loop import COMMANDS_TOPIC, EVENTS_TOPIC
+from schemas.actions import ActionRequest
+from schemas.events import ActionResult
+
+
+class KafkaCommandTransport:
+    def __init__(self, broker: str, topic_prefix: str = "") -> None:
+        self.broker = broker
+        self.commands = topic_prefix + COMMANDS_TOPIC
+        self.events = topic_prefix + EVENTS_TOPIC
+        self._results: dict[str, ActionResult] = {}
+        self._arrived = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="node-agent-transport", daemon=True
+        )
+        self._thread.start()
+        self._reader: asyncio.Future[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            raise
+
+    async def _start(self) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.broker, acks="all")
+        await self._producer.start()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, enable_auto_commit=False)
+        await consumer.start()
+        await consumer.topics()  # loads cluster metadata, so the partitions below are known
+        parts = consumer.partitions_for_topic(self.events) or set()
+        if not parts:
+            await consumer.stop()
+            await self._producer.stop()
+            raise RuntimeError(f"topic {self.events} does not exist; run `breakfix topics create` first")
+        tps = [TopicPartition(self.events, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before any request can be answered
+            await consumer.position(tp)
+        self._reader = asyncio.ensure_future(self._read(consumer))
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            async for msg in consumer:
+                try:
+                    doc = orjson.loads(msg.value or b"")
+                    if not isinstance(doc, dict) or doc.get("type") != "action.result":
+                        continue
+                    result = ActionResult.model_validate(doc)
+                except (orjson.JSONDecodeError, ValidationError):
+                    continue  # other producers' events, or garbage: not an answer
+                rid = (result.data.model_extra or {}).get("request_id")
+                if isinstance(rid, str):
+                    with self._arrived:
+                        self._results[rid] = result
+                        self._arrived.notify_all()
+        finally:
+            await consumer.stop()
+
+    def request(self, req: ActionRequest, timeout_s: float) -> ActionResult:
+        assert self._producer is not None
+        send = self._producer.send_and_wait(
+            self.commands, req.model_dump_json().encode(), key=req.node.encode()
+        )
+        asyncio.run_coroutine_threadsafe(send, self._loop).result(timeout=max(timeout_s, 1.0))
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: req.id in self._results, timeout=timeout_s):
+                raise TemporaryError(f"no answer from the node agent on {req.node} within {timeout_s:.0f}s")
+            return self._results.pop(req.id)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._reader is not None:
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._reader
+            if self._producer is not None:
+                await self._producer.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> KafkaCommandTransport:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
