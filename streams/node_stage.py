@@ -143,6 +143,9 @@ class PartitionState:
     fleet_gate: NodeGate = field(default_factory=NodeGate)
     fleet_offset: int = -1
     next_tick: float = -math.inf
+    clock: float = -math.inf
+    """The partition's stream clock (newest accepted event time): the ``now`` of its steps, so a
+    partition's outcome does not depend on how fast the worker's other partitions were read."""
 
 
 class NodeStage:
@@ -173,7 +176,7 @@ class NodeStage:
         self.idle_s = idle_s
         self.partitions: dict[int, PartitionState] = {}
         self.clock = -math.inf
-        """Stream clock: the newest event time this worker has seen."""
+        """The newest event time this worker has accepted: idle partitions report progress up to it."""
 
     # --- partitions -----------------------------------------------------------------------
 
@@ -190,7 +193,9 @@ class NodeStage:
                 gate = {k: v for k, v in d["fleet_gate"].items() if v is not None}  # JSON has no -inf
                 ps.fleet_gate = NodeGate.from_dict(gate)
                 ps.fleet_offset = int(d["fleet_offset"])
-                ps.next_tick = -math.inf if d["next_tick"] is None else float(d["next_tick"])
+                ps.next_tick = _infinite(d["next_tick"])
+                ps.clock = _infinite(d["clock"])
+                self.clock = max(self.clock, ps.clock)
                 continue
             slot = self._decode(node, d, p)
             ps.nodes[node] = slot
@@ -214,7 +219,7 @@ class NodeStage:
             self._reject(out, parsed)
             return out
         t = parsed.time.timestamp()
-        now = self.clock if self.clock > -math.inf else t
+        now = ps.clock if ps.clock > -math.inf else t
         if t - now <= self.gate_cfg.far_future_s:
             self._ticks(ps, p, offset, min(max(now, t), now + self.gate_cfg.far_future_s), out)
         if parsed.node is None:
@@ -275,7 +280,7 @@ class NodeStage:
                 slot.offset = offset
             return
         t = event.time.timestamp()
-        self.clock = max(self.clock, t)
+        self._accept(ps, t)
         if slot is None:
             slot = ps.nodes[node] = NodeSlot()
         slot.offset = offset
@@ -303,7 +308,7 @@ class NodeStage:
                 self._reject(out, dead_letter(raw, verdict[0], verdict[1], source))
             return
         t = event.time.timestamp()
-        self.clock = max(self.clock, t)
+        self._accept(ps, t)
         ready = {}
         for n, slot in sorted(ps.nodes.items()):
             if slot.rt is None or offset <= slot.offset:
@@ -331,6 +336,10 @@ class NodeStage:
         for step in steps:
             n = step.runtime.node
             self._took(ps, p, n, ps.nodes[n], step, t, event.replay, out)
+
+    def _accept(self, ps: PartitionState, t: float) -> None:
+        ps.clock = max(ps.clock, t)
+        self.clock = max(self.clock, t)
 
     def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, out: Outputs) -> None:
         """Time-driven checks (silence, hysteresis), as offline replay runs them between events."""
@@ -379,7 +388,10 @@ class NodeStage:
                 item = item.model_copy(update={"replay": True})  # replayed input never acts
             key = (key_time, node, slot.seq)
             slot.seq += 1
-            items.append(GuardItem(_kind(item), key, item.id, node, _dump(item), p))
+            kind = _kind(item)
+            # Registrations carry no id; (node, emission number) is stable across re-processing.
+            item_id = item.id if isinstance(item, Proposal) else f"{kind}:{node}:{key[2]}"
+            items.append(GuardItem(kind, key, item_id, node, _dump(item), p))
         out.guard.extend(items)
         if slot.pending:
             if items:
@@ -409,7 +421,8 @@ class NodeStage:
         ps = self.partitions[p]
         writes = [(n, self._encode(ps.nodes[n], p)) for n in sorted(ps.dirty)]
         part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset}
-        writes.append((partition_key(p), orjson.dumps({**part, "next_tick": ps.next_tick})))
+        times = {"next_tick": _finite(ps.next_tick), "clock": _finite(ps.clock)}
+        writes.append((partition_key(p), orjson.dumps({**part, **times})))
         ps.dirty.clear()
         ps.since_checkpoint = 0
         ps.last_checkpoint_wall = wall
@@ -451,6 +464,14 @@ class NodeStage:
             hold=(float(hold[0]), str(hold[1]), int(hold[2])) if hold else None,
             applied=deque(d.get("applied", []), maxlen=_APPLIED_DECISIONS),
         )
+
+
+def _finite(t: float) -> float | None:
+    return None if t == -math.inf else t
+
+
+def _infinite(t: float | None) -> float:
+    return -math.inf if t is None else float(t)
 
 
 def partition_key(p: int) -> str:

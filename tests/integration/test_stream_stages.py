@@ -31,7 +31,9 @@ SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-ro
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rec") / "rec.jsonl"
     sc = [load_scenario(p) for p in resolve(SCENARIOS)]
-    simulate(SimConfig(nodes=40, hours=2, seed=3, start=parse_start("2025-01-01T00:00:00Z"), scenarios=sc), path)
+    simulate(
+        SimConfig(nodes=40, hours=2, seed=3, start=parse_start("2025-01-01T00:00:00Z"), scenarios=sc), path
+    )
     return path
 
 
@@ -54,12 +56,13 @@ class Harness:
         self.guard_in: deque[tuple[str, object]] = deque()
         self.decisions: list[Decision] = []
         self.unacked: list[list[tuple[str, object]]] = [[] for _ in range(PARTS)]
+        self.restarts = 0
         for p in range(PARTS):
             self.node.assign(p, [], 0.0)
 
     def _node_stage(self) -> NodeStage:
         e = self.engine
-        return NodeStage(e, NodeRuntime.from_bytes, e.gate_cfg, e.policy.tick_s, checkpoint_events=300)
+        return NodeStage(e, NodeRuntime.from_bytes, e.gate_cfg, e.policy.tick_s, checkpoint_events=100)
 
     def _guard_stage(self) -> GuardStage:
         models = {"proposal": Proposal, "registration": Registration}
@@ -135,6 +138,7 @@ class Harness:
                 else:
                     self.decisions_in[p].appendleft(x)  # type: ignore[arg-type]
             self.unacked[p].clear()
+        self.restarts += 1
         self.node = self._node_stage()
         for p in range(PARTS):
             self.guard_in.extend(("item", i) for i in self.node.assign(p, self.tables.items(), 0.0))
@@ -165,5 +169,6 @@ def test_restarts_from_checkpoints_lose_and_duplicate_nothing(recording: Path) -
     h.load(recording)
     streamed = h.run()
     ids = [d.id for d in streamed]
+    assert h.restarts >= 5
     assert len(ids) == len(set(ids))
     assert by_node(streamed) == by_node(offline)
