@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.fakes.jira_server import FakeJira
 
 from actuators.base import PermanentError, Refused, StepContext, StepSpec, TemporaryError
 from actuators.tickets import (
@@ -24,6 +23,7 @@ from actuators.tickets import (
     TicketDraft,
     TicketService,
 )
+from tests.fakes.jira_server import FakeJira
 
 LAST_RUN = PlaybookRun(
     playbook="gpu-reset", version="1.2.0", decision_id="d-7", finished_at=datetime(2026, 4, 2, tzinfo=UTC)
