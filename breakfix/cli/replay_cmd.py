@@ -99,9 +99,13 @@ def replay(
     if recording != "-" and not Path(recording).is_file():
         fail(f"no such recording: {recording}", "make one with `breakfix simulate --out fleet.jsonl.gz`")
     if into_kafka:
-        from streams.replay_kafka import replay_into_kafka  # type: ignore[attr-defined,unused-ignore]
+        import asyncio
 
-        replay_into_kafka(recording, broker=broker, speed=None if fast else speed)  # type: ignore[call-arg,unused-ignore]
+        from streams.replay_kafka import replay_into_kafka
+        from streams.settings import StreamSettings
+
+        settings = StreamSettings(broker=broker) if broker else StreamSettings()
+        asyncio.run(replay_into_kafka(recording, settings, speed=speed, as_fast_as_possible=fast))
         return
     pol = _policy(policy)
     tty = sys.stderr.isatty()
