@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 import time
 import weakref
 from collections import defaultdict
@@ -30,6 +31,7 @@ from faust.streams import _current_event
 from schemas.control import ControlMessage
 from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME
+from streams.embedded_broker import free_port
 from streams.guard_stage import GuardStage
 from streams.node_stage import EngineLike, NodeStage, Outputs
 from streams.settings import StreamSettings
@@ -45,6 +47,7 @@ class EngineBundle:
 
     engine: Any
     runtime_from_bytes: Any
+    guard_to_bytes: Any
     guard_from_bytes: Any
     item_models: dict[str, Any]
 
@@ -54,13 +57,14 @@ def load_engine(settings: StreamSettings) -> EngineBundle:
     if settings.engine:
         module, _, func = settings.engine.partition(":")
         return importlib.import_module(module).__dict__[func](settings)  # type: ignore[no-any-return]
-    from policy.engine import Engine, NodeRuntime, guard_from_bytes
+    from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
     from policy.model import load_policy
     from schemas.proposal import Proposal, Registration
 
     return EngineBundle(
         Engine(load_policy(settings.policy_file)),
         NodeRuntime.from_bytes,
+        guard_to_bytes,
         guard_from_bytes,
         {"proposal": Proposal, "registration": Registration},
     )
@@ -75,12 +79,14 @@ def _in_partition_of(event: Any) -> Any:
 def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> faust.App:
     """Build the worker's Faust app (both stages; the guard runs wherever its partition is assigned)."""
     bundle = bundle or load_engine(settings)
+    datadir = settings.data_dir / f"worker-{settings.worker_index}"
+    datadir.mkdir(parents=True, exist_ok=True)
     n_parts = TOPIC_BY_NAME[EVENTS].partitions
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.broker}",
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
-        datadir=str(settings.data_dir / f"worker-{settings.worker_index}"),
+        datadir=str(datadir),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_s,
         producer_max_batch_size=1,
@@ -88,7 +94,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         topic_disable_leader=True,
-        web_port=settings.web_port + settings.worker_index if settings.web_port else 0,
+        web_port=settings.web_port + settings.worker_index if settings.web_port else free_port(),
         web_host=settings.web_host,
         web_bind=settings.web_host,
     )
@@ -109,10 +115,11 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     events_name = settings.topic(EVENTS)
     control_name = settings.topic(CONTROL)
 
-    nodes_table = app.Table(
-        "nodes", partitions=n_parts, key_type=str, value_type=bytes, value_serializer="raw"
-    )
-    guard_table = app.Table("guard", partitions=1, key_type=str, value_type=bytes, value_serializer="raw")
+    def state_schema() -> faust.Schema[Any, Any]:
+        return faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
+
+    nodes_table = app.Table("nodes", partitions=n_parts, schema=state_schema())
+    guard_table = app.Table("guard", partitions=1, schema=state_schema())
 
     engine: EngineLike = bundle.engine
     node = NodeStage(
@@ -127,7 +134,12 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
 
     def new_guard() -> GuardStage:
         return GuardStage(
-            bundle.engine, bundle.guard_from_bytes, bundle.item_models, n_parts, settings.guard_max_wait_s
+            bundle.engine,
+            bundle.guard_to_bytes,
+            bundle.guard_from_bytes,
+            bundle.item_models,
+            n_parts,
+            settings.guard_max_wait_s,
         )
 
     gs = {"stage": new_guard(), "on": False}
@@ -222,7 +234,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 if held.get(p) and node.due(p, wall):
                     await checkpoint(p, None, [])
                 bound = node.progress(p, wall)
-                if bound != sent_progress.get(p):
+                if bound[0] > -math.inf and bound != sent_progress.get(p):
                     sent_progress[p] = bound
                     body = orjson.dumps({"partition": p, "bound": list(bound)})
                     headers = {"breakfix-kind": b"progress", "breakfix-partition": str(p).encode()}

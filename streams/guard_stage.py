@@ -50,12 +50,14 @@ class GuardStage:
     def __init__(
         self,
         engine: GuardEngine,
+        guard_to_bytes: Any,
         guard_from_bytes: Any,
         item_models: dict[str, type[BaseModel]],
         partitions: int,
         max_wait_s: float,
     ) -> None:
         self.engine = engine
+        self.guard_to_bytes = guard_to_bytes
         self.guard_from_bytes = guard_from_bytes
         self.item_models = item_models
         self.g = engine.new_guard()
@@ -106,7 +108,7 @@ class GuardStage:
     def snapshot(self) -> bytes:
         return orjson.dumps(
             {
-                "guard": base64.b64encode(self.g.to_bytes()).decode(),
+                "guard": base64.b64encode(self.guard_to_bytes(self.g)).decode(),
                 "watermark": self.watermark.to_dict(),
                 "seen": list(self.seen),
                 "outbox": [d.model_dump(mode="json") for d in self.outbox],

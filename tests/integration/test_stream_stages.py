@@ -15,7 +15,7 @@ from breakfix.cli.replay_cmd import run_offline
 from breakfix.simulate.clock import parse_start
 from breakfix.simulate.engine import SimConfig, simulate
 from breakfix.simulate.scenario import load_scenario, resolve
-from policy.engine import Engine, NodeRuntime, guard_from_bytes
+from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
 from schemas.decision import Decision
 from schemas.proposal import Proposal, Registration
@@ -66,7 +66,7 @@ class Harness:
 
     def _guard_stage(self) -> GuardStage:
         models = {"proposal": Proposal, "registration": Registration}
-        return GuardStage(self.engine, guard_from_bytes, models, PARTS, max_wait_s=1e12)
+        return GuardStage(self.engine, guard_to_bytes, guard_from_bytes, models, PARTS, max_wait_s=1e12)
 
     def load(self, path: Path) -> None:
         offsets = [0] * PARTS
