@@ -27,6 +27,7 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
+from faust.types import TP
 
 from schemas.control import ControlMessage
 from schemas.recording import dumps
@@ -233,7 +234,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             for p in sorted(mine):
                 if held.get(p) and node.due(p, wall):
                     await checkpoint(p, None, [])
-                bound = node.progress(p, wall)
+                bound = node.progress(p, wall, app.consumer.highwater(TP(events_name, p)))
                 if bound[0] > -math.inf and bound != sent_progress.get(p):
                     sent_progress[p] = bound
                     body = orjson.dumps({"partition": p, "bound": list(bound)})

@@ -105,6 +105,7 @@ class _Buffered:
     source: str
     now: float
     fleet: bool = False
+    replay: bool = False
 
 
 @dataclass
@@ -138,6 +139,8 @@ class PartitionState:
     dirty: set[str] = field(default_factory=set)
     last_key: OrderKey = (-math.inf, "", 0)
     last_input_wall: float = 0.0
+    position: int = 0
+    """Next offset of the events topic to read, for the caught-up test of :meth:`NodeStage.progress`."""
     since_checkpoint: int = 0
     last_checkpoint_wall: float = 0.0
     fleet_gate: NodeGate = field(default_factory=NodeGate)
@@ -214,6 +217,7 @@ class NodeStage:
         ps = self.partitions[p]
         ps.last_input_wall = wall
         ps.since_checkpoint += 1
+        ps.position = max(ps.position, offset + 1)
         parsed = parse_event(raw, source)
         if isinstance(parsed, DeadLetter):
             self._reject(out, parsed)
@@ -221,7 +225,8 @@ class NodeStage:
         t = parsed.time.timestamp()
         now = ps.clock if ps.clock > -math.inf else t
         if t - now <= self.gate_cfg.far_future_s:
-            self._ticks(ps, p, offset, min(max(now, t), now + self.gate_cfg.far_future_s), out)
+            at = min(max(now, t), now + self.gate_cfg.far_future_s)
+            self._ticks(ps, p, offset, at, parsed.replay, out)
         if parsed.node is None:
             self._fleet(ps, p, offset, parsed, raw, source, now, out)
             ps.last_key = max(ps.last_key, (t, "", 0))
@@ -341,8 +346,9 @@ class NodeStage:
         ps.clock = max(ps.clock, t)
         self.clock = max(self.clock, t)
 
-    def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, out: Outputs) -> None:
-        """Time-driven checks (silence, hysteresis), as offline replay runs them between events."""
+    def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, replay: bool, out: Outputs) -> None:
+        """Time-driven checks (silence, hysteresis), as offline replay runs them between events. A tick
+        driven by replayed input is replay too: its proposals must never become executable."""
         if ps.next_tick == -math.inf:
             ps.next_tick = (math.floor(now / self.tick_s) + 1) * self.tick_s
             return
@@ -351,9 +357,9 @@ class NodeStage:
             ps.next_tick += self.tick_s
             for n, slot in sorted(ps.nodes.items()):
                 if slot.pending:
-                    slot.buffer.append(_Buffered(offset, None, b"", "tick", at))
+                    slot.buffer.append(_Buffered(offset, None, b"", "tick", at, replay=replay))
                 elif slot.rt is not None and at >= slot.rt.next_tick:
-                    self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, False, out)
+                    self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, replay, out)
 
     def _drain(self, ps: PartitionState, p: int, node: str, slot: NodeSlot, out: Outputs) -> None:
         """Process the events a node received while it awaited its decision, in arrival order."""
@@ -361,7 +367,7 @@ class NodeStage:
             b = slot.buffer.pop(0)
             if b.event is None:
                 if b.now >= slot.rt.next_tick:
-                    self._took(ps, p, node, slot, self.engine.tick(slot.rt, b.now), b.now, False, out)
+                    self._took(ps, p, node, slot, self.engine.tick(slot.rt, b.now), b.now, b.replay, out)
             elif b.fleet:
                 self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
             else:
@@ -428,11 +434,17 @@ class NodeStage:
         ps.last_checkpoint_wall = wall
         return writes
 
-    def progress(self, p: int, wall: float) -> OrderKey:
-        """Every guard item of partition ``p`` ordered before this key has been handed out."""
+    def progress(self, p: int, wall: float, highwater: int | None) -> OrderKey:
+        """Every guard item of partition ``p`` ordered before this key has been handed out.
+
+        A partition that has read everything there is (``highwater``: the events topic's end offset as
+        the last fetch saw it) and heard nothing for ``idle_s`` counts as caught up to the worker's
+        clock, so a quiet partition does not hold the guard back; a merely slow one never does.
+        """
         ps = self.partitions[p]
         bound = ps.last_key
-        if wall - ps.last_input_wall >= self.idle_s and self.clock > -math.inf:
+        caught_up = highwater is not None and ps.position >= highwater
+        if caught_up and wall - ps.last_input_wall >= self.idle_s and self.clock > -math.inf:
             bound = max(bound, (self.clock, _TOP, 0))
         for node, slot in ps.nodes.items():
             if slot.pending and slot.hold is not None:

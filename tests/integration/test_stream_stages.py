@@ -94,7 +94,7 @@ class Harness:
         if out.guard or self.node.due(p, wall):
             self._checkpoint(p)
         self.guard_in.extend(("item", i) for i in out.guard)
-        self.guard_in.append(("progress", (p, self.node.progress(p, wall))))
+        self.guard_in.append(("progress", (p, self.node.progress(p, wall, None))))
 
     def _guard_input(self, wall: float) -> None:
         kind, x = self.guard_in.popleft()
@@ -117,8 +117,9 @@ class Harness:
             if not busy and not self.guard_in:
                 if not len(self.guard.watermark):
                     return self.decisions
-                for p in range(PARTS):  # the stream ended: every partition goes idle
-                    self.guard_in.append(("progress", (p, self.node.progress(p, 1e12))))
+                for p in range(PARTS):  # the stream ended: every partition is caught up and idle
+                    bound = self.node.progress(p, 1e12, self.node.partitions[p].position)
+                    self.guard_in.append(("progress", (p, bound)))
                 continue
             if self.guard_in and (not busy or self.rng.random() < 0.3):
                 self._guard_input(0.0)

@@ -1,0 +1,228 @@
+"""The streaming pipeline on the real Tansu broker: worker processes, a recording replayed into Kafka,
+decisions read back from the decisions topic and compared with offline replay of the same recording
+(open loop: no actuators)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from breakfix.cli.replay_cmd import run_offline
+from breakfix.simulate.clock import parse_start
+from breakfix.simulate.engine import SimConfig, simulate
+from breakfix.simulate.scenario import load_scenario, resolve
+from policy.model import load_policy
+from schemas.deadletter import DeadLetterReason
+from schemas.decision import Decision
+from streams import workers
+from streams.embedded_broker import EmbeddedBroker
+from streams.replay_kafka import replay_into_kafka
+from streams.settings import StreamSettings
+from streams.topics import create_topics
+
+pytestmark = pytest.mark.integration
+SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rec") / "rec.jsonl"
+    sc = [load_scenario(p) for p in resolve(SCENARIOS)]
+    simulate(
+        SimConfig(nodes=40, hours=2, seed=3, start=parse_start("2025-01-01T00:00:00Z"), scenarios=sc), path
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def offline(recording: Path) -> list[Decision]:
+    decisions, _ = run_offline(str(recording), load_policy(None), None, None, None, False)
+    assert len(decisions) >= 10, "the recording must produce decisions, or the comparison proves nothing"
+    return decisions
+
+
+@pytest.fixture
+def settings(tansu: EmbeddedBroker, unique: str, tmp_path: Path) -> StreamSettings:
+    s = StreamSettings(
+        broker=tansu.url,
+        app_id=f"bf-{unique}",
+        topic_prefix=f"t{unique}.",
+        data_dir=tmp_path / "data",
+        web_port=0,
+        log_level="info",
+    )
+    asyncio.run(create_topics(s))
+    return s
+
+
+class Workers:
+    """Worker processes of one test; every one is stopped (or killed) at the end."""
+
+    def __init__(self, settings: StreamSettings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def start(self, index: int) -> None:
+        self.procs[index] = workers.start_worker(self.settings, index, self.log_dir / f"worker-{index}.log")
+
+    def kill9(self, index: int) -> None:
+        proc = self.procs.pop(index)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            workers.stop(proc)
+        self.procs.clear()
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+
+@pytest.fixture
+def pool(settings: StreamSettings, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(settings, tmp_path)
+    yield w
+    w.stop_all()
+
+
+async def _read(
+    settings: StreamSettings, topic: str, until: Any, timeout_s: float, settle_s: float
+) -> list[bytes]:
+    """Read ``topic`` from the start until ``until(values)`` holds, then ``settle_s`` more for extras."""
+    c = AIOKafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await c.start()
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    done_at: float | None = None
+    try:
+        while time.monotonic() < deadline and (done_at is None or time.monotonic() < done_at):
+            for msgs in (await c.getmany(timeout_ms=300)).values():
+                out.extend(m.value for m in msgs if m.value is not None)
+            if done_at is None and until(out):
+                done_at = time.monotonic() + settle_s
+    finally:
+        await c.stop()
+    return out
+
+
+def read_decisions(settings: StreamSettings, n: int, timeout_s: float = 90.0) -> list[Decision]:
+    raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= n, timeout_s, 3.0))
+    return [Decision.model_validate_json(v) for v in raw]
+
+
+def by_node(decisions: list[Decision]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for d in decisions:
+        out.setdefault(d.node, []).append(d.id)
+    return out
+
+
+def test_decisions_topic_equals_offline_replay_and_replay_never_executes(
+    settings: StreamSettings, pool: Workers, recording: Path, offline: list[Decision]
+) -> None:
+    pool.start(0)
+    stats = asyncio.run(replay_into_kafka(recording, settings, as_fast_as_possible=True))
+    assert stats.lines > 20_000
+    streamed = read_decisions(settings, len(offline))
+    assert len(streamed) == len(offline), pool.logs()
+    assert by_node(streamed) == by_node(offline)
+    # Replayed input: every decision says so and none may execute.
+    assert all(d.replay and not d.executable for d in streamed)
+
+
+def test_worker_killed_with_sigkill_and_restarted_loses_and_duplicates_nothing(
+    settings: StreamSettings, pool: Workers, recording: Path, offline: list[Decision]
+) -> None:
+    pool.start(0)
+    pool.start(1)
+    asyncio.run(replay_into_kafka(recording, settings, as_fast_as_possible=True))
+    first = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= 2, 60.0, 0.0))
+    assert len(first) < len(offline), "the kill must happen mid-run"
+    pool.kill9(1)
+    time.sleep(1.0)
+    pool.start(1)
+    streamed = read_decisions(settings, len(offline), timeout_s=120.0)
+    ids = [d.id for d in streamed]
+    assert len(ids) == len(set(ids)), "a decision was sent twice"
+    assert by_node(streamed) == by_node(offline), pool.logs()
+
+
+def _event(
+    i: int, node: str, type_: str, data: dict[str, Any], t: str = "2025-01-01T01:00:00Z"
+) -> dict[str, Any]:
+    return {"id": f"e{i}", "type": type_, "source": "test", "time": t, "node": node, "data": data}
+
+
+def test_every_bad_input_class_is_dead_lettered_and_the_pipeline_keeps_going(
+    settings: StreamSettings, pool: Workers
+) -> None:
+    inv = _event(0, "n1", "node.inventory", {"pool": "p", "rack": "r", "sku": "H100", "gpus": 8})
+    sample = {"gpus": [{"index": 0, "temp_c": 50}]}
+    bad: list[tuple[str, bytes]] = [
+        ("n1", b"{not json"),
+        ("n1", orjson.dumps(_event(1, "n1", "foo.bar", {}))),
+        (
+            "n1",
+            orjson.dumps({k: v for k, v in _event(2, "n1", "gpu.sample", sample).items() if k != "source"}),
+        ),
+        ("n1", orjson.dumps(_event(3, "n1", "gpu.sample", sample, t="2025-01-01T01:00:00"))),
+        ("n1", orjson.dumps(_event(4, "n1", "gpu.sample", {"gpus": [{"index": 0, "temp_c": 1e9}]}))),
+        ("ghost", orjson.dumps(_event(5, "ghost", "gpu.sample", sample))),
+        ("n1", orjson.dumps(inv)),  # the same id again: duplicate
+        ("n1", orjson.dumps(_event(6, "n1", "gpu.sample", sample, t="2025-01-01T00:50:00Z"))),
+        ("n1", orjson.dumps(_event(7, "n1", "gpu.sample", sample, t="2025-01-01T02:00:00Z"))),
+        ("n1", orjson.dumps(_event(8, "n1", "gpu.sample", sample, t="2024-12-31T18:00:00Z"))),
+    ]
+    expected = {
+        DeadLetterReason.MALFORMED_JSON,
+        DeadLetterReason.UNKNOWN_TYPE,
+        DeadLetterReason.MISSING_FIELD,
+        DeadLetterReason.INVALID_VALUE,
+        DeadLetterReason.ABSURD_VALUE,
+        DeadLetterReason.UNKNOWN_NODE,
+        DeadLetterReason.DUPLICATE,
+        DeadLetterReason.OUT_OF_ORDER,
+        DeadLetterReason.FAR_FUTURE,
+        DeadLetterReason.STALE,
+    }
+    xid = _event(9, "n1", "gpu.xid", {"gpu": 3, "xid": 79}, t="2025-01-01T01:00:05Z")
+
+    async def produce() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        await p.start()
+        try:
+            topic = settings.topic("breakfix.events")
+            await p.send_and_wait(topic, orjson.dumps(inv), key=b"n1")
+            for key, value in bad:
+                await p.send_and_wait(topic, value, key=key.encode())
+            await p.send_and_wait(topic, orjson.dumps(xid), key=b"n1")  # good input after the bad
+        finally:
+            await p.stop()
+
+    pool.start(0)
+    asyncio.run(produce())
+    letters = asyncio.run(_read(settings, "breakfix.deadletter", lambda v: len(v) >= len(bad), 60.0, 1.0))
+    reasons = [orjson.loads(v)["reason"] for v in letters]
+    assert sorted(reasons) == sorted(r.value for r in expected), pool.logs()
+    decisions = read_decisions(settings, 1, timeout_s=30.0)
+    assert [d.node for d in decisions] == ["n1"], "the stage stopped after bad input"
+    assert decisions[0].evidence and not decisions[0].replay
