@@ -26,6 +26,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -75,6 +76,32 @@ def _in_partition_of(event: Any) -> Any:
     """Make ``event`` the current event, so table writes go to its partition's changelog and store
     (RocksDB keeps a database per partition and reads the partition from the current event)."""
     return _current_event.set(weakref.ref(event))
+
+
+async def sent_decision_ids(
+    settings: StreamSettings, partitions: set[int | None], tail: int = 1000
+) -> set[str]:
+    """Ids among the last ``tail`` decisions of ``partitions``: a restarted guard drops what its
+    predecessor sent but had not yet cleared from its outbox (the crash window between the two)."""
+    parts = {p for p in partitions if p is not None}
+    if not parts:
+        return set()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic(DECISIONS), p) for p in sorted(parts)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(0, ends[tp] - tail))
+        ids: set[str] = set()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                ids.update(orjson.loads(m.value)["id"] for m in msgs if m.value)
+        return ids
+    finally:
+        await consumer.stop()
 
 
 def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> faust.App:
@@ -152,7 +179,28 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     streams: dict[str, Any] = {}
 
     def ready() -> bool:
-        return not app.rebalancing and not getattr(app, "in_recovery", False)
+        """Recovery done: tables restored and stream partitions seeked back to committed offsets."""
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        return not app.rebalancing and bool(recovery.completed.is_set())
+
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        """After a rebalance Faust re-reads every partition from its committed offset, so what this
+        worker applied but did not checkpoint is dropped here and rebuilt from the table."""
+        async with lock:
+            forget(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    def forget(revoked: set[TP]) -> None:
+        for tp in revoked:
+            if tp.topic == events_name:
+                node.revoke(tp.partition)
+                held.pop(tp.partition, None)
+                sent_progress.pop(tp.partition, None)
+            elif tp.topic == settings.topic(PROPOSALS):
+                gs["on"] = False
+                guard_held.clear()
+                guard_marks.clear()
 
     def assigned(name: str) -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == name}
@@ -206,6 +254,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             p, wall = msg.partition, time.monotonic()
             source = f"{msg.topic}/{p}@{msg.offset}"
             async with lock:
+                if not ready() or msg.tp not in app.consumer.assignment():
+                    continue  # fetched before a rebalance: Faust re-reads it from the committed offset
                 if p not in node.partitions:
                     await take_partition(p)
                 if msg.topic == events_name:
@@ -223,11 +273,6 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             return
         async with lock:
             mine = assigned(events_name)
-            for p in list(node.partitions):
-                if p not in mine:
-                    node.revoke(p)
-                    held.pop(p, None)
-                    sent_progress.pop(p, None)
             for p in sorted(mine - set(node.partitions)):
                 await take_partition(p)
             wall = time.monotonic()
@@ -253,6 +298,10 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         stored = guard_table.get(_GUARD_KEY)
         if stored is not None:
             guard().restore(stored)
+            sent = await sent_decision_ids(
+                settings, {guard().node_partition.get(d.node) for d in guard().outbox}
+            )
+            guard().outbox = [d for d in guard().outbox if d.id not in sent]
         guard_held.clear()
         guard_marks.clear()
         gs["on"] = True
@@ -276,6 +325,13 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             p = g.node_partition.get(d.node)
             futs.append(await t_decisions.send(key=d.node.encode(), value=dumps(d), partition=p))
         await asyncio.gather(*futs)
+        if outbox:  # confirmed sent: clear the persisted outbox so a restart does not send it again
+            token = _in_partition_of(context)
+            try:
+                guard_table[_GUARD_KEY] = g.snapshot()
+            finally:
+                _current_event.reset(token)
+            await app.producer.flush()
         acks = [ev for i in done for ev in guard_held.pop(i, [])] + guard_marks
         guard_marks.clear()
         for ev in acks:
@@ -316,9 +372,6 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         if not ready() or not gs["on"]:
             return
         async with lock:
-            if 0 not in assigned(settings.topic(PROPOSALS)):
-                gs["on"] = False  # another worker is the guard now; re-read state if it comes back
-                return
             if len(guard().watermark):
                 context = next((evs[-1] for evs in guard_held.values() if evs), None)
                 await guard_flush(context, persist=False)

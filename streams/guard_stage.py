@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from schemas.control import ControlMessage
 from schemas.decision import Decision
 from schemas.proposal import Proposal
+from streams.node_stage import stored_dict
 from streams.watermark import OrderKey, Watermark
 
 _SEEN = 100_000
@@ -116,8 +117,8 @@ class GuardStage:
             }
         )
 
-    def restore(self, value: bytes) -> None:
-        d = orjson.loads(value)
+    def restore(self, value: bytes | dict[str, Any]) -> None:
+        d = stored_dict(value)
         self.g = self.guard_from_bytes(base64.b64decode(d["guard"]))
         self.watermark.restore(d["watermark"])
         self.seen.clear()

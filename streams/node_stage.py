@@ -183,13 +183,13 @@ class NodeStage:
 
     # --- partitions -----------------------------------------------------------------------
 
-    def assign(self, p: int, stored: Iterable[tuple[str, bytes]], wall: float) -> list[GuardItem]:
+    def assign(self, p: int, stored: Iterable[tuple[str, Any]], wall: float) -> list[GuardItem]:
         """Take over partition ``p`` from the table (all stored nodes; other partitions' are skipped);
         returns the outboxes of nodes awaiting a decision, to send again."""
         ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall)
         resend: list[GuardItem] = []
         for node, value in stored:
-            d = orjson.loads(value)
+            d = stored_dict(value)
             if d.get("p") != p:
                 continue
             if node == partition_key(p):
@@ -476,6 +476,16 @@ class NodeStage:
             hold=(float(hold[0]), str(hold[1]), int(hold[2])) if hold else None,
             applied=deque(d.get("applied", []), maxlen=_APPLIED_DECISIONS),
         )
+
+
+def stored_dict(value: bytes | dict[str, Any]) -> dict[str, Any]:
+    """A table value as written (JSON bytes), or as Faust's changelog recovery hands it back: recovery
+    decodes JSON whatever the table's value serializer says."""
+    if isinstance(value, dict):
+        return value
+    d = orjson.loads(value)
+    assert isinstance(d, dict)
+    return d
 
 
 def _finite(t: float) -> float | None:
