@@ -10,10 +10,13 @@ from breakfix.cli import (
     demo_cmd,
     nodeagent_cmd,
     policy_cmd,
+    produce_cmd,
     replay_cmd,
+    run_cmd,
     schema_cmd,
     score_cmd,
     simulate_cmd,
+    topics_cmd,
     validate_cmd,
 )
 
@@ -36,6 +39,9 @@ for module in (
     simulate_cmd,
     score_cmd,
     nodeagent_cmd,
+    run_cmd,
+    topics_cmd,
+    produce_cmd,
 ):
     module.register(app)
 
