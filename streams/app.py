@@ -4,10 +4,13 @@ A thin shell: :mod:`streams.node_stage` and :mod:`streams.guard_stage` decide wh
 this module only moves bytes between topics and tables, in the order their durability rules need
 (table write → producer flush → sends → acknowledge input). Faust settings that matter here:
 
-* ``producer_max_batch_size=1``: Tansu answers ListOffsets 'latest' with the base offset of the last
-  record batch + 1, which made Faust's changelog recovery raise ConsistencyError. One record per batch
-  makes the answer exact for every topic this app writes (changelogs included); the cost is small
-  because the app writes rarely (checkpoints, proposals, decisions). ``table_standby_replicas=0``.
+* Tansu answers ListOffsets 'latest' with the base offset of the last record batch + 1, which made
+  Faust's changelog recovery stop early or raise ConsistencyError. ``producer_max_batch_size=1`` fixed
+  it but capped the node stage at ~700 events/s (every changelog record its own request). Instead
+  every checkpoint ends with one record alone in its batch (:func:`write_table`), so the answer is
+  exact for every changelog partition after every completed checkpoint; a crash inside a checkpoint
+  can only hide records of that unfinished checkpoint, whose input is not acknowledged yet and is
+  re-read. ``table_standby_replicas=0``: no standby reads changelogs with the wrong end offset.
 * ``stream_wait_empty=False``: input stays unacknowledged until its checkpoint, so a rebalance must
   not wait for "all events acked".
 """
@@ -117,7 +120,6 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         datadir=str(datadir),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_s,
-        producer_max_batch_size=1,
         table_standby_replicas=0,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
@@ -211,6 +213,18 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         resend = node.assign(p, list(nodes_table.items()), time.monotonic())
         await asyncio.gather(*[await send_item(i) for i in resend])
 
+    async def write_table(table: Any, context: Any, writes: list[tuple[str, bytes]]) -> None:
+        """Write and flush, so the batch ends here: the last batch of a changelog partition then holds
+        exactly one record after every completed checkpoint, and Tansu's ListOffsets answer (base
+        offset of the last batch + 1) is exact for the recovery that reads it."""
+        token = _in_partition_of(context)
+        try:
+            for key, value in writes:
+                table[key] = value
+        finally:
+            _current_event.reset(token)
+        await app.producer.flush()
+
     async def send_item(item: Any) -> Any:
         headers = {
             "breakfix-kind": item.kind.encode(),
@@ -233,13 +247,11 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         events = held.pop(p, [])
         writes = node.checkpoint(p, time.monotonic())
         if writes and events:
-            token = _in_partition_of(events[-1])
-            try:
-                for key, value in writes:
-                    nodes_table[key] = value
-            finally:
-                _current_event.reset(token)
-        await app.producer.flush()
+            # Nodes first (batched), then the partition's own record alone in the last batch.
+            await write_table(nodes_table, events[-1], writes[:-1])
+            await write_table(nodes_table, events[-1], writes[-1:])
+        else:
+            await app.producer.flush()
         if out is not None:
             futs.extend([await send_item(i) for i in out.guard])
         await asyncio.gather(*futs)
@@ -313,12 +325,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         done = g.release(time.monotonic())
         if not (persist or done or g.outbox) or context is None:
             return
-        token = _in_partition_of(context)
-        try:
-            guard_table[_GUARD_KEY] = g.snapshot()
-        finally:
-            _current_event.reset(token)
-        await app.producer.flush()
+        await write_table(guard_table, context, [(_GUARD_KEY, g.snapshot())])
         outbox, g.outbox = g.outbox, []
         futs = []
         for d in outbox:
@@ -326,12 +333,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             futs.append(await t_decisions.send(key=d.node.encode(), value=dumps(d), partition=p))
         await asyncio.gather(*futs)
         if outbox:  # confirmed sent: clear the persisted outbox so a restart does not send it again
-            token = _in_partition_of(context)
-            try:
-                guard_table[_GUARD_KEY] = g.snapshot()
-            finally:
-                _current_event.reset(token)
-            await app.producer.flush()
+            await write_table(guard_table, context, [(_GUARD_KEY, g.snapshot())])
         acks = [ev for i in done for ev in guard_held.pop(i, [])] + guard_marks
         guard_marks.clear()
         for ev in acks:

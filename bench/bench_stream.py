@@ -1,0 +1,321 @@
+"""Streaming throughput and latency, in one run on one topic of the embedded Tansu broker.
+
+Throughput (events/s per worker, same pre-filled events topic): raw aiokafka consumption (the
+ceiling), a no-op Faust agent (the framework's own ceiling) and the node stage (``streams.workers``,
+one worker). Latency: event→decision p50/p99 with live traffic at the steady rate of a 10,000-node
+fleet (≈700 events/s) and at 5x, measured from sending a decisive Xid 79 to reading its decision.
+
+Run: .venv/bin/python bench/bench_stream.py [--events 60000] [--latency-s 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams import workers
+from streams.embedded_broker import EmbeddedBroker
+from streams.settings import StreamSettings
+from streams.topics import create_topics
+
+EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
+MARKERS = 24
+"""Nodes whose last heartbeat closes the pre-filled stream."""
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def inventory(node: str, t: float, i: int) -> dict[str, Any]:
+    data = {"pool": f"pool{i % 4}", "rack": f"rack{i % 50}", "sku": "H100", "gpus": 8}
+    return {
+        "id": f"inv-{node}",
+        "type": "node.inventory",
+        "source": "bench",
+        "time": iso(t),
+        "node": node,
+        "data": data,
+    }
+
+
+def sample(node: str, t: float, k: int) -> dict[str, Any]:
+    gpus = [{"index": g, "temp_c": 55 + g, "power_w": 400, "util": 80, "sbe_volatile": 0} for g in range(8)]
+    return {
+        "id": f"s-{node}-{k}",
+        "type": "gpu.sample",
+        "source": "bench",
+        "time": iso(t),
+        "node": node,
+        "data": {"gpus": gpus},
+    }
+
+
+def heartbeat(node: str, t: float, k: int) -> dict[str, Any]:
+    data = {"collector": "dcgm", "interval_s": 60}
+    return {
+        "id": f"h-{node}-{k}",
+        "type": "agent.heartbeat",
+        "source": "bench",
+        "time": iso(t),
+        "node": node,
+        "data": data,
+    }
+
+
+def telemetry(node: str, t: float, k: int) -> dict[str, Any]:
+    """Alternating scrape and heartbeat: a live agent (silence would itself be evidence)."""
+    return sample(node, t, k) if (k // 1000) % 2 else heartbeat(node, t, k)
+
+
+def xid79(node: str, t: float) -> dict[str, Any]:
+    return {
+        "id": f"x-{node}",
+        "type": "gpu.xid",
+        "source": "bench",
+        "time": iso(t),
+        "node": node,
+        "data": {"gpu": 0, "xid": 79},
+    }
+
+
+async def fill(s: StreamSettings, n_events: int, n_nodes: int, start: float) -> tuple[int, float]:
+    """Inventory, then scrapes and heartbeats round-robin, one per node per 5 s of event time, then a
+    heartbeat at the end time from marker nodes; returns (events, end time)."""
+    p = AIOKafkaProducer(bootstrap_servers=s.broker, linger_ms=20, max_batch_size=256 * 1024)
+    await p.start()
+    topic, sent = s.topic(EVENTS), 0
+    try:
+        nodes = [f"n{i:05d}" for i in range(n_nodes)] + [f"marker{i:02d}" for i in range(MARKERS)]
+        for i, node in enumerate(nodes):
+            await p.send(topic, orjson.dumps(inventory(node, start, i)), key=node.encode())
+            sent += 1
+        k = 0
+        while sent < n_events:
+            node = nodes[k % n_nodes]
+            await p.send(
+                topic, orjson.dumps(telemetry(node, start + 1 + 5 * (k // n_nodes), k)), key=node.encode()
+            )
+            sent += 1
+            k += 1
+        end = start + 2 + 5 * (k // n_nodes)
+        for node in nodes[n_nodes:]:
+            await p.send(topic, orjson.dumps(heartbeat(node, end, 0)), key=node.encode())
+            sent += 1
+        await p.flush()
+    finally:
+        await p.stop()
+    return sent, end
+
+
+async def raw_rate(s: StreamSettings, n: int) -> float:
+    c = AIOKafkaConsumer(
+        s.topic(EVENTS), bootstrap_servers=s.broker, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await c.start()
+    try:
+        got, t0 = 0, None
+        while got < n:
+            for msgs in (await c.getmany(timeout_ms=500, max_records=10_000)).values():
+                t0 = t0 or time.perf_counter()
+                for m in msgs:
+                    orjson.loads(m.value)
+                got += len(msgs)
+        return got / (time.perf_counter() - (t0 or 0))
+    finally:
+        await c.stop()
+
+
+def noop_worker(broker: str, topic: str, n: int, out: str) -> None:
+    """A Faust app whose agent does nothing: the framework's own ceiling on this machine."""
+    import faust
+
+    app = faust.App(
+        f"bench-noop-{os.getpid()}",
+        broker=f"kafka://{broker}",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        web_port=workers_free_port(),
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+    )
+    t = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    state = {"n": 0, "t0": 0.0}
+
+    @app.agent(t)
+    async def noop(stream: Any) -> None:
+        async for _ in stream:
+            if state["n"] == 0:
+                state["t0"] = time.perf_counter()
+            state["n"] += 1
+            if state["n"] == n:
+                Path(out).write_text(json.dumps({"rate": n / (time.perf_counter() - state["t0"])}))
+
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
+def workers_free_port() -> int:
+    from streams.embedded_broker import free_port
+
+    return free_port()
+
+
+def noop_rate(s: StreamSettings, n: int, tmp: Path) -> float:
+    out = tmp / "noop.json"
+    args = [sys.executable, __file__, "--noop-worker", s.broker, s.topic(EVENTS), str(n), str(out)]
+    with open(tmp / "noop.log", "wb") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return float(json.loads(out.read_text())["rate"])
+    finally:
+        workers.stop(proc)
+
+
+async def progress_times(s: StreamSettings, end: float, timeout_s: float) -> tuple[float, float]:
+    """(first progress mark, moment every partition reported progress past ``end``), from the guard's
+    input topic: the node stage's own account of how far it has read."""
+    c = AIOKafkaConsumer(
+        s.topic(PROPOSALS), bootstrap_servers=s.broker, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await c.start()
+    try:
+        first, bounds, deadline = 0.0, {}, time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for msgs in (await c.getmany(timeout_ms=100)).values():
+                for m in msgs:
+                    if dict(m.headers).get("breakfix-kind") != b"progress":
+                        continue
+                    first = first or time.perf_counter()
+                    mark = orjson.loads(m.value)
+                    bounds[mark["partition"]] = mark["bound"][0]
+            if len(bounds) == 12 and min(bounds.values()) >= end:
+                return first, time.perf_counter()
+        raise TimeoutError(f"progress {bounds}")
+    finally:
+        await c.stop()
+
+
+def node_stage_rate(s: StreamSettings, n: int, end: float, tmp: Path) -> float:
+    proc = workers.start_worker(s, 0, tmp / "node-stage.log")
+    try:
+        t0, t1 = asyncio.run(progress_times(s, end, 600))
+        return n / (t1 - t0)
+    finally:
+        workers.stop(proc)
+
+
+async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> list[float]:
+    """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s."""
+    p = AIOKafkaProducer(bootstrap_servers=s.broker, linger_ms=2)
+    c = AIOKafkaConsumer(
+        s.topic(DECISIONS), bootstrap_servers=s.broker, auto_offset_reset="latest", enable_auto_commit=False
+    )
+    await p.start()
+    await c.start()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def read() -> None:
+        while True:
+            for msgs in (await c.getmany(timeout_ms=100)).values():
+                for m in msgs:
+                    node = orjson.loads(m.value)["node"]
+                    if node in sent_at:
+                        latencies.append(time.perf_counter() - sent_at.pop(node))
+
+    reader = asyncio.create_task(read())
+    try:
+        topic, nodes = s.topic(EVENTS), [f"live{i:05d}" for i in range(n_nodes)]
+        probes = [f"probe{i:04d}" for i in range(int(seconds * 2) + 1)]
+        for i, node in enumerate(nodes + probes):
+            await p.send(topic, orjson.dumps(inventory(node, time.time(), i)), key=node.encode())
+        await p.flush()
+        await asyncio.sleep(3.0)
+        t_start, k, probe = time.perf_counter(), 0, 0
+        while (elapsed := time.perf_counter() - t_start) < seconds:
+            due = int(elapsed * rate)
+            while k < due:
+                node = nodes[k % n_nodes]
+                await p.send(topic, orjson.dumps(telemetry(node, time.time(), k)), key=node.encode())
+                k += 1
+            if elapsed >= probe * 0.5 and probe < len(probes):
+                node = probes[probe]
+                sent_at[node] = time.perf_counter()
+                await p.send(topic, orjson.dumps(xid79(node, time.time())), key=node.encode())
+                probe += 1
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(5.0)
+    finally:
+        reader.cancel()
+        await p.stop()
+        await c.stop()
+    return latencies
+
+
+def latency(broker: str, rate: float, seconds: float, tmp: Path, tag: str) -> dict[str, float]:
+    s = StreamSettings(
+        broker=broker, app_id=f"bench-lat-{tag}", topic_prefix=f"lat{tag}.", data_dir=tmp / tag, web_port=0
+    )
+    asyncio.run(create_topics(s))
+    proc = workers.start_worker(s, 0, tmp / f"latency-{tag}.log")
+    try:
+        time.sleep(12.0)  # worker start and group join
+        lat = sorted(asyncio.run(live(s, rate, seconds, n_nodes=1000)))
+    finally:
+        workers.stop(proc)
+    if not lat:
+        return {"rate": rate, "decisions": 0}
+    return {
+        "rate": rate,
+        "decisions": len(lat),
+        "p50_ms": round(1000 * statistics.median(lat), 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--latency-s", type=float, default=20.0)
+    ap.add_argument("--noop-worker", nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.noop_worker:
+        broker, topic, n, out = a.noop_worker
+        noop_worker(broker, topic, int(n), out)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    with EmbeddedBroker(log_dir=tmp) as b:
+        s = StreamSettings(
+            broker=b.url, app_id="bench-node", topic_prefix="bench.", data_dir=tmp / "data", web_port=0
+        )
+        asyncio.run(create_topics(s))
+        n, end = asyncio.run(fill(s, a.events, a.nodes, time.time() - 3600))
+        result: dict[str, Any] = {"events": n}
+        result["raw_aiokafka_per_s"] = round(asyncio.run(raw_rate(s, n)))
+        result["noop_faust_per_s"] = round(noop_rate(s, n, tmp))
+        result["node_stage_per_s"] = round(node_stage_rate(s, n, end, tmp))
+        result["node_stage_vs_noop"] = round(result["node_stage_per_s"] / result["noop_faust_per_s"], 2)
+        result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1")
+        result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
