@@ -158,9 +158,21 @@ def test_decisions_topic_equals_offline_replay_and_replay_never_executes(
     assert all(d.replay and not d.executable for d in streamed)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_worker_killed_with_sigkill_and_restarted_loses_and_duplicates_nothing(
-    settings: StreamSettings, pool: Workers, recording: Path, offline: list[Decision]
+    settings: StreamSettings, tmp_path: Path, recording: Path, offline: list[Decision], store: str
 ) -> None:
+    """One of two workers is killed mid-run and restarted (with RocksDB: on its own on-disk state)."""
+    pool = Workers(settings.model_copy(update={"store": store}), tmp_path)
+    try:
+        _kill_and_restart(pool, recording, offline)
+    finally:
+        pool.stop_all()
+
+
+def _kill_and_restart(pool: Workers, recording: Path, offline: list[Decision]) -> None:
+    settings = pool.settings
     pool.start(0)
     pool.start(1)
     asyncio.run(replay_into_kafka(recording, settings, as_fast_as_possible=True))
