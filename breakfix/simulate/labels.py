@@ -14,20 +14,8 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-FAILURE_CLASSES: tuple[str, ...] = (
-    "gpu_hardware",
-    "gpu_memory",
-    "thermal_power",
-    "nvlink_fabric",
-    "network",
-    "node_os",
-    "container_runtime",
-    "workload_symptom",
-    "monitoring",
-    "tenant_report",
-    "change_regression",
-    "fleet_incident",
-)
+from policy.model import FAILURE_CLASSES
+
 HARDWARE_CLASSES: frozenset[str] = frozenset({"gpu_hardware", "gpu_memory", "thermal_power", "nvlink_fabric"})
 
 Truth = Literal["fault", "noise", "change", "storm", "silent"]
