@@ -539,12 +539,13 @@ def _handler_for(api: KubeApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, code: int, obj: Obj) -> None:
             data = json.dumps(obj).encode()
+            # Recorded before the reply leaves: a client that has its answer must also see the call.
+            api.requests.append((self.command, self.path, code))
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            api.requests.append((self.command, self.path, code))
 
         def _serve(self) -> None:
             url = urlparse(self.path)
@@ -580,11 +581,11 @@ def _handler_for(api: KubeApiServer) -> type[BaseHTTPRequestHandler]:
                     and (node is None or o.get("spec", {}).get("nodeName") == node)
                 )
 
+            api.requests.append(("WATCH", self.path, 200))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            api.requests.append(("WATCH", self.path, 200))
             timeout = float(query.get("timeoutSeconds") or 300)
             try:
                 for event in api.watch_events(kind, query.get("resourceVersion"), timeout, accept):

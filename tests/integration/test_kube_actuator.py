@@ -3,6 +3,7 @@ per-GPU drain, approved deletion around a PDB, last-moment kill switch; and the 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -113,8 +114,6 @@ def test_pdb_wait_succeeds_when_budget_frees_within_the_step(api: KubeApiServer)
     def reschedule() -> None:  # the controller brings up a replacement elsewhere
         time.sleep(0.4)
         api.add_pod("web-2", "other", labels={"app": "web"})
-
-    import threading
 
     threading.Thread(target=reschedule, daemon=True).start()
     result = kube.execute(step("drain"), ctx(timeout_s=5))
