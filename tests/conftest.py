@@ -6,7 +6,6 @@ its own topic/group/database names so tests never see each other's data.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +18,9 @@ from streams.embedded_broker import EmbeddedBroker
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "breakfix" / "data" / "sample.jsonl"
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("BREAKFIX_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow: set BREAKFIX_SLOW=1 to run")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+# Fixture modules registered once, here: a per-module registration imports them before pytest can
+# rewrite their asserts.
+pytest_plugins = ["tests.fixtures.slurm"]
 
 
 @pytest.fixture(scope="session")

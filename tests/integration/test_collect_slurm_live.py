@@ -10,7 +10,7 @@ import pytest
 from breakfix.collect.slurm import SlurmCollector, subprocess_runner
 from schemas.events import NodeCondition, SchedulerState
 from streams.producer import check
-from tests.fixtures.slurm import SlurmCluster, slurm, slurm_cluster  # noqa: F401 - fixtures
+from tests.fixtures.slurm import SlurmCluster
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ from actuators.slurm import SlurmActuator, SlurmClient
 if TYPE_CHECKING:
     from tests.fixtures.slurm import SlurmCluster
 
-pytest_plugins = ["tests.fixtures.slurm"]
 pytestmark = pytest.mark.integration
 
 

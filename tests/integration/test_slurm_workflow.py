@@ -24,7 +24,6 @@ from tests.fakes.workflow_doubles import SwitchSafety, xid79_decision
 if TYPE_CHECKING:
     from tests.fixtures.slurm import SlurmCluster
 
-pytest_plugins = ["tests.fixtures.slurm"]
 pytestmark = pytest.mark.integration
 
 XID_SLURM = """
