@@ -1,0 +1,157 @@
+"""``breakfix plan create|show|execute`` and ``breakfix approve``: the repair-plan lifecycle.
+
+A plan is computed by the API (affected nodes, playbook and version per node, risk, capacity per pool
+against headroom); it runs only as planned, with an approval token bound to its content hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import typer
+
+from breakfix.cli.common import console, err_console, print_json
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
+from breakfix.opsclient.config import TOKEN_ENV
+
+plan_app = typer.Typer(
+    help="Repair plans: create (dry run or executable), show, execute.", no_args_is_help=True
+)
+
+PLAN_NODE_COLUMNS = ("node", "pool", "rack", "gpu", "action", "playbook", "playbook_version", "risk")
+CAPACITY_COLUMNS = ("pool", "total_gpus", "healthy_gpus", "removed_gpus", "min_healthy_gpus", "headroom_ok")
+
+
+@plan_app.command("create")
+def create(
+    pool: str = typer.Option(..., "--pool", help="Pool the plan works in."),
+    failure_class: str = typer.Option(
+        ..., "--failure-class", help="Failure class to repair (e.g. gpu_memory)."
+    ),
+    node: list[str] = typer.Option([], "--node", help="A node to include; repeat for several."),
+    rack: str | None = typer.Option(None, "--rack", help="Select the pool's nodes in this rack."),
+    sku: str | None = typer.Option(None, "--sku", help="Select the pool's nodes of this SKU."),
+    state: str | None = typer.Option(None, "--state", help="Select the pool's nodes in this state."),
+    action: str | None = typer.Option(None, "--action", help="Force this action (default: the policy's)."),
+    execute_ready: bool = typer.Option(
+        False,
+        "--execute-ready/--dry-run",
+        "--no-dry-run",
+        help="--execute-ready (alias --no-dry-run): an executable plan; --dry-run (default): impact only.",
+    ),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Plan a repair: which nodes, which playbook, what risk, how much capacity it removes.
+
+    Example: breakfix plan create --pool train-a --failure-class gpu_memory --node a-n03 --execute-ready
+    """
+    selector = {k: v for k, v in (("rack", rack), ("sku", sku), ("state", state)) if v}
+    plan = call(
+        server,
+        token,
+        lambda c: c.create_plan(
+            pool,
+            failure_class,
+            nodes=node or None,
+            selector=selector or None,
+            action=action,
+            dry_run=not execute_ready,
+        ),
+    )
+    emit(plan, as_json, render_plan)
+
+
+@plan_app.command("show")
+def show(
+    plan_id: str = typer.Argument(..., help="Plan id."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show a plan: status, approval it needs, nodes and capacity impact.
+
+    Example: breakfix plan show plan-4f2a
+    """
+    emit(call(server, token, lambda c: c.get_plan(plan_id)), as_json, render_plan)
+
+
+@plan_app.command("execute")
+def execute(
+    plan_id: str = typer.Argument(..., help="Plan id."),
+    approval_token: str | None = typer.Option(
+        None, "--token", "--approval-token", help="Approval token from `breakfix approve PLAN_ID`."
+    ),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Nodes repaired at the same time."),
+    rollback: str = typer.Option("on_failure", "--rollback", help="Rollback policy: on_failure or none."),
+    server: str | None = SERVER_OPT,
+    api_token: str | None = typer.Option(
+        None, "--api-token", help=f"Bearer token (default ${TOKEN_ENV}); --token is the approval token here."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Execute an approved plan; prints the workflow id to follow with `breakfix workflow watch`.
+
+    Example: breakfix plan execute plan-4f2a --token "$(breakfix approve plan-4f2a)" --concurrency 1
+    """
+    policy = _rollback(rollback)
+    answer = call(
+        server,
+        api_token,
+        lambda c: c.execute_plan(plan_id, approval_token, concurrency=concurrency, rollback_policy=policy),
+    )
+    if as_json:
+        print_json(answer)
+        return
+    typer.echo(answer.get("workflow_id", ""))
+    err_console.print(f"follow it: breakfix workflow watch {answer.get('workflow_id', '')}")
+
+
+def approve(
+    plan_id: str = typer.Argument(..., help="Plan id."),
+    comment: str | None = typer.Option(None, "--comment", help="Why you approve (recorded in the audit)."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Approve a plan as a human approver; prints the single-use approval token on stdout.
+
+    Example: breakfix approve plan-4f2a --comment "rack r01 is empty tonight"
+    """
+    answer = call(server, token, lambda c: c.approve_plan(plan_id, comment))
+    if as_json:
+        print_json(answer)
+        return
+    typer.echo(answer.get("approval_token", ""))
+    err_console.print(
+        f"approved plan {answer.get('plan_id', plan_id)} (content {answer.get('content_hash', '')}), "
+        f"token expires {answer.get('expires_at', '')}"
+    )
+
+
+def render_plan(plan: dict[str, Any]) -> None:
+    """Header, then the nodes the plan touches, then capacity per pool against its headroom."""
+    console.print(fields(f"plan {plan.get('id', '')}", plan, skip=("nodes", "capacity")))
+    console.print(table("nodes", plan.get("nodes") or [], PLAN_NODE_COLUMNS))
+    capacity = plan.get("capacity") or []
+    console.print(table("capacity", capacity, CAPACITY_COLUMNS))
+    if any(row.get("headroom_ok") is False for row in capacity):
+        console.print(
+            "[bold red]headroom: this plan would drain a pool below its minimum healthy capacity[/]"
+        )
+    else:
+        done("capacity stays within every pool's headroom")
+
+
+def _rollback(value: str) -> Literal["on_failure", "none"]:
+    if value == "on_failure":
+        return "on_failure"
+    if value == "none":
+        return "none"
+    raise typer.BadParameter("use on_failure or none", param_hint="--rollback")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plan_app, name="plan")
+    app.command("approve")(approve)

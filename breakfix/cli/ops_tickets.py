@@ -1,0 +1,121 @@
+"""``breakfix decisions``, ``breakfix runbooks`` and ``breakfix ticket list|show|create|close``.
+
+The read-and-ticket half of what agents reach through MCP, so every agent call has a command an
+operator can type (and ``breakfix audit replay`` can run).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from breakfix.cli.common import console
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
+
+ticket_app = typer.Typer(
+    help="Incident tickets: list, show, create, close (close needs a human).", no_args_is_help=True
+)
+
+DECISION_COLUMNS = ("time", "node", "from_state", "to_state", "failure_class", "confidence", "action", "mode")
+
+
+def decisions(
+    node: str | None = typer.Option(None, "--node", help="Only this node's decisions."),
+    since: str | None = typer.Option(None, "--since", help="RFC 3339 time; only decisions after it."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List recent decisions (one per node state transition), newest first.
+
+    Example: breakfix decisions --node gpu-a-r01-n03 --since 2026-05-01T00:00:00Z
+    """
+    rows = call(server, token, lambda c: c.list_decisions(node=node, since=since, limit=limit))
+    emit(rows, as_json, lambda r: console.print(table(f"decisions ({len(r)})", r, DECISION_COLUMNS)))
+
+
+def runbooks(
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List the playbook catalog: name, version, failure classes, approval, steps.
+
+    Example: breakfix runbooks --json
+    """
+    rows = call(server, token, lambda c: c.list_runbooks())
+    cols = ("name", "version", "classes", "approval", "steps")
+    emit(rows, as_json, lambda r: console.print(table("runbooks", r, cols)))
+
+
+@ticket_app.command("list")
+def ticket_list(
+    node: str | None = typer.Option(None, "--node", help="Only this node's tickets."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List tickets.
+
+    Example: breakfix ticket list --node gpu-a-r01-n03
+    """
+    rows = call(server, token, lambda c: c.list_tickets(node))
+    cols = ("id", "node", "status", "summary", "created_by", "created_at")
+    emit(rows, as_json, lambda r: console.print(table(f"tickets ({len(r)})", r, cols)))
+
+
+@ticket_app.command("show")
+def ticket_show(
+    ticket_id: str = typer.Argument(..., help="Ticket id."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show one ticket.
+
+    Example: breakfix ticket show T-12
+    """
+    emit(
+        call(server, token, lambda c: c.get_ticket(ticket_id)),
+        as_json,
+        lambda t: console.print(fields(f"ticket {ticket_id}", t)),
+    )
+
+
+@ticket_app.command("create")
+def ticket_create(
+    node: str = typer.Argument(..., help="Node the ticket is about."),
+    summary: str = typer.Option(..., "--summary", help="One line: what is wrong."),
+    details: str = typer.Option("", "--details", help="Longer description, evidence, links."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Open a ticket for a node.
+
+    Example: breakfix ticket create gpu-a-r01-n03 --summary "Xid 79 twice in an hour"
+    """
+    answer = call(server, token, lambda c: c.create_ticket(node, summary, details))
+    emit(answer, as_json, lambda t: done(f"ticket {t.get('id', '')} opened for {node}"))
+
+
+@ticket_app.command("close")
+def ticket_close(
+    ticket_id: str = typer.Argument(..., help="Ticket id."),
+    resolution: str = typer.Option(..., "--resolution", help="How it was resolved."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Close a ticket (humans only: an agent's token is refused).
+
+    Example: breakfix ticket close T-12 --resolution "GPU 3 replaced, dcgmi diag level 3 clean"
+    """
+    answer = call(server, token, lambda c: c.close_ticket(ticket_id, resolution))
+    emit(answer, as_json, lambda _: done(f"ticket {ticket_id} closed"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("decisions")(decisions)
+    app.command("runbooks")(runbooks)
+    app.add_typer(ticket_app, name="ticket")

@@ -1,0 +1,215 @@
+"""A small typed client for the operator HTTP API (the route table of ``breakfix serve``).
+
+The CLI verbs and the MCP tools both go through it, so a call looks the same on the wire, is checked
+against the same roles and lands in the same audit log whoever makes it. Each method is one route;
+answers are the API's JSON, untouched, because the API owns the shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from breakfix.opsclient.config import ApiTarget
+from breakfix.opsclient.errors import ApiError, detail_text, hint_for
+
+JSON = dict[str, Any]
+Surface = Literal["cli", "mcp"]
+Template = Literal["RequestRepair", "OutForRepair"]
+Mode = Literal["shadow", "recommend", "auto"]
+Rollback = Literal["on_failure", "none"]
+
+_UNREACHABLE_HINT = "start `breakfix serve` or point --server / BREAKFIX_API_URL at a running API"
+
+
+class OpsClient:
+    """Synchronous on purpose: CLI verbs are one call each, and MCP tools run in worker threads."""
+
+    def __init__(
+        self,
+        target: ApiTarget,
+        *,
+        surface: Surface = "cli",
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers: dict[str, str] = {"X-Breakfix-Surface": surface}
+        if target.token:
+            headers["Authorization"] = f"Bearer {target.token}"
+        self.target = target
+        self._http = httpx.Client(base_url=target.url, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OpsClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """One call; any answer other than 2xx becomes an ApiError carrying the API's own message."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self._http.request(method, path, params=query or None, json=body)
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                f"the API at {self.target.url} did not answer in time ({exc})", hint=_UNREACHABLE_HINT
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"cannot reach the API at {self.target.url} ({exc})", hint=_UNREACHABLE_HINT
+            ) from exc
+        try:
+            data: Any = resp.json()
+        except ValueError:
+            data = resp.text
+        if resp.is_success:
+            return data
+        raise ApiError(
+            detail_text(data, f"HTTP {resp.status_code}"),
+            status=resp.status_code,
+            hint=hint_for(resp.status_code),
+        )
+
+    # nodes and decisions
+    def list_nodes(
+        self, pool: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[JSON]:
+        return list(self.request("GET", "/nodes", params={"pool": pool, "state": state, "limit": limit}))
+
+    def get_node(self, node: str) -> JSON:
+        return dict(self.request("GET", f"/nodes/{node}"))
+
+    def list_decisions(
+        self, node: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> list[JSON]:
+        return list(self.request("GET", "/decisions", params={"node": node, "since": since, "limit": limit}))
+
+    # repair plans and workflows
+    def create_plan(
+        self,
+        pool: str,
+        failure_class: str,
+        *,
+        nodes: list[str] | None = None,
+        selector: dict[str, str] | None = None,
+        action: str | None = None,
+        dry_run: bool = True,
+    ) -> JSON:
+        body: JSON = {"pool": pool, "failure_class": failure_class, "dry_run": dry_run}
+        if nodes:
+            body["nodes"] = nodes
+        if selector:
+            body["selector"] = selector
+        if action:
+            body["action"] = action
+        return dict(self.request("POST", "/repair-plans", body=body))
+
+    def get_plan(self, plan_id: str) -> JSON:
+        return dict(self.request("GET", f"/repair-plans/{plan_id}"))
+
+    def approve_plan(self, plan_id: str, comment: str | None = None) -> JSON:
+        body = {"comment": comment} if comment else {}
+        return dict(self.request("POST", f"/repair-plans/{plan_id}/approve", body=body))
+
+    def execute_plan(
+        self,
+        plan_id: str,
+        approval_token: str | None = None,
+        *,
+        concurrency: int = 1,
+        rollback_policy: Rollback = "on_failure",
+    ) -> JSON:
+        body: JSON = {"concurrency": concurrency, "rollback_policy": rollback_policy}
+        if approval_token:
+            body["approval_token"] = approval_token
+        return dict(self.request("POST", f"/repair-plans/{plan_id}/execute", body=body))
+
+    def get_workflow(self, workflow_id: str) -> JSON:
+        return dict(self.request("GET", f"/workflows/{workflow_id}"))
+
+    # operator levers
+    def get_killswitch(self) -> JSON:
+        return dict(self.request("GET", "/killswitch"))
+
+    def set_killswitch(self, on: bool, reason: str, pool: str | None = None) -> Any:
+        body: JSON = {"on": on, "reason": reason}
+        if pool:
+            body["pool"] = pool
+        return self.request("POST", "/killswitch", body=body)
+
+    def set_mode(self, failure_class: str, mode: Mode, reason: str) -> Any:
+        return self.request(
+            "POST", "/modes", body={"failure_class": failure_class, "mode": mode, "reason": reason}
+        )
+
+    def approve_decision(self, node: str, failure_class: str, action: str, reason: str) -> Any:
+        return self.request(
+            "POST",
+            "/approvals",
+            body={"node": node, "failure_class": failure_class, "action": action, "reason": reason},
+        )
+
+    def reset_breaker(self, resolution: Literal["discard_backlog", "resume"], reason: str) -> Any:
+        return self.request("POST", "/breaker/reset", body={"resolution": resolution, "reason": reason})
+
+    # NICo-style machines and health overrides
+    def release_instance(
+        self, instance_id: str, issue: JSON | None = None, repair_status: str | None = None
+    ) -> Any:
+        body: JSON = {"instance_id": instance_id}
+        if issue:
+            body["issue"] = issue
+        if repair_status:
+            body["repair_status"] = repair_status
+        return self.request("POST", "/api/v1/instances/release", body=body)
+
+    def get_machine(self, machine_id: str) -> JSON:
+        return dict(self.request("GET", f"/api/v1/machines/{machine_id}"))
+
+    def list_health_overrides(self, machine_id: str) -> Any:
+        return self.request("GET", f"/api/v1/machines/{machine_id}/health-overrides")
+
+    def add_health_override(self, machine_id: str, template: Template, message: str) -> Any:
+        return self.request(
+            "POST",
+            f"/api/v1/machines/{machine_id}/health-overrides",
+            body={"template": template, "message": message},
+        )
+
+    def remove_health_override(self, machine_id: str, name: str) -> Any:
+        return self.request("DELETE", f"/api/v1/machines/{machine_id}/health-overrides/{name}")
+
+    # audit, runbooks, tickets, SQL
+    def list_audit(
+        self, actor: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> list[JSON]:
+        return list(self.request("GET", "/audit", params={"actor": actor, "since": since, "limit": limit}))
+
+    def list_runbooks(self) -> Any:
+        return self.request("GET", "/runbooks")
+
+    def list_tickets(self, node: str | None = None) -> list[JSON]:
+        return list(self.request("GET", "/tickets", params={"node": node}))
+
+    def get_ticket(self, ticket_id: str) -> JSON:
+        return dict(self.request("GET", f"/tickets/{ticket_id}"))
+
+    def create_ticket(self, node: str, summary: str, details: str = "") -> JSON:
+        return dict(
+            self.request("POST", "/tickets", body={"node": node, "summary": summary, "details": details})
+        )
+
+    def close_ticket(self, ticket_id: str, resolution: str) -> Any:
+        return self.request("POST", f"/tickets/{ticket_id}/close", body={"resolution": resolution})
+
+    def sql(self, query: str) -> Any:
+        return self.request("POST", "/sql", body={"query": query})
+
+    def metrics(self) -> str:
+        return str(self.request("GET", "/metrics"))
