@@ -9,13 +9,6 @@ from breakfix.cli import (
     db_cmd,
     demo_cmd,
     nodeagent_cmd,
-    ops_audit,
-    ops_control,
-    ops_machine,
-    ops_nodes,
-    ops_plan,
-    ops_tickets,
-    ops_workflow,
     policy_cmd,
     produce_cmd,
     replay_cmd,
@@ -51,13 +44,6 @@ for module in (
     run_cmd,
     topics_cmd,
     produce_cmd,
-    ops_audit,
-    ops_control,
-    ops_machine,
-    ops_nodes,
-    ops_plan,
-    ops_tickets,
-    ops_workflow,
 ):
     module.register(app)
 

@@ -1,0 +1,111 @@
+"""The report's own ClickHouse SQL: the questions the saved analytics (streams/store/queries.py)
+answer as aggregates, asked here at the grain a plot needs (one row per repair, per transition).
+
+``$db`` is the store's database; ``{since:DateTime64(3)}`` is bound server-side. Every read uses
+FINAL so a batch the at-least-once sink wrote twice never draws twice.
+"""
+
+from __future__ import annotations
+
+REMOVED = "('Quarantined', 'Repairing', 'Validating')"
+
+# The time span the report covers; buckets of the over-time plots are sized from it.
+SPAN = """
+SELECT min(time) AS first, max(time) AS last, count() AS decisions, uniqExact(node) AS nodes
+FROM $db.decisions FINAL WHERE time >= {since:DateTime64(3)}"""
+
+FLEET = """
+SELECT count() AS nodes, sum(gpus) AS gpus, uniqExact(pool) AS pools FROM (
+    SELECT node, argMax(gpus, time) AS gpus, argMax(pool, time) AS pool
+    FROM $db.node_inventory FINAL GROUP BY node)"""
+
+# GPUs out of service per pool as a step function: every applied transition (held ones changed
+# nothing, shadow ones touch no node) adds or removes the node's GPUs, and a running sum per pool
+# over time gives the level after each change.
+CAPACITY_STEPS = (
+    """
+SELECT time, pool, sum(delta) OVER (PARTITION BY pool ORDER BY time, node
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS removed_gpus,
+       pool_gpus
+FROM (
+    SELECT d.time AS time, d.node AS node, inv.pool AS pool, pools.pool_gpus AS pool_gpus,
+           toInt32(inv.gpus) * (toInt8(d.out) - toInt8(lagInFrame(d.out, 1, false) OVER (
+               PARTITION BY d.node ORDER BY d.time
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))) AS delta
+    FROM (SELECT node, time, to_state IN """
+    + REMOVED
+    + """ AS out FROM $db.decisions FINAL
+          WHERE mode != 'shadow' AND length(guard_failed) = 0) AS d
+    INNER JOIN (SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
+                FROM $db.node_inventory FINAL GROUP BY node) AS inv ON d.node = inv.node
+    INNER JOIN (SELECT pool, sum(gpus) AS pool_gpus FROM (
+                    SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
+                    FROM $db.node_inventory FINAL GROUP BY node) GROUP BY pool) AS pools
+        ON inv.pool = pools.pool
+)
+WHERE time >= {since:DateTime64(3)}
+ORDER BY pool, time"""
+)
+
+POOLS = """
+SELECT pool, sum(gpus) AS pool_gpus FROM (
+    SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
+    FROM $db.node_inventory FINAL GROUP BY node)
+GROUP BY pool ORDER BY pool"""
+
+# One row per repair: the first Suspect/Quarantined decision of an episode to the next Healthy one,
+# the same pairing the saved ``mttr`` query aggregates.
+REPAIRS = """
+SELECT s.failure_class AS failure_class, s.node AS node,
+       dateDiff('millisecond', s.started, h.healthy_at) / 1000 AS seconds
+FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
+      WHERE from_state = 'Healthy' AND to_state IN ('Suspect', 'Quarantined')
+      AND time >= {since:DateTime64(3)}) AS s
+ASOF JOIN (SELECT node, time AS healthy_at FROM $db.decisions FINAL WHERE to_state = 'Healthy') AS h
+ON s.node = h.node AND s.started < h.healthy_at
+ORDER BY failure_class, seconds"""
+
+# Per class and mode: of the quarantine decisions whose next validation came within a week, how
+# many found the fault real (validation failed before, or a repair was needed) vs clean.
+PRECISION = """
+SELECT failure_class, mode, count() AS quarantines,
+       countIf(matched AND validation = 'failed') AS confirmed,
+       countIf(matched AND validation = 'passed') AS cleared,
+       countIf(NOT matched) AS unvalidated
+FROM (
+    SELECT q.failure_class AS failure_class, q.mode AS mode, v.validation AS validation,
+           toUnixTimestamp64Milli(v.validated_at) != 0
+           AND v.validated_at <= q.decided_at + toIntervalSecond(604800) AS matched
+    FROM (SELECT node, time AS decided_at, failure_class, mode FROM $db.decisions FINAL
+          WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)}) AS q
+    ASOF LEFT JOIN (SELECT node, time AS validated_at, validation FROM $db.actions FINAL
+                    WHERE kind = 'result' AND validation != '') AS v
+    ON q.node = v.node AND q.decided_at < v.validated_at
+)
+GROUP BY failure_class, mode ORDER BY failure_class, mode"""
+
+# The incident worth showing: the quarantined node with the most recorded activity.
+BUSIEST_INCIDENT = """
+SELECT node, min(time) AS first, max(time) AS last, count() AS decisions
+FROM $db.decisions FINAL
+WHERE node IN (SELECT node FROM $db.decisions FINAL
+               WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)})
+  AND time >= {since:DateTime64(3)}
+GROUP BY node ORDER BY decisions DESC, node LIMIT 1"""
+
+INCIDENT_EVIDENCE = """
+SELECT time, domain, signal, weight, source, detail FROM $db.evidence FINAL
+WHERE node = {node:String} AND time BETWEEN {start:DateTime64(3)} AND {end:DateTime64(3)}
+ORDER BY time LIMIT 500"""
+
+INCIDENT_DECISIONS = """
+SELECT time, from_state, to_state, failure_class, action, mode, confidence,
+       arrayStringConcat(reasons, '; ') AS reasons, arrayStringConcat(guard_failed, ', ') AS held_by
+FROM $db.decisions FINAL
+WHERE node = {node:String} AND time BETWEEN {start:DateTime64(3)} AND {end:DateTime64(3)}
+ORDER BY time"""
+
+INCIDENT_ACTIONS = """
+SELECT time, kind, action, step, status, validation, initiator FROM $db.actions FINAL
+WHERE node = {node:String} AND time BETWEEN {start:DateTime64(3)} AND {end:DateTime64(3)}
+ORDER BY time"""
