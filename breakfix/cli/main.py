@@ -9,6 +9,13 @@ from breakfix.cli import (
     db_cmd,
     demo_cmd,
     nodeagent_cmd,
+    ops_audit,
+    ops_control,
+    ops_machine,
+    ops_nodes,
+    ops_plan,
+    ops_tickets,
+    ops_workflow,
     policy_cmd,
     produce_cmd,
     replay_cmd,
@@ -44,6 +51,13 @@ for module in (
     run_cmd,
     topics_cmd,
     produce_cmd,
+    ops_audit,
+    ops_control,
+    ops_machine,
+    ops_nodes,
+    ops_plan,
+    ops_tickets,
+    ops_workflow,
 ):
     module.register(app)
 
