@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json
+from breakfix.cli.metrics_cmd import serve_metrics
 from streams.store.base import Rows, Store, StoreError, StoreUnavailable
 from streams.store.dsn import open_store
 from streams.store.migrate import Retention, migrate, set_retention
@@ -146,15 +147,22 @@ def metrics(
     only: list[str] = typer.Option([], "--only", help=f"Run only these: {', '.join(BY_NAME)}."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print {query name: rows} as JSON."),
+    port: int | None = typer.Option(None, "--port", help="Serve them to Prometheus on this port instead."),
+    addr: str = typer.Option("127.0.0.1", "--addr", help="Address for --port (0.0.0.0 in a container)."),
 ) -> None:
     """Print the saved analytics: automation success, manual overrides, false positives, MTTR, nodes
-    by state, capacity removed, repeat offenders, shadow precision.
+    by state, capacity removed, repeat offenders, shadow precision. With --port, serve them as
+    Prometheus gauges computed at scrape time (--since then takes a sliding duration such as 7d).
 
     Example: breakfix metrics --since 7d --window 3d --only mttr --only repeat_offenders
+    Example: breakfix metrics --store http://clickhouse:8123 --port 9400 --addr 0.0.0.0
     """
     unknown = [n for n in only if n not in BY_NAME]
     if unknown:
         fail(f"unknown saved query {unknown[0]!r}", f"choose from: {', '.join(BY_NAME)}")
+    if port is not None:
+        serve_metrics(_open(store), port, addr, parse_duration(since) if since else None)
+        return
     params = {
         "since": parse_since(since),
         "window_s": int(parse_duration(window)),

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reliability.safety import assert_safe_jsonl
+
 from tests.conftest import REPO, SAMPLE
 
 
@@ -74,6 +76,7 @@ def test_replay_is_deterministic_and_decides(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
     assert a.read_bytes() == b.read_bytes()
     decisions = [json.loads(x) for x in a.read_text().splitlines()]
+    assert_safe_jsonl(a, SAMPLE)
     # The sample's Xid 79 on gpu-node-002 is decisive, but its pool has two nodes: draining one would
     # leave 8 of 16 GPUs (minimum 85%), so the guard holds it with the headroom figures.
     q = [d for d in decisions if d["node"] == "gpu-node-002" and d["trigger"] == "decisive_signal"]

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
 from breakfix.simulate.clock import parse_start
@@ -47,6 +48,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def offline(recording: Path) -> list[Decision]:
     decisions, _ = run_offline(str(recording), load_policy(None), None, None, None, False)
+    assert_safe(decisions, recording)
     assert len(decisions) >= 10, "the recording must produce decisions, or the comparison proves nothing"
     return decisions
 
@@ -152,6 +154,7 @@ def test_decisions_topic_equals_offline_replay_and_replay_never_executes(
     stats = asyncio.run(replay_into_kafka(recording, settings, as_fast_as_possible=True))
     assert stats.lines > 20_000
     streamed = read_decisions(settings, len(offline))
+    assert_safe(streamed, recording)
     assert len(streamed) == len(offline), pool.logs()
     assert by_node(streamed) == by_node(offline)
     # Replayed input: every decision says so and none may execute.
@@ -182,6 +185,7 @@ def _kill_and_restart(pool: Workers, recording: Path, offline: list[Decision]) -
     time.sleep(1.0)
     pool.start(1)
     streamed = read_decisions(settings, len(offline), timeout_s=120.0)
+    assert_safe(streamed, recording)
     ids = [d.id for d in streamed]
     assert len(ids) == len(set(ids)), "a decision was sent twice"
     assert by_node(streamed) == by_node(offline), f"{diff(streamed, offline)} ({pool.logs()})"
@@ -248,5 +252,6 @@ def test_every_bad_input_class_is_dead_lettered_and_the_pipeline_keeps_going(
     reasons = [orjson.loads(v)["reason"] for v in letters]
     assert sorted(reasons) == sorted(r.value for r in expected), pool.logs()
     decisions = read_decisions(settings, 1, timeout_s=30.0)
+    assert_safe(decisions)
     assert [d.node for d in decisions] == ["n1"], "the stage stopped after bad input"
     assert decisions[0].evidence and not decisions[0].replay

@@ -10,6 +10,7 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
 from breakfix.simulate.clock import parse_start
@@ -158,6 +159,7 @@ def test_streaming_equals_offline_under_any_interleaving(recording: Path, seed: 
     h = Harness(seed)
     h.load(recording)
     streamed = h.run()
+    assert_safe(streamed, recording)
     assert len(offline) >= 10, "the recording must produce decisions, or the comparison proves nothing"
     assert sorted(d.id for d in streamed) == sorted(d.id for d in offline)
     assert by_node(streamed) == by_node(offline)
@@ -169,6 +171,7 @@ def test_restarts_from_checkpoints_lose_and_duplicate_nothing(recording: Path) -
     h = Harness(7, restart_every=3001)
     h.load(recording)
     streamed = h.run()
+    assert_safe(streamed, recording)
     ids = [d.id for d in streamed]
     assert h.restarts >= 5
     assert len(ids) == len(set(ids))

@@ -50,3 +50,9 @@ def assert_safe(
     found = violations(items, recording, placements, policy, others)
     assert not found, "safety invariant violated:\n" + "\n".join(str(v) for v in found[:20])
     return sum(1 for i in items if isinstance(i, Decision))
+
+
+def assert_safe_jsonl(decisions: str | Path, recording: str | Path | None = None) -> int:
+    """``assert_safe`` over a decisions file written by ``breakfix replay --out``."""
+    lines = Path(decisions).read_bytes().splitlines()
+    return assert_safe([Decision.model_validate_json(x) for x in lines if x.strip()], recording)
