@@ -8,6 +8,7 @@ from breakfix.cli import (
     collect_cmd,
     db_cmd,
     demo_cmd,
+    mcp_cmd,
     nodeagent_cmd,
     ops_audit,
     ops_control,
@@ -58,6 +59,7 @@ for module in (
     ops_plan,
     ops_tickets,
     ops_workflow,
+    mcp_cmd,
 ):
     module.register(app)
 
