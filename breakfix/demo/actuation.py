@@ -1,0 +1,117 @@
+"""Wiring of the actuator stage to simulated actuators: ground truth, fleet clock, engine, dispatcher.
+
+The streams layer cannot import actuators (import-linter keeps them independent), so the pieces meet
+here, in the user-facing layer: ``breakfix run --role actuators --simulate`` and ``breakfix demo``
+build a :class:`~streams.actuator_stage.ActuatorStage` with :func:`simulated_handler`.
+
+The fleet clock maps wall time onto the recording's event time (``origin`` at ``wall_origin``, played
+``speed`` times faster), so an action's result carries the time it happened in the simulated world,
+which is what the node stage's gate and stream clock judge it by. It runs ``lag_s`` behind the feed
+(the node stage is never quite caught up) and never goes back, and never before the decision it acts
+on. Simulated durations are slept scaled down by ``speed``, so a reboot takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from actuators.dispatch import Dispatcher
+from actuators.playbooks import load_catalog
+from actuators.simulated import SimFault, SimulatedFleet, simulated_actuators
+from actuators.workflow import Approver, Journal, WorkflowEngine
+from breakfix.simulate.labels import read_labels
+from schemas.decision import Decision
+from streams.actuator_stage import ControlState, Emit, Handler, MakeHandler
+
+
+@dataclass
+class FleetClock:
+    """Event time of the simulated world: ``origin + (wall - wall_origin) * speed - lag_s``."""
+
+    origin: float
+    wall_origin: float
+    speed: float = 1.0
+    lag_s: float = 0.0
+    _floor: float = field(default=float("-inf"), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def now(self) -> float:
+        mapped = self.origin + (time.time() - self.wall_origin) * self.speed - self.lag_s
+        with self._lock:
+            self._floor = max(self._floor, mapped)
+            return self._floor
+
+    def at_least(self, t: float) -> None:
+        with self._lock:
+            self._floor = max(self._floor, t)
+
+    def now_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+    def wait(self, sim_s: float) -> None:
+        """Let ``sim_s`` seconds of fleet time pass (scaled to wall time), then move the floor on."""
+        start = self.now()
+        time.sleep(sim_s / self.speed)
+        self.at_least(start + sim_s)
+
+
+def faults_from_labels(path: Path) -> list[SimFault]:
+    """The simulator's ground-truth labels that are real faults, as the simulated fleet's faults."""
+    return [
+        SimFault(
+            id=label.id,
+            node=label.node,
+            start=label.start.timestamp(),
+            end=label.end.timestamp() if label.end else None,
+            gpu=label.gpu,
+            repair=label.repair,
+            persistent=label.persistent,
+        )
+        for label in read_labels(path)
+        if label.truth == "fault"
+    ]
+
+
+def simulated_handler(
+    faults: list[SimFault],
+    state_dir: Path,
+    clock: FleetClock,
+    seed: int = 0,
+    failure_probability: float = 0.0,
+) -> MakeHandler:
+    """A handler factory for the actuator stage: journal and fleet ledger kept under ``state_dir``,
+    so a restarted stage resumes its runs and the fleet remembers what was done to it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    def make(emit: Emit, control: ControlState) -> Handler:
+        fleet = SimulatedFleet(
+            faults,
+            seed=seed,
+            now=clock.now,
+            wait=clock.wait,
+            failure_probability=failure_probability,
+            ledger=state_dir / "fleet-ledger.jsonl",
+        )
+        engine = WorkflowEngine(
+            load_catalog(),
+            simulated_actuators(fleet),
+            Journal(state_dir / "journal.sqlite"),
+            control,
+            emit,
+            facts=fleet,
+            now=clock.now_dt,
+        )
+        dispatcher = Dispatcher(engine, emit, now=clock.now_dt)
+
+        def handle(decision: Decision, levers: ControlState) -> str:
+            clock.at_least(decision.time.timestamp())
+            approvers = tuple(Approver(actor, role) for actor, role in levers.approvers(decision))
+            return dispatcher.handle(decision, levers.pool_of(decision.node), approvers).verdict
+
+        return handle
+
+    return make

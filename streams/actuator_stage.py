@@ -1,0 +1,275 @@
+"""The actuator stage: decisions topic in, actuator runs out, their results back on the events topic.
+
+Where this sits: after the guard. It consumes ``breakfix.decisions`` in its own consumer group, keeps
+the operator's levers (kill switch global and per pool, exclusions, approvals) from the compacted
+control topic, and hands each decision to a :data:`Handler` built by the caller (``breakfix run
+--role actuators`` or ``breakfix demo`` wire it to actuators/dispatch.py and the workflow engine; the
+streams layer never imports actuators). Every ``action.result`` the handler emits is produced to
+``breakfix.events`` keyed by node, so the node stage closes the loop (Quarantined → Validating →
+Healthy or Escalated).
+
+Delivery: at least once. A decision's offset is committed only after its handler returned, i.e. the
+run finished, paused or was rejected and the workflow journal says so durably; a crash before the
+commit redelivers the decision and the journal resumes the run (a completed step is never repeated,
+an interrupted one is re-run under the same idempotency key). Results are produced with acks=all
+and waited for before the engine journals a step, so a crash can repeat an event (same id, dropped
+downstream) but never lose one.
+
+Raw aiokafka, not Faust: the stage keeps no tables (the journal is its state), and a plain consumer
+avoids the Tansu end-offset quirk Faust's changelog recovery trips over. The control topic is read
+from its beginning by a group-less consumer until the fetch high watermark (correct on Tansu, unlike
+ListOffsets 'latest') before the first decision is handled.
+
+Partitions are handled concurrently, the decisions of one partition in order; workflows run in
+threads because actuators block. A run paused by a lever is resubmitted when that lever lifts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from schemas.control import ControlKind, ControlMessage
+from schemas.deadletter import DeadLetter, DeadLetterReason
+from schemas.decision import Decision
+from schemas.recording import dumps
+from streams.settings import StreamSettings
+
+log = logging.getLogger("breakfix.actuators")
+
+DECISIONS, EVENTS = "breakfix.decisions", "breakfix.events"
+CONTROL, DEADLETTER = "breakfix.control", "breakfix.deadletter"
+
+Emit = Callable[[dict[str, Any]], None]
+"""Publish one action.result event (called from a workflow thread; returns once the broker acked)."""
+
+
+@dataclass
+class ControlState:
+    """The levers actuators re-check at the last moment; also the engine's ``Safety``."""
+
+    killswitch: set[str] = field(default_factory=set)
+    excluded_pools: set[str] = field(default_factory=set)
+    excluded_nodes: set[str] = field(default_factory=set)
+    approvals: dict[str, dict[str, str]] = field(default_factory=dict)
+    """scope (``decision:<id>``, ``node:<node>``) → actor → role."""
+    node_pool: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, m: ControlMessage) -> bool:
+        """Apply one message; True when it lifted a lever (paused runs may resume)."""
+        on = bool(m.value.get("on", True))
+        if m.kind is ControlKind.KILLSWITCH:
+            (self.killswitch.add if on else self.killswitch.discard)(m.scope)
+            return not on
+        if m.kind is ControlKind.EXCLUSION:
+            kind, _, name = m.scope.partition(":")
+            target = self.excluded_nodes if kind == "node" else self.excluded_pools
+            (target.add if on else target.discard)(name or m.scope)
+            return not on
+        if m.kind is ControlKind.APPROVAL:
+            self.approvals.setdefault(m.scope, {})[m.actor] = m.role
+            return True
+        return False
+
+    def learn(self, d: Decision) -> None:
+        """The guard records each node's pool with its exclusion check; remember it."""
+        for check in d.guard:
+            pool = check.figures.get("pool")
+            if check.name == "exclusion" and isinstance(pool, str) and pool:
+                self.node_pool[d.node] = pool
+
+    def pool_of(self, node: str) -> str | None:
+        return self.node_pool.get(node)
+
+    def killswitch_on(self, pool: str | None) -> bool:
+        return "global" in self.killswitch or (pool is not None and f"pool:{pool}" in self.killswitch)
+
+    def excluded(self, node: str) -> bool:
+        return node in self.excluded_nodes or self.node_pool.get(node) in self.excluded_pools
+
+    def approvers(self, d: Decision) -> tuple[tuple[str, str], ...]:
+        """(actor, role) of everyone who approved this decision or this node."""
+        found: dict[str, str] = {}
+        for scope in (f"decision:{d.id}", f"node:{d.node}"):
+            found.update(self.approvals.get(scope, {}))
+        return tuple(sorted(found.items()))
+
+
+Handler = Callable[[Decision, ControlState], str]
+"""Handle one decision (blocking; run in a thread); returns the verdict, ``"paused"`` when a lever
+stopped the run so the stage resubmits it once a lever lifts."""
+
+MakeHandler = Callable[[Emit, ControlState], Handler]
+
+
+@dataclass
+class StageStats:
+    decisions: int = 0
+    dead_letters: int = 0
+    events: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+class ActuatorStage:
+    """One stage process: ``await stage.run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, settings: StreamSettings, make_handler: MakeHandler, group_id: str = "") -> None:
+        self.settings = settings
+        self.make_handler = make_handler
+        self.group_id = group_id or f"{settings.app_id}-actuators"
+        self.control = ControlState()
+        self.stats = StageStats()
+        self.ready = asyncio.Event()
+        """Set once the control topic was read up to its end and decisions are being consumed."""
+        self._paused: dict[str, Decision] = {}
+        self._queues: dict[int, asyncio.Queue[Any]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, stop: asyncio.Event) -> StageStats:
+        s = self.settings
+        self._loop = asyncio.get_running_loop()
+        self._producer = AIOKafkaProducer(bootstrap_servers=s.broker, acks="all", linger_ms=2)
+        await self._producer.start()
+        control = AIOKafkaConsumer(bootstrap_servers=s.broker, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            s.topic(DECISIONS),
+            bootstrap_servers=s.broker,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_s * 1000),
+        )
+        try:
+            await control.start()
+            await self._catch_up(control)
+            self.handler = self.make_handler(self._emit, self.control)
+            await self._consumer.start()
+            self._tasks.append(asyncio.create_task(self._follow_control(control, stop)))
+            self.ready.set()
+            while not stop.is_set():
+                got = await self._consumer.getmany(timeout_ms=200, max_records=500)
+                for tp, records in got.items():
+                    queue = self._queue(tp)
+                    for r in records:
+                        await queue.put(r)
+            await self._drain()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            with contextlib.suppress(Exception):
+                await control.stop()
+            await self._producer.stop()
+        return self.stats
+
+    # --- control topic --------------------------------------------------------------------------
+
+    async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
+        """Read the control topic from the start up to its fetch high watermark."""
+        tp = TopicPartition(self.settings.topic(CONTROL), 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            got = await consumer.getmany(tp, timeout_ms=300)
+            self._apply_control(got.get(tp, []))
+            high = consumer.highwater(tp)
+            if not got and (high is None or await consumer.position(tp) >= high):
+                return
+        log.warning("control topic not caught up after 15 s; continuing with what was read")
+
+    async def _follow_control(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            got = await consumer.getmany(timeout_ms=500)
+            for records in got.values():
+                if self._apply_control(records):
+                    await self._resume_paused()
+
+    def _apply_control(self, records: list[Any]) -> bool:
+        lifted = False
+        for r in records:
+            try:
+                lifted |= self.control.apply(ControlMessage.model_validate_json(r.value or b""))
+            except ValidationError as err:
+                log.warning("ignoring a bad control message at offset %s: %s", r.offset, err)
+        return lifted
+
+    async def _resume_paused(self) -> None:
+        paused, self._paused = self._paused, {}
+        for d in paused.values():
+            await self._handle(d)
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _queue(self, tp: TopicPartition) -> asyncio.Queue[Any]:
+        if tp.partition not in self._queues:
+            self._queues[tp.partition] = asyncio.Queue()
+            self._tasks.append(asyncio.create_task(self._partition(tp, self._queues[tp.partition])))
+        return self._queues[tp.partition]
+
+    async def _partition(self, tp: TopicPartition, queue: asyncio.Queue[Any]) -> None:
+        """Handle one partition's decisions in order; commit each after its handler returned."""
+        while True:
+            record = await queue.get()
+            try:
+                decision = Decision.model_validate_json(record.value or b"")
+            except ValidationError as err:
+                await self._dead_letter(record, tp, err)
+            else:
+                await self._handle(decision)
+            with contextlib.suppress(Exception):  # a rebalance: the next owner resumes from the journal
+                await self._consumer.commit({tp: record.offset + 1})
+            queue.task_done()
+
+    async def _handle(self, decision: Decision) -> None:
+        self.stats.decisions += 1
+        self.control.learn(decision)
+        try:
+            verdict = await asyncio.to_thread(self.handler, decision, self.control)
+        except Exception:  # a handler bug must not kill the stage; the decision is logged, not retried
+            log.exception("handling decision %s failed", decision.id)
+            verdict = "error"
+        self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
+        if verdict == "paused":
+            self._paused[decision.id] = decision
+
+    async def _drain(self) -> None:
+        """Let queued decisions finish (their runs are journaled) before stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues.values())), 30.0)
+
+    async def _dead_letter(self, record: Any, tp: TopicPartition, err: ValidationError) -> None:
+        self.stats.dead_letters += 1
+        raw = (record.value or b"").decode("utf-8", "replace")
+        letter = DeadLetter(
+            reason=DeadLetterReason.MALFORMED_JSON if raw[:1] != "{" else DeadLetterReason.INVALID_VALUE,
+            message=f"not a decision: {str(err).splitlines()[0]}",
+            raw=raw,
+            source=f"{tp.topic}/{tp.partition}@{record.offset}",
+        )
+        await self._producer.send_and_wait(self.settings.topic(DEADLETTER), dumps(letter), key=b"")
+
+    # --- results --------------------------------------------------------------------------------
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        """Called from a workflow thread: produce, and block until the broker has the event."""
+        node = str(event.get("node") or "")
+        send = self._producer.send_and_wait(
+            self.settings.topic(EVENTS), orjson.dumps(event), key=node.encode()
+        )
+        asyncio.run_coroutine_threadsafe(send, self._loop).result(timeout=60)
+        self.stats.events += 1
