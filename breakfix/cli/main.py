@@ -10,6 +10,7 @@ from breakfix.cli import (
     demo_cmd,
     mcp_cmd,
     nodeagent_cmd,
+    ops_approve,
     ops_audit,
     ops_control,
     ops_machine,
@@ -59,6 +60,7 @@ for module in (
     ops_plan,
     ops_tickets,
     ops_workflow,
+    ops_approve,
     mcp_cmd,
 ):
     module.register(app)

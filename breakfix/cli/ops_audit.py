@@ -21,11 +21,29 @@ from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit,
 from breakfix.opsclient import ApiTarget
 from breakfix.opsclient.config import TOKEN_ENV, URL_ENV
 
-audit_app = typer.Typer(help="The audit log of every API, CLI and MCP call.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log of every API, CLI and MCP call (`breakfix audit` alone = `audit list`).",
+    invoke_without_command=True,
+)
 
 AUDIT_COLUMNS = ("id", "time", "actor", "role", "initiator", "action", "status", "allowed", "cli")
 # Recorded in place of a secret: a replay must bring its own approval, never reuse someone else's.
 REDACTED = "<approval-token>"
+
+
+@audit_app.callback()
+def audit_default(
+    ctx: typer.Context,
+    actor: str | None = typer.Option(None, "--actor", help="Only this actor's calls."),
+    since: str | None = typer.Option(None, "--since", help="RFC 3339 time; only records after it."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many records, newest first."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Without a subcommand, list (the form audit records use: `breakfix audit --actor A`)."""
+    if ctx.invoked_subcommand is None:
+        audit_list(actor, since, limit, server, token, as_json)
 
 
 @audit_app.command("list")

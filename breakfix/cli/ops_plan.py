@@ -1,4 +1,4 @@
-"""``breakfix plan create|show|execute`` and ``breakfix approve``: the repair-plan lifecycle.
+"""``breakfix plan create|show|execute``: the repair-plan lifecycle (``breakfix approve`` signs plans).
 
 A plan is computed by the API (affected nodes, playbook and version per node, risk, capacity per pool
 against headroom); it runs only as planned, with an approval token bound to its content hash.
@@ -26,7 +26,7 @@ CAPACITY_COLUMNS = ("pool", "total_gpus", "healthy_gpus", "removed_gpus", "min_h
 def create(
     pool: str = typer.Option(..., "--pool", help="Pool the plan works in."),
     failure_class: str = typer.Option(
-        ..., "--failure-class", help="Failure class to repair (e.g. gpu_memory)."
+        ..., "--failure-class", "--class", help="Failure class to repair (e.g. gpu_memory)."
     ),
     node: list[str] = typer.Option([], "--node", help="A node to include; repeat for several."),
     rack: str | None = typer.Option(None, "--rack", help="Select the pool's nodes in this rack."),
@@ -108,28 +108,6 @@ def execute(
     err_console.print(f"follow it: breakfix workflow watch {answer.get('workflow_id', '')}")
 
 
-def approve(
-    plan_id: str = typer.Argument(..., help="Plan id."),
-    comment: str | None = typer.Option(None, "--comment", help="Why you approve (recorded in the audit)."),
-    server: str | None = SERVER_OPT,
-    token: str | None = TOKEN_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
-    """Approve a plan as a human approver; prints the single-use approval token on stdout.
-
-    Example: breakfix approve plan-4f2a --comment "rack r01 is empty tonight"
-    """
-    answer = call(server, token, lambda c: c.approve_plan(plan_id, comment))
-    if as_json:
-        print_json(answer)
-        return
-    typer.echo(answer.get("approval_token", ""))
-    err_console.print(
-        f"approved plan {answer.get('plan_id', plan_id)} (content {answer.get('content_hash', '')}), "
-        f"token expires {answer.get('expires_at', '')}"
-    )
-
-
 def render_plan(plan: dict[str, Any]) -> None:
     """Header, then the nodes the plan touches, then capacity per pool against its headroom."""
     console.print(fields(f"plan {plan.get('id', '')}", plan, skip=("nodes", "capacity")))
@@ -154,4 +132,3 @@ def _rollback(value: str) -> Literal["on_failure", "none"]:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(plan_app, name="plan")
-    app.command("approve")(approve)

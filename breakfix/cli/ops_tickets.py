@@ -50,7 +50,7 @@ def runbooks(
 
 @ticket_app.command("list")
 def ticket_list(
-    node: str | None = typer.Option(None, "--node", help="Only this node's tickets."),
+    node: str = typer.Option(..., "--node", help="The node whose tickets to list."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from breakfix.mcptools.autonomy import POLICIES, describe
@@ -73,10 +74,12 @@ def build_server(target: ApiTarget, transport: httpx.BaseTransport | None = None
     def list_runbooks(ctx: Context) -> Any:
         return api.call("list_runbooks", ctx.headers, lambda c: c.list_runbooks())
 
-    @tool("read_ticket", "One ticket by id, or the tickets of a node (or all) when no id is given.")
+    @tool("read_ticket", "One ticket by id, or the tickets of a node when no id is given.")
     def read_ticket(ctx: Context, ticket_id: str | None = None, node: str | None = None) -> Any:
         if ticket_id:
             return api.call("read_ticket", ctx.headers, lambda c: c.get_ticket(ticket_id))
+        if not node:
+            raise ToolError("read_ticket needs ticket_id or node")
         return api.call("read_ticket", ctx.headers, lambda c: c.list_tickets(node))
 
     @tool("create_ticket", "Open an incident ticket for a node.")

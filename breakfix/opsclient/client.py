@@ -194,7 +194,7 @@ class OpsClient:
     def list_runbooks(self) -> Any:
         return self.request("GET", "/runbooks")
 
-    def list_tickets(self, node: str | None = None) -> list[JSON]:
+    def list_tickets(self, node: str) -> list[JSON]:
         return list(self.request("GET", "/tickets", params={"node": node}))
 
     def get_ticket(self, ticket_id: str) -> JSON:
