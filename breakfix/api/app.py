@@ -1,0 +1,48 @@
+"""The FastAPI application: routes over an injected :class:`~breakfix.api.context.ApiContext`,
+bearer auth + roles + audit in one middleware, Prometheus metrics at ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.security import HTTPBearer
+from prometheus_client import make_asgi_app
+
+from breakfix.api import (
+    auth,
+    errors,
+    routes_control,
+    routes_machines,
+    routes_plans,
+    routes_read,
+    routes_tickets,
+)
+from breakfix.api.context import ApiContext
+
+DESCRIPTION = """Operator surface of gpu-breakfix: nodes and their evidence, decisions, repair plans
+(approval tokens bound to the plan's content hash, single use, expiring), workflows, the control
+levers (kill switch, modes, approvals, breaker), NICo-style instance release and health overrides,
+tickets and read-only SQL. Every call, allowed or refused, is audited."""
+
+# Declares the bearer scheme in the OpenAPI document; the middleware (breakfix.api.auth) enforces it.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="breakfix operator API",
+        version="1",
+        description=DESCRIPTION,
+        dependencies=[Depends(_bearer)],
+    )
+
+    @app.get("/healthz", include_in_schema=True)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (routes_read, routes_plans, routes_control, routes_machines, routes_tickets):
+        app.include_router(module.router(ctx))
+    app.mount("/metrics", make_asgi_app())
+    errors.install(app)
+    auth.install(app, ctx)
+    app.state.ctx = ctx
+    return app

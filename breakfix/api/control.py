@@ -1,0 +1,78 @@
+"""The control levers as the API sees them: published to the compacted control topic, and mirrored
+in memory so ``GET /killswitch`` and the workflows this API runs obey them at once.
+
+:class:`ControlState` is also the workflow engine's :class:`~actuators.base.Safety`: a plan started
+here re-checks the same kill switch before every mutating step.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime
+from typing import Any
+
+from breakfix.api.ports import Publisher
+from breakfix.api.tokens import Principal
+from schemas.control import ControlKind, ControlMessage
+
+
+class ControlState:
+    def __init__(self, excluded_pools: frozenset[str] = frozenset()) -> None:
+        self._lock = threading.Lock()
+        self.global_kill = False
+        self.pools: dict[str, bool] = {}
+        self.excluded_pools = excluded_pools
+        self.node_pools: dict[str, str] = {}
+
+    def apply(self, msg: ControlMessage) -> None:
+        if msg.kind is not ControlKind.KILLSWITCH:
+            return
+        on = bool(msg.value.get("on"))
+        with self._lock:
+            if msg.scope == "global":
+                self.global_kill = on
+            elif msg.scope.startswith("pool:"):
+                self.pools[msg.scope.removeprefix("pool:")] = on
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"global": self.global_kill, "pools": dict(self.pools)}
+
+    # Safety protocol ---------------------------------------------------------------------------
+    def killswitch_on(self, pool: str | None) -> bool:
+        with self._lock:
+            return self.global_kill or (pool is not None and self.pools.get(pool, False))
+
+    def excluded(self, node: str) -> bool:
+        return self.node_pools.get(node, "") in self.excluded_pools
+
+
+class ControlPublisher:
+    """Builds :class:`ControlMessage` records, publishes them keyed by ``kind:scope``, mirrors them."""
+
+    def __init__(self, publisher: Publisher, topic: str, state: ControlState) -> None:
+        self.publisher, self.topic, self.state = publisher, topic, state
+
+    def send(
+        self,
+        kind: ControlKind,
+        scope: str,
+        value: dict[str, Any],
+        who: Principal,
+        reason: str,
+        now: datetime,
+    ) -> ControlMessage:
+        msg = ControlMessage(
+            id=f"ctl-{uuid.uuid4().hex}",
+            time=now,
+            kind=kind,
+            scope=scope,
+            value=value,
+            actor=who.actor,
+            role=who.role,
+            reason=reason,
+        )
+        self.publisher.publish(self.topic, msg.key, msg.model_dump_json().encode())
+        self.state.apply(msg)
+        return msg

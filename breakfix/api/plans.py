@@ -1,0 +1,229 @@
+"""Repair plans (seed 000's ``POST /repair-plans``): which nodes, which playbook and version, what
+risk, what capacity each pool loses against its headroom, and who must approve.
+
+A plan's ``content_hash`` covers everything that decides what would run (nodes, actions, playbooks
+and versions, capacity figures, approval rule). Approval tokens are bound to it, and execution
+re-plans from the live state and refuses when the hash moved: a plan runs only as it was approved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from actuators.playbooks import Catalog, FailureClass, Playbook
+from policy.model import Policy
+from schemas.common import NodeState
+from schemas.decision import ActionKind
+
+SERVING = frozenset({NodeState.HEALTHY.value, NodeState.SUSPECT.value})
+"""States in which a node's GPUs still count as healthy capacity (a Suspect node still serves)."""
+
+Risk = Literal["low", "medium", "high"]
+PlanStatus = Literal["dry_run", "pending_approval", "approved", "executing", "executed", "failed"]
+Name = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+
+
+class Selector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rack: Name | None = None
+    sku: Name | None = None
+    state: NodeState | None = None
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pool: Name
+    nodes: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = None
+    selector: Selector | None = None
+    failure_class: FailureClass
+    action: ActionKind | None = None
+    dry_run: bool = True
+
+
+class PlannedNode(BaseModel):
+    node: str
+    pool: str
+    rack: str
+    sku: str
+    gpus: int
+    gpu: int | None = None
+    state: str
+    action: str
+    playbook: str
+    playbook_version: str
+    risk: Risk
+
+
+class PoolCapacity(BaseModel):
+    pool: str
+    total_gpus: int
+    healthy_gpus: int
+    removed_gpus: int
+    min_healthy_gpus: int
+    headroom_ok: bool
+
+
+class ApprovalRule(BaseModel):
+    kind: Literal["none", "role", "two_person", "canary_list"]
+    role: str | None = None
+    two_person: bool
+    canary_nodes: list[str] = Field(default_factory=list)
+    token_required: bool
+    """False only for a read-only playbook or when every node is on the playbook's canary list."""
+
+
+class Approval(BaseModel):
+    actor: str
+    role: str
+    at: datetime
+    comment: str = ""
+
+
+class PlanContent(BaseModel):
+    """The part of a plan the content hash covers."""
+
+    pool: str
+    failure_class: str
+    action: str
+    dry_run: bool
+    nodes: list[PlannedNode]
+    capacity: list[PoolCapacity]
+    approval: ApprovalRule
+
+    def digest(self) -> str:
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+
+class Plan(PlanContent):
+    id: str
+    content_hash: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    status: PlanStatus
+    approvals: list[Approval] = Field(default_factory=list)
+    workflow_id: str | None = None
+    request: PlanRequest
+    """What was asked: execution re-plans it and refuses when the content hash moved."""
+
+
+class PlanError(ValueError):
+    """The request cannot be planned; the message says what to change (answered as 422)."""
+
+
+def choose_playbook(catalog: Catalog, failure_class: str, action: str | None) -> Playbook:
+    if action:
+        pb = catalog.select(failure_class, action)
+        if pb is None:
+            served = sorted(
+                {
+                    a
+                    for p in catalog.playbooks.values()
+                    if failure_class in p.failure_classes and p.scope == "node"
+                    for a in p.actions
+                }
+            )
+            raise PlanError(
+                f"no node-level playbook serves {failure_class}/{action}; "
+                f"actions for {failure_class}: {served}"
+            )
+        return pb
+    fits = [p for p in catalog.playbooks.values() if failure_class in p.failure_classes and p.scope == "node"]
+    if not fits:
+        raise PlanError(f"no node-level playbook serves failure class {failure_class}")
+    return min(fits, key=lambda p: (-p.priority, p.name))
+
+
+def _risk(pb: Playbook, action: str) -> Risk:
+    if pb.approval.kind == "two_person" or action in (ActionKind.RMA.value, ActionKind.REIMAGE.value):
+        return "high"
+    return "medium" if pb.mutating else "low"
+
+
+def _select(req: PlanRequest, fleet: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {n["node"]: n for n in fleet}
+    if req.nodes:
+        unknown = sorted(set(req.nodes) - set(by_name))
+        if unknown:
+            raise PlanError(f"nodes not in pool {req.pool}'s inventory: {unknown}")
+        chosen = [by_name[n] for n in sorted(set(req.nodes))]
+    else:
+        chosen = sorted(fleet, key=lambda n: n["node"])
+    sel = req.selector or Selector()
+    chosen = [
+        n
+        for n in chosen
+        if (sel.rack is None or n["rack"] == sel.rack)
+        and (sel.sku is None or n["sku"] == sel.sku)
+        and (sel.state is None or n["state"] == sel.state.value)
+    ]
+    if not chosen:
+        raise PlanError(f"no node of pool {req.pool} matches the nodes/selector given")
+    return chosen
+
+
+def plan_content(
+    req: PlanRequest, fleet: Sequence[dict[str, Any]], catalog: Catalog, policy: Policy
+) -> PlanContent:
+    """Plan ``req`` against the pool's current nodes (``fleet``: rows of the state reader)."""
+    if not fleet:
+        raise PlanError(f"pool {req.pool} has no nodes in the inventory")
+    pb = choose_playbook(catalog, req.failure_class.value, req.action.value if req.action else None)
+    action = req.action.value if req.action else pb.actions[0].value
+    chosen = _select(req, fleet)
+    total = sum(int(n["gpus"]) for n in fleet)
+    healthy = sum(int(n["gpus"]) for n in fleet if n["state"] in SERVING)
+    removed = sum(int(n["gpus"]) for n in chosen if n["state"] in SERVING) if pb.mutating else 0
+    minimum = math.ceil(policy.min_healthy_fraction(req.pool) * total)
+    headroom_ok = healthy - removed >= minimum
+    capacity = PoolCapacity(
+        pool=req.pool,
+        total_gpus=total,
+        healthy_gpus=healthy,
+        removed_gpus=removed,
+        min_healthy_gpus=minimum,
+        headroom_ok=headroom_ok,
+    )
+    risk = _risk(pb, action)
+    nodes = [
+        PlannedNode(
+            node=n["node"],
+            pool=req.pool,
+            rack=n["rack"],
+            sku=n["sku"],
+            gpus=int(n["gpus"]),
+            state=n["state"],
+            action=action,
+            playbook=pb.name,
+            playbook_version=pb.version,
+            risk="high" if not headroom_ok else risk,
+        )
+        for n in chosen
+    ]
+    canary = pb.approval.kind == "canary_list" and all(n.node in pb.approval.canary_nodes for n in nodes)
+    rule = ApprovalRule(
+        kind=pb.approval.kind,
+        role=pb.approval.role,
+        two_person=pb.approval.kind == "two_person",
+        canary_nodes=list(pb.approval.canary_nodes),
+        token_required=(pb.mutating or pb.approval.kind != "none") and not canary,
+    )
+    return PlanContent(
+        pool=req.pool,
+        failure_class=req.failure_class.value,
+        action=action,
+        dry_run=req.dry_run,
+        nodes=nodes,
+        capacity=[capacity],
+        approval=rule,
+    )

@@ -1,0 +1,121 @@
+"""The levers: kill switch (global, per pool), per-class mode, decision approvals, breaker reset.
+Each is a :class:`~schemas.control.ControlMessage` on the compacted control topic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from actuators.playbooks import FailureClass
+from breakfix.api.auth import principal
+from breakfix.api.context import ApiContext
+from breakfix.api.errors import ERRORS
+from breakfix.api.plans import Name
+from breakfix.api.tokens import Principal
+from schemas.control import ControlKind
+from schemas.decision import ActionKind
+
+Who = Annotated[Principal, Depends(principal)]
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class KillSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: bool
+    pool: Name | None = None
+    reason: Reason
+
+
+class ModeChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_class: FailureClass
+    mode: Literal["shadow", "recommend", "auto"]
+    reason: Reason
+
+
+class DecisionApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: Name
+    failure_class: FailureClass
+    action: ActionKind
+    reason: Reason
+
+
+class BreakerReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Literal["discard_backlog", "resume"]
+    reason: Reason
+
+
+class KillSwitchState(BaseModel):
+    global_: bool = Field(alias="global")
+    pools: dict[str, bool]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Published(BaseModel):
+    id: str
+    key: str
+    kind: str
+    scope: str
+    value: dict[str, Any]
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    r = APIRouter(responses=ERRORS)
+
+    def send(kind: ControlKind, scope: str, value: dict[str, Any], who: Principal, reason: str) -> Published:
+        msg = ctx.control.send(kind, scope, value, who, reason, ctx.now())
+        return Published(id=msg.id, key=msg.key, kind=msg.kind.value, scope=msg.scope, value=msg.value)
+
+    @r.get("/killswitch", name="killswitch.get", response_model=KillSwitchState, response_model_by_alias=True)
+    def killswitch() -> dict[str, Any]:
+        return ctx.control.state.snapshot()
+
+    @r.post("/killswitch", name="killswitch.set", response_model=Published)
+    def set_killswitch(body: KillSwitch, who: Who) -> Published:
+        return send(
+            ControlKind.KILLSWITCH,
+            f"pool:{body.pool}" if body.pool else "global",
+            {"on": body.on},
+            who,
+            body.reason,
+        )
+
+    @r.post("/modes", name="modes.set", response_model=Published)
+    def set_mode(body: ModeChange, who: Who) -> Published:
+        if body.mode == "auto" and body.failure_class.value not in ctx.policy.auto_allowed:
+            raise HTTPException(
+                422,
+                f"mode auto is not allowed for {body.failure_class.value} by policy "
+                f"(auto_allowed: {ctx.policy.auto_allowed}); use shadow or recommend",
+            )
+        return send(
+            ControlKind.MODE, f"class:{body.failure_class.value}", {"mode": body.mode}, who, body.reason
+        )
+
+    @r.post("/approvals", name="approvals.create", response_model=Published)
+    def approve_decision(body: DecisionApproval, who: Who) -> Published:
+        value = {
+            "node": body.node,
+            "failure_class": body.failure_class.value,
+            "action": body.action.value,
+            "approved": True,
+        }
+        scope = f"node:{body.node}"  # the scope the guard and the actuator stage look approvals up by
+        return send(ControlKind.APPROVAL, scope, value, who, body.reason)
+
+    @r.post("/breaker/reset", name="breaker.reset", response_model=Published)
+    def reset_breaker(body: BreakerReset, who: Who) -> Published:
+        backlog = "resume" if body.resolution == "resume" else "discard"  # the guard reads value.backlog
+        value = {"resolution": body.resolution, "backlog": backlog}
+        return send(ControlKind.BREAKER_RESET, "global", value, who, body.reason)
+
+    return r

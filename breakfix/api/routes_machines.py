@@ -1,0 +1,64 @@
+"""Seed 002's NICo surface: instance release (with issue report or repair status) and machine
+records with their health overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from actuators.base import Refused
+from actuators.health import OverrideKind
+from breakfix.api.auth import principal
+from breakfix.api.context import ApiContext
+from breakfix.api.errors import ERRORS
+from breakfix.api.machines import MachineNotFound, OverrideRequest, ReleaseRequest
+from breakfix.api.tokens import Principal
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", responses=ERRORS)
+    svc = ctx.machines
+
+    def guarded(fn: Any, *args: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = fn(*args)
+            return result
+        except MachineNotFound as err:
+            raise HTTPException(404, str(err)) from err
+        except Refused as err:
+            raise HTTPException(403, err.detail) from err
+
+    def show(machine_id: str) -> dict[str, Any]:
+        from actuators.health.actuator import describe
+
+        return describe(svc.record(machine_id))
+
+    @r.post("/instances/release", name="instances.release", response_model=dict[str, Any])
+    def release(body: ReleaseRequest, who: Who) -> dict[str, Any]:
+        return guarded(svc.release, body, who, ctx.now())
+
+    @r.get("/machines/{machine_id}", name="machines.get", response_model=dict[str, Any])
+    def machine(machine_id: str) -> dict[str, Any]:
+        return guarded(show, machine_id)
+
+    @r.get("/machines/{machine_id}/health-overrides", name="overrides.get", response_model=dict[str, Any])
+    def overrides(machine_id: str) -> dict[str, Any]:
+        rec = guarded(show, machine_id)
+        return {"machine": machine_id, "overrides": rec["overrides"], "available": rec["available"]}
+
+    @r.post("/machines/{machine_id}/health-overrides", name="overrides.add", response_model=dict[str, Any])
+    def add(machine_id: str, body: OverrideRequest, who: Who) -> dict[str, Any]:
+        return guarded(svc.add, machine_id, body, who, ctx.now())
+
+    @r.delete(
+        "/machines/{machine_id}/health-overrides/{name}",
+        name="overrides.remove",
+        response_model=dict[str, Any],
+    )
+    def remove(machine_id: str, name: OverrideKind, who: Who) -> dict[str, Any]:
+        return guarded(svc.remove, machine_id, name, who)
+
+    return r

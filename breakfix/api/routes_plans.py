@@ -1,0 +1,184 @@
+"""Repair plans (create, show, approve, execute) and the workflows executing them (seed 000)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from actuators.workflow import Approver
+from breakfix.api.approvals import TokenRefused
+from breakfix.api.auth import principal
+from breakfix.api.context import ApiContext
+from breakfix.api.errors import ERRORS
+from breakfix.api.plans import Approval, Plan, PlanError, PlanRequest, plan_content
+from breakfix.api.tokens import Principal
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class ApproveResponse(BaseModel):
+    approval_token: str
+    plan_id: str
+    content_hash: str
+    expires_at: datetime
+    approvals: int
+    approvals_needed: int
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approval_token: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    rollback_policy: Literal["on_failure", "none"] = "on_failure"
+
+
+class ExecuteResponse(BaseModel):
+    workflow_id: str
+    plan_id: str
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    r = APIRouter(responses=ERRORS)
+
+    def fleet(pool: str) -> list[dict[str, Any]]:
+        return ctx.reader.nodes(pool=pool, limit=100_000)
+
+    def load(plan_id: str) -> Plan:
+        plan = ctx.plans.get(plan_id)
+        if plan is None:
+            raise HTTPException(404, f"no repair plan {plan_id}")
+        if plan.workflow_id and plan.status == "executing":
+            wf = ctx.runner.get(plan.workflow_id)
+            if wf and wf["status"] != "running":
+                status = "executed" if wf["status"] == "succeeded" else "failed"
+                plan = ctx.plans.update(plan_id, lambda p: p.model_copy(update={"status": status}))
+        return plan
+
+    def usable(plan: Plan, verb: str) -> None:
+        if plan.dry_run:
+            raise HTTPException(
+                409, f"plan {plan.id} is a dry run: create it again with dry_run=false to {verb}"
+            )
+        if plan.workflow_id:
+            raise HTTPException(409, f"plan {plan.id} was already executed (workflow {plan.workflow_id})")
+        if ctx.now() >= plan.expires_at:
+            raise HTTPException(
+                410, f"plan {plan.id} expired at {plan.expires_at.isoformat()}; create a new one"
+            )
+
+    @r.post("/repair-plans", name="plans.create", response_model=Plan)
+    def create(body: PlanRequest, who: Who) -> Plan:
+        try:
+            content = plan_content(body, fleet(body.pool), ctx.catalog, ctx.policy)
+        except PlanError as err:
+            raise HTTPException(422, str(err)) from err
+        now = ctx.now()
+        status = "dry_run" if body.dry_run else "pending_approval"
+        plan = Plan(
+            **content.model_dump(),
+            id="plan-" + uuid.uuid4().hex[:16],
+            content_hash=content.digest(),
+            created_by=who.actor,
+            created_at=now,
+            expires_at=now + ctx.plan_ttl,
+            status=status,
+            request=body,
+        )
+        ctx.plans.put(plan)
+        return plan
+
+    @r.get("/repair-plans/{plan_id}", name="plans.get", response_model=Plan)
+    def show(plan_id: str) -> Plan:
+        return load(plan_id)
+
+    @r.post("/repair-plans/{plan_id}/approve", name="plans.approve", response_model=ApproveResponse)
+    def approve(plan_id: str, body: ApproveRequest, who: Who) -> ApproveResponse:
+        plan = load(plan_id)
+        usable(plan, "approve it")
+        if who.actor == plan.created_by:
+            raise HTTPException(
+                403,
+                f"{who.actor} requested plan {plan_id}: an approver other than the requester must approve",
+            )
+        if any(a.actor == who.actor for a in plan.approvals):
+            raise HTTPException(
+                409, f"{who.actor} already approved plan {plan_id}; a second approval needs another person"
+            )
+        now = ctx.now()
+        mine = Approval(actor=who.actor, role=who.role, at=now, comment=body.comment)
+        plan = ctx.plans.update(
+            plan_id, lambda p: p.model_copy(update={"approvals": [*p.approvals, mine], "status": "approved"})
+        )
+        token, grant = ctx.approvals.issue(plan.id, plan.content_hash, who.actor, now)
+        return ApproveResponse(
+            approval_token=token,
+            plan_id=plan.id,
+            content_hash=plan.content_hash,
+            expires_at=grant.expires_at,
+            approvals=len(plan.approvals),
+            approvals_needed=2 if plan.approval.two_person else 1,
+        )
+
+    @r.post("/repair-plans/{plan_id}/execute", name="plans.execute", response_model=ExecuteResponse)
+    def execute(plan_id: str, body: ExecuteRequest, who: Who) -> ExecuteResponse:
+        plan = load(plan_id)
+        usable(plan, "execute it")
+        try:
+            live = plan_content(plan.request, fleet(plan.pool), ctx.catalog, ctx.policy)
+        except PlanError as err:
+            raise HTTPException(409, f"plan {plan_id} no longer applies: {err}; create a new plan") from err
+        if live.digest() != plan.content_hash:
+            raise HTTPException(409, f"the fleet changed since plan {plan_id} was made; create a new plan")
+        if any(not c.headroom_ok and c.removed_gpus > 0 for c in plan.capacity):
+            raise HTTPException(409, f"plan {plan_id} would take pool {plan.pool} below its healthy minimum")
+        rule = plan.approval
+        canary = rule.kind == "canary_list" and not rule.token_required
+        if rule.token_required or (who.initiator == "agent" and not canary):
+            if not body.approval_token:
+                raise HTTPException(
+                    403,
+                    f"plan {plan_id} needs an approval token from an approver other than {plan.created_by}"
+                    f" (approval {rule.kind}); POST /repair-plans/{plan_id}/approve",
+                )
+            need = 2 if rule.two_person else 1
+            if len(plan.approvals) < need:
+                raise HTTPException(
+                    403, f"two-person rule: plan {plan_id} has {len(plan.approvals)} of {need} approvals"
+                )
+            try:
+                ctx.approvals.redeem(body.approval_token, plan.id, plan.content_hash, ctx.now())
+            except TokenRefused as err:
+                raise HTTPException(err.status, str(err)) from err
+
+        def claim(p: Plan) -> Plan:
+            if p.workflow_id:
+                raise HTTPException(409, f"plan {plan_id} was already executed (workflow {p.workflow_id})")
+            return p.model_copy(update={"workflow_id": "pending", "status": "executing"})
+
+        ctx.plans.update(plan_id, claim)
+        role = plan.nodes[0].playbook and ctx.catalog.get(plan.nodes[0].playbook).approval.role
+        approvers = tuple(Approver(a.actor, role or a.role) for a in plan.approvals)
+        wf_id = ctx.runner.start(plan, approvers, body.concurrency, body.rollback_policy)
+        ctx.plans.update(plan_id, lambda p: p.model_copy(update={"workflow_id": wf_id}))
+        ctx.approvals.spend_plan(plan_id)
+        return ExecuteResponse(workflow_id=wf_id, plan_id=plan_id)
+
+    @r.get("/workflows/{workflow_id}", name="workflows.get", response_model=dict[str, Any])
+    def workflow(workflow_id: str) -> dict[str, Any]:
+        wf = ctx.runner.get(workflow_id)
+        if wf is None:
+            raise HTTPException(404, f"no workflow {workflow_id}")
+        return wf
+
+    return r

@@ -1,0 +1,114 @@
+"""The store-backed :class:`~breakfix.api.ports.StateReader`: node placement from ``node_inventory``,
+the current state from the latest decision, evidence and decisions as the sink wrote them.
+
+Every read uses FINAL (the sink is at-least-once) and ignores replayed decisions: a policy replay
+written into the same store must never show up as a node's live state.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from breakfix.api.sqlguard import readonly_select
+from streams.store.base import Store
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_NODES = """
+SELECT inv.node AS node, inv.pool AS pool, inv.rack AS rack, inv.sku AS sku, inv.gpus AS gpus,
+       if(st.state = '', 'Healthy', st.state) AS state, st.since AS since,
+       st.failure_class AS failure_class, st.confidence AS confidence
+FROM (SELECT node, argMax(pool, time) AS pool, argMax(rack, time) AS rack, argMax(sku, time) AS sku,
+             argMax(gpus, time) AS gpus FROM $db.node_inventory FINAL GROUP BY node) AS inv
+LEFT JOIN (SELECT node, argMax(to_state, time) AS state, max(time) AS since,
+                  argMax(failure_class, time) AS failure_class, argMax(confidence, time) AS confidence
+           FROM $db.decisions FINAL WHERE NOT replay GROUP BY node) AS st ON inv.node = st.node
+WHERE ({pool:String} = '' OR inv.pool = {pool:String})
+  AND ({node:String} = '' OR inv.node = {node:String})
+  AND ({state:String} = '' OR if(st.state = '', 'Healthy', st.state) = {state:String})
+ORDER BY node LIMIT {limit:UInt32}"""
+
+_DECISIONS = """
+SELECT id, time, node, gpu, from_state, to_state, trigger, failure_class, confidence, action, mode,
+       executable, reasons, evidence, guard_failed, policy_version, incident_id, stale
+FROM $db.decisions FINAL
+WHERE NOT replay AND ({node:String} = '' OR node = {node:String}) AND time >= {since:DateTime64(3)}
+ORDER BY time DESC, id LIMIT {limit:UInt32}"""
+
+_EVIDENCE = """
+SELECT id, time, gpu, domain, signal, weight, decisive, source, event_ids, attribution, detail
+FROM $db.evidence FINAL WHERE node = {node:String} ORDER BY time DESC, id LIMIT {limit:UInt32}"""
+
+_AUDIT = """
+SELECT id, time, actor, role, initiator, surface, action, target, allowed, status, detail, params
+FROM $db.audit FINAL
+WHERE time >= {since:DateTime64(3)} AND ({actor:String} = '' OR actor = {actor:String})
+ORDER BY time DESC, id LIMIT {limit:UInt32}"""
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """Store values -> JSON-friendly values (aware times, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = v if v.tzinfo else v.replace(tzinfo=UTC)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
+
+
+class StoreStateReader:
+    """Reads through one :class:`~streams.store.base.Store`; calls are serialised because the
+    embedded engine (chdb) is one connection shared by every request thread."""
+
+    def __init__(self, store: Store, lock: threading.Lock | None = None) -> None:
+        self.store = store
+        self.lock = lock or threading.Lock()
+
+    def _q(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.store.query(sql.replace("$db", self.store.database), params)
+        return [_clean(r) for r in rows.dicts()]
+
+    def nodes(self, pool: str = "", state: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._q(_NODES, {"pool": pool, "state": state, "node": "", "limit": limit})
+        for r in rows:
+            if r["since"] is None or r["since"] <= EPOCH:
+                r["since"], r["failure_class"], r["confidence"] = None, None, None
+        return rows
+
+    def node(self, node: str, limit: int = 50) -> dict[str, Any] | None:
+        found = self._q(_NODES, {"pool": "", "state": "", "node": node, "limit": 1})
+        if not found:
+            return None
+        out = found[0]
+        if out["since"] is None or out["since"] <= EPOCH:
+            out["since"], out["failure_class"], out["confidence"] = None, None, None
+        out["evidence"] = self._q(_EVIDENCE, {"node": node, "limit": limit})
+        out["decisions"] = self.decisions(node=node, limit=limit)
+        return out
+
+    def decisions(
+        self, node: str = "", since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return self._q(_DECISIONS, {"node": node, "since": since or EPOCH, "limit": limit})
+
+    def audit(self, since: datetime | None = None, actor: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._q(_AUDIT, {"since": since or EPOCH, "actor": actor, "limit": limit})
+        for r in rows:
+            r["params"] = orjson.loads(r["params"]) if r["params"] else {}
+        return rows
+
+    def sql(self, query: str, limit: int = 1000) -> dict[str, Any]:
+        """A read-only SELECT (see :mod:`breakfix.api.sqlguard`); raises ValueError on refusal."""
+        with self.lock:
+            rows = self.store.query(readonly_select(query, limit))
+        return {
+            "columns": list(rows.columns),
+            "rows": [list(_clean(dict(enumerate(r))).values()) for r in rows.rows],
+        }

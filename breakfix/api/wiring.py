@@ -1,0 +1,107 @@
+"""Assemble an :class:`ApiContext` from real parts: a store, a Kafka publisher, a token table, a
+state directory (workflow journal, machine records, built-in tickets) and the actuators to run.
+
+``breakfix serve`` and the test fixture both call :func:`build_context`, so the server under test
+is wired exactly like the one users run; only the actuators differ where no cluster exists here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from actuators.base import Actuator
+from actuators.health import HealthOverrideActuator, JsonMachineStore
+from actuators.playbooks import Catalog, load_catalog
+from actuators.tickets import JsonTicketStore, TicketService
+from actuators.workflow import Journal
+from breakfix.api.approvals import TokenBook
+from breakfix.api.audit import AuditLog
+from breakfix.api.context import ApiContext, utc_now
+from breakfix.api.control import ControlPublisher, ControlState
+from breakfix.api.machines import MachineService
+from breakfix.api.ports import Publisher
+from breakfix.api.runner import PlanRunner
+from breakfix.api.state import StoreStateReader
+from breakfix.api.tokens import TokenTable
+from policy.model import Policy, load_policy
+from streams.store.base import Store
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str = "breakfix.events"
+    control: str = "breakfix.control"
+    audit: str = "breakfix.audit"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Shared parts the caller may also need (to add actuators that use them, or to close them)."""
+
+    machines: JsonMachineStore
+    health: HealthOverrideActuator
+    tickets: TicketService
+    control: ControlState
+    journal: Journal
+
+
+def make_parts(state_dir: Path, policy: Policy) -> Parts:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    machines = JsonMachineStore(state_dir / "machines")
+    return Parts(
+        machines=machines,
+        health=HealthOverrideActuator(machines, policy.auto_repair_enabled),
+        tickets=TicketService(JsonTicketStore(state_dir / "tickets")),
+        control=ControlState(frozenset(policy.exclusions.pools)),
+        journal=Journal(state_dir / "workflows.db"),
+    )
+
+
+def build_context(
+    store: Store,
+    publisher: Publisher | None,
+    tokens: TokenTable,
+    parts: Parts,
+    actuators: Iterable[Actuator],
+    *,
+    policy: Policy | None = None,
+    catalog: Catalog | None = None,
+    topics: Topics | None = None,
+    approval_ttl: timedelta = timedelta(minutes=30),
+    plan_ttl: timedelta = timedelta(hours=4),
+    now: Callable[[], datetime] = utc_now,
+) -> ApiContext:
+    policy = policy or load_policy()
+    catalog = catalog or load_catalog()
+    topics = topics or Topics()
+    lock = threading.Lock()  # one embedded engine connection: reads and audit writes take turns
+    reader = StoreStateReader(store, lock)
+    control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
+    if control is None:
+        raise ValueError("the API needs a publisher for the control topic (pass --broker)")
+    runner = PlanRunner(catalog, actuators, parts.journal, parts.control, publisher, topics.events, now)
+    machines = MachineService(
+        parts.machines,
+        parts.health,
+        publisher,
+        topics.events,
+        known=lambda m: reader.node(m, limit=1) is not None,
+    )
+    return ApiContext(
+        reader=reader,
+        audit=AuditLog(store, publisher, topics.audit, lock),
+        control=control,
+        runner=runner,
+        machines=machines,
+        tickets=parts.tickets,
+        catalog=catalog,
+        policy=policy,
+        tokens=tokens,
+        approvals=TokenBook(approval_ttl),
+        plan_ttl=plan_ttl,
+        now=now,
+    )
