@@ -1,0 +1,168 @@
+"""The report and the fleet exporter over a replayed simulator run in real ClickHouse engines.
+
+The exporter is checked the way an SRE would: curl ``/metrics`` on a loopback port, and compare each
+figure with SQL over the same tables, written independently of the collector's queries.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.clickhouse_http import ClickHouseHttpServer, clickhouse_http_fixture  # noqa: F401
+from fixtures.replayed_run import replayed_store_fixture  # noqa: F401 - the replayed_store fixture
+from prometheus_client.parser import text_string_to_metric_families
+
+from breakfix.metrics import serve_fleet
+from breakfix.report import build_report
+from streams.store.base import Store
+from streams.store.client_store import ClientStore
+from streams.store.migrate import migrate
+from streams.store.queries import run_saved
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+BREAKFIX = str(Path(sys.executable).parent / "breakfix")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _curl(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = subprocess.run(
+        ["curl", "-sf", f"http://127.0.0.1:{port}/metrics"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name.startswith("breakfix_")
+    }
+
+
+def _sql(store: Store, text: str) -> list[tuple[Any, ...]]:
+    return store.query(text.replace("$db", store.database)).rows
+
+
+@pytest.fixture
+def empty_store(chdb_client: Any, unique: str) -> Iterator[Store]:
+    s = ClientStore(chdb_client, f"e_{unique}", "chdb")
+    migrate(s)
+    yield s
+    s.command(f"DROP DATABASE IF EXISTS {s.database}")
+
+
+def _panel_states(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<section class="panel" id="panel-(\w+)" data-state="(\w+)"', html))
+
+
+def test_report_of_a_replayed_run_draws_every_question(replayed_store: Store, tmp_path: Path) -> None:
+    html = build_report(replayed_store, tmp_path / "r.html").read_text()
+    states = _panel_states(html)
+    assert set(states) == {"states", "capacity", "mttr", "precision", "repeat", "incident"}
+    drawn = {k for k, v in states.items() if v == "plot"}
+    assert {"states", "capacity", "mttr", "precision", "incident"} <= drawn
+    assert "<script src=" not in html  # plotly.js is inlined: viewable offline
+    assert "Plotly.newPlot" in html
+
+
+def test_empty_store_gives_no_data_panels(empty_store: Store, tmp_path: Path) -> None:
+    html = build_report(empty_store, tmp_path / "e.html").read_text()
+    assert set(_panel_states(html).values()) == {"empty"}
+    assert html.count('class="no-data"') == 6
+
+
+def test_curl_metrics_equals_sql(replayed_store: Store) -> None:
+    server = serve_fleet(replayed_store, 0)
+    try:
+        got = _curl(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got[("breakfix_store_up", ())] == 1
+    # nodes by state: last applied decision per node, inventory nodes without one are Healthy
+    last = dict(_sql(replayed_store, "SELECT node, argMax(to_state, time) FROM $db.decisions FINAL"
+                                     " WHERE length(guard_failed) = 0 GROUP BY node"))  # fmt: skip
+    inventory = {r[0] for r in _sql(replayed_store, "SELECT DISTINCT node FROM $db.node_inventory")}
+    expected: dict[str, int] = {}
+    for node in inventory | set(last):
+        expected[last.get(node, "Healthy")] = expected.get(last.get(node, "Healthy"), 0) + 1
+    nodes = {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "breakfix_nodes"}
+    assert nodes == expected and sum(nodes.values()) == len(inventory)
+    # false positives and repeat offenders: the saved analyst queries
+    fps = run_saved(replayed_store, "false_positive_quarantines").dicts()
+    fp_metric = sum(v for k, v in got.items() if k[0] == "breakfix_false_positive_quarantines")
+    assert fp_metric == len(fps)
+    offenders = run_saved(replayed_store, "repeat_offenders").rows
+    assert got[("breakfix_repeat_offender_nodes", ())] == len(offenders)
+    # mean repair time per class against the saved MTTR's repair counts and an independent mean
+    mttr = {r["failure_class"]: r["repaired"] for r in run_saved(replayed_store, "mttr").dicts()}
+    repairs = {dict(k[1])["failure_class"]: v for k, v in got.items() if k[0] == "breakfix_repairs"}
+    assert repairs == mttr and repairs
+    pool_gpus = dict(_sql(replayed_store, "SELECT pool, sum(g) FROM (SELECT node, argMax(pool, time) AS pool,"
+                                          " argMax(gpus, time) AS g FROM $db.node_inventory GROUP BY node)"
+                                          " GROUP BY pool"))  # fmt: skip
+    assert {dict(k[1])["pool"]: v for k, v in got.items() if k[0] == "breakfix_pool_gpus"} == pool_gpus
+    [(finished, succeeded)] = _sql(
+        replayed_store,
+        "SELECT count(), countIf(status = 'succeeded') FROM $db.actions FINAL WHERE kind = 'result'"
+        " AND status IN ('succeeded', 'failed', 'timeout') AND initiator = 'automation'",
+    )
+    assert got[("breakfix_automation_steps_finished", (("action", "all"),))] == finished
+    assert got[("breakfix_automation_success_ratio", (("action", "all"),))] == round(succeeded / finished, 4)
+
+
+def test_unreadable_store_reports_down_not_a_crash(chdb_client: Any) -> None:
+    server = serve_fleet(ClientStore(chdb_client, "no_such_database_here", "chdb"), 0)
+    try:
+        got = _curl(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got == {("breakfix_store_up", ()): 0.0}
+
+
+def test_cli_exporter_over_http_store_matches_sql(
+    replayed_store: Store, clickhouse_http: ClickHouseHttpServer, tmp_path: Path
+) -> None:
+    """``breakfix metrics --port`` and ``breakfix report`` as processes against a ClickHouse HTTP store."""
+    dsn = f"{clickhouse_http.url}/?database={replayed_store.database}"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [BREAKFIX, "metrics", "--store", dsn, "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                got = _curl(port)
+                break
+            except subprocess.CalledProcessError:
+                assert proc.poll() is None and time.monotonic() < deadline, "exporter did not start"
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    [(n,)] = _sql(replayed_store, "SELECT count() FROM (SELECT DISTINCT node FROM $db.node_inventory)")
+    assert sum(v for k, v in got.items() if k[0] == "breakfix_nodes") == n
+    out = tmp_path / "cli.html"
+    subprocess.run(
+        [BREAKFIX, "report", "--store", dsn, "--out", str(out)],
+        cwd=REPO, check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    assert "plot" in _panel_states(out.read_text()).values()
