@@ -10,6 +10,7 @@ Deterministic: same recording and policy, same bytes out.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class OfflineReplay:
         self._pending: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = 0
         self._fleet_gate = NodeRuntime("fleet").gate
+        self._order: list[str] = []
+        """Node ids sorted, refreshed when a node joins (nodes are never removed)."""
 
     def run(self, path: str | Path, on_line: Callable[[int], None] | None = None) -> Iterator[ReplayOutput]:
         name = str(path)
@@ -120,14 +123,19 @@ class OfflineReplay:
         self.clock = max(self.clock, t)
 
     def _ticks(self, now: float) -> Iterator[ReplayOutput]:
+        """Time-driven checks every ``tick_s`` of event time, aligned to the epoch and run for each node
+        in node-id order, exactly as the streaming node stage schedules them."""
         tick = self.engine.policy.tick_s
         if self._next_tick == float("-inf"):
-            self._next_tick = now + tick
+            self._next_tick = (math.floor(now / tick) + 1) * tick
             return
         while now >= self._next_tick:
             at = self._next_tick
             self._next_tick += tick
-            for rt in self.nodes.values():
+            if len(self._order) != len(self.nodes):
+                self._order = sorted(self.nodes)
+            for node in self._order:
+                rt = self.nodes[node]
                 if at >= rt.next_tick:
                     yield from self._outputs(self.engine.tick(rt, at))
 

@@ -93,6 +93,9 @@ def _assess(
             values.append((v, s))
     if not values:
         return None
+    # The episode begins with the domain's own signals: a corroborating symptom that was already
+    # around (a background latency spike) must not move the start before a change that caused it.
+    episode_start = min(s.first_time for _, s in values)
     for s in corroborating:
         v = s.effective(now, cfg.single_cap) * cfg.corroboration_factor
         if v > 0.02:
@@ -138,7 +141,7 @@ def _assess(
         reasons,
         tuple(ids[:32]),
         max(s.last_time for _, s in values),
-        min(s.first_time for _, s in values),
+        episode_start,
     )
 
 

@@ -25,6 +25,8 @@ _FALLEN = re.compile(
 _REMAP_FAIL = re.compile(r"row remap(?:ping|per)?[^\n]*fail", re.IGNORECASE)
 _ECC_UNCORR = re.compile(r"(?:uncorrectable|double bit|DBE)[^\n]*(?:ECC|error)", re.IGNORECASE)
 _MCE = re.compile(r"\bmce: \[Hardware Error\]|Machine check events logged", re.IGNORECASE)
+# kernel/hung_task.c: "INFO: task %s:%d blocked for more than %ld seconds." - a hung runtime or kubelet.
+_HUNG = re.compile(r"\btask (?P<comm>\S+):\d+ blocked for more than \d+ seconds")
 _BUS_ANY = re.compile(r"(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})")
 
 
@@ -83,6 +85,8 @@ def parse_kernel_line(line: str) -> KernelFinding | None:
         return KernelFinding("ecc_uncorrectable", _first_bus(line), message=line.strip())
     if _MCE.search(line):
         return KernelFinding("mce", message=line.strip())
+    if "blocked for more than" in line and _HUNG.search(line):
+        return KernelFinding("hung_task", message=line.strip())
     return None
 
 

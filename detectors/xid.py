@@ -100,7 +100,7 @@ def detect_kernel(st: DetectState, ev: NodeKernel, cat: Catalog, now: float) -> 
         st,
         f"kernel.{finding.kind}",
         sig,
-        None if finding.kind in ("sxid", "mce") else gpu,
+        None if finding.kind in ("sxid", "mce", "hung_task") else gpu,
         ev.id,
         ev.source,
         ev.time,

@@ -34,6 +34,7 @@ MUTATING = frozenset(
     }
 )
 MAX_SEEN = 50_000
+CHANGE_CLASS = "change_regression"
 
 
 @dataclass
@@ -150,6 +151,11 @@ class Guard:
         g.clock = max(g.clock, p.time.timestamp())
         info = g.nodes.setdefault(p.node, NodeInfo(p.placement))
         out: list[Decision] = []
+        if p.failure_class == CHANGE_CLASS and p.to_state is not Q:
+            out.append(self._change(g, p))
+            self._track(g, out[-1])
+            out.extend(self._drain_waiting(g))
+            return out
         incident = self._blast(g, p)
         if p.to_state is Q:
             out.append(self._quarantine(g, p, info, incident))
@@ -192,6 +198,25 @@ class Guard:
             for scope, value in scopes.items():
                 g.incidents[f"{scope}:{value}:{p.failure_class}"] = (opened[0], now + br.window_s * 4)
         return opened
+
+    def _change(self, g: GuardState, p: Proposal) -> Decision:
+        """Symptoms attributed to a change are one incident per pool: the first node's decision
+        recommends the rollback and opens it; every later node joins it (observe) and keeps it open, so a
+        rollout that breaks 40 nodes over an hour is one rollback recommendation, not 40."""
+        now = p.time.timestamp()
+        key = f"pool:{p.placement.pool}:{CHANGE_CLASS}"
+        until = now + self.policy.blast_radius.window_s * 4
+        hit = g.incidents.get(key)
+        if hit is not None and hit[1] >= now:
+            g.incidents[key] = (hit[0], max(hit[1], until))
+            follower = p.model_copy(update={"action": ActionKind.OBSERVE})
+            why = f"part of change incident {hit[0]}: its rollback is already recommended"
+            d = self._decide(g, follower, self._basic_checks(g, follower), now, "d-" + p.id, (why,))
+            return d.model_copy(update={"incident_id": hit[0]})
+        inc = "inc-" + hashlib.sha1(f"{key}:{now}".encode()).hexdigest()[:12]
+        g.incidents[key] = (inc, until)
+        d = self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id, (f"opens change incident {inc}",))
+        return d.model_copy(update={"incident_id": inc})
 
     def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
         now = p.time.timestamp()

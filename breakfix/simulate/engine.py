@@ -11,7 +11,6 @@ import gzip
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, cast
 
@@ -24,7 +23,12 @@ from breakfix.simulate.labels import Label, write_labels
 from breakfix.simulate.scenario import Scenario, build
 
 Progress = Callable[[int], None]
-_BY_TIME = itemgetter(0)
+
+
+def _order(item: Timed) -> tuple[int, str]:
+    """(time, node): node-less events first in their second; a node's own events keep their order
+    (the sort is stable), so its inventory still comes before its first sample."""
+    return item[0], item[1].get("node") or ""
 
 
 @dataclass
@@ -94,7 +98,7 @@ def simulate(
                 extra.extend(x.events(t0, t1))
             batch = first + background.tick(k, t0, muted, patch) + extra
             first = []
-            batch.sort(key=_BY_TIME)
+            batch.sort(key=_order)
             lines = []
             for _, ev in batch:
                 ev["id"] = prefix + format(seq, "x")

@@ -231,8 +231,9 @@ class _HotChassis(Scripted):
             temp = min(97, int(r["temp_c"] + rise))
             r["temp_c"] = temp
             if temp >= 87:
+                # NVML clock-event reason names as the collectors report them (breakfix/collect).
                 r["throttle_reasons"] = (
-                    ["HW_THERMAL_SLOWDOWN", "SW_THERMAL_SLOWDOWN"] if temp >= 92 else ["SW_THERMAL_SLOWDOWN"]
+                    ["hw_slowdown", "hw_thermal", "sw_thermal"] if temp >= 92 else ["sw_thermal"]
                 )
                 r["power_w"] = round(r["power_w"] * 0.7, 1)
 

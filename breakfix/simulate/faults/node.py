@@ -64,8 +64,16 @@ def _ready(t: int, node: Node, status: str) -> Timed:
     return event(t, "node.condition", "kubelet", node.name, data)
 
 
+def _hung_runtime(t: int, node: Node) -> Timed:
+    """What a sick PLEG looks like in dmesg: the container runtime stuck in the kernel (hung_task.c)."""
+    pid = 1000 + t % 30_000
+    line = f"[{86_400 + t % 1_000_000}.000000] INFO: task containerd:{pid} blocked for more than 120 seconds."
+    return event(t, "node.kernel", "kmsg", node.name, {"line": line})
+
+
 class FlappingSpec(FaultSpec):
-    """Ready oscillates True/False every few minutes (a sick kubelet/PLEG), then settles Ready."""
+    """Ready oscillates True/False every few minutes (a sick kubelet/PLEG: containerd hangs in the
+    kernel, so each NotReady comes with a hung-task line), then settles Ready."""
 
     kind: Literal["flapping"]
     duration: Duration | None = "1h"
@@ -79,6 +87,8 @@ class FlappingSpec(FaultSpec):
             stop, half = end if end is not None else ctx.end, ctx.seconds(self.period) // 2
             script, s, down = [], t, True
             while s < stop:
+                if down:
+                    script.append(_hung_runtime(s, node))
                 script.append(_ready(s, node, "False" if down else "True"))
                 s += half + ctx.pick(0, 30, node.name, s)
                 down = not down
