@@ -50,16 +50,17 @@ WHERE time >= {since:DateTime64(3)} AND ({actor:String} = '' OR actor = {actor:S
 ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
+def _value(v: Any) -> Any:
+    """A store value as JSON-friendly data (aware times, tuples as lists)."""
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    """Store values -> JSON-friendly values (aware times, tuples as lists)."""
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, datetime):
-            v = v if v.tzinfo else v.replace(tzinfo=UTC)
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[k] = v
-    return out
+    return {k: _value(v) for k, v in row.items()}
 
 
 class StoreStateReader:
@@ -110,5 +111,5 @@ class StoreStateReader:
             rows = self.store.query(readonly_select(query, limit))
         return {
             "columns": list(rows.columns),
-            "rows": [list(_clean(dict(enumerate(r))).values()) for r in rows.rows],
+            "rows": [[_value(v) for v in r] for r in rows.rows],
         }
