@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from breakfix.report.sql import REMOVED, REPAIRS
 
-# Current state of every node: its last applied decision (held ones changed nothing), Healthy for
+# Current state of every node: its last decision (a held one keeps its from_state), Healthy for
 # nodes the inventory knows that never had one.
 NODES_BY_STATE = """
 SELECT if(d.state = '', 'Healthy', d.state) AS state, count() AS nodes
 FROM (SELECT DISTINCT node FROM $db.node_inventory FINAL
       UNION DISTINCT SELECT DISTINCT node FROM $db.decisions FINAL) AS n
 LEFT JOIN (SELECT node, argMax(to_state, time) AS state FROM $db.decisions FINAL
-           WHERE length(guard_failed) = 0 GROUP BY node) AS d ON n.node = d.node
+           GROUP BY node) AS d ON n.node = d.node
 GROUP BY state ORDER BY state"""
 
 # GPUs out of service now because automation (an executable auto-mode decision) took them out.
@@ -26,7 +26,7 @@ FROM (SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
       FROM $db.node_inventory FINAL GROUP BY node) AS inv
 LEFT JOIN (SELECT node, argMax(to_state, time) AS state,
                   argMax(executable AND mode = 'auto', time) AS by_automation
-           FROM $db.decisions FINAL WHERE length(guard_failed) = 0 GROUP BY node) AS d ON inv.node = d.node
+           FROM $db.decisions FINAL GROUP BY node) AS d ON inv.node = d.node
 GROUP BY pool ORDER BY pool"""
 )
 

@@ -70,7 +70,10 @@ def build_report(
     built = [
         panels.nodes_by_state(states if decided else [], int(fleet["nodes"])),
         panels.capacity(
-            _rows(store, q.CAPACITY_STEPS, since=start), _rows(store, q.POOLS), pol.min_healthy_fraction
+            _rows(store, q.CAPACITY_STEPS, since=start),
+            _rows(store, q.POOLS),
+            pol.min_healthy_fraction,
+            (span["first"], span["last"]) if decided else None,
         ),
         panels.mttr(repairs),
         panels.precision(_rows(store, q.PRECISION, since=start)),

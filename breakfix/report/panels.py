@@ -68,23 +68,27 @@ def nodes_by_state(rows: Records, fleet_nodes: int) -> Panel:
     return Panel(key, title, explains, _layout(fig, yaxis_title="nodes"))
 
 
-def capacity(steps: Records, pools: Records, min_healthy: Callable[[str], float]) -> Panel:
+def capacity(
+    steps: Records,
+    pools: Records,
+    min_healthy: Callable[[str], float],
+    span: tuple[datetime, datetime] | None,
+) -> Panel:
     key, title = "capacity", "Capacity removed vs headroom per pool"
     explains = (
-        "GPUs out of service (Quarantined, Repairing or Validating; shadow and held decisions excluded) "
+        "GPUs out of service (Quarantined, Repairing or Validating; shadow decisions excluded) "
         "after every transition, against the most the policy's headroom table lets a pool lose "
         "(dashed: pool GPUs * (1 - minimum healthy fraction))."
     )
-    if not steps:
-        return Panel(key, title, explains, empty="No node was taken out of service in the window.")
-    totals = {r["pool"]: int(r["pool_gpus"]) for r in pools}
-    by_pool: dict[str, tuple[list[datetime], list[int]]] = defaultdict(lambda: ([], []))
+    if span is None or not pools:
+        return Panel(key, title, explains, empty="No decisions or no inventory in the window.")
+    first, last = span
+    by_pool: dict[str, tuple[list[datetime], list[int]]] = {r["pool"]: ([first], [0]) for r in pools}
     for r in steps:
-        xs, ys = by_pool[r["pool"]]
+        xs, ys = by_pool.setdefault(r["pool"], ([first], [0]))
         xs.append(r["time"])
         ys.append(int(r["removed_gpus"]))
-    first = min(r["time"] for r in steps)
-    last = max(r["time"] for r in steps)
+    totals = {r["pool"]: int(r["pool_gpus"]) for r in pools}
     fig = go.Figure()
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22"]
     for i, pool in enumerate(sorted(by_pool)):
@@ -161,7 +165,7 @@ def repeat_offenders(rows: Records) -> Panel:
 
 
 def _held(d: dict[str, Any]) -> str:
-    return f"held by {d['held_by']}" if d["held_by"] else ""
+    return f"guard failed: {d['guard_failed']}" if d["guard_failed"] else ""
 
 
 def incident(node: str, evidence: Records, decisions: Records, actions: Records) -> Panel:

@@ -19,9 +19,9 @@ SELECT count() AS nodes, sum(gpus) AS gpus, uniqExact(pool) AS pools FROM (
     SELECT node, argMax(gpus, time) AS gpus, argMax(pool, time) AS pool
     FROM $db.node_inventory FINAL GROUP BY node)"""
 
-# GPUs out of service per pool as a step function: every applied transition (held ones changed
-# nothing, shadow ones touch no node) adds or removes the node's GPUs, and a running sum per pool
-# over time gives the level after each change.
+# GPUs out of service per pool as a step function: every transition (a held one keeps its
+# from_state, so it changes nothing; shadow ones touch no node) adds or removes the node's GPUs,
+# and a running sum per pool over time gives the level after each change.
 CAPACITY_STEPS = (
     """
 SELECT time, pool, sum(delta) OVER (PARTITION BY pool ORDER BY time, node
@@ -35,7 +35,7 @@ FROM (
     FROM (SELECT node, time, to_state IN """
     + REMOVED
     + """ AS out FROM $db.decisions FINAL
-          WHERE mode != 'shadow' AND length(guard_failed) = 0) AS d
+          WHERE mode != 'shadow') AS d
     INNER JOIN (SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
                 FROM $db.node_inventory FINAL GROUP BY node) AS inv ON d.node = inv.node
     INNER JOIN (SELECT pool, sum(gpus) AS pool_gpus FROM (
@@ -100,7 +100,7 @@ ORDER BY time LIMIT 500"""
 
 INCIDENT_DECISIONS = """
 SELECT time, from_state, to_state, failure_class, action, mode, confidence,
-       arrayStringConcat(reasons, '; ') AS reasons, arrayStringConcat(guard_failed, ', ') AS held_by
+       arrayStringConcat(reasons, '; ') AS reasons, arrayStringConcat(guard_failed, ', ') AS guard_failed
 FROM $db.decisions FINAL
 WHERE node = {node:String} AND time BETWEEN {start:DateTime64(3)} AND {end:DateTime64(3)}
 ORDER BY time"""
