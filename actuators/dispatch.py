@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -66,7 +66,9 @@ class Dispatcher:
             return Handled(decision.id, "not_work", f"{decision.action.value} needs no actuator")
         if decision.action is ActionKind.VALIDATE:
             return self._validate(decision, pool)
-        out = self.engine.run(req)
+        # The guard's decision has already moved the node (a decisive Xid goes Healthy -> Quarantined
+        # in one step), so the state the playbook starts from is the decision's target state.
+        out = self.engine.run(replace(req, from_state=decision.to_state.value))
         return Handled(decision.id, out.status, out.detail, out.executed)
 
     # --- validation -------------------------------------------------------------------------------

@@ -32,6 +32,11 @@ def run_simulated_actuators(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        return await stage.run(stop)
+        ready = asyncio.create_task(stage.ready.wait())
+        ready.add_done_callback(lambda t: t.cancelled() or print("actuator stage ready", flush=True))
+        try:
+            return await stage.run(stop)
+        finally:
+            ready.cancel()
 
     return asyncio.run(main())
