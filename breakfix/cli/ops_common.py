@@ -71,8 +71,8 @@ def cell(value: Any) -> str:
 def table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Table:
     """A rich table of ``columns`` from dict rows (keys the API did not send stay blank)."""
     out = Table(title=title, title_justify="left")
-    for col in columns:
-        out.add_column(col)
+    for i, col in enumerate(columns):
+        out.add_column(col, no_wrap=i == 0)  # ids stay whole and greppable however narrow the terminal
     for row in rows:
         out.add_row(*(cell(row.get(col)) for col in columns))
     return out

@@ -12,7 +12,7 @@ from typing import Any, cast
 import typer
 
 from breakfix.cli.common import console, fail
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, cell, done, emit, fields, table
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
 from breakfix.opsclient.client import Template
 
 machine_app = typer.Typer(help="Machines (NICo-style): show, release after repair.", no_args_is_help=True)
@@ -21,6 +21,8 @@ override_app = typer.Typer(help="Health overrides on a machine (NICo-style).", n
 TEMPLATES = ("RequestRepair", "OutForRepair")
 CATEGORIES = ("HARDWARE", "NETWORK", "PERFORMANCE", "OTHER")
 REPAIR_STATUSES = ("Completed", "Failed", "InProgress")
+# The API names an override after the template that set it (NICo's naming).
+OVERRIDE_NAMES = {"RequestRepair": "repair-request", "OutForRepair": "out-for-repair"}
 
 
 @machine_app.command("show")
@@ -107,10 +109,8 @@ def override_add(
 @override_app.command("remove")
 def override_remove(
     machine_id: str = typer.Argument(..., help="Machine (node) id."),
-    name: str | None = typer.Argument(None, help="Override name (same as --template)."),
-    template: str = typer.Option(
-        "RequestRepair", "--template", "--name", help="Override to remove (its name, e.g. OutForRepair)."
-    ),
+    name: str | None = typer.Argument(None, help="Override name, e.g. out-for-repair (or use --template)."),
+    template: str = typer.Option("RequestRepair", "--template", help="Template whose override to remove."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,
@@ -119,7 +119,7 @@ def override_remove(
 
     Example: breakfix health-override remove gpu-a-r01-n03 --template OutForRepair
     """
-    target = name or template
+    target = name or OVERRIDE_NAMES.get(template, template)
     answer = call(server, token, lambda c: c.remove_health_override(machine_id, target))
     emit(answer, as_json, lambda _: done(f"removed {target} from {machine_id}"))
 
@@ -131,27 +131,19 @@ def _template(value: str) -> Template:
 
 
 def _render_machine(machine: dict[str, Any]) -> None:
-    overrides = machine.get("health_overrides") or machine.get("overrides")
-    console.print(
-        fields(
-            f"machine {machine.get('id', machine.get('node', ''))}",
-            machine,
-            skip=("health_overrides", "overrides"),
-        )
-    )
-    if overrides is not None:
-        _render_overrides(str(machine.get("id", "")), overrides)
+    name = str(machine.get("machine", ""))
+    console.print(fields(f"machine {name}", machine, skip=("overrides",)))
+    _render_overrides(name, machine)
 
 
-def _render_overrides(machine_id: str, overrides: Any) -> None:
-    rows = overrides.get("overrides", []) if isinstance(overrides, dict) else overrides
-    if not rows:
+def _render_overrides(machine_id: str, record: dict[str, Any]) -> None:
+    """The API keys overrides by name (``out-for-repair``...): one row per override."""
+    overrides = record.get("overrides") or {}
+    if not overrides:
         console.print(f"no health overrides on {machine_id}")
         return
-    if isinstance(rows[0], dict):
-        console.print(table(f"health overrides on {machine_id}", rows, list(rows[0])))
-    else:
-        console.print(f"health overrides on {machine_id}: {cell(rows)}")
+    rows = [{"name": name, **(v if isinstance(v, dict) else {"value": v})} for name, v in overrides.items()]
+    console.print(table(f"health overrides on {machine_id}", rows, ("name", "source", "message")))
 
 
 def register(app: typer.Typer) -> None:

@@ -53,7 +53,7 @@ def _render_node(detail: dict[str, Any]) -> None:
         console.print(table("evidence", evidence, cols))
     decisions = detail.get("decisions") or []
     if decisions:
-        cols = ("time", "from_state", "to_state", "failure_class", "confidence", "action", "mode")
+        cols = ("id", "to_state", "failure_class", "confidence", "action", "mode", "time")
         console.print(table("decisions", decisions, cols))
 
 

@@ -60,7 +60,7 @@ def ticket_list(
     Example: breakfix ticket list --node gpu-a-r01-n03
     """
     rows = call(server, token, lambda c: c.list_tickets(node))
-    cols = ("id", "node", "status", "summary", "created_by", "created_at")
+    cols = ("key", "node", "status", "summary", "closed_by", "resolution", "link")
     emit(rows, as_json, lambda r: console.print(table(f"tickets ({len(r)})", r, cols)))
 
 
@@ -96,7 +96,9 @@ def ticket_create(
     Example: breakfix ticket create gpu-a-r01-n03 --summary "Xid 79 twice in an hour"
     """
     answer = call(server, token, lambda c: c.create_ticket(node, summary, details))
-    emit(answer, as_json, lambda t: done(f"ticket {t.get('id', '')} opened for {node}"))
+    ticket = answer.get("ticket") or {}
+    verb = "opened" if answer.get("created", True) else "already open"
+    emit(answer, as_json, lambda _: done(f"ticket {ticket.get('key', '')} {verb} for {node}"))
 
 
 @ticket_app.command("close")

@@ -81,17 +81,24 @@ def watch(
 
 
 def render_workflow(wf: dict[str, Any]) -> None:
-    console.print(fields(f"workflow {wf.get('id', '')}", wf, skip=("steps", "events", "errors", "metrics")))
+    skip = ("steps", "events", "errors", "metrics", "nodes")
+    console.print(fields(f"workflow {wf.get('id', '')}", wf, skip=skip))
     steps = wf.get("steps") or []
     if steps:
-        console.print(table("steps", steps, _columns(steps)))
-    events = wf.get("events") or []
+        console.print(table("steps", steps, ("node", "step", "phase", "status", "attempts", "detail")))
+    events = [_event_row(e) for e in wf.get("events") or [] if isinstance(e, dict)]
     if events:
-        console.print(table("events", events[-20:], _columns(events)))
+        console.print(table("events (last 20)", events[-20:], ("time", "node", "step", "status", "detail")))
     if wf.get("metrics"):
         console.print(fields("metrics", wf["metrics"]))
     for err in wf.get("errors") or []:
         console.print(f"[bold red]error:[/] {err}")
+
+
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    """An action.result event flattened: its data fields beside time and node."""
+    data = event.get("data")
+    return {**event, **data} if isinstance(data, dict) else event
 
 
 def _status(wf: dict[str, Any]) -> str:
@@ -108,15 +115,6 @@ def _steps_done(wf: dict[str, Any]) -> int:
     return sum(
         1 for s in wf.get("steps") or [] if isinstance(s, dict) and str(s.get("status")).lower() in done
     )
-
-
-def _columns(rows: list[Any]) -> list[str]:
-    """Every key seen in the rows, in first-seen order (steps and events are the API's shapes)."""
-    cols: dict[str, None] = {}
-    for row in rows:
-        if isinstance(row, dict):
-            cols.update(dict.fromkeys(row))
-    return list(cols)
 
 
 def register(app: typer.Typer) -> None:
