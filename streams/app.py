@@ -36,6 +36,7 @@ from faust.types import TP
 from schemas.control import ControlMessage
 from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME
+from streams import metrics as stage_metrics
 from streams.embedded_broker import free_port
 from streams.guard_stage import GuardStage
 from streams.node_stage import EngineLike, NodeStage, Outputs
@@ -237,6 +238,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     async def emit(p: int, out: Outputs) -> list[Awaitable[Any]]:
         futs = []
         for letter in out.dead_letters:
+            stage_metrics.DEAD_LETTERS.labels(reason=letter.reason.value).inc()
             futs.append(await t_deadletter.send(key=(letter.node or "").encode(), value=dumps(letter)))
         for ev in out.evidence:
             futs.append(await t_evidence.send(key=ev.node.encode(), value=dumps(ev), partition=p))
@@ -271,6 +273,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 if p not in node.partitions:
                     await take_partition(p)
                 if msg.topic == events_name:
+                    stage_metrics.EVENTS.labels(stage="node").inc()
                     out = node.on_event(p, msg.offset, msg.value, source, wall)
                 else:
                     out = node.on_decision(p, msg.value, source, wall)
@@ -329,6 +332,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         outbox, g.outbox = g.outbox, []
         futs = []
         for d in outbox:
+            stage_metrics.observe_decision(d)
             p = g.node_partition.get(d.node)
             futs.append(await t_decisions.send(key=d.node.encode(), value=dumps(d), partition=p))
         await asyncio.gather(*futs)

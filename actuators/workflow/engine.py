@@ -37,6 +37,7 @@ from actuators.base import (
     TemporaryError,
     ensure_allowed,
 )
+from actuators.metrics import STEP_SECONDS
 from actuators.playbooks import Catalog, Playbook
 from actuators.workflow.journal import TERMINAL, Journal, StepRecord
 from actuators.workflow.request import WorkRequest, approval_met
@@ -206,7 +207,8 @@ class WorkflowEngine:
                 ensure_allowed(ctx)
             self.journal.mark_step(req.decision_id, step.name, phase, "started", time.time())
             run.executed.append(step.name)
-            result = self._attempts(step, ctx)
+            with STEP_SECONDS.labels(playbook=run.pb.name, step=step.name).time():
+                result = self._attempts(step, ctx)
         except Refused as err:
             self._record(run, step, phase, "refused", err.detail)
             raise
