@@ -32,7 +32,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="breakfix operator API",
         version="1",
         description=DESCRIPTION,
-        dependencies=[Depends(_bearer)],
+        dependencies=[Depends(_bearer), Depends(auth.authorize)],
     )
 
     @app.get("/healthz", include_in_schema=True)

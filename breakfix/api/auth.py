@@ -1,9 +1,10 @@
 """Authentication, authorisation and auditing of every call, in one middleware.
 
-Order matters: the caller is identified and checked *before* FastAPI parses the body, so an
-unauthenticated caller gets 401 (never a 422 that reveals the schema), a caller without the role
-gets 403 naming the roles that may, and every answer - allowed or refused - is audited with the
-status it got. The operation of a call is the matched route's ``name`` (see :mod:`breakfix.api.roles`).
+Order matters: the middleware identifies the caller before anything else, so an unauthenticated
+caller gets 401 (never a 422 that reveals the schema); the app-wide :func:`authorize` dependency
+runs before the route body is validated and answers 403 naming the roles that may; and every
+answer - allowed or refused - is audited with the status it got. The operation of a call is the
+matched route's ``name`` (see :mod:`breakfix.api.roles`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Match
 
 from breakfix.api.audit import CallFacts, Surface
 from breakfix.api.cli_line import cli_line
@@ -35,12 +35,24 @@ def principal(request: Request) -> Principal:
     return cast(Principal, request.state.principal)
 
 
-def _operation(app: FastAPI, request: Request) -> tuple[str, dict[str, Any]]:
-    for route in app.router.routes:
-        match, child = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "name", "")), dict(child.get("path_params", {}))
-    return "", {}
+def _route(request: Request) -> tuple[str, dict[str, Any]]:
+    """The operation (matched route's name) and path parameters, once routing has run."""
+    route = request.scope.get("route")
+    return str(getattr(route, "name", "") or ""), dict(request.scope.get("path_params") or {})
+
+
+def authorize(request: Request) -> None:
+    """App-wide dependency: the caller's role must allow the route's operation (deny by default:
+    a route no role lists is refused to everyone)."""
+    if request.url.path.startswith(OPEN_PATHS):
+        return
+    operation, _ = _route(request)
+    who: Principal | None = getattr(request.state, "principal", None)
+    if who is None:  # the middleware answers 401 before routing; this is a second lock
+        raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if not allowed(who.role, operation):
+        need = ", ".join(roles_for(operation)) or "none"
+        raise HTTPException(403, f"role {who.role} may not {operation}; needs one of: {need}")
 
 
 def _args(path_params: dict[str, Any], request: Request, body: bytes) -> dict[str, Any]:
@@ -63,7 +75,6 @@ def install(app: FastAPI, ctx: ApiContext) -> None:
         path = request.url.path
         if path.startswith(OPEN_PATHS):
             return await call_next(request)
-        operation, path_params = _operation(app, request)
         body = await request.body()
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
@@ -78,11 +89,6 @@ def install(app: FastAPI, ctx: ApiContext) -> None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
             request.state.audit_detail = "unauthenticated"
-        elif operation and not allowed(who.role, operation):
-            need = ", ".join(roles_for(operation))
-            detail = f"role {who.role} may not {operation}; needs one of: {need}"
-            response = JSONResponse({"detail": detail}, status_code=403)
-            request.state.audit_detail = detail
         else:
             request.state.principal = who
             try:
@@ -91,6 +97,7 @@ def install(app: FastAPI, ctx: ApiContext) -> None:
                 log.exception("unhandled error in %s %s", request.method, path)
                 request.state.audit_detail = f"internal error: {type(err).__name__}"
                 response = JSONResponse({"detail": "internal error; see the API server log"}, status_code=500)
+        operation, path_params = _route(request)
         facts = CallFacts(
             actor=who.actor if who else "anonymous",
             role=who.role if who else "none",

@@ -1,0 +1,83 @@
+"""Each role is refused (403, naming the roles that may) every operation it does not hold, and the
+role table covers exactly the routes the OpenAPI document serves (deny by default otherwise)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from breakfix.api.roles import OPERATIONS, ROLES
+from tests.fixtures import api as fx
+from tests.fixtures.api import ApiServer
+
+pytestmark = pytest.mark.integration
+api_server = fx.api_server  # the shared fixture, registered in this module
+
+ROUTES: dict[str, tuple[str, str]] = {
+    "nodes.list": ("GET", "/nodes"),
+    "nodes.get": ("GET", "/nodes/{node}"),
+    "decisions.list": ("GET", "/decisions"),
+    "plans.create": ("POST", "/repair-plans"),
+    "plans.get": ("GET", "/repair-plans/{plan_id}"),
+    "plans.approve": ("POST", "/repair-plans/{plan_id}/approve"),
+    "plans.execute": ("POST", "/repair-plans/{plan_id}/execute"),
+    "workflows.get": ("GET", "/workflows/{workflow_id}"),
+    "killswitch.get": ("GET", "/killswitch"),
+    "killswitch.set": ("POST", "/killswitch"),
+    "modes.set": ("POST", "/modes"),
+    "approvals.create": ("POST", "/approvals"),
+    "breaker.reset": ("POST", "/breaker/reset"),
+    "instances.release": ("POST", "/api/v1/instances/release"),
+    "machines.get": ("GET", "/api/v1/machines/{machine_id}"),
+    "overrides.get": ("GET", "/api/v1/machines/{machine_id}/health-overrides"),
+    "overrides.add": ("POST", "/api/v1/machines/{machine_id}/health-overrides"),
+    "overrides.remove": ("DELETE", "/api/v1/machines/{machine_id}/health-overrides/{name}"),
+    "audit.list": ("GET", "/audit"),
+    "runbooks.list": ("GET", "/runbooks"),
+    "tickets.list": ("GET", "/tickets"),
+    "tickets.get": ("GET", "/tickets/{ticket_id}"),
+    "tickets.create": ("POST", "/tickets"),
+    "tickets.close": ("POST", "/tickets/{ticket_id}/close"),
+    "sql.query": ("POST", "/sql"),
+}
+REFUSALS = [(role, op) for role in ROLES for op in sorted(ROUTES) if op not in OPERATIONS[role]]
+
+
+def test_role_table_covers_every_served_route(api_server: ApiServer) -> None:
+    assert set(ROUTES) == OPERATIONS["admin"]
+    doc = httpx.get(api_server.url + "/openapi.json").json()
+    served = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if p != "/healthz"}
+    assert served == set(ROUTES.values())
+
+
+@pytest.mark.parametrize(("role", "operation"), REFUSALS, ids=[f"{r}-{o}" for r, o in REFUSALS])
+def test_role_is_refused_what_it_may_not_do(api_server: ApiServer, role: str, operation: str) -> None:
+    method, template = ROUTES[operation]
+    path = template.format(
+        node="gpu-node-2",
+        plan_id="plan-x",
+        workflow_id="wf-x",
+        machine_id="gpu-node-2",
+        name="repair-request",
+        ticket_id="BF-1",
+    )
+    r = httpx.request(method, api_server.url + path, headers=api_server.headers(role), json={}, timeout=30)
+    assert r.status_code == 403, (role, operation, r.text)
+    assert f"may not {operation}" in r.json()["detail"] and "admin" in r.json()["detail"]
+
+
+def test_expected_refusals_for_the_autonomy_table() -> None:
+    refused = set(REFUSALS)
+    # Seed 001: agents hold no lever and cannot approve (closing a ticket is refused to them by the
+    # ticket service itself, as a non-human: see test_api_levers).
+    assert {("agent", "killswitch.set"), ("agent", "plans.approve"), ("agent", "modes.set")} <= refused
+    assert {
+        ("viewer", "plans.create"),
+        ("approver", "plans.execute"),
+        ("operator", "plans.approve"),
+    } <= refused
+    assert ("repair-tenant", "nodes.list") in refused and (
+        "repair-tenant",
+        "instances.release",
+    ) not in refused
+    assert not [op for role, op in refused if role == "admin"]
