@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from breakfix.cli.common import console, fail, print_json
+from breakfix.cli.common import console, err_console, fail, print_json
 
 
 def demo(
@@ -33,7 +33,7 @@ def demo(
 
     cfg = DemoConfig(nodes=nodes, hours=hours, seed=seed, feed_s=feed_s, workdir=workdir, report=report)
     try:
-        summary = run_demo(cfg, console)
+        summary = run_demo(cfg, err_console if as_json else console)
     except (RuntimeError, TimeoutError) as err:
         fail(str(err), f"the processes' logs are in {workdir / 'logs'}")
     if as_json:

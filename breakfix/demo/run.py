@@ -180,12 +180,14 @@ def _feed(
     )  # fmt: skip
     wait_for_line(log, "actuator stage ready", 60, lambda: proc.poll() is None)
     task = bar.add_task(f"fleet telemetry at {speed:.0f}x", total=lines, info="")
-    stats = asyncio.run(
-        feed(rec, settings, float(origin), wall_origin, speed, lambda n: bar.advance(task, n))
-    )
-    dead = kids.dead()
-    if dead:
-        raise RuntimeError(f"{', '.join(dead)} stopped during the feed; see {work / 'logs'}")
+
+    def progress(n: int) -> None:
+        bar.advance(task, n)
+        dead = kids.dead()
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} stopped during the feed; see {work / 'logs'}")
+
+    stats = asyncio.run(feed(rec, settings, float(origin), wall_origin, speed, progress))
     bar.update(task, info=f"{stats.messages:,} messages, max {stats.behind_s:.1f}s behind pace")
 
 
