@@ -71,23 +71,23 @@ def build_server(target: ApiTarget, transport: httpx.BaseTransport | None = None
         return api.call("get_node", ctx.headers, lambda c: c.get_node(node))
 
     @tool("list_runbooks", "The playbook catalog: name, version, failure classes, approval, steps.")
-    def list_runbooks(ctx: Context) -> Any:
+    def list_runbooks(ctx: Context) -> list[dict[str, Any]]:
         return api.call("list_runbooks", ctx.headers, lambda c: c.list_runbooks())
 
-    @tool("read_ticket", "One ticket by id, or the tickets of a node when no id is given.")
-    def read_ticket(ctx: Context, ticket_id: str | None = None, node: str | None = None) -> Any:
+    @tool("read_ticket", "One ticket by id, or {tickets: [...]} of a node when no id is given.")
+    def read_ticket(ctx: Context, ticket_id: str | None = None, node: str | None = None) -> dict[str, Any]:
         if ticket_id:
             return api.call("read_ticket", ctx.headers, lambda c: c.get_ticket(ticket_id))
         if not node:
             raise ToolError("read_ticket needs ticket_id or node")
-        return api.call("read_ticket", ctx.headers, lambda c: c.list_tickets(node))
+        return {"tickets": api.call("read_ticket", ctx.headers, lambda c: c.list_tickets(node))}
 
     @tool("create_ticket", "Open an incident ticket for a node.")
     def create_ticket(node: str, summary: str, ctx: Context, details: str = "") -> dict[str, Any]:
         return api.call("create_ticket", ctx.headers, lambda c: c.create_ticket(node, summary, details))
 
     @tool("close_ticket", "Close an incident ticket.")
-    def close_ticket(ticket_id: str, resolution: str, ctx: Context) -> Any:
+    def close_ticket(ticket_id: str, resolution: str, ctx: Context) -> dict[str, Any]:
         return api.call("close_ticket", ctx.headers, lambda c: c.close_ticket(ticket_id, resolution))
 
     @tool(

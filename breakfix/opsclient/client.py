@@ -191,8 +191,8 @@ class OpsClient:
     ) -> list[JSON]:
         return list(self.request("GET", "/audit", params={"actor": actor, "since": since, "limit": limit}))
 
-    def list_runbooks(self) -> Any:
-        return self.request("GET", "/runbooks")
+    def list_runbooks(self) -> list[JSON]:
+        return list(self.request("GET", "/runbooks"))
 
     def list_tickets(self, node: str) -> list[JSON]:
         return list(self.request("GET", "/tickets", params={"node": node}))
@@ -205,8 +205,8 @@ class OpsClient:
             self.request("POST", "/tickets", body={"node": node, "summary": summary, "details": details})
         )
 
-    def close_ticket(self, ticket_id: str, resolution: str) -> Any:
-        return self.request("POST", f"/tickets/{ticket_id}/close", body={"resolution": resolution})
+    def close_ticket(self, ticket_id: str, resolution: str) -> JSON:
+        return dict(self.request("POST", f"/tickets/{ticket_id}/close", body={"resolution": resolution}))
 
     def sql(self, query: str) -> Any:
         return self.request("POST", "/sql", body={"query": query})
