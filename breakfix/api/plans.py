@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from actuators.playbooks import Catalog, FailureClass, Playbook
+from breakfix.api.params import ID_PATTERN
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind
@@ -27,7 +28,7 @@ SERVING = frozenset({NodeState.HEALTHY.value, NodeState.SUSPECT.value})
 
 Risk = Literal["low", "medium", "high"]
 PlanStatus = Literal["dry_run", "pending_approval", "approved", "executing", "executed", "failed"]
-Name = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=253, pattern=ID_PATTERN)]
 
 
 class Selector(BaseModel):

@@ -13,6 +13,7 @@ from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
 from breakfix.api.machines import MachineNotFound, OverrideRequest, ReleaseRequest
+from breakfix.api.params import PathId
 from breakfix.api.tokens import Principal
 
 Who = Annotated[Principal, Depends(principal)]
@@ -41,16 +42,16 @@ def router(ctx: ApiContext) -> APIRouter:
         return guarded(svc.release, body, who, ctx.now())
 
     @r.get("/machines/{machine_id}", name="machines.get", response_model=dict[str, Any])
-    def machine(machine_id: str) -> dict[str, Any]:
+    def machine(machine_id: PathId) -> dict[str, Any]:
         return guarded(show, machine_id)
 
     @r.get("/machines/{machine_id}/health-overrides", name="overrides.get", response_model=dict[str, Any])
-    def overrides(machine_id: str) -> dict[str, Any]:
+    def overrides(machine_id: PathId) -> dict[str, Any]:
         rec = guarded(show, machine_id)
         return {"machine": machine_id, "overrides": rec["overrides"], "available": rec["available"]}
 
     @r.post("/machines/{machine_id}/health-overrides", name="overrides.add", response_model=dict[str, Any])
-    def add(machine_id: str, body: OverrideRequest, who: Who) -> dict[str, Any]:
+    def add(machine_id: PathId, body: OverrideRequest, who: Who) -> dict[str, Any]:
         return guarded(svc.add, machine_id, body, who, ctx.now())
 
     @r.delete(
@@ -58,7 +59,7 @@ def router(ctx: ApiContext) -> APIRouter:
         name="overrides.remove",
         response_model=dict[str, Any],
     )
-    def remove(machine_id: str, name: OverrideKind, who: Who) -> dict[str, Any]:
+    def remove(machine_id: PathId, name: OverrideKind, who: Who) -> dict[str, Any]:
         return guarded(svc.remove, machine_id, name, who)
 
     return r

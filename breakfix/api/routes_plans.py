@@ -14,6 +14,7 @@ from breakfix.api.approvals import TokenRefused
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.params import PathId
 from breakfix.api.plans import Approval, Plan, PlanError, PlanRequest, plan_content
 from breakfix.api.tokens import Principal
 
@@ -99,11 +100,11 @@ def router(ctx: ApiContext) -> APIRouter:
         return plan
 
     @r.get("/repair-plans/{plan_id}", name="plans.get", response_model=Plan)
-    def show(plan_id: str) -> Plan:
+    def show(plan_id: PathId) -> Plan:
         return load(plan_id)
 
     @r.post("/repair-plans/{plan_id}/approve", name="plans.approve", response_model=ApproveResponse)
-    def approve(plan_id: str, body: ApproveRequest, who: Who) -> ApproveResponse:
+    def approve(plan_id: PathId, body: ApproveRequest, who: Who) -> ApproveResponse:
         plan = load(plan_id)
         usable(plan, "approve it")
         if who.actor == plan.created_by:
@@ -131,7 +132,7 @@ def router(ctx: ApiContext) -> APIRouter:
         )
 
     @r.post("/repair-plans/{plan_id}/execute", name="plans.execute", response_model=ExecuteResponse)
-    def execute(plan_id: str, body: ExecuteRequest, who: Who) -> ExecuteResponse:
+    def execute(plan_id: PathId, body: ExecuteRequest, who: Who) -> ExecuteResponse:
         plan = load(plan_id)
         usable(plan, "execute it")
         try:
@@ -175,7 +176,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return ExecuteResponse(workflow_id=wf_id, plan_id=plan_id)
 
     @r.get("/workflows/{workflow_id}", name="workflows.get", response_model=dict[str, Any])
-    def workflow(workflow_id: str) -> dict[str, Any]:
+    def workflow(workflow_id: PathId) -> dict[str, Any]:
         wf = ctx.runner.get(workflow_id)
         if wf is None:
             raise HTTPException(404, f"no workflow {workflow_id}")

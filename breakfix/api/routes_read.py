@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.params import PathId
 from schemas.common import NodeState
 from streams.store.base import StoreError
 
@@ -56,7 +57,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return ctx.reader.nodes(pool=pool, state=state.value if state else "", limit=limit)
 
     @r.get("/nodes/{node}", name="nodes.get", response_model=NodeDetail)
-    def get_node(node: str) -> dict[str, Any]:
+    def get_node(node: PathId) -> dict[str, Any]:
         found = ctx.reader.node(node)
         if found is None:
             raise HTTPException(404, f"node {node} is not in the inventory")

@@ -12,6 +12,7 @@ from actuators.tickets import Enrichment, Ticket, TicketDraft
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.params import PathId
 from breakfix.api.plans import Name
 from breakfix.api.tokens import Principal
 
@@ -36,7 +37,7 @@ def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(responses=ERRORS)
     backend = ctx.tickets.backend
 
-    def get(ticket_id: str) -> Ticket:
+    def get(ticket_id: PathId) -> Ticket:
         try:
             return backend.get(ticket_id)
         except PermanentError as err:
@@ -48,7 +49,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return [found] if found else []
 
     @r.get("/tickets/{ticket_id}", name="tickets.get", response_model=Ticket)
-    def show(ticket_id: str) -> Ticket:
+    def show(ticket_id: PathId) -> Ticket:
         return get(ticket_id)
 
     @r.post("/tickets", name="tickets.create", response_model=dict[str, Any])
@@ -72,7 +73,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return {"ticket": filed.ticket.model_dump(mode="json"), "created": filed.created}
 
     @r.post("/tickets/{ticket_id}/close", name="tickets.close", response_model=Ticket)
-    def close(ticket_id: str, body: TicketClose, who: Who) -> Ticket:
+    def close(ticket_id: PathId, body: TicketClose, who: Who) -> Ticket:
         get(ticket_id)
         try:
             ctx.tickets.close(ticket_id, body.resolution, who.actor, who.initiator)  # type: ignore[arg-type]

@@ -17,6 +17,16 @@ from breakfix.api.sqlguard import readonly_select
 from streams.store.base import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LAST = datetime(2299, 12, 31, tzinfo=UTC)  # DateTime64's upper bound
+
+
+def _since(t: datetime | None) -> datetime:
+    """A ``since`` the store can bind: UTC (naive means UTC), clamped to DateTime64's range."""
+    if t is None:
+        return EPOCH
+    aware = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return min(max(aware.astimezone(UTC), EPOCH), LAST)
+
 
 _NODES = """
 SELECT inv.node AS node, inv.pool AS pool, inv.rack AS rack, inv.sku AS sku, inv.gpus AS gpus,
@@ -97,10 +107,10 @@ class StoreStateReader:
     def decisions(
         self, node: str = "", since: datetime | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        return self._q(_DECISIONS, {"node": node, "since": since or EPOCH, "limit": limit})
+        return self._q(_DECISIONS, {"node": node, "since": _since(since), "limit": limit})
 
     def audit(self, since: datetime | None = None, actor: str = "", limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._q(_AUDIT, {"since": since or EPOCH, "actor": actor, "limit": limit})
+        rows = self._q(_AUDIT, {"since": _since(since), "actor": actor, "limit": limit})
         for r in rows:
             r["params"] = orjson.loads(r["params"]) if r["params"] else {}
         return rows
