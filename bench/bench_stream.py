@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -204,40 +205,62 @@ async def progress_times(s: StreamSettings, end: float, timeout_s: float) -> tup
                     first = first or time.perf_counter()
                     mark = orjson.loads(m.value)
                     bounds[mark["partition"]] = mark["bound"][0]
-            if len(bounds) == 12 and min(bounds.values()) >= end:
+            # Event times travel as RFC 3339 with microseconds: compare at that precision.
+            if len(bounds) == 12 and min(bounds.values()) >= end - 1e-5:
                 return first, time.perf_counter()
         raise TimeoutError(f"progress {bounds}")
     finally:
         await c.stop()
 
 
-def node_stage_rate(s: StreamSettings, n: int, end: float, tmp: Path) -> float:
-    proc = workers.start_worker(s, 0, tmp / "node-stage.log")
+def node_stage_rate(s: StreamSettings, n: int, end: float, tmp: Path, n_workers: int = 1) -> float:
+    """Events/s of ``n_workers`` node-stage workers in one group (the sum over workers)."""
+    procs = [workers.start_worker(s, i, tmp / f"node-stage-{i}.log") for i in range(n_workers)]
     try:
         t0, t1 = asyncio.run(progress_times(s, end, 600))
         return n / (t1 - t0)
     finally:
-        workers.stop(proc)
+        for proc in procs:
+            workers.stop(proc)
 
 
-async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> list[float]:
-    """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s."""
+async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> list[dict[str, float]]:
+    """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s.
+
+    Per probe: the wall time it was sent, the broker timestamps of its proposal (node stage done) and
+    of its decision (guard done), and when this reader got the decision: the hops of the latency.
+    """
     p = AIOKafkaProducer(bootstrap_servers=s.broker, linger_ms=2)
     c = AIOKafkaConsumer(
-        s.topic(DECISIONS), bootstrap_servers=s.broker, auto_offset_reset="latest", enable_auto_commit=False
+        s.topic(DECISIONS),
+        s.topic(PROPOSALS),
+        bootstrap_servers=s.broker,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=s.fetch_max_wait_ms,  # a downstream consumer tuned like the workers
     )
     await p.start()
     await c.start()
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+    proposed: dict[str, float] = {}
+    latencies: list[dict[str, float]] = []
 
     async def read() -> None:
         while True:
-            for msgs in (await c.getmany(timeout_ms=100)).values():
+            for tp, msgs in (await c.getmany(timeout_ms=100)).items():
                 for m in msgs:
+                    if tp.topic == s.topic(PROPOSALS):
+                        if dict(m.headers).get("breakfix-kind") == b"proposal" and m.key:
+                            proposed.setdefault(m.key.decode(), m.timestamp / 1000)
+                        continue
                     node = orjson.loads(m.value)["node"]
                     if node in sent_at:
-                        latencies.append(time.perf_counter() - sent_at.pop(node))
+                        t0 = sent_at.pop(node)
+                        latencies.append({
+                            "total": time.time() - t0,
+                            "node_stage": proposed.get(node, math.nan) - t0,
+                            "guard": m.timestamp / 1000 - proposed.get(node, math.nan),
+                        })  # fmt: skip
 
     reader = asyncio.create_task(read())
     try:
@@ -256,7 +279,7 @@ async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> 
                 k += 1
             if elapsed >= probe * 0.5 and probe < len(probes):
                 node = probes[probe]
-                sent_at[node] = time.perf_counter()
+                sent_at[node] = time.time()
                 await p.send(topic, orjson.dumps(xid79(node, time.time())), key=node.encode())
                 probe += 1
             await asyncio.sleep(0.005)
@@ -276,17 +299,16 @@ def latency(broker: str, rate: float, seconds: float, tmp: Path, tag: str) -> di
     proc = workers.start_worker(s, 0, tmp / f"latency-{tag}.log")
     try:
         time.sleep(12.0)  # worker start and group join
-        lat = sorted(asyncio.run(live(s, rate, seconds, n_nodes=1000)))
+        probes = asyncio.run(live(s, rate, seconds, n_nodes=1000))
     finally:
         workers.stop(proc)
-    if not lat:
-        return {"rate": rate, "decisions": 0}
-    return {
-        "rate": rate,
-        "decisions": len(lat),
-        "p50_ms": round(1000 * statistics.median(lat), 1),
-        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
-    }
+    out: dict[str, float] = {"rate": rate, "decisions": len(probes)}
+    for hop in ("total", "node_stage", "guard"):
+        lat = sorted(p[hop] for p in probes if not math.isnan(p[hop]))
+        if lat:
+            out[f"{hop}_p50_ms"] = round(1000 * statistics.median(lat), 1)
+            out[f"{hop}_p99_ms"] = round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)
+    return out
 
 
 def main() -> None:
@@ -294,6 +316,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--latency-s", type=float, default=20.0)
+    ap.add_argument("--workers", type=int, default=1, help="node-stage workers in the throughput run")
+    ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--noop-worker", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.noop_worker:
@@ -310,10 +334,12 @@ def main() -> None:
         result: dict[str, Any] = {"events": n}
         result["raw_aiokafka_per_s"] = round(asyncio.run(raw_rate(s, n)))
         result["noop_faust_per_s"] = round(noop_rate(s, n, tmp))
-        result["node_stage_per_s"] = round(node_stage_rate(s, n, end, tmp))
+        result["node_stage_workers"] = a.workers
+        result["node_stage_per_s"] = round(node_stage_rate(s, n, end, tmp, a.workers))
         result["node_stage_vs_noop"] = round(result["node_stage_per_s"] / result["noop_faust_per_s"], 2)
-        result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1")
-        result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5")
+        if not a.skip_latency:
+            result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1")
+            result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5")
     print(json.dumps(result, indent=2))
 
 

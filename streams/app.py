@@ -38,6 +38,7 @@ from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME
 from streams import metrics as stage_metrics
 from streams.embedded_broker import free_port
+from streams.faust_transport import BreakfixApp
 from streams.guard_stage import GuardStage
 from streams.node_stage import EngineLike, NodeStage, Outputs
 from streams.settings import StreamSettings
@@ -114,8 +115,9 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     datadir = settings.data_dir / f"worker-{settings.worker_index}"
     datadir.mkdir(parents=True, exist_ok=True)
     n_parts = TOPIC_BY_NAME[EVENTS].partitions
-    app = faust.App(
+    app = BreakfixApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=f"kafka://{settings.broker}",
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(datadir),

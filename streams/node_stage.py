@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from schemas.deadletter import DeadLetter, DeadLetterReason
@@ -41,8 +40,6 @@ from schemas.gate import GateConfig, NodeGate, check_event
 from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
 from streams.watermark import OrderKey
-
-DEAD_LETTERS = Counter("breakfix_dead_letters_total", "Inputs rejected by the node stage", ["reason"])
 
 _TOP = "\U0010ffff"
 """Sorts after every node id: an idle partition has sent everything up to its time."""
@@ -146,6 +143,8 @@ class PartitionState:
     fleet_gate: NodeGate = field(default_factory=NodeGate)
     fleet_offset: int = -1
     next_tick: float = -math.inf
+    holds: dict[str, OrderKey] = field(default_factory=dict)
+    """Nodes awaiting a decision and the order key of their proposal: what caps the progress."""
     clock: float = -math.inf
     """The partition's stream clock (newest accepted event time): the ``now`` of its steps, so a
     partition's outcome does not depend on how fast the worker's other partitions were read."""
@@ -204,6 +203,8 @@ class NodeStage:
             ps.nodes[node] = slot
             if slot.pending:
                 resend.extend(slot.outbox)
+                if slot.hold is not None:
+                    ps.holds[node] = slot.hold
         self.partitions[p] = ps
         return resend
 
@@ -406,9 +407,12 @@ class NodeStage:
         else:
             slot.outbox = []
             slot.hold = None
+        if slot.hold is None:
+            ps.holds.pop(node, None)
+        else:
+            ps.holds[node] = slot.hold
 
     def _reject(self, out: Outputs, letter: DeadLetter) -> None:
-        DEAD_LETTERS.labels(letter.reason.value).inc()
         out.dead_letters.append(letter)
 
     # --- checkpoints and progress ---------------------------------------------------------
@@ -446,9 +450,8 @@ class NodeStage:
         caught_up = highwater is not None and ps.position >= highwater
         if caught_up and wall - ps.last_input_wall >= self.idle_s and self.clock > -math.inf:
             bound = max(bound, (self.clock, _TOP, 0))
-        for node, slot in ps.nodes.items():
-            if slot.pending and slot.hold is not None:
-                bound = min(bound, (slot.hold[0], node, slot.hold[2] + 1))
+        for node, hold in ps.holds.items():
+            bound = min(bound, (hold[0], node, hold[2] + 1))
         return bound
 
     # --- encoding -------------------------------------------------------------------------

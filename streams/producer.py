@@ -4,6 +4,9 @@ Producers (the ``breakfix collect`` collectors, operators' own scripts) hand in 
 one goes through :func:`schemas.parse.parse_event` - the same entry point the node stage uses - so a
 producer can never publish what the pipeline would reject: valid events go to ``breakfix.events``
 keyed by node id (one node, one partition), invalid ones to ``breakfix.deadletter`` with the reason.
+Node-less events (a driver rollout to a pool, cluster-wide scheduler state) are written to every
+partition of the events topic, as ``breakfix replay --into-kafka`` does: each node-stage partition
+applies them to its own nodes at the same place in its stream as offline replay.
 
 :class:`EventProducer` is the asyncio API; :class:`SyncEventProducer` runs it on a private event loop
 thread for plain scripts and for collectors whose device APIs (NVML, kubernetes watches) block.
@@ -97,8 +100,16 @@ class EventProducer:
             await self._producer.send(self.deadletter_topic, dumps(parsed), key=key)
             return parsed
         self.sent[event_type_of(parsed)] += 1
-        await self._producer.send(self.topic, dumps(parsed), key=(parsed.node or "").encode())
+        if parsed.node is None:
+            await self._to_every_partition(dumps(parsed))
+        else:
+            await self._producer.send(self.topic, dumps(parsed), key=parsed.node.encode())
         return parsed
+
+    async def _to_every_partition(self, payload: bytes) -> None:
+        """One copy per partition (the node stage skips copies by offset, never by id)."""
+        for p in sorted(await self._producer.partitions_for(self.topic)):
+            await self._producer.send(self.topic, payload, key=b"", partition=p)
 
     async def flush(self) -> None:
         await self._producer.flush()

@@ -52,10 +52,20 @@ class StreamSettings(BaseSettings):
         0, ge=0, description="Set by 'breakfix run' for each worker: its web port offset and data subfolder."
     )
     checkpoint_events: int = Field(
-        2000, ge=1, description="Node state is written to its table at least every N events per partition."
+        20000, ge=1, description="Node state is written to its table at least every N events per partition."
     )
     checkpoint_s: float = Field(
-        1.0, gt=0, description="... and at least this often (seconds); always before a proposal leaves."
+        5.0,
+        gt=0,
+        description="... and at least this often (seconds); always before a proposal leaves. Longer means "
+        "fewer state writes (a node's whole state is written once per checkpoint however many events it "
+        "had) and more input re-read after a crash; nothing acknowledged is ever lost.",
+    )
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        description="Longest wait of a worker's empty fetch (Faust hard-codes 1500 ms). Tansu answers an "
+        "empty fetch only when it expires, so every hop of event->decision latency can cost this much.",
     )
     progress_s: float = Field(
         0.05, gt=0, description="How often the node stage tells the guard how far each partition got."
