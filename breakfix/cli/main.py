@@ -25,6 +25,7 @@ from breakfix.cli import (
     run_cmd,
     schema_cmd,
     score_cmd,
+    serve_cmd,
     simulate_cmd,
     topics_cmd,
     validate_cmd,
@@ -62,6 +63,7 @@ for module in (
     ops_workflow,
     ops_approve,
     mcp_cmd,
+    serve_cmd,
 ):
     module.register(app)
 

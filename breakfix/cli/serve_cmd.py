@@ -1,0 +1,75 @@
+"""``breakfix serve``: the operator HTTP API (see breakfix/api/)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+
+from breakfix.cli.common import fail
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
+    store: str | None = typer.Option(
+        None, "--store", help="Audit store DSN: chdb:///path or http://host:8123 (default: embedded chdb)."
+    ),
+    broker: str = typer.Option(
+        "127.0.0.1:9092", "--broker", envvar="BREAKFIX_BROKER", help="Kafka bootstrap servers."
+    ),
+    tokens: Path | None = typer.Option(
+        None,
+        "--tokens",
+        help="YAML/JSON file: token -> {actor, role} (else BREAKFIX_API_TOKENS_FILE or BREAKFIX_API_TOKENS).",
+    ),
+    state_dir: Path = typer.Option(
+        Path(".breakfix/api"), "--state-dir", help="Workflow journal, machine records, built-in tickets."
+    ),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: the shipped policy)."),
+    kube_url: str | None = typer.Option(
+        None, "--kube-url", help="Kubernetes API URL without auth (kubectl proxy); default: kubeconfig."
+    ),
+    kube: bool = typer.Option(True, "--kube/--no-kube", help="Register the Kubernetes actuator."),
+    approval_ttl: int = typer.Option(
+        30, "--approval-ttl", min=1, help="Minutes an approval token stays valid."
+    ),
+) -> None:
+    """Serve the operator HTTP API (OpenAPI at /openapi.json, Prometheus metrics at /metrics).
+
+    Example: breakfix serve --host 127.0.0.1 --port 8080 --store chdb:///var/lib/breakfix/chdb
+    --broker kafka-1:9092 --tokens /etc/breakfix/tokens.yaml
+
+    Tokens file example (YAML): "s3cret-token": {actor: alice, role: approver}
+    """
+    from breakfix.api.serve import ServeOptions
+    from breakfix.api.serve import serve as run_server
+    from breakfix.api.tokens import TokenError
+
+    opts = ServeOptions(
+        host=host,
+        port=port,
+        store=store,
+        broker=broker,
+        tokens=tokens,
+        state_dir=state_dir,
+        policy=policy,
+        kube_url=kube_url,
+        kube=kube,
+        approval_ttl=timedelta(minutes=approval_ttl),
+    )
+    try:
+        run_server(opts)
+    except TokenError as err:
+        fail(
+            str(err),
+            "write a tokens file of lines '<token>': {actor: <name>, role: <role>} with role one of "
+            "viewer, operator, approver, agent, repair-tenant, admin",
+        )
+    except (ConnectionError, OSError) as err:
+        fail(f"could not start the API: {err}", "check --broker and --store")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
