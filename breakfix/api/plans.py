@@ -142,7 +142,19 @@ def choose_playbook(catalog: Catalog, failure_class: str, action: str | None) ->
     fits = [p for p in catalog.playbooks.values() if failure_class in p.failure_classes and p.scope == "node"]
     if not fits:
         raise PlanError(f"no node-level playbook serves failure class {failure_class}")
-    return min(fits, key=lambda p: (-p.priority, p.name))
+    ladder = list(ActionKind)  # cheapest first
+    # No action asked: the preferred playbook, then the least invasive one (read-only before
+    # mutating, no approval before approval, cheaper first action first).
+    return min(
+        fits,
+        key=lambda p: (
+            -p.priority,
+            p.mutating,
+            p.approval.kind != "none",
+            ladder.index(p.actions[0]),
+            p.name,
+        ),
+    )
 
 
 def _risk(pb: Playbook, action: str) -> Risk:
