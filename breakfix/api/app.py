@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPBearer
 from prometheus_client import make_asgi_app
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from breakfix.api import (
     auth,
@@ -27,6 +29,18 @@ tickets and read-only SQL. Every call, allowed or refused, is audited."""
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
 
 
+class _Asgi:
+    """Starlette treats a plain function endpoint as request -> response; wrapping prometheus'
+    ASGI function in an object makes ``Route`` hand it the raw ASGI call (so /metrics needs no
+    redirect to /metrics/)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="breakfix operator API",
@@ -41,7 +55,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     for module in (routes_read, routes_plans, routes_control, routes_machines, routes_tickets):
         app.include_router(module.router(ctx))
-    app.mount("/metrics", make_asgi_app())
+    metrics = make_asgi_app()
+    app.router.routes.append(Route("/metrics", endpoint=_Asgi(metrics), include_in_schema=False))
+    app.mount("/metrics", metrics)  # also answers /metrics/ and query strings prometheus adds
     errors.install(app)
     auth.install(app, ctx)
     app.state.ctx = ctx

@@ -216,6 +216,10 @@ def test_every_call_allowed_or_refused_is_audited_with_its_cli_line(api_server: 
     assert refused["status"] == 403 and "killswitch.set" in refused["detail"]
     assert refused["params"]["cli"] == "breakfix killswitch on --reason 'agent tries'"
     assert len(refused["params"]["body_sha256"]) == 64
+    call(api_server, "POST", "/repair-plans", "agent", {"pool": "train"})  # 422: no failure_class
+    rows = call(api_server, "GET", "/audit", "viewer", actor="agent-user", limit=50).json()
+    bad = next(r for r in rows if r["action"] == "plans.create")
+    assert bad["status"] == 422 and not bad["allowed"] and "failure_class" in bad["detail"]
     anon = call(api_server, "GET", "/audit", "viewer", actor="anonymous").json()
     assert any(r["status"] == 401 and r["target"] == "/nodes" for r in anon)
     # The same records reach the audit topic.

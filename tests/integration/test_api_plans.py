@@ -195,6 +195,22 @@ def test_agent_needs_a_token_unless_the_playbook_lists_the_node_as_canary(api_se
     assert ("reboot", "reboot") in api_server.agent.calls
 
 
+def test_kill_switch_pauses_an_approved_plan_before_it_mutates(api_server: ApiServer) -> None:
+    p = plan(api_server, failure_class="node_os", action="reboot", nodes=["gpu-node-2"])
+    token = approve(api_server, p["id"]).json()["approval_token"]
+    switch = {"on": True, "reason": "freeze"}
+    assert post(api_server, "/killswitch", "operator", switch).status_code == 200
+    try:
+        started = execute(api_server, p["id"], approval_token=token)
+        assert started.status_code == 200
+        wf = wait_workflow(api_server, started.json()["workflow_id"])
+    finally:
+        post(api_server, "/killswitch", "operator", {"on": False, "reason": "thaw"})
+    assert wf["status"] == "failed" and wf["nodes"]["gpu-node-2"]["status"] == "paused"
+    assert "kill switch" in wf["errors"][0]["detail"]
+    assert not api_server.kube.node("gpu-node-2")["spec"].get("unschedulable")
+
+
 def test_plan_that_breaks_headroom_is_refused(api_server: ApiServer) -> None:
     p = plan(api_server, pool="infer", failure_class="node_os", action="reboot")
     cap = p["capacity"][0]

@@ -19,8 +19,9 @@ def get(api: ApiServer, path: str, role: str = "viewer", **params: object) -> ht
 
 def test_healthz_and_metrics_need_no_token(api_server: ApiServer) -> None:
     assert httpx.get(api_server.url + "/healthz").json() == {"status": "ok"}
-    metrics = httpx.get(api_server.url + "/metrics/")
-    assert metrics.status_code == 200 and "python_info" in metrics.text
+    for path in ("/metrics", "/metrics/"):
+        metrics = httpx.get(api_server.url + path)
+        assert metrics.status_code == 200 and "python_info" in metrics.text, path
 
 
 def test_nodes_list_with_state_and_filters(api_server: ApiServer) -> None:
