@@ -88,7 +88,8 @@ class OfflineReplay:
             if isinstance(parsed, DeadLetter):
                 yield self._dead(parsed)
                 continue
-            yield from self._flush_injected(parsed.time.timestamp())
+            if self._pending:
+                yield from self._flush_injected(parsed.time.timestamp())
             yield from self._event(parsed, raw, f"{name}:{n}")
         yield from self._flush_injected(float("inf"))
 
@@ -99,8 +100,9 @@ class OfflineReplay:
     def _event(self, ev: Envelope, raw: bytes, source: str) -> Iterator[ReplayOutput]:
         t = ev.time.timestamp()
         now = self.clock if self.clock > float("-inf") else t
-        if t - now <= self.engine.gate_cfg.far_future_s:
-            yield from self._ticks(min(max(now, t), now + self.engine.gate_cfg.far_future_s))
+        far = self.engine.gate_cfg.far_future_s
+        if t - now <= far and max(now, t) >= self._next_tick:
+            yield from self._ticks(min(max(now, t), now + far))
         if ev.node is None:
             verdict = check_event(self._fleet_gate, ev, now, self.engine.gate_cfg)
             if verdict is not None:
@@ -116,11 +118,13 @@ class OfflineReplay:
         assert step.runtime is not None
         self.nodes[ev.node] = step.runtime
         self._accept(t)
-        yield from self._outputs(step)
+        if step.evidence or step.proposals:
+            yield from self._outputs(step)
 
     def _accept(self, t: float) -> None:
         self.summary.events += 1
-        self.clock = max(self.clock, t)
+        if t > self.clock:
+            self.clock = t
 
     def _ticks(self, now: float) -> Iterator[ReplayOutput]:
         """Time-driven checks every ``tick_s`` of event time, aligned to the epoch and run for each node

@@ -1,7 +1,8 @@
 """Turning one observation of a catalog signal into slot updates and (sometimes) an Evidence item.
 
 An Evidence item is emitted when a slot opens and when its repeat count reaches a power of two, so a
-sustained condition is audited without one item per scrape.
+sustained condition is audited without one item per scrape. Fusion reruns at once when a slot opens,
+strengthens or reaches such a count; plain repeats wait for the node's next tick.
 """
 
 from __future__ import annotations
@@ -52,12 +53,17 @@ def observe(
     else:
         slot.count += 1
         slot.last_time = max(slot.last_time, now)
-        slot.weight = max(slot.weight, w)
+        stronger = w > slot.weight
+        if stronger:
+            slot.weight = w
         emit = slot.count & (slot.count - 1) == 0
+        if stronger:
+            st.dirty = True
     slot.add_event(event_id)
-    st.dirty = True
     if not emit:
+        # A plain repeat: fusion picks it up at the node's next tick (tick_s), not on every scrape.
         return None
+    st.dirty = True
     return Evidence(
         id=f"ev:{event_id}:{signal_key}:{'' if gpu is None else gpu}",
         node=st.node,

@@ -4,47 +4,66 @@ per-node window features. Their output is capped by policy so they can tilt, nev
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from river.anomaly import HalfSpaceTrees
+
+LEARN_EVERY = 4
+"""Models learn from every 4th scrape of a node (once a minute at a 15 s scrape): a baseline over
+hours gains nothing from every reading, and this keeps per-scrape work to a comparison per GPU."""
+SD_FLOOR = 0.5
+WARM_UP = 8
+"""Learned readings before a baseline may score (8 minutes at the default scrape)."""
 
 
 @dataclass(slots=True)
 class Ewma:
-    """Exponentially weighted mean/variance with a warm-up; z-scores clipped against outliers."""
+    """Exponentially weighted mean/variance; what it learns is winsorised against outliers.
 
-    alpha: float = 0.05
+    The standard deviation is kept alongside the variance (floored at ``SD_FLOOR``) so scoring a
+    reading is a subtraction and a division, done once per GPU per scrape; learning is subsampled.
+    """
+
+    alpha: float = 0.185
+    """Per learned reading: 0.185 every minute ≈ 0.05 every 15 s, a ~5-minute time constant."""
     n: int = 0
     mean: float = 0.0
     var: float = 0.0
+    sd: float = 1.0
 
-    def update(self, x: float) -> float:
-        """Return the z-score of ``x`` against the history *before* it, then learn it."""
+    def z(self, x: float) -> float:
+        """How many baseline deviations ``x`` lies above the mean; 0 during warm-up."""
+        return (x - self.mean) / self.sd if self.n >= WARM_UP else 0.0
+
+    def learn(self, x: float) -> None:
         if self.n == 0:
             self.mean, self.n = x, 1
-            return 0.0
-        sd = math.sqrt(self.var) if self.var > 1e-9 else 1.0
-        z = (x - self.mean) / max(sd, 0.5)
+            return
+        sd, mean = self.sd, self.mean
+        d = x - mean
         # Winsorise what we learn so one spike does not drag the baseline.
-        xc = self.mean + max(-3.0, min(3.0, z)) * max(sd, 0.5)
-        d = xc - self.mean
-        self.mean += self.alpha * d
-        self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+        if d > 3.0 * sd:
+            d = 3.0 * sd
+        elif d < -3.0 * sd:
+            d = -3.0 * sd
+        a = self.alpha
+        self.mean = mean + a * d
+        var = (1 - a) * (self.var + a * d * d)
+        self.var = var
+        self.sd = max(math.sqrt(var), SD_FLOOR) if var > 1e-9 else 1.0
         self.n += 1
-        return z if self.n > 20 else 0.0
 
 
-WINDOW = 40
-"""Samples per window for the river model (10 minutes at a 15 s scrape): amortises its cost."""
+WINDOW = 10
+"""Learned scrapes per window for the river model (10 minutes at one learned scrape a minute)."""
 
 
 @dataclass
 class NodeWindowModel:
     """HalfSpaceTrees over per-node window features scaled to [0, 1] by fixed physical ranges."""
 
-    model: HalfSpaceTrees = field(
-        default_factory=lambda: HalfSpaceTrees(n_trees=4, height=4, window_size=50, seed=7)
-    )
+    model: HalfSpaceTrees | None = None
+    """Built at the end of the first window: a node that never completes one costs no trees."""
     windows: int = 0
     acc_n: int = 0
     acc_temp: float = 0.0
@@ -69,6 +88,8 @@ class NodeWindowModel:
             "util": min(1.0, self.acc_util / n / 100.0),
         }
         self.acc_n, self.acc_temp, self.acc_temp_max, self.acc_power, self.acc_util = 0, 0.0, 0.0, 0.0, 0.0
+        if self.model is None:
+            self.model = HalfSpaceTrees(n_trees=4, height=4, window_size=50, seed=7)
         score = float(self.model.score_one(x))  # type: ignore[no-untyped-call]
         self.model.learn_one(x)  # type: ignore[no-untyped-call]
         self.windows += 1

@@ -1,17 +1,24 @@
 """gpu.sample → evidence: counter deltas become rates, flags and throttle reasons become signals, and
-temperatures feed the weak online models. The hot path: one call per node scrape."""
+temperatures feed the weak online models. The hot path: one call per node scrape, so the common case
+(counters unchanged, no flags, temperature inside its baseline) costs a few attribute reads per GPU."""
 
 from __future__ import annotations
 
 from detectors.catalog import Catalog, Signal
 from detectors.emit import clear, observe
-from detectors.models import Ewma
-from detectors.state import DetectState, GpuCounters
-from schemas.events import GpuSample
+from detectors.models import LEARN_EVERY, WARM_UP, Ewma
+from detectors.state import DetectState
+from schemas.events import GpuReading, GpuSample
 from schemas.evidence import Evidence
 
 MODEL_Z = 4.0
 MODEL_WEIGHT = 0.10
+_NO_COUNTERS = (None, None, None, None)
+_RATES = (
+    (0, "sbe_rate", "SBEs"),
+    (2, "pcie_replay_rate", "PCIe replays"),
+    (3, "nvlink_crc_rate", "NVLink CRC errors"),
+)
 
 
 def _delta(new: int | None, old: int | None) -> int:
@@ -27,106 +34,111 @@ def _rate_exceeds(sig: Signal, delta: int, dt: float) -> bool:
     return delta * (sig.per_s / dt) >= sig.threshold
 
 
-def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> list[Evidence]:
-    out: list[Evidence] = []
-    samples = cat.samples
-    thermal_reasons = cat.throttle_thermal_reasons
-    power_reasons = cat.throttle_power_reasons
-    temp_sum = temp_max = power_sum = util_sum = 0.0
-    n_temp = n_power = n_util = 0
+class _Scrape:
+    """One scrape's context: turns a signal key into an observation and collects the evidence."""
 
-    def note(key: str, gpu: int, detail: str, weight: float | None = None, model: bool = False) -> None:
+    __slots__ = ("cat", "ev", "now", "out", "st")
+
+    def __init__(self, st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> None:
+        self.st, self.ev, self.cat, self.now = st, ev, cat, now
+        self.out: list[Evidence] = []
+
+    def note(
+        self, key: str, gpu: int | None, detail: str, sig_key: str | None = None, w: float | None = None
+    ) -> None:
+        ev = self.ev
         e = observe(
-            st,
+            self.st,
             key,
-            samples[key] if not model else samples["temp_high"],
+            self.cat.samples[sig_key or key],
             gpu,
             ev.id,
             ev.source,
             ev.time,
-            now,
+            self.now,
             detail=detail,
-            weight=weight,
-            model=model,
+            weight=w,
+            model=sig_key is not None,
         )
         if e is not None:
-            out.append(e)
+            self.out.append(e)
 
-    for g in ev.data.gpus:
+    def counters(self, i: int, prev: tuple[int | None, ...], cur: tuple[int | None, ...], dt: float) -> None:
+        """Deltas of the counters read in both scrapes; one read only now (None before) is no delta."""
+        if _delta(cur[1], prev[1]) > 0:
+            self.note("dbe", i, f"volatile DBE count rose to {cur[1]}")
+        for pos, key, what in _RATES:
+            new, old = cur[pos], prev[pos]
+            if new is None or old is None or new <= old:
+                continue
+            d = new - old
+            if _rate_exceeds(self.cat.samples[key], d, dt):
+                self.note(key, i, f"{d} {what} in {dt:.0f}s")
+
+    def flags(self, g: GpuReading) -> None:
         i = g.index
-        prev = st.counters.get(i)
-        if prev is not None:
-            dt = now - prev.time
-            if _delta(g.dbe_volatile, prev.dbe) > 0:
-                note("dbe", i, f"volatile DBE count rose to {g.dbe_volatile}")
-            d = _delta(g.sbe_volatile, prev.sbe)
-            if _rate_exceeds(samples["sbe_rate"], d, dt):
-                note("sbe_rate", i, f"{d} SBEs in {dt:.0f}s")
-            d = _delta(g.pcie_replay, prev.pcie)
-            if _rate_exceeds(samples["pcie_replay_rate"], d, dt):
-                note("pcie_replay_rate", i, f"{d} PCIe replays in {dt:.0f}s")
-            d = _delta(g.nvlink_crc_errors, prev.nvlink)
-            if _rate_exceeds(samples["nvlink_crc_rate"], d, dt):
-                note("nvlink_crc_rate", i, f"{d} NVLink CRC errors in {dt:.0f}s")
-        st.counters[i] = GpuCounters(now, g.sbe_volatile, g.dbe_volatile, g.pcie_replay, g.nvlink_crc_errors)
         if g.row_remap_failure:
-            note("row_remap_failure", i, "row remapping failed: the GPU has run out of spare rows")
+            self.note("row_remap_failure", i, "row remapping failed: the GPU has run out of spare rows")
         if g.row_remap_pending:
-            note("row_remap_pending", i, "row remap pending: a GPU reset applies it")
-        elif g.row_remap_pending is False and ("gpu_memory", i, "row_remap_pending") in st.slots:
-            clear(st, "gpu_memory", i, "row_remap_pending")
+            self.note("row_remap_pending", i, "row remap pending: a GPU reset applies it")
         if g.throttle_reasons:
-            reasons = g.throttle_reasons
-            hit = [r for r in reasons if r in thermal_reasons]
+            hit = [r for r in g.throttle_reasons if r in self.cat.throttle_thermal_reasons]
             if hit:
-                note("throttle_thermal", i, f"clock events: {', '.join(hit)}")
-            hit = [r for r in reasons if r in power_reasons]
+                self.note("throttle_thermal", i, f"clock events: {', '.join(hit)}")
+            hit = [r for r in g.throttle_reasons if r in self.cat.throttle_power_reasons]
             if hit:
-                note("throttle_power", i, f"clock events: {', '.join(hit)}")
+                self.note("throttle_power", i, f"clock events: {', '.join(hit)}")
+
+
+def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> list[Evidence]:
+    scrape = _Scrape(st, ev, cat, now)
+    counters, models, slots = st.counters, st.temp_models, st.slots
+    temp_thr = cat.samples["temp_high"].threshold
+    learn = st.scrapes % LEARN_EVERY == 0
+    st.scrapes += 1
+    gpus = ev.data.gpus
+    for g in gpus:
+        i = g.index
+        cur = (g.sbe_volatile, g.dbe_volatile, g.pcie_replay, g.nvlink_crc_errors)
+        prev = counters.get(i)
+        if prev is not None and prev[1] != cur and cur != _NO_COUNTERS:
+            scrape.counters(i, prev[1], cur, now - prev[0])
+        counters[i] = (now, cur)
+        if g.row_remap_failure or g.row_remap_pending or g.throttle_reasons:
+            scrape.flags(g)
+        if g.row_remap_pending is False and slots and ("gpu_memory", i, "row_remap_pending") in slots:
+            clear(st, "gpu_memory", i, "row_remap_pending")
         t = g.temp_c
-        if t is not None:
-            n_temp += 1
-            temp_sum += t
-            temp_max = max(temp_max, t)
-            thr = samples["temp_high"].threshold
-            if thr is not None and t >= thr:
-                note("temp_high", i, f"{t:.0f} C at or above {thr:.0f} C")
-            m = st.temp_models.get(i)
-            if m is None:
-                m = st.temp_models[i] = Ewma()
-            z = m.update(t)
-            if z >= MODEL_Z:
-                note(
-                    "model.temp_z",
-                    i,
-                    f"temperature {t:.0f} C is {z:.1f} sd above this GPU's baseline",
-                    weight=MODEL_WEIGHT,
-                    model=True,
-                )
-        if g.power_w is not None:
-            n_power += 1
-            power_sum += g.power_w
-        if g.util is not None:
-            n_util += 1
-            util_sum += g.util
-    if n_temp:
-        score = st.window_model.add(
-            temp_sum / n_temp, temp_max, power_sum / max(n_power, 1), util_sum / max(n_util, 1)
-        )
-        if score is not None and score >= 0.95:
-            e = observe(
-                st,
-                "model.window",
-                samples["temp_high"],
-                None,
-                ev.id,
-                ev.source,
-                ev.time,
-                now,
-                detail=f"node window anomaly score {score:.2f}",
-                weight=MODEL_WEIGHT,
-                model=True,
-            )
-            if e is not None:
-                out.append(e)
-    return out
+        if t is None:
+            continue
+        if temp_thr is not None and t >= temp_thr:
+            scrape.note("temp_high", i, f"{t:.0f} C at or above {temp_thr:.0f} C")
+        m = models.get(i)
+        if m is None:
+            m = models[i] = Ewma()
+        if m.n >= WARM_UP and t - m.mean >= MODEL_Z * m.sd:  # m.z(t) >= MODEL_Z, inlined: per GPU
+            z = m.z(t)
+            detail = f"temperature {t:.0f} C is {z:.1f} sd above this GPU's baseline"
+            scrape.note("model.temp_z", i, detail, "temp_high", MODEL_WEIGHT)
+        if learn:
+            m.learn(t)
+    if learn:
+        _window(scrape, gpus)
+    return scrape.out
+
+
+def _window(scrape: _Scrape, gpus: list[GpuReading]) -> None:
+    """Feed the node's river model one learned scrape (a subsample: see ``LEARN_EVERY``)."""
+    temps = [g.temp_c for g in gpus if g.temp_c is not None]
+    if not temps:
+        return
+    powers = [g.power_w for g in gpus if g.power_w is not None]
+    utils = [g.util for g in gpus if g.util is not None]
+    score = scrape.st.window_model.add(
+        sum(temps) / len(temps),
+        max(temps),
+        sum(powers) / max(len(powers), 1),
+        sum(utils) / max(len(utils), 1),
+    )
+    if score is not None and score >= 0.95:
+        scrape.note("model.window", None, f"node window anomaly score {score:.2f}", "temp_high", MODEL_WEIGHT)

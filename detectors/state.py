@@ -13,13 +13,8 @@ MAX_CHANGES = 8
 MAX_JOBS = 16
 
 
-@dataclass(slots=True)
-class GpuCounters:
-    time: float
-    sbe: int | None
-    dbe: int | None
-    pcie: int | None
-    nvlink: int | None
+GpuCounters = tuple[float, tuple[int | None, int | None, int | None, int | None]]
+"""(scrape time, (sbe, dbe, pcie replay, nvlink crc)) of a GPU's previous scrape."""
 
 
 @dataclass
@@ -34,6 +29,8 @@ class DetectState:
     slots: dict[SlotKey, Slot] = field(default_factory=dict)
     counters: dict[int, GpuCounters] = field(default_factory=dict)
     temp_models: dict[int, Ewma] = field(default_factory=dict)
+    scrapes: int = 0
+    """gpu.sample events seen: the online models learn from every ``LEARN_EVERY``-th."""
     window_model: NodeWindowModel = field(default_factory=NodeWindowModel)
     heartbeats: dict[str, tuple[float, float]] = field(default_factory=dict)
     """collector → (last heartbeat time, interval)."""

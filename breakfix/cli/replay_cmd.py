@@ -24,12 +24,14 @@ def _policy(path: Path | None) -> Policy:
         fail(str(err), "run `breakfix policy check FILE` for details")
 
 
-def _actuators(kind: str, labels: Path | None, seed: int) -> object | None:
+def _actuators(kind: str, labels: Path | None, seed: int, follow: bool = False) -> object | None:
     if kind == "none":
         return None
     from breakfix.simulate.actuators import SimulatedActuators  # type: ignore[import-not-found,unused-ignore]
 
-    return SimulatedActuators.from_labels(labels, seed=seed) if labels else SimulatedActuators(seed=seed)
+    if labels:
+        return SimulatedActuators.from_labels(labels, seed=seed, follow_recommendations=follow)
+    return SimulatedActuators(seed=seed, follow_recommendations=follow)
 
 
 def run_offline(
@@ -85,6 +87,11 @@ def replay(
     ),
     labels: Path | None = typer.Option(None, "--labels", help="Ground truth for the simulated actuators."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated actuators."),
+    follow: bool = typer.Option(
+        False,
+        "--follow-recommendations",
+        help="Simulated operator carries out recommend-mode actions 30 min later (what score assumes).",
+    ),
     broker: str | None = typer.Option(None, "--broker", help="Kafka bootstrap (with --into-kafka)."),
     speed: float | None = typer.Option(None, "--speed", help="Replay speed factor (with --into-kafka)."),
     fast: bool = typer.Option(False, "--as-fast-as-possible", help="No pacing (with --into-kafka)."),
@@ -109,12 +116,13 @@ def replay(
         return
     pol = _policy(policy)
     tty = sys.stderr.isatty()
-    decisions, summary = run_offline(recording, pol, out, evidence, _actuators(actuators, labels, seed), tty)
+    loop = _actuators(actuators, labels, seed, follow)
+    decisions, summary = run_offline(recording, pol, out, evidence, loop, tty)
     if compare_policy is not None:
         if recording == "-":
             fail("--compare-policy needs a file, not stdin (the recording is read twice)")
         other, _ = run_offline(
-            recording, _policy(compare_policy), None, None, _actuators(actuators, labels, seed), tty
+            recording, _policy(compare_policy), None, None, _actuators(actuators, labels, seed, follow), tty
         )
         _print_diff(decisions, other, pol.version, _policy(compare_policy).version)
     if as_json:
