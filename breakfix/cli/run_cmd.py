@@ -43,6 +43,9 @@ def run(
     ),
     wall_origin: float | None = typer.Option(None, "--wall-origin", help="Wall time (epoch s) of --origin."),
     lag: float = typer.Option(0.0, "--lag", min=0, help="actuators --simulate: fleet clock lag (fleet s)."),
+    until: float | None = typer.Option(
+        None, "--until", help="actuators --simulate: fleet clock end (epoch s)."
+    ),
     seed: int = typer.Option(0, "--seed", help="actuators --simulate: seed of simulated step failures."),
 ) -> None:
     """Run the node stage and the guard (or, with --role actuators, the actuator stage) until interrupted.
@@ -51,7 +54,7 @@ def run(
     Example: breakfix run --role actuators --simulate --labels truth.jsonl --broker 127.0.0.1:9092
     """
     if role == "actuators":
-        _run_actuators(broker, simulate, labels, state_dir, speed, origin, wall_origin, lag, seed)
+        _run_actuators(broker, simulate, labels, state_dir, speed, origin, wall_origin, lag, until, seed)
         return
     if role != "pipeline":
         fail(f"unknown role {role!r}", "use --role pipeline or --role actuators")
@@ -88,6 +91,7 @@ def _run_actuators(
     origin: float | None,
     wall_origin: float | None,
     lag: float,
+    until: float | None,
     seed: int,
 ) -> None:
     import time
@@ -102,7 +106,7 @@ def _run_actuators(
             "add --simulate (with --labels for ground truth)",
         )
     now = time.time()
-    clock = FleetClock(origin if origin is not None else now, wall_origin or now, speed, lag)
+    clock = FleetClock(origin if origin is not None else now, wall_origin or now, speed, lag, until)
     settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
     stats = run_simulated_actuators(settings, labels, state_dir, clock, seed)
     console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")

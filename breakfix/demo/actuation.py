@@ -6,9 +6,8 @@ build a :class:`~streams.actuator_stage.ActuatorStage` with :func:`simulated_han
 
 The fleet clock maps wall time onto the recording's event time (``origin`` at ``wall_origin``, played
 ``speed`` times faster), so an action's result carries the time it happened in the simulated world,
-which is what the node stage's gate and stream clock judge it by. It runs ``lag_s`` behind the feed
-(the node stage is never quite caught up) and never goes back, and never before the decision it acts
-on. Simulated durations are slept scaled down by ``speed``, so a reboot takes seconds, not minutes.
+which is what the node stage's gate and stream clock judge it by (see :class:`FleetClock`). Simulated
+durations are slept scaled down by ``speed``, so a reboot takes seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -30,19 +29,29 @@ from streams.actuator_stage import ControlState, Emit, Handler, MakeHandler
 
 @dataclass
 class FleetClock:
-    """Event time of the simulated world: ``origin + (wall - wall_origin) * speed - lag_s``."""
+    """Event time of the simulated world: ``origin + (wall - wall_origin) * speed - lag_s``, never past
+    ``until`` (the end of the recording), never going back, never before a decision it acts on.
+
+    Why the feed's clock and not the decision's time: a result is appended to its node's partition
+    after every event fed so far, so when the node stage reaches it, that node's newest event and the
+    partition's stream clock are about the feed's position at the time of the action, however far
+    the node stage lags. A result stamped near that position is neither out of order nor far-future.
+    """
 
     origin: float
     wall_origin: float
     speed: float = 1.0
     lag_s: float = 0.0
+    until: float | None = None
     _floor: float = field(default=float("-inf"), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> float:
-        mapped = self.origin + (time.time() - self.wall_origin) * self.speed - self.lag_s
+        t = self.origin + (time.time() - self.wall_origin) * self.speed - self.lag_s
+        if self.until is not None:
+            t = min(t, self.until - self.lag_s)
         with self._lock:
-            self._floor = max(self._floor, mapped)
+            self._floor = max(self._floor, t)
             return self._floor
 
     def at_least(self, t: float) -> None:
@@ -53,10 +62,8 @@ class FleetClock:
         return datetime.fromtimestamp(self.now(), UTC)
 
     def wait(self, sim_s: float) -> None:
-        """Let ``sim_s`` seconds of fleet time pass (scaled to wall time), then move the floor on."""
-        start = self.now()
+        """Let ``sim_s`` seconds of fleet time pass, scaled down to wall time."""
         time.sleep(sim_s / self.speed)
-        self.at_least(start + sim_s)
 
 
 def faults_from_labels(path: Path) -> list[SimFault]:

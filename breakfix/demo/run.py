@@ -53,14 +53,14 @@ AUTO_CLASSES = ("gpu_hardware", "gpu_memory")
 SUNK = tuple(t.name for t in TOPICS if t.name != "breakfix.proposals")
 # Fall back to a smaller mix when the fleet is too small for every shipped scenario.
 SMALL_MIX = ("xid79-fallen-off-bus", "dbe-row-remap-failure", "sbe-rising", "thermal-fan-failure", "noise")
-LAG_S = 120.0
-"""How far the actuators' fleet clock runs behind the feed (fleet seconds): the node stage is never
-quite caught up, and a result ahead of its stream clock would be dead-lettered as far-future."""
+LAG_S = 30.0
+"""How far the actuators' fleet clock runs behind the feed (fleet seconds), so a result is never
+stamped ahead of the events fed before it (see breakfix.demo.actuation.FleetClock)."""
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    nodes: int = 160
+    nodes: int = 100
     hours: float = 2.0
     seed: int = 7
     feed_s: float = 75.0
@@ -174,7 +174,8 @@ def _feed(
         [str(Path(sys.executable).parent / "breakfix"), "run", "--role", "actuators", "--simulate",
          "--broker", settings.broker, "--labels", str(work / "labels.jsonl"),
          "--state-dir", str(work / "actuators"), "--speed", str(speed), "--origin", str(origin),
-         "--wall-origin", str(wall_origin), "--lag", str(LAG_S), "--seed", str(cfg.seed)],
+         "--wall-origin", str(wall_origin), "--lag", str(LAG_S), "--seed", str(cfg.seed),
+         "--until", str(origin + cfg.hours * 3600)],
         {**os.environ, **settings_env(settings)},
         log,
     )  # fmt: skip
