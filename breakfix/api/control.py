@@ -35,6 +35,15 @@ class ControlState:
             elif msg.scope.startswith("pool:"):
                 self.pools[msg.scope.removeprefix("pool:")] = on
 
+    def seed(self, levers: dict[str, bool]) -> None:
+        """Start from recorded kill switches (scope -> on), e.g. after a restart."""
+        with self._lock:
+            for scope, on in levers.items():
+                if scope == "global":
+                    self.global_kill = on
+                elif scope.startswith("pool:"):
+                    self.pools[scope.removeprefix("pool:")] = on
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"global": self.global_kill, "pools": dict(self.pools)}

@@ -25,6 +25,8 @@ class StateReader(Protocol):
 
     def sql(self, query: str, limit: int = 1000) -> dict[str, Any]: ...
 
+    def killswitches(self) -> dict[str, bool]: ...
+
 
 class Publisher(Protocol):
     """Writes one message to a topic, keyed; returns once the broker acknowledged it."""

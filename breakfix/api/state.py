@@ -60,6 +60,11 @@ WHERE time >= {since:DateTime64(3)} AND ({actor:String} = '' OR actor = {actor:S
 ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
+_KILLSWITCHES = """
+SELECT scope, argMax(value, time) AS value FROM $db.control FINAL
+WHERE kind = 'killswitch' GROUP BY scope ORDER BY scope"""
+
+
 def _value(v: Any) -> Any:
     """A store value as JSON-friendly data (aware times, tuples as lists)."""
     if isinstance(v, datetime):
@@ -114,6 +119,12 @@ class StoreStateReader:
         for r in rows:
             r["params"] = orjson.loads(r["params"]) if r["params"] else {}
         return rows
+
+    def killswitches(self) -> dict[str, bool]:
+        """The latest kill-switch state per scope (``global``, ``pool:<name>``) the sink recorded
+        from the control topic: what a restarted API starts from."""
+        rows = self._q(_KILLSWITCHES, {})
+        return {r["scope"]: bool(orjson.loads(r["value"] or "{}").get("on", True)) for r in rows}
 
     def sql(self, query: str, limit: int = 1000) -> dict[str, Any]:
         """A read-only SELECT (see :mod:`breakfix.api.sqlguard`); raises ValueError on refusal."""

@@ -80,6 +80,7 @@ def build_context(
     topics = topics or Topics()
     lock = threading.Lock()  # one embedded engine connection: reads and audit writes take turns
     reader = StoreStateReader(store, lock)
+    parts.control.seed(reader.killswitches())
     control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
     if control is None:
         raise ValueError("the API needs a publisher for the control topic (pass --broker)")

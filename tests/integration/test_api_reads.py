@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
+from breakfix.api.control import ControlState
+from breakfix.api.state import StoreStateReader
+from schemas.control import ControlKind, ControlMessage
+from streams.store.rows import COLUMNS, control_rows
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
 
@@ -82,3 +88,21 @@ def test_sql_is_read_only(api_server: ApiServer) -> None:
         r = httpx.post(api_server.url + "/sql", headers=h, json={"query": bad})
         assert r.status_code == 422 and r.json()["detail"], bad
     assert httpx.post(api_server.url + "/sql", headers=h, json={}).status_code == 422
+
+
+def test_recorded_kill_switches_seed_a_restarted_api(api_server: ApiServer) -> None:
+    for i, (scope, on) in enumerate((("pool:infer", True), ("global", True), ("global", False))):
+        msg = ControlMessage(
+            id=f"c{i}",
+            time=datetime(2026, 1, 1, 0, i, tzinfo=UTC),
+            kind=ControlKind.KILLSWITCH,
+            scope=scope,
+            value={"on": on},
+            actor="ops",
+        )
+        for table, row in control_rows(msg):
+            api_server.store.insert(table, COLUMNS[table], [row])
+    state = ControlState()
+    state.seed(StoreStateReader(api_server.store).killswitches())
+    assert state.snapshot() == {"global": False, "pools": {"infer": True}}
+    assert state.killswitch_on("infer") and not state.killswitch_on("train")
