@@ -16,6 +16,7 @@ HEADLINE: tuple[tuple[str, str, Better], ...] = (
     ("precision", "quarantine precision", "higher"),
     ("recall", "quarantine recall", "higher"),
     ("recall_decisive_hw", "recall, decisive hardware", "higher"),
+    ("missed_held", "missed: quarantine held by a guardrail", "-"),
     ("wrongful_destructive", "wrongful destructive actions", "lower"),
     ("ttd_s.median", "time to detect, median (s)", "lower"),
     ("ttd_s.p95", "time to detect, p95 (s)", "lower"),

@@ -5,7 +5,9 @@ Definitions (also in the README):
   True when its node (and GPU, if both name one) has a ``truth="fault"`` label active around the
   decision time (see ``matching``); precision is grouped by the decision's failure class.
 * recall: share of fault labels expecting a quarantine that got one in their window; grouped by the
-  label's class, and separately over decisive hardware faults.
+  label's class, and separately over decisive hardware faults. A quarantine the guard held (capacity,
+  concurrency, breaker, incident freeze) is not one: those faults are counted apart as
+  ``missed_held`` (detected, proposed, held), so a guardrail's cost stays visible.
 * wrongful destructive action: reboot/drain/reimage/rma, executable or in recommend mode, on a node
   with no active fault label.
 * time to detect: label start → first Suspect/Quarantined decision in its window.
@@ -35,6 +37,7 @@ OUT_OF_SERVICE = frozenset(
     {NodeState.QUARANTINED, NodeState.REPAIRING, NodeState.VALIDATING, NodeState.ESCALATED}
 )
 IN_SERVICE = frozenset({NodeState.HEALTHY, NodeState.SUSPECT})
+QUARANTINE_TRIGGERS = frozenset({"decisive_signal", "confidence_over_threshold"})
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -111,6 +114,7 @@ class Scorer:
             row = per_class[lb.failure_class]
             row["faults"] += 1
             row["caught"] += lb.id in caught
+        held = [lb for lb in wanted if lb.id not in caught and self._held(lb)]
         decisive_hw = [lb for lb in wanted if lb.decisive and lb.failure_class in HARDWARE_CLASSES]
         classes = {
             cls: {
@@ -133,6 +137,8 @@ class Scorer:
             "faults": len(wanted),
             "recall": _ratio(len(caught), len(wanted)),
             "recall_decisive_hw": _ratio(sum(lb.id in caught for lb in decisive_hw), len(decisive_hw)),
+            "missed_held": len(held),
+            "missed_held_ids": sorted(lb.id for lb in held),
             "per_class": classes,
         }
 
@@ -143,6 +149,14 @@ class Scorer:
             return True
         return any(
             d.to_state is NodeState.QUARANTINED and self.index.in_window(lb, d)
+            for d in self.by_node.get(lb.node, ())
+        )
+
+    def _held(self, lb: Label) -> bool:
+        """Detected and proposed for quarantine, but a guardrail (capacity, concurrency, breaker,
+        incident) held it: shown apart, never counted as caught - the node stayed in service."""
+        return any(
+            d.held and d.trigger in QUARANTINE_TRIGGERS and self.index.in_window(lb, d)
             for d in self.by_node.get(lb.node, ())
         )
 
