@@ -48,6 +48,10 @@ class SoakResult:
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     drain_s: float | None = None
     final_lag: int = 0
+    after_s: float = 0.0
+    """Seconds waited after the load stopped (until drained, or the drain timeout)."""
+    exited: dict[str, int | None] = field(default_factory=dict)
+    """Workers that exited during the run, with their exit codes (a crash under load is a defect)."""
 
     def percentile(self, q: float) -> int:
         if not self.lag:
@@ -67,6 +71,8 @@ class SoakResult:
             "lag_max": max(self.lag, default=0),
             "drain_s": None if self.drain_s is None else round(self.drain_s, 1),
             "final_lag": self.final_lag,
+            "processed_events_per_s": round((self.sent - self.final_lag) / (self.duration_s + self.after_s)),
+            "workers_exited": self.exited,
             "rss_start_mb": {w: v[0] for w, v in self.rss_mb.items() if v},
             "rss_growth_mb": growth,
         }
@@ -167,8 +173,12 @@ async def run_load(
                 res.drain_s = time.monotonic() - stopped
                 break
             await asyncio.sleep(1.0)
+        res.after_s = time.monotonic() - stopped
         for w, p in procs.items():
-            res.rss_mb.setdefault(w, []).append(_rss_mb(p.pid))
+            if p.poll() is None:
+                res.rss_mb.setdefault(w, []).append(_rss_mb(p.pid))
+            else:
+                res.exited[w] = p.returncode
     finally:
         await producer.stop()
     return res

@@ -152,3 +152,64 @@ def test_approval_tokens_replayed_expired_or_bound_to_another_plan_are_refused(a
         replayed=replayed.status_code,
         first_use=first.status_code,
     )
+
+
+# MCP: each mutating tool is one API operation made with the caller's token.
+TOOL_OPERATION = {
+    "create_ticket": "tickets.create",
+    "close_ticket": "tickets.close",
+    "create_repair_plan": "plans.create",
+    "execute_repair_plan": "plans.execute",
+}
+HUMAN_ONLY = {("agent", "close_ticket")}
+"""Refused whatever the roles table says (hard-coded): an agent never closes a ticket."""
+
+
+def test_every_role_on_every_mutating_mcp_tool(api_server: ApiServer) -> None:
+    import anyio
+    from mcp import Client
+
+    from breakfix.mcptools.autonomy import POLICIES
+    from breakfix.mcptools.server import build_server
+    from breakfix.opsclient import ApiTarget
+
+    assert set(TOOL_OPERATION) == {n for n, p in POLICIES.items() if not p.read_only}
+    nodes = [*fx.TRAIN, *fx.INFER]
+    assert len(nodes) >= len(ROLES)
+    tickets = {  # one open ticket per role (tickets are one per node), so no close hides another
+        role: call(api_server, "POST", "/tickets", "operator", {"node": node, "summary": "mcp"}).json()[
+            "ticket"
+        ]["key"]
+        for role, node in zip(ROLES, nodes, strict=False)
+    }
+    plan_id = _plan(api_server)["id"]
+    args: dict[str, dict[str, Any]] = {
+        "create_ticket": {"node": "inf-node-2", "summary": "mcp matrix"},
+        "create_repair_plan": {"pool": "train", "failure_class": "gpu_hardware", "dry_run": True},
+        "execute_repair_plan": {"plan_id": plan_id},  # no approval token: refused for everyone
+    }
+    calls = list(api_server.agent.calls)
+
+    async def outcome(role: str, tool: str) -> tuple[bool, str]:
+        server = build_server(ApiTarget(api_server.url, api_server.tokens[role]))
+        given = args.get(tool) or {"ticket_id": tickets[role], "resolution": "matrix"}
+        async with Client(server) as client:
+            res = await client.call_tool(tool, given)
+        body = "\n".join(getattr(c, "text", "") for c in res.content)
+        return bool(res.is_error) and "HTTP 403" in body, body
+
+    wrong, refused = [], 0
+    for role in ROLES:
+        for tool in TOOL_OPERATION:
+            was_refused, body = anyio.run(outcome, role, tool)
+            expect = (
+                not allowed(role, TOOL_OPERATION[tool])
+                or (role, tool) in HUMAN_ONLY
+                or tool == "execute_repair_plan"
+            )
+            refused += was_refused
+            if was_refused != expect:
+                wrong.append(f"{role} {tool}: refused={was_refused}, expected {expect}: {body[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert api_server.agent.calls == calls, "a refused execute reached an actuator"
+    record("security.mcp_matrix", roles=len(ROLES), mutating_tools=len(TOOL_OPERATION), refused=refused)
