@@ -13,11 +13,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from integration.test_actuator_stage import collect, decision, finished, publish, start_stage_process
+from integration.test_actuator_stage import collect, decision, publish, start_stage_process
 from integration.test_stream_kafka import Workers, read_decisions
 from reliability.figures import record
 from reliability.safety import assert_safe
@@ -34,6 +36,21 @@ from streams.topics import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BREAKFIX = str(Path(sys.executable).parent / "breakfix")
+
+
+def _results(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The actuator stage's ``action.result`` events among the replayed telemetry on the events topic."""
+    return [e for e in events if e.get("type") == "action.result"]
+
+
+def _finished(decision_id: str) -> Callable[[list[dict[str, Any]]], bool]:
+    def check(events: list[dict[str, Any]]) -> bool:
+        return any(
+            e["data"]["decision_id"] == decision_id and e["data"]["step"] == "workflow"
+            for e in _results(events)
+        )
+
+    return check
 
 
 def _acting_policy(path: Path) -> Path:
@@ -77,7 +94,7 @@ def test_replay_into_kafka_reaches_no_actuator(tansu: EmbeddedBroker, unique: st
         streamed = read_decisions(settings, len(offline), timeout_s=120.0)
         sentinel = decision("gpu-live")
         asyncio.run(publish(settings, "breakfix.decisions", [(b"gpu-live", dumps(sentinel))]))
-        events = asyncio.run(collect(settings, finished(sentinel.id), timeout_s=60))
+        events = asyncio.run(collect(settings, _finished(sentinel.id), timeout_s=90))
     finally:
         pool.stop_all()
         stage.send_signal(signal.SIGTERM)
@@ -85,12 +102,10 @@ def test_replay_into_kafka_reaches_no_actuator(tansu: EmbeddedBroker, unique: st
             stage.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(stage.pid, signal.SIGKILL)
-    assert finished(sentinel.id)(events), log.read_text()[-3000:]
+    assert _finished(sentinel.id)(events), log.read_text()[-3000:]
     ledger = state / "fleet-ledger.jsonl"
     touched = {json.loads(x)["node"] for x in ledger.read_text().splitlines()} if ledger.exists() else set()
-    replay_results = [
-        e for e in events if e.get("type") == "action.result" and e["data"]["decision_id"] != sentinel.id
-    ]
+    replay_results = [e for e in _results(events) if e["data"]["decision_id"] != sentinel.id]
     record(
         "security.replay_into_kafka",
         recording_decisions=len(offline),
