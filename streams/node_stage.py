@@ -8,8 +8,9 @@ the part that needs no Kafka: :class:`NodeStage` turns input bytes into outputs 
 Durability rules (what a crash can lose):
 
 * Node state lives in memory and is written to the changelogged table per partition every
-  ``checkpoint_events`` events or ``checkpoint_s`` seconds, and ALWAYS before a proposal or
-  registration leaves (lifecycle and evidence changes are durable before anything acts on them).
+  ``checkpoint_events`` events or ``checkpoint_s`` seconds, and a node's state is ALWAYS written
+  before its proposal or registration leaves (lifecycle and evidence changes are durable before
+  anything acts on them): :meth:`NodeStage.checkpoint_nodes` writes just those nodes.
 * Input is acknowledged (its offset becomes committable) only after the checkpoint that covers it, so
   a crash re-delivers everything after the last checkpoint; the node skips events whose offset it has
   already applied (each node's checkpoint keeps its last applied offset) and decisions it has already
@@ -44,6 +45,9 @@ from streams.watermark import OrderKey
 _TOP = "\U0010ffff"
 """Sorts after every node id: an idle partition has sent everything up to its time."""
 _APPLIED_DECISIONS = 32
+_GOLDEN = 0.6180339887
+"""Partition p's checkpoint phase is (p * golden ratio) mod 1 of the interval: evenly spread for any
+partition count."""
 
 
 class Runtime(Protocol):
@@ -185,7 +189,10 @@ class NodeStage:
     def assign(self, p: int, stored: Iterable[tuple[str, Any]], wall: float) -> list[GuardItem]:
         """Take over partition ``p`` from the table (all stored nodes; other partitions' are skipped);
         returns the outboxes of nodes awaiting a decision, to send again."""
-        ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall)
+        # Partitions' checkpoints are spread over the interval instead of all falling due together:
+        # a full checkpoint holds the worker for its duration, and twelve at once were a latency spike.
+        spread = self.checkpoint_s * ((p * _GOLDEN) % 1.0)
+        ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall - spread)
         resend: list[GuardItem] = []
         for node, value in stored:
             d = stored_dict(value)
@@ -437,6 +444,18 @@ class NodeStage:
         ps.since_checkpoint = 0
         ps.last_checkpoint_wall = wall
         return writes
+
+    def checkpoint_nodes(self, p: int, nodes: Iterable[str]) -> list[tuple[str, bytes]]:
+        """Table writes for ``nodes`` only: what must be durable before their proposals leave.
+
+        Acknowledges nothing (the partition's own record and the other nodes wait for the next full
+        :meth:`checkpoint`); after a crash the input is re-read and these nodes skip what their stored
+        offset covers, so a proposal costs one node's state write instead of its partition's.
+        """
+        ps = self.partitions[p]
+        names = sorted(set(nodes))
+        ps.dirty.difference_update(names)
+        return [(n, self._encode(ps.nodes[n], p)) for n in names]
 
     def progress(self, p: int, wall: float, highwater: int | None) -> OrderKey:
         """Every guard item of partition ``p`` ordered before this key has been handed out.

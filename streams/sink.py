@@ -59,8 +59,11 @@ class SinkCore:
     def insert(self, messages: list[Message]) -> None:
         """Map and insert one batch; raises StoreError if any table refused or was unreachable."""
         rows = []
+        stamps: dict[int, datetime] = {}  # records of one producer batch share their timestamp
         for m in messages:
-            received = datetime.fromtimestamp(m.timestamp_ms / 1000, UTC)
+            received = stamps.get(m.timestamp_ms)
+            if received is None:
+                received = stamps[m.timestamp_ms] = datetime.fromtimestamp(m.timestamp_ms / 1000, UTC)
             rows.extend(rows_for_message(m.topic, m.value, m.source, received))
         t0 = time.perf_counter()
         for table, table_rows in group_by_table(rows).items():

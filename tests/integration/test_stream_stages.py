@@ -92,8 +92,11 @@ class Harness:
             offset, raw = self.events[p].popleft()
             self.unacked[p].append(("event", (offset, raw)))
             out = self.node.on_event(p, offset, raw, "e", wall)
-        if out.guard or self.node.due(p, wall):
+        if self.node.due(p, wall):
             self._checkpoint(p)
+        elif out.guard:  # as the shell does: the proposing nodes are written, nothing is acknowledged
+            for key, value in self.node.checkpoint_nodes(p, (i.node for i in out.guard)):
+                self.tables[key] = value
         self.guard_in.extend(("item", i) for i in out.guard)
         self.guard_in.append(("progress", (p, self.node.progress(p, wall, None))))
 
