@@ -3,6 +3,9 @@ bearer auth + roles + audit in one middleware, Prometheus metrics at ``/metrics`
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPBearer
 from prometheus_client import make_asgi_app
@@ -42,7 +45,14 @@ class _Asgi:
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Before the first request: carry on the workflows a previous process left running."""
+        ctx.runner.resume()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="breakfix operator API",
         version="1",
         description=DESCRIPTION,

@@ -4,7 +4,7 @@ over an :class:`ApiContext`; ``breakfix serve`` (:mod:`breakfix.api.wiring`) and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from actuators.playbooks import Catalog
@@ -36,6 +36,6 @@ class ApiContext:
     policy: Policy
     tokens: TokenTable
     approvals: TokenBook
-    plans: PlanStore = field(default_factory=PlanStore)
+    plans: PlanStore
     plan_ttl: timedelta = timedelta(hours=4)
     now: Callable[[], datetime] = utc_now

@@ -1,30 +1,38 @@
-"""Where plans live while they are approved and executed. In memory: a plan is short-lived (it
-expires), and an API restart voiding pending approvals fails safe (nothing runs unapproved)."""
+"""Where plans live while they are approved and executed: the API's sqlite state file
+(:mod:`breakfix.api.statedb`), so a pending plan, its approvals and the workflow it started survive
+an API restart."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from breakfix.api.plans import Plan
+from breakfix.api.statedb import StateDb
 
 
 class PlanStore:
-    def __init__(self) -> None:
-        self._plans: dict[str, Plan] = {}
-        self._lock = threading.Lock()
+    def __init__(self, db: StateDb | None = None) -> None:
+        self.db = db or StateDb()
 
     def put(self, plan: Plan) -> None:
-        with self._lock:
-            self._plans[plan.id] = plan
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO plans (id, body) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET body=excluded.body",
+                (plan.id, plan.model_dump_json()),
+            )
 
     def get(self, plan_id: str) -> Plan | None:
-        with self._lock:
-            return self._plans.get(plan_id)
+        found = self.db.rows("SELECT body FROM plans WHERE id=?", (plan_id,))
+        return Plan.model_validate_json(found[0][0]) if found else None
 
     def update(self, plan_id: str, change: Callable[[Plan], Plan]) -> Plan:
-        """Apply ``change`` atomically (so two approvals or two executions never interleave)."""
-        with self._lock:
-            plan = change(self._plans[plan_id])
-            self._plans[plan_id] = plan
+        """Apply ``change`` atomically (two approvals or two executions never interleave, also
+        across API processes sharing the state file); an exception from ``change`` writes nothing."""
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT body FROM plans WHERE id=?", (plan_id,)).fetchone()
+            if row is None:
+                raise KeyError(plan_id)
+            plan = change(Plan.model_validate_json(row[0]))
+            tx.execute("UPDATE plans SET body=? WHERE id=?", (plan.model_dump_json(), plan_id))
             return plan

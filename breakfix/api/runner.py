@@ -4,20 +4,21 @@ real workflow engine, ``concurrency`` nodes at a time, in a background thread.
 Each node's run is keyed ``<workflow id>.<node>`` (the engine's idempotency key and journal key), so
 ``GET /workflows/{id}`` reads step states straight from the engine's journal. After the first node
 that does not succeed no further node is started (a plan that is going wrong stops spreading);
-``rollback_policy`` ``none`` runs the playbooks without their rollback steps.
+``rollback_policy`` ``none`` runs the playbooks without their rollback steps. The workflow record,
+each node's outcome and each event are written to the API's state file as they happen
+(:mod:`breakfix.api.workflows`), so a restarted API still answers for them and :meth:`PlanRunner.resume`
+carries on what it left running.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -26,26 +27,9 @@ from actuators.playbooks import Catalog
 from actuators.workflow import Approver, Journal, WorkflowEngine, WorkRequest
 from breakfix.api.plans import Plan
 from breakfix.api.ports import Publisher
+from breakfix.api.workflows import RollbackPolicy, WorkflowBook, WorkflowRecord
 
 log = logging.getLogger(__name__)
-RollbackPolicy = Literal["on_failure", "none"]
-
-
-@dataclass
-class WorkflowRecord:
-    id: str
-    plan_id: str
-    concurrency: int
-    rollback_policy: RollbackPolicy
-    started_at: datetime
-    nodes: dict[str, str]
-    """node -> playbook name."""
-    status: str = "running"
-    finished_at: datetime | None = None
-    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    started_mono: float = field(default_factory=time.monotonic)
-    duration_s: float | None = None
 
 
 def _without_rollback(catalog: Catalog) -> Catalog:
@@ -62,6 +46,7 @@ class PlanRunner:
         publisher: Publisher | None,
         events_topic: str,
         now: Callable[[], datetime],
+        book: WorkflowBook | None = None,
     ) -> None:
         acts = list(actuators)
         self.catalog, self.journal, self.now = catalog, journal, now
@@ -70,17 +55,13 @@ class PlanRunner:
             "on_failure": WorkflowEngine(catalog, acts, journal, safety, self._emit, now=now),
             "none": WorkflowEngine(_without_rollback(catalog), acts, journal, safety, self._emit, now=now),
         }
-        self._records: dict[str, WorkflowRecord] = {}
-        self._lock = threading.Lock()
+        self.book = book or WorkflowBook()
         self._threads: list[threading.Thread] = []
 
     # --- events -----------------------------------------------------------------------------------
     def _emit(self, event: dict[str, Any]) -> None:
         wf_id = str(event["data"]["decision_id"]).split(".", 1)[0]
-        with self._lock:
-            rec = self._records.get(wf_id)
-            if rec is not None:
-                rec.events.append(event)
+        self.book.event(wf_id, event)
         if self.publisher is not None:
             try:
                 self.publisher.publish(self.events_topic, event.get("node") or "", orjson.dumps(event))
@@ -91,56 +72,78 @@ class PlanRunner:
     def start(
         self, plan: Plan, approvers: tuple[Approver, ...], concurrency: int, rollback_policy: RollbackPolicy
     ) -> str:
-        wf_id = "wf-" + uuid.uuid4().hex[:16]
         rec = WorkflowRecord(
-            wf_id, plan.id, concurrency, rollback_policy, self.now(), {n.node: n.playbook for n in plan.nodes}
+            id="wf-" + uuid.uuid4().hex[:16],
+            plan_id=plan.id,
+            concurrency=concurrency,
+            rollback_policy=rollback_policy,
+            started_at=self.now(),
+            nodes={n.node: n.playbook for n in plan.nodes},
+            plan=plan,
+            approvers=[(a.actor, a.role) for a in approvers],
         )
-        with self._lock:
-            self._records[wf_id] = rec
-        thread = threading.Thread(
-            target=self._run, args=(rec, plan, approvers), name=f"workflow:{wf_id}", daemon=True
-        )
+        self.book.create(rec)
+        self._launch(rec)
+        return rec.id
+
+    def resume(self) -> list[str]:
+        """Carry on the workflows a previous API process left running: nodes with an outcome keep
+        it, the others run (the engine resumes each from its journal, never repeating a step that
+        succeeded, and re-checks the kill switch before every mutating step)."""
+        unfinished = self.book.unfinished()
+        for rec in unfinished:
+            log.warning("resuming workflow %s of plan %s after a restart", rec.id, rec.plan_id)
+            self._launch(rec)
+        return [rec.id for rec in unfinished]
+
+    def _launch(self, rec: WorkflowRecord) -> None:
+        thread = threading.Thread(target=self._run, args=(rec,), name=f"workflow:{rec.id}", daemon=True)
         self._threads.append(thread)
         thread.start()
-        return wf_id
 
-    def _run(self, rec: WorkflowRecord, plan: Plan, approvers: tuple[Approver, ...]) -> None:
-        engine = self.engines[rec.rollback_policy]
+    def _run(self, rec: WorkflowRecord) -> None:
+        plan, engine = rec.plan, self.engines[rec.rollback_policy]
+        approvers = tuple(Approver(actor, role) for actor, role in rec.approvers)
+        outcomes = dict(rec.outcomes)
         halt = threading.Event()
+        if any(o["status"] != "succeeded" for o in outcomes.values()):
+            halt.set()
         cap = plan.capacity[0].headroom_ok if plan.capacity else None
 
         def one(n: Any) -> None:
-            if halt.is_set():
-                rec.outcomes[n.node] = {"status": "skipped", "detail": "an earlier node did not succeed"}
+            if n.node in outcomes:
                 return
-            req = WorkRequest(
-                decision_id=f"{rec.id}.{n.node}",
-                node=n.node,
-                failure_class=plan.failure_class,
-                action=n.action,
-                from_state=n.state,
-                gpu=n.gpu,
-                pool=n.pool,
-                playbook=n.playbook,
-                approvers=approvers,
-                reasons=(f"repair plan {plan.id}",),
-                headroom_ok=cap,
-                initiator="human",
-            )
-            try:
-                out = engine.run(req)
-                rec.outcomes[n.node] = {"status": out.status, "detail": out.detail}
-            except Exception as err:  # never let one node's crash hide the others' results
-                rec.outcomes[n.node] = {"status": "error", "detail": f"{type(err).__name__}: {err}"}
-            if rec.outcomes[n.node]["status"] != "succeeded":
+            if halt.is_set():
+                out = {"status": "skipped", "detail": "an earlier node did not succeed"}
+            else:
+                req = WorkRequest(
+                    decision_id=f"{rec.id}.{n.node}",
+                    node=n.node,
+                    failure_class=plan.failure_class,
+                    action=n.action,
+                    from_state=n.state,
+                    gpu=n.gpu,
+                    pool=n.pool,
+                    playbook=n.playbook,
+                    approvers=approvers,
+                    reasons=(f"repair plan {plan.id}",),
+                    headroom_ok=cap,
+                    initiator="human",
+                )
+                try:
+                    done = engine.run(req)
+                    out = {"status": done.status, "detail": done.detail}
+                except Exception as err:  # never let one node's crash hide the others' results
+                    out = {"status": "error", "detail": f"{type(err).__name__}: {err}"}
+            outcomes[n.node] = out
+            self.book.outcome(rec.id, n.node, out)
+            if out["status"] != "succeeded":
                 halt.set()
 
         with ThreadPoolExecutor(max_workers=rec.concurrency, thread_name_prefix=rec.id) as pool:
             list(pool.map(one, plan.nodes))
-        statuses = {o["status"] for o in rec.outcomes.values()}
-        rec.status = "succeeded" if statuses == {"succeeded"} else "failed"
-        rec.finished_at = self.now()
-        rec.duration_s = round(time.monotonic() - rec.started_mono, 3)
+        statuses = {o["status"] for o in outcomes.values()}
+        self.book.finish(rec.id, "succeeded" if statuses == {"succeeded"} else "failed", self.now())
 
     def wait(self, timeout_s: float = 30.0) -> None:
         """Join running workflows (shutdown and tests)."""
@@ -149,11 +152,10 @@ class PlanRunner:
 
     # --- reading ----------------------------------------------------------------------------------
     def get(self, wf_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            rec = self._records.get(wf_id)
-            events = list(rec.events) if rec else []
-        if rec is None:
+        found = self.book.get(wf_id)
+        if found is None:
             return None
+        rec, events = found
         steps: list[dict[str, Any]] = []
         current = None
         for node, playbook in rec.nodes.items():
@@ -202,9 +204,7 @@ class PlanRunner:
                 **{f"nodes_{k}": v for k, v in count.items()},
                 "steps_succeeded": sum(1 for s in steps if s["status"] == "succeeded"),
                 "steps_failed": sum(1 for s in steps if s["status"] in ("failed", "timeout")),
-                "duration_s": rec.duration_s
-                if rec.duration_s is not None
-                else round(time.monotonic() - rec.started_mono, 3),
+                "duration_s": round(((rec.finished_at or self.now()) - rec.started_at).total_seconds(), 3),
             },
             "errors": errors,
         }

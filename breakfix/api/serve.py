@@ -93,5 +93,5 @@ def serve(opts: ServeOptions) -> None:
     finally:
         ctx.runner.wait(30)
         publisher.close()
-        parts.journal.close()
+        parts.close()
         store.close()

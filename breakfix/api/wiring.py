@@ -1,5 +1,6 @@
 """Assemble an :class:`ApiContext` from real parts: a store, a Kafka publisher, a token table, a
-state directory (workflow journal, machine records, built-in tickets) and the actuators to run.
+state directory (workflow journal, the API's plans/approvals/workflows file, machine records,
+built-in tickets) and the actuators to run.
 
 ``breakfix serve`` and the test fixture both call :func:`build_context`, so the server under test
 is wired exactly like the one users run; only the actuators differ where no cluster exists here.
@@ -23,10 +24,13 @@ from breakfix.api.audit import AuditLog
 from breakfix.api.context import ApiContext, utc_now
 from breakfix.api.control import ControlPublisher, ControlState
 from breakfix.api.machines import MachineService
+from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import Publisher
 from breakfix.api.runner import PlanRunner
 from breakfix.api.state import StoreStateReader
+from breakfix.api.statedb import StateDb
 from breakfix.api.tokens import TokenTable
+from breakfix.api.workflows import WorkflowBook
 from policy.model import Policy, load_policy
 from streams.store.base import Store
 
@@ -47,6 +51,12 @@ class Parts:
     tickets: TicketService
     control: ControlState
     journal: Journal
+    state: StateDb
+    """Plans, approval grants and workflow records (``api.db`` beside ``workflows.db``)."""
+
+    def close(self) -> None:
+        self.journal.close()
+        self.state.close()
 
 
 def make_parts(state_dir: Path, policy: Policy) -> Parts:
@@ -58,6 +68,7 @@ def make_parts(state_dir: Path, policy: Policy) -> Parts:
         tickets=TicketService(JsonTicketStore(state_dir / "tickets")),
         control=ControlState(frozenset(policy.exclusions.pools)),
         journal=Journal(state_dir / "workflows.db"),
+        state=StateDb(state_dir / "api.db"),
     )
 
 
@@ -84,7 +95,16 @@ def build_context(
     control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
     if control is None:
         raise ValueError("the API needs a publisher for the control topic (pass --broker)")
-    runner = PlanRunner(catalog, actuators, parts.journal, parts.control, publisher, topics.events, now)
+    runner = PlanRunner(
+        catalog,
+        actuators,
+        parts.journal,
+        parts.control,
+        publisher,
+        topics.events,
+        now,
+        WorkflowBook(parts.state),
+    )
     machines = MachineService(
         parts.machines,
         parts.health,
@@ -102,7 +122,8 @@ def build_context(
         catalog=catalog,
         policy=policy,
         tokens=tokens,
-        approvals=TokenBook(approval_ttl),
+        approvals=TokenBook(approval_ttl, parts.state),
+        plans=PlanStore(parts.state),
         plan_ttl=plan_ttl,
         now=now,
     )
