@@ -134,7 +134,7 @@ def _demo_policy(work: Path) -> Path:
 
 
 def _start(cfg: DemoConfig, work: Path, kids: Children, bar: Progress) -> StreamSettings:
-    task = bar.add_task("starting broker, stages and sink", total=5, info="Tansu")
+    task = bar.add_task("starting broker, node stage and sink", total=3, info="Tansu")
     broker = EmbeddedBroker(log_dir=work / "logs").start()
     kids.on_exit("broker", broker.stop)
     settings = StreamSettings(
@@ -159,7 +159,7 @@ def _start(cfg: DemoConfig, work: Path, kids: Children, bar: Progress) -> Stream
         env,
         work / "logs" / "sink.log",
     )  # fmt: skip
-    bar.update(task, advance=1, info="actuator stage")
+    bar.update(task, advance=1, info="")
     return settings
 
 
@@ -181,7 +181,9 @@ def _feed(
         {**os.environ, **settings_env(settings)},
         log,
     )  # fmt: skip
+    waiting = bar.add_task("starting the actuator stage", total=1, info="simulated actuators")
     wait_for_line(log, "actuator stage ready", 60, lambda: proc.poll() is None)
+    bar.update(waiting, completed=1)
     task = bar.add_task(f"fleet telemetry at {speed:.0f}x", total=lines, info="")
 
     def progress(n: int) -> None:
