@@ -21,17 +21,20 @@ from its beginning by a group-less consumer until the fetch high watermark (corr
 ListOffsets 'latest') before the first decision is handled.
 
 Partitions are handled concurrently, the decisions of one partition in order; workflows run in
-threads because actuators block. A run paused by a lever is resubmitted when that lever lifts.
+threads because actuators block. A run paused by a lever is resubmitted when that lever lifts; the
+paused decisions are kept in ``paused_dir`` so a restart does not forget them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -122,8 +125,17 @@ class StageStats:
 class ActuatorStage:
     """One stage process: ``await stage.run(stop)`` until ``stop`` is set."""
 
-    def __init__(self, settings: StreamSettings, make_handler: MakeHandler, group_id: str = "") -> None:
+    def __init__(
+        self,
+        settings: StreamSettings,
+        make_handler: MakeHandler,
+        group_id: str = "",
+        paused_dir: Path | None = None,
+    ) -> None:
+        """``paused_dir`` keeps the decisions whose runs a lever paused (their offsets are committed),
+        so a restarted stage still resumes them once the lever lifts."""
         self.settings = settings
+        self.paused_dir = paused_dir
         self.make_handler = make_handler
         self.group_id = group_id or f"{settings.app_id}-actuators"
         self.control = ControlState()
@@ -155,6 +167,8 @@ class ActuatorStage:
             self.handler = self.make_handler(self._emit, self.control)
             await self._consumer.start()
             self._tasks.append(asyncio.create_task(self._follow_control(control, stop)))
+            self._paused = self._load_paused()
+            await self._resume_paused()  # a lever may have lifted while this stage was down
             self.ready.set()
             while not stop.is_set():
                 got = await self._consumer.getmany(timeout_ms=200, max_records=500)
@@ -246,6 +260,19 @@ class ActuatorStage:
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
         if verdict == "paused":
             self._paused[decision.id] = decision
+        if self.paused_dir is not None:
+            path = self.paused_dir / f"{hashlib.sha256(decision.id.encode()).hexdigest()[:32]}.json"
+            if verdict == "paused":
+                self.paused_dir.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(dumps(decision))
+            else:
+                path.unlink(missing_ok=True)
+
+    def _load_paused(self) -> dict[str, Decision]:
+        if self.paused_dir is None or not self.paused_dir.is_dir():
+            return {}
+        found = [Decision.model_validate_json(p.read_bytes()) for p in sorted(self.paused_dir.glob("*.json"))]
+        return {d.id: d for d in found}
 
     async def _drain(self) -> None:
         """Let queued decisions finish (their runs are journaled) before stopping."""

@@ -116,7 +116,8 @@ class Stage:
 
     def __init__(self, settings: StreamSettings, state: Path, faults: tuple[SimFault, ...] = ()) -> None:
         clock = FleetClock(time.time(), time.time(), speed=500.0)
-        self.stage = ActuatorStage(settings, simulated_handler(list(faults), state, clock))
+        handler = simulated_handler(list(faults), state, clock)
+        self.stage = ActuatorStage(settings, handler, paused_dir=state / "paused")
         self.ledger = state / "fleet-ledger.jsonl"
 
     async def __aenter__(self) -> ActuatorStage:
@@ -226,6 +227,37 @@ def test_kill_switch_pauses_without_mutating_and_resumes_when_lifted(
     assert before == [], "nothing may be mutated while the kill switch is engaged"
     assert finished(d.id)(resumed)
     assert next(e for e in resumed if e["data"]["step"] == "workflow")["data"]["status"] == "succeeded"
+
+
+def test_a_paused_run_survives_a_restart_and_resumes_when_the_lever_lifted_meanwhile(
+    settings: StreamSettings, tmp_path: Path
+) -> None:
+    def lever(on: bool) -> tuple[bytes, bytes]:
+        m = ControlMessage(
+            id=f"ks-{on}", time=datetime.now(UTC), kind=ControlKind.KILLSWITCH, scope="global",
+            value={"on": on}, actor="ann",
+        )  # fmt: skip
+        return m.key.encode(), dumps(m)
+
+    d = decision("gpu-41")
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        await publish(settings, CONTROL, [lever(True)])
+        first = Stage(settings, tmp_path)
+        async with first as running:
+            await publish(settings, DECISIONS, [(b"gpu-41", dumps(d))])
+            while running.stats.verdicts.get("paused", 0) < 1:
+                await asyncio.sleep(0.1)
+        assert first.mutations() == []
+        await publish(settings, CONTROL, [lever(False)])  # lifted while no stage runs
+        second = Stage(settings, tmp_path)
+        async with second:
+            events = await collect(settings, finished(d.id))
+        return events, second.mutations()
+
+    events, mutations = asyncio.run(scenario())
+    assert next(e for e in events if e["data"]["step"] == "workflow")["data"]["status"] == "succeeded"
+    assert [m["operation"] for m in mutations] == ["cordon", "drain", "gpu_reset", "uncordon"]
 
 
 def start_stage_process(settings: StreamSettings, state: Path, log: Path) -> subprocess.Popen[bytes]:
