@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from breakfix.api.sqlguard import readonly_select
-from streams.store.base import Store
+from streams.store.base import Rows, Store
+from streams.store.client_store import ClientStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST = datetime(2299, 12, 31, tzinfo=UTC)  # DateTime64's upper bound
@@ -61,7 +62,7 @@ ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
 _KILLSWITCHES = """
-SELECT scope, argMax(value, time) AS value FROM $db.control FINAL
+SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL
 WHERE kind = 'killswitch' GROUP BY scope ORDER BY scope"""
 
 
@@ -76,6 +77,22 @@ def _value(v: Any) -> Any:
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _value(v) for k, v in row.items()}
+
+
+def _in_store_database(store: Store, statement: str) -> Rows:
+    """Run ``statement`` with ``store.database`` current. clickhouse-connect keeps the current
+    database on the client (sent as the HTTP ``database`` parameter, or applied with ``USE`` on
+    the chdb handle), so it is set for this statement and put back; the caller holds the lock that
+    serialises every use of the client."""
+    if not isinstance(store, ClientStore):
+        return store.query(statement)
+    client = store.client
+    previous = client.database
+    client.database = store.database
+    try:
+        return store.query(statement)
+    finally:
+        client.database = previous
 
 
 class StoreStateReader:
@@ -120,16 +137,18 @@ class StoreStateReader:
             r["params"] = orjson.loads(r["params"]) if r["params"] else {}
         return rows
 
-    def killswitches(self) -> dict[str, bool]:
+    def killswitches(self) -> dict[str, tuple[bool, datetime]]:
         """The latest kill-switch state per scope (``global``, ``pool:<name>``) the sink recorded
-        from the control topic: what a restarted API starts from."""
+        from the control topic, with its time: what a restarted API starts from."""
         rows = self._q(_KILLSWITCHES, {})
-        return {r["scope"]: bool(orjson.loads(r["value"] or "{}").get("on", True)) for r in rows}
+        return {r["scope"]: (bool(orjson.loads(r["value"] or "{}").get("on", True)), r["at"]) for r in rows}
 
     def sql(self, query: str, limit: int = 1000) -> dict[str, Any]:
-        """A read-only SELECT (see :mod:`breakfix.api.sqlguard`); raises ValueError on refusal."""
+        """A read-only SELECT (see :mod:`breakfix.api.sqlguard`) with the store's database as the
+        current one, so ``FROM audit`` names the product's table; raises ValueError on refusal."""
+        statement = readonly_select(query, limit)
         with self.lock:
-            rows = self.store.query(readonly_select(query, limit))
+            rows = _in_store_database(self.store, statement)
         return {
             "columns": list(rows.columns),
             "rows": [[_value(v) for v in r] for r in rows.rows],

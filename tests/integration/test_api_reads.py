@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fixtures.clickhouse_http import ClickHouseHttpServer, clickhouse_http_fixture  # noqa: F401
 
 from breakfix.api.control import ControlState
 from breakfix.api.state import StoreStateReader
 from schemas.control import ControlKind, ControlMessage
+from streams.store.base import StoreError
 from streams.store.rows import COLUMNS, control_rows
+from streams.store.server_backend import open_server
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
 
@@ -88,6 +92,40 @@ def test_sql_is_read_only(api_server: ApiServer) -> None:
         r = httpx.post(api_server.url + "/sql", headers=h, json={"query": bad})
         assert r.status_code == 422 and r.json()["detail"], bad
     assert httpx.post(api_server.url + "/sql", headers=h, json={}).status_code == 422
+
+
+def test_sql_names_tables_without_the_database(api_server: ApiServer) -> None:
+    """Agents write ``FROM audit``: the query runs with the store's database as the current one."""
+    h = api_server.headers("agent")
+    ok = httpx.post(api_server.url + "/sql", headers=h, json={"query": "SELECT count() AS n FROM audit"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["rows"][0][0] >= 1  # at least the calls this module already made
+    nodes = httpx.post(
+        api_server.url + "/sql",
+        headers=h,
+        json={"query": "SELECT node FROM node_inventory FINAL WHERE pool = 'infer' ORDER BY node"},
+    )
+    assert nodes.json()["rows"] == [["inf-node-1"], ["inf-node-2"]], nodes.text
+    for bad in ("DROP TABLE audit", "INSERT INTO audit (id) VALUES ('x')", "SELECT 1; DROP TABLE audit"):
+        r = httpx.post(api_server.url + "/sql", headers=h, json={"query": bad})
+        assert r.status_code == 422 and re.search("SELECT|one statement", r.json()["detail"]), bad
+    assert httpx.post(api_server.url + "/sql", headers=h, json={"query": "SELECT 1"}).status_code == 200
+
+
+def test_sql_over_the_clickhouse_http_backend_uses_the_store_database(
+    api_server: ApiServer, clickhouse_http: ClickHouseHttpServer
+) -> None:
+    store = open_server(clickhouse_http.url, api_server.store.database, compress=False)
+    try:
+        reader = StoreStateReader(store)
+        got = reader.sql("SELECT count() AS n FROM node_inventory FINAL")
+        assert got == {"columns": ["n"], "rows": [[6]]}
+        # readonly = 1 is enforced by the engine, whatever the text: a write inside a SELECT fails.
+        with pytest.raises(StoreError, match="READONLY"):
+            reader.sql("SELECT * FROM url('http://127.0.0.1:1/x', 'CSV', 'a String')")
+        assert store.client.database != api_server.store.database  # put back after the statement
+    finally:
+        store.close()
 
 
 def test_recorded_kill_switches_seed_a_restarted_api(api_server: ApiServer) -> None:
