@@ -47,9 +47,16 @@ class _Asgi:
 def create_app(ctx: ApiContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        """Before the first request: carry on the workflows a previous process left running."""
+        """Before the first request: catch up with the control topic (levers set elsewhere), then
+        carry on the workflows a previous process left running, under those levers."""
+        if ctx.follower is not None:
+            await ctx.follower.start()
         ctx.runner.resume()
-        yield
+        try:
+            yield
+        finally:
+            if ctx.follower is not None:
+                await ctx.follower.stop()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -12,6 +12,7 @@ from actuators.tickets import TicketService
 from breakfix.api.approvals import TokenBook
 from breakfix.api.audit import AuditLog
 from breakfix.api.control import ControlPublisher
+from breakfix.api.follower import ControlFollower
 from breakfix.api.machines import MachineService
 from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import StateReader
@@ -37,5 +38,7 @@ class ApiContext:
     tokens: TokenTable
     approvals: TokenBook
     plans: PlanStore
+    follower: ControlFollower | None = None
+    """Follows the control topic while the app runs (None: this API sees only its own levers)."""
     plan_ttl: timedelta = timedelta(hours=4)
     now: Callable[[], datetime] = utc_now

@@ -1,5 +1,6 @@
 """The control levers as the API sees them: published to the compacted control topic, and mirrored
-in memory so ``GET /killswitch`` and the workflows this API runs obey them at once.
+in memory so ``GET /killswitch`` and the workflows this API runs obey them at once. The mirror also
+follows the topic (:mod:`breakfix.api.follower`), so levers set by another process reach it too.
 
 :class:`ControlState` is also the workflow engine's :class:`~actuators.base.Safety`: a plan started
 here re-checks the same kill switch before every mutating step.
@@ -24,25 +25,30 @@ class ControlState:
         self.pools: dict[str, bool] = {}
         self.excluded_pools = excluded_pools
         self.node_pools: dict[str, str] = {}
+        self._times: dict[str, datetime] = {}
 
     def apply(self, msg: ControlMessage) -> None:
-        if msg.kind is not ControlKind.KILLSWITCH:
-            return
-        on = bool(msg.value.get("on"))
-        with self._lock:
-            if msg.scope == "global":
-                self.global_kill = on
-            elif msg.scope.startswith("pool:"):
-                self.pools[msg.scope.removeprefix("pool:")] = on
+        if msg.kind is ControlKind.KILLSWITCH:
+            self._set(msg.scope, bool(msg.value.get("on")), msg.time)
 
-    def seed(self, levers: dict[str, bool]) -> None:
-        """Start from recorded kill switches (scope -> on), e.g. after a restart."""
+    def seed(self, levers: dict[str, tuple[bool, datetime]]) -> None:
+        """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart."""
+        for scope, (on, at) in levers.items():
+            self._set(scope, on, at)
+
+    def _set(self, scope: str, on: bool, at: datetime) -> None:
+        """Latest lever per scope wins, by its time (as the store's ``argMax(value, time)``): the
+        API's own lever comes back from the topic after it was applied, and an older message read
+        late must not undo a newer one."""
         with self._lock:
-            for scope, on in levers.items():
-                if scope == "global":
-                    self.global_kill = on
-                elif scope.startswith("pool:"):
-                    self.pools[scope.removeprefix("pool:")] = on
+            held = self._times.get(scope)
+            if held is not None and at < held:
+                return
+            self._times[scope] = at
+            if scope == "global":
+                self.global_kill = on
+            elif scope.startswith("pool:"):
+                self.pools[scope.removeprefix("pool:")] = on
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

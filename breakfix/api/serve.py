@@ -86,7 +86,14 @@ def serve(opts: ServeOptions) -> None:
     for note in notes:
         log.warning(note)
     ctx = build_context(
-        store, publisher, tokens, parts, actuators, policy=policy, approval_ttl=opts.approval_ttl
+        store,
+        publisher,
+        tokens,
+        parts,
+        actuators,
+        policy=policy,
+        approval_ttl=opts.approval_ttl,
+        broker=opts.broker,
     )
     try:
         uvicorn.run(create_app(ctx), host=opts.host, port=opts.port, log_level="info")

@@ -23,6 +23,7 @@ from breakfix.api.approvals import TokenBook
 from breakfix.api.audit import AuditLog
 from breakfix.api.context import ApiContext, utc_now
 from breakfix.api.control import ControlPublisher, ControlState
+from breakfix.api.follower import ControlFollower
 from breakfix.api.machines import MachineService
 from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import Publisher
@@ -85,7 +86,10 @@ def build_context(
     approval_ttl: timedelta = timedelta(minutes=30),
     plan_ttl: timedelta = timedelta(hours=4),
     now: Callable[[], datetime] = utc_now,
+    broker: str | None = None,
 ) -> ApiContext:
+    """``broker``: the bootstrap servers to follow the control topic from (levers set by other
+    API replicas or processes); the publisher's broker in practice."""
     policy = policy or load_policy()
     catalog = catalog or load_catalog()
     topics = topics or Topics()
@@ -124,6 +128,7 @@ def build_context(
         tokens=tokens,
         approvals=TokenBook(approval_ttl, parts.state),
         plans=PlanStore(parts.state),
+        follower=ControlFollower(broker, topics.control, parts.control) if broker else None,
         plan_ttl=plan_ttl,
         now=now,
     )
