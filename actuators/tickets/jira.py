@@ -1,7 +1,8 @@
 """Jira through its REST API v2 (Server/Data Center and Cloud both serve these paths).
 
 - create: ``POST /rest/api/2/issue``; the node is a label (``breakfix-node-<node>``) so the open
-  ticket for a node is one JQL search away (``GET /rest/api/2/search``);
+  ticket for a node is one JQL search away (``GET /rest/api/2/search``), as are the project's
+  recent tickets;
 - comment: ``POST /rest/api/2/issue/{key}/comment``;
 - attach: ``POST /rest/api/2/issue/{key}/attachments`` as multipart field ``file`` with the
   ``X-Atlassian-Token: no-check`` header Jira requires;
@@ -84,18 +85,24 @@ class JiraBackend:
             self._call("GET", f"/issue/{key}", params={"fields": "summary,description,labels,status"})
         )
 
+    def _search(self, jql: str, limit: int) -> list[Ticket]:
+        found = self._call(
+            "GET",
+            "/search",
+            params={"jql": jql, "maxResults": limit, "fields": "summary,description,labels,status"},
+        )
+        return [self._ticket(i) for i in ((found or {}).get("issues") or [])[:limit]]
+
     def find_open(self, node: str) -> Ticket | None:
         jql = (
             f'project = "{self.project}" AND labels = "{node_label(node)}" '
             "AND statusCategory != Done ORDER BY created DESC"
         )
-        found = self._call(
-            "GET",
-            "/search",
-            params={"jql": jql, "maxResults": 1, "fields": "summary,description,labels,status"},
-        )
-        issues = (found or {}).get("issues") or []
-        return self._ticket(issues[0]) if issues else None
+        hits = self._search(jql, 1)
+        return hits[0] if hits else None
+
+    def recent(self, limit: int) -> list[Ticket]:
+        return self._search(f'project = "{self.project}" ORDER BY created DESC', limit)
 
     def create(self, draft: TicketDraft, body: str) -> Ticket:
         labels = [node_label(draft.enrichment.node), *draft.labels]

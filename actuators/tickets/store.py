@@ -47,6 +47,9 @@ class JsonTicketStore:
         mine = [t for t in self._all() if t.node == node and t.status == "open"]
         return max(mine, key=lambda t: int(t.key.split("-")[1]), default=None)
 
+    def recent(self, limit: int) -> list[Ticket]:
+        return sorted(self._all(), key=lambda t: int(t.key.split("-")[1]), reverse=True)[:limit]
+
     def create(self, draft: TicketDraft, body: str) -> Ticket:
         n = 1 + max((int(t.key.split("-")[1]) for t in self._all()), default=0)
         key = f"{self.prefix}-{n}"

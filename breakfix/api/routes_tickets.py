@@ -44,7 +44,14 @@ def router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(404, f"no ticket {ticket_id}") from err
 
     @r.get("/tickets", name="tickets.list", response_model=list[Ticket])
-    def list_tickets(node: Annotated[str, Query(min_length=1, max_length=253)]) -> list[Ticket]:
+    def list_tickets(
+        node: Annotated[str | None, Query(min_length=1, max_length=253)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[Ticket]:
+        """With ``node``: its open ticket (at most one: later findings become comments); without:
+        the ``limit`` most recent tickets, open or closed, newest first."""
+        if node is None:
+            return backend.recent(limit)
         found = backend.find_open(node)
         return [found] if found else []
 

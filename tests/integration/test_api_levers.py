@@ -200,7 +200,14 @@ def test_tickets_agents_file_humans_close(api_server: ApiServer) -> None:
     closed = call(api_server, "POST", f"/tickets/{key}/close", "operator", {"resolution": "cable reseated"})
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     assert call(api_server, "GET", "/tickets/BF-999", "viewer").status_code == 404
-    assert call(api_server, "GET", "/tickets", "viewer").status_code == 422
+    other = call(api_server, "POST", "/tickets", "agent", {"node": "gpu-node-2", "summary": "ECC"}).json()
+    newest = other["ticket"]["key"]
+    # Without a node: the most recent tickets, open or closed, newest first, bounded by limit.
+    recent = call(api_server, "GET", "/tickets", "agent").json()
+    assert [(t["key"], t["status"]) for t in recent[:2]] == [(newest, "open"), (key, "closed")]
+    assert [t["key"] for t in call(api_server, "GET", "/tickets", "viewer", limit=1).json()] == [newest]
+    for bad in ({"limit": 0}, {"limit": 1001}, {"node": ""}):
+        assert call(api_server, "GET", "/tickets", "viewer", **bad).status_code == 422, bad
 
 
 def test_every_call_allowed_or_refused_is_audited_with_its_cli_line(api_server: ApiServer) -> None:
