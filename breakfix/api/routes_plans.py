@@ -49,6 +49,15 @@ class ExecuteResponse(BaseModel):
     plan_id: str
 
 
+def _off_canary(plan: Plan) -> str:
+    """Why a canary-list playbook still needs a token: the nodes its list does not name."""
+    rule = plan.approval
+    if rule.kind != "canary_list":
+        return ""
+    off = [n.node for n in plan.nodes if n.node not in rule.canary_nodes]
+    return f": {', '.join(off)} not on the pre-approved canary list {rule.canary_nodes}"
+
+
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(responses=ERRORS)
 
@@ -150,7 +159,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 raise HTTPException(
                     403,
                     f"plan {plan_id} needs an approval token from an approver other than {plan.created_by}"
-                    f" (approval {rule.kind}); POST /repair-plans/{plan_id}/approve",
+                    f" (approval {rule.kind}{_off_canary(plan)}); POST /repair-plans/{plan_id}/approve",
                 )
             need = 2 if rule.two_person else 1
             if len(plan.approvals) < need:

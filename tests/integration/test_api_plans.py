@@ -184,9 +184,12 @@ def test_two_person_rule_for_rma(api_server: ApiServer) -> None:
 def test_agent_needs_a_token_unless_the_playbook_lists_the_node_as_canary(api_server: ApiServer) -> None:
     listed = plan(api_server, role="agent", failure_class="node_os", action="reboot", nodes=["gpu-node-4"])
     assert listed["nodes"][0]["playbook"] == "canary-reboot" and listed["approval"]["token_required"] is False
-    unlisted = plan(api_server, role="agent", failure_class="node_os", action="reboot", nodes=["gpu-node-2"])
+    # gpu-node-3 is not on the fixture's list (only gpu-node-4 is): a token is required, and the
+    # refusal says which nodes the list does not cover.
+    unlisted = plan(api_server, role="agent", failure_class="node_os", action="reboot", nodes=["gpu-node-3"])
     refused = execute(api_server, unlisted["id"], role="agent")
     assert refused.status_code == 403 and "approval token" in refused.json()["detail"]
+    assert "gpu-node-3 not on the pre-approved canary list ['gpu-node-4']" in refused.json()["detail"]
     assert approve(api_server, unlisted["id"], role="agent").status_code == 403
     ran = execute(api_server, listed["id"], role="agent")
     assert ran.status_code == 200, ran.text
