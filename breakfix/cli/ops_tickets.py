@@ -50,16 +50,17 @@ def runbooks(
 
 @ticket_app.command("list")
 def ticket_list(
-    node: str = typer.Option(..., "--node", help="The node whose tickets to list."),
+    node: str | None = typer.Option(None, "--node", help="Only this node's tickets."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many (newest first)."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """List tickets.
+    """List tickets: a node's, or the most recent ones fleet-wide.
 
     Example: breakfix ticket list --node gpu-a-r01-n03
     """
-    rows = call(server, token, lambda c: c.list_tickets(node))
+    rows = call(server, token, lambda c: c.list_tickets(node, limit))
     cols = ("key", "node", "status", "summary", "closed_by", "resolution", "link")
     emit(rows, as_json, lambda r: console.print(table(f"tickets ({len(r)})", r, cols)))
 

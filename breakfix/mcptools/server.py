@@ -13,7 +13,6 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from breakfix.mcptools.autonomy import POLICIES, describe
@@ -74,12 +73,13 @@ def build_server(target: ApiTarget, transport: httpx.BaseTransport | None = None
     def list_runbooks(ctx: Context) -> list[dict[str, Any]]:
         return api.call("list_runbooks", ctx.headers, lambda c: c.list_runbooks())
 
-    @tool("read_ticket", "One ticket by id, or {tickets: [...]} of a node when no id is given.")
+    @tool(
+        "read_ticket",
+        "One ticket by id; else {tickets: [...]}: a node's, or the most recent fleet-wide when no node.",
+    )
     def read_ticket(ctx: Context, ticket_id: str | None = None, node: str | None = None) -> dict[str, Any]:
         if ticket_id:
             return api.call("read_ticket", ctx.headers, lambda c: c.get_ticket(ticket_id))
-        if not node:
-            raise ToolError("read_ticket needs ticket_id or node")
         return {"tickets": api.call("read_ticket", ctx.headers, lambda c: c.list_tickets(node))}
 
     @tool("create_ticket", "Open an incident ticket for a node.")

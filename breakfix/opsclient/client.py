@@ -194,8 +194,11 @@ class OpsClient:
     def list_runbooks(self) -> list[JSON]:
         return list(self.request("GET", "/runbooks"))
 
-    def list_tickets(self, node: str) -> list[JSON]:
-        return list(self.request("GET", "/tickets", params={"node": node}))
+    def list_tickets(self, node: str | None = None, limit: int = 50) -> list[JSON]:
+        params: dict[str, Any] = {"limit": limit}
+        if node:
+            params["node"] = node
+        return list(self.request("GET", "/tickets", params=params))
 
     def get_ticket(self, ticket_id: str) -> JSON:
         return dict(self.request("GET", f"/tickets/{ticket_id}"))

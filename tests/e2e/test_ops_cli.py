@@ -157,6 +157,8 @@ def test_tickets_runbooks_decisions(cli: Any) -> None:
     created = ok_json(cli("agent", "ticket", "create", "gpu-node-2", "--summary", "Xid 79 twice", "--json"))
     key = created["ticket"]["key"]
     listed = ok_json(cli("viewer", "ticket", "list", "--node", "gpu-node-2", "--json"))
+    recent = ok_json(cli("viewer", "ticket", "list", "--limit", "5", "--json"))
+    assert key in [t["key"] for t in recent]
     assert key in [t["key"] for t in listed]
     names = [r["name"] for r in ok_json(cli("viewer", "runbooks", "--json"))]
     assert "canary-reboot" in names and "reboot" in names
