@@ -35,6 +35,8 @@ MUTATING = frozenset(
 )
 MAX_SEEN = 50_000
 CHANGE_CLASS = "change_regression"
+EXPIRED = "expired_while_waiting"
+"""Trigger of the non-acting decision that retires a queued proposal grown older than the stale cutoff."""
 
 
 @dataclass
@@ -57,6 +59,9 @@ class GuardState:
     executions: deque[float] = field(default_factory=deque)
     backlog: list[Proposal] = field(default_factory=list)
     waiting: list[Proposal] = field(default_factory=list)
+    wait_started: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """node → (when its current wait for capacity began, when it last asked): a node that re-proposes
+    after its queued proposal expired keeps waiting from the first ask, so ``max_wait_s`` still bites."""
     incidents: dict[str, tuple[str, float]] = field(default_factory=dict)
     """frozen scope key → (incident id, frozen until)."""
     blast: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
@@ -227,9 +232,15 @@ class Guard:
                 return hit[0], key
         return None
 
+    def _stale_check(self, g: GuardState, p: Proposal) -> GuardCheck:
+        age = g.clock - p.evidence_time.timestamp()
+        cutoff = self.policy.stale_cutoff_s
+        return GuardCheck(
+            name="stale", passed=age <= cutoff, figures={"evidence_age_s": round(age, 1), "cutoff_s": cutoff}
+        )
+
     def _basic_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
         pol = self.policy
-        age = g.clock - p.evidence_time.timestamp()
         pool = p.placement.pool
         mode = g.modes.get(p.failure_class, pol.mode_for(p.failure_class))
         excluded = (
@@ -243,11 +254,7 @@ class Guard:
         hour = [t for t in g.executions if g.clock - t <= 3600]
         return [
             GuardCheck(name="replay", passed=not p.replay, figures={"replay": p.replay}),
-            GuardCheck(
-                name="stale",
-                passed=age <= pol.stale_cutoff_s,
-                figures={"evidence_age_s": round(age, 1), "cutoff_s": pol.stale_cutoff_s},
-            ),
+            self._stale_check(g, p),
             GuardCheck(name="killswitch", passed=not ks, figures={"engaged": ",".join(ks) or None}),
             GuardCheck(name="mode", passed=mode is Mode.AUTO, figures={"mode": mode.value}),
             GuardCheck(name="exclusion", passed=not excluded, figures={"pool": pool, "excluded": excluded}),
@@ -347,8 +354,9 @@ class Guard:
             return self._held(g, p, [breaker], "fleet circuit breaker open: queued until a person resets it")
         capacity = self._capacity_checks(g, p)
         if not all(c.passed for c in capacity):
-            g.waiting.append(p)
             failed = ", ".join(c.name for c in capacity if not c.passed)
+            g.waiting.append(p)
+            self._note_wait(g, p.node, now)
             return self._held(g, p, capacity, f"waiting for capacity ({failed})")
         g.quarantines.append(now)
         return self._decide(g, p, [*self._basic_checks(g, p), breaker, *capacity], now, "d-" + p.id)
@@ -471,11 +479,52 @@ class Guard:
     def _track(self, g: GuardState, d: Decision) -> None:
         if d.action is not ActionKind.FLEET_INCIDENT:
             g.nodes[d.node].state = d.to_state  # a held decision's to_state is where the node stays
+            if not d.held and d.trigger != EXPIRED:
+                g.wait_started.pop(d.node, None)  # the node moved on: its wait for capacity is over
+
+    def _note_wait(self, g: GuardState, node: str, now: float) -> None:
+        """Start a node's wait, or continue it when the node asks again soon after its last ask expired."""
+        start, last = g.wait_started.get(node, (now, now))
+        if now - last > self.policy.stale_cutoff_s:
+            start = now
+        g.wait_started[node] = (start, now)
+
+    def _age_check(self, g: GuardState, p: Proposal) -> GuardCheck:
+        """A proposal is the node's judgement at ``p.time``; past the stale cutoff it no longer speaks
+        for the node's present, whatever its evidence (a decaying signal may long have faded)."""
+        age = g.clock - p.time.timestamp()
+        cutoff = self.policy.stale_cutoff_s
+        return GuardCheck(
+            name="proposal_age",
+            passed=age <= cutoff,
+            figures={"proposal_age_s": round(age, 1), "cutoff_s": cutoff},
+        )
+
+    def _expire(self, g: GuardState, p: Proposal, age: GuardCheck) -> Decision:
+        """Retire a queued proposal that grew stale while it waited: granting it now would quarantine a
+        node for what it showed long ago. The decision is recorded and moves nothing (not held, so the
+        node stage forgets the held class); the node proposes again if its current evidence still
+        crosses the threshold, so a fault that is still there is not lost, only re-judged."""
+        why = (
+            f"expired while waiting: proposal {age.figures['proposal_age_s']}s old, past the "
+            f"{self.policy.stale_cutoff_s:.0f}s stale cutoff; the node stays {p.from_state.value} and "
+            "re-proposes if its current evidence still crosses the threshold"
+        )
+        checks = [age, self._stale_check(g, p)]
+        d = self._plain(g, p, p.from_state, EXPIRED, ActionKind.NONE, [why, *p.reasons], checks, g.clock)
+        d = d.model_copy(update={"stale": True})
+        self._track(g, d)
+        if p.node in g.wait_started:
+            g.wait_started[p.node] = (g.wait_started[p.node][0], g.clock)
+        return d
 
     def _release(self, g: GuardState, p: Proposal, why: str) -> list[Decision]:
         info = g.nodes[p.node]
         if info.state is not p.from_state:
             return []  # superseded: the node moved on while it waited
+        age = self._age_check(g, p)
+        if not age.passed:
+            return [self._expire(g, p, age)]
         capacity = self._capacity_checks(g, p)
         if not all(c.passed for c in capacity):
             g.waiting.append(p)
@@ -491,20 +540,26 @@ class Guard:
         waiting, g.waiting = g.waiting, []
         out: list[Decision] = []
         for p in waiting:
-            if g.clock - p.time.timestamp() > self.policy.max_wait_s:
-                if g.nodes[p.node].state is p.from_state:
-                    d = self._plain(
-                        g,
-                        p,
-                        E,
-                        "capacity_wait_expired",
-                        ActionKind.TICKET,
-                        [f"waited {g.clock - p.time.timestamp():.0f}s for a slot: needs a person"],
-                        [],
-                        g.clock,
-                    )
-                    self._track(g, d)
-                    out.append(d)
+            if g.nodes[p.node].state is not p.from_state:
+                continue  # superseded: the node moved on while it waited
+            age = self._age_check(g, p)
+            if not age.passed:
+                out.append(self._expire(g, p, age))
+                continue
+            start = g.wait_started.get(p.node, (p.time.timestamp(), 0.0))[0]
+            if g.clock - start > self.policy.max_wait_s:
+                d = self._plain(
+                    g,
+                    p,
+                    E,
+                    "capacity_wait_expired",
+                    ActionKind.TICKET,
+                    [f"waited {g.clock - start:.0f}s for a slot: needs a person"],
+                    [],
+                    g.clock,
+                )
+                self._track(g, d)
+                out.append(d)
                 continue
             if g.breaker_open:
                 g.waiting.append(p)
