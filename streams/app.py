@@ -181,6 +181,12 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     sent_progress: dict[int, Any] = {}
     guard_held: dict[str, list[Any]] = defaultdict(list)
     guard_marks: list[Any] = []
+    guard_acks: list[Any] = []
+    """Guard input whose effect is in memory but not yet in the table: acknowledged after the next
+    snapshot (a decision forces one at once; otherwise every ``checkpoint_s``)."""
+    guard_saved = {"at": 0.0}
+    sent_futs: dict[int, list[Awaitable[Any]]] = defaultdict(list)
+    """Sends of a partition since its last checkpoint, awaited before that checkpoint acknowledges."""
     streams: dict[str, Any] = {}
 
     def ready() -> bool:
@@ -211,11 +217,13 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             if tp.topic == events_name:
                 node.revoke(tp.partition)
                 held.pop(tp.partition, None)
+                sent_futs.pop(tp.partition, None)
                 sent_progress.pop(tp.partition, None)
             elif tp.topic == settings.topic(PROPOSALS):
                 gs["on"] = False
                 guard_held.clear()
                 guard_marks.clear()
+                guard_acks.clear()
 
     def assigned(name: str) -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == name}
@@ -236,7 +244,17 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 table[key] = value
         finally:
             _current_event.reset(token)
+        await flush()
+
+    async def flush() -> None:
+        """Until every table write has left Faust's buffer and been acknowledged. Faust's own flush
+        gives up when one buffered message takes over 0.1 s to hand over (a loaded machine, a large
+        checkpoint), which let a checkpoint's closing record share a batch with the next records and
+        recovery stop short of it."""
+        buffer = app.producer.buffer
         await app.producer.flush()
+        while buffer.size:
+            await app.producer.flush()
 
     async def send_item(item: Any) -> Any:
         headers = {
@@ -262,10 +280,14 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         await write_table(nodes_table, context, writes[-1:])
 
     async def send_guard_items(p: int, out: Outputs, futs: list[Awaitable[Any]]) -> None:
-        """Between checkpoints: make the proposing nodes durable, then send; acknowledge nothing."""
-        await write_nodes(held[p][-1], node.checkpoint_nodes(p, (i.node for i in out.guard)))
+        """Between checkpoints: write the proposing nodes' state (flushed) before their items leave,
+        then send without waiting; the next checkpoint awaits the sends and acknowledges the input.
+        (Registrations sent without their node's write broke streaming == offline after a SIGKILL.)"""
+        proposing = {i.node for i in out.guard}
+        if proposing:
+            await write_nodes(held[p][-1], node.checkpoint_nodes(p, proposing))
         futs.extend([await send_item(i) for i in out.guard])
-        await asyncio.gather(*futs)
+        sent_futs[p].extend(futs)
 
     async def checkpoint(p: int, out: Outputs | None, futs: list[Awaitable[Any]]) -> None:
         """Table write → flush → proposals out → acknowledge the input the checkpoint covers."""
@@ -274,10 +296,10 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         if writes and events:
             await write_nodes(events[-1], writes)  # the partition's own record comes last
         else:
-            await app.producer.flush()
+            await flush()
         if out is not None:
             futs.extend([await send_item(i) for i in out.guard])
-        await asyncio.gather(*futs)
+        await asyncio.gather(*sent_futs.pop(p, []), *futs)
         for ev in events:
             await streams["node"].ack(ev)
 
@@ -304,6 +326,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                     await checkpoint(p, out, futs)
                 elif out.guard:
                     await send_guard_items(p, out, futs)
+                else:
+                    sent_futs[p].extend(futs)
 
     @app.timer(settings.progress_s)  # type: ignore[untyped-decorator]
     async def node_tick() -> None:
@@ -342,15 +366,27 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             guard().outbox = [d for d in guard().outbox if d.id not in sent]
         guard_held.clear()
         guard_marks.clear()
+        guard_acks.clear()
         gs["on"] = True
         await guard_flush(None, persist=False)
 
     async def guard_flush(context: Any, persist: bool) -> None:
-        """Decide what the watermark releases; persist state + outbox, send it, then acknowledge."""
+        """Decide what the watermark releases; persist state + outbox, send it, then acknowledge.
+
+        The snapshot (fleet state, dedup ids, outbox) is written at once when there are decisions to
+        send or a control message arrived, else every ``checkpoint_s``: one snapshot per released
+        registration batch was quadratic in fleet size and made the guard the slowest hop."""
         g = guard()
-        done = g.release(time.monotonic())
-        if not (persist or done or g.outbox) or context is None:
+        wall = time.monotonic()
+        done = g.release(wall)
+        guard_acks.extend(ev for i in done for ev in guard_held.pop(i, []))
+        guard_acks.extend(guard_marks)
+        guard_marks.clear()
+        context = context if context is not None else (guard_acks[-1] if guard_acks else None)
+        periodic = bool(guard_acks) and wall - guard_saved["at"] >= settings.checkpoint_s
+        if not (persist or g.outbox or periodic) or context is None:
             return
+        guard_saved["at"] = wall
         await write_table(guard_table, context, [(_GUARD_KEY, g.snapshot())])
         outbox, g.outbox = g.outbox, []
         futs = []
@@ -361,8 +397,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         await asyncio.gather(*futs)
         if outbox:  # confirmed sent: clear the persisted outbox so a restart does not send it again
             await write_table(guard_table, context, [(_GUARD_KEY, g.snapshot())])
-        acks = [ev for i in done for ev in guard_held.pop(i, [])] + guard_marks
-        guard_marks.clear()
+        acks = list(guard_acks)
+        guard_acks.clear()
         for ev in acks:
             await streams["guard"].ack(ev)
 
@@ -401,7 +437,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         if not ready() or not gs["on"]:
             return
         async with lock:
-            if len(guard().watermark):
+            if len(guard().watermark) or guard_acks:
                 context = next((evs[-1] for evs in guard_held.values() if evs), None)
                 await guard_flush(context, persist=False)
 

@@ -17,6 +17,8 @@ Durability rules (what a crash can lose):
   applied (by id): at-least-once delivery, exactly-once state change.
 * A node that awaits a decision keeps its outgoing proposals (the outbox) in its checkpoint; after a
   restart they are sent again and the guard drops them by id if it already saw them.
+* Input that reaches a node while it awaits its decision is buffered in the node's state and
+  checkpointed with it: the checkpoint acknowledges it before the node has applied it.
 * So a crash loses only un-checkpointed in-memory state, which is rebuilt by re-processing; evidence
   and dead letters sent before the crash may be sent a second time (same ids), never lost.
 """
@@ -108,6 +110,22 @@ class _Buffered:
     fleet: bool = False
     replay: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        tick = self.event is None
+        raw = "" if tick else self.raw.decode("utf-8", errors="replace")
+        return {"o": self.offset, "raw": raw, "src": self.source, "now": self.now, "fleet": self.fleet,
+                "replay": self.replay, "tick": tick}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _Buffered | None:
+        if d["tick"]:
+            return cls(int(d["o"]), None, b"", d["src"], float(d["now"]), replay=bool(d["replay"]))
+        raw = d["raw"].encode()
+        event = parse_event(raw, d["src"])  # it parsed when it was buffered, so it parses again
+        if isinstance(event, DeadLetter):
+            return None
+        return cls(int(d["o"]), event, raw, d["src"], float(d["now"]), bool(d["fleet"]), bool(d["replay"]))
+
 
 @dataclass
 class NodeSlot:
@@ -121,6 +139,9 @@ class NodeSlot:
     """Order key of the proposal awaiting its decision: the partition's progress stops just after it."""
     applied: deque[str] = field(default_factory=lambda: deque(maxlen=_APPLIED_DECISIONS))
     buffer: list[_Buffered] = field(default_factory=list)
+    """Checkpointed with the node: the input it holds may already be acknowledged."""
+    buffered_to: int = -1
+    """Offset of the newest event in ``buffer``: a re-delivered one is not buffered twice."""
 
     @property
     def pending(self) -> bool:
@@ -243,7 +264,10 @@ class NodeStage:
         if slot is not None and offset <= slot.offset:
             return out  # re-delivered after a restart: already applied
         if slot is not None and slot.pending:
-            slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
+            if offset > slot.buffered_to:
+                slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
+                slot.buffered_to = offset
+                ps.dirty.add(parsed.node)
             return out
         self._node(ps, p, parsed.node, slot, offset, parsed, raw, source, now, out)
         cur = ps.nodes.get(parsed.node)
@@ -327,7 +351,10 @@ class NodeStage:
             if slot.rt is None or offset <= slot.offset:
                 continue
             if slot.pending:
-                slot.buffer.append(_Buffered(offset, event, raw, source, t, True))
+                if offset > slot.buffered_to:
+                    slot.buffer.append(_Buffered(offset, event, raw, source, t, True))
+                    slot.buffered_to = offset
+                    ps.dirty.add(n)
             else:
                 ready[n] = slot.rt
         self._apply_fleet(ps, p, ready, offset, event, t, out)
@@ -365,7 +392,10 @@ class NodeStage:
             ps.next_tick += self.tick_s
             for n, slot in sorted(ps.nodes.items()):
                 if slot.pending:
+                    # A tick re-derived after a restart may repeat one restored with the buffer; the
+                    # drain runs a tick only when it is due, so the repeat is a no-op.
                     slot.buffer.append(_Buffered(offset, None, b"", "tick", at, replay=replay))
+                    ps.dirty.add(n)
                 elif slot.rt is not None and at >= slot.rt.next_tick:
                     self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, replay, out)
 
@@ -485,6 +515,8 @@ class NodeStage:
                 "outbox": [i.to_dict() for i in slot.outbox],
                 "hold": list(slot.hold) if slot.hold else None,
                 "applied": list(slot.applied),
+                "buffer": [b.to_dict() for b in slot.buffer],
+                "buffered_to": slot.buffered_to,
             }
         )
 
@@ -497,6 +529,8 @@ class NodeStage:
             outbox=[GuardItem.from_dict(i, node, p) for i in d.get("outbox", [])],
             hold=(float(hold[0]), str(hold[1]), int(hold[2])) if hold else None,
             applied=deque(d.get("applied", []), maxlen=_APPLIED_DECISIONS),
+            buffer=[b for b in map(_Buffered.from_dict, d.get("buffer", [])) if b is not None],
+            buffered_to=int(d.get("buffered_to", -1)),
         )
 
 
