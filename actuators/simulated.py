@@ -46,6 +46,7 @@ REPAIR_STRENGTH: dict[str, int] = {"drain": 0, "gpu_reset": 1, "reboot": 2, "rei
 DURATIONS_S: dict[str, float] = {
     "cordon": 2.0,
     "uncordon": 2.0,
+    "resume": 2.0,
     "drain": 60.0,
     "drain_gpu": 30.0,
     "gpu_reset": 45.0,
@@ -61,6 +62,7 @@ DURATIONS_S: dict[str, float] = {
 # The verbs each step kind offers (a superset of what the shipped playbooks use).
 OPERATIONS: dict[str, frozenset[str]] = {
     "kubernetes": frozenset({"cordon", "uncordon", "drain", "drain_gpu"}),
+    "slurm": frozenset({"drain", "resume", "reboot"}),
     "node_agent": frozenset({"gpu_reset", "reboot", "cleanup_stale", "collect_bundle", "dcgm_diag"}),
     "validate": frozenset({"run"}),
     "ticket": frozenset({"create"}),

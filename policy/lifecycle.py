@@ -27,6 +27,8 @@ H, S, Q, R, V, E = (
 )
 IN_FLIGHT = frozenset({Q, R, V})
 REPAIR_ACTIONS = frozenset({"gpu_reset", "reboot", "drain", "reimage", "rma", "ticket"})
+REPAIR_STARTED = "repair_started"
+"""Trigger of Quarantined → Repairing: an actuator reported the repair run ``in_progress``."""
 TENANT_CATEGORY_DOMAIN = {
     "HARDWARE": FailureDomain.GPU_HARDWARE,
     "NETWORK": FailureDomain.NETWORK,
@@ -274,7 +276,9 @@ def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
             return Draft(E, "validation_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
         return None
     if life.state is Q and d.status == "in_progress" and d.action in REPAIR_ACTIONS:
-        return Draft(R, "repair_started", fc, 1.0, ActionKind(d.action), reasons, ids, now, life.gpu)
+        # A record of the transition, not a request for work (the repair already runs): action NONE,
+        # so the guard never makes it executable and no actuator starts a second run for it.
+        return Draft(R, REPAIR_STARTED, fc, 1.0, ActionKind.NONE, reasons, ids, now, life.gpu)
     if life.state in (Q, R) and d.status == "succeeded" and d.action in REPAIR_ACTIONS:
         return Draft(V, "repair_completed", fc, 1.0, ActionKind.VALIDATE, reasons, ids, now, life.gpu)
     if life.state is V and d.action == "validate" and d.status == "succeeded":
@@ -294,11 +298,13 @@ def apply(life: Life, decision: Decision, now: float) -> None:
         return
     life.state = decision.to_state
     life.since = decision.time.timestamp()
-    life.decision_id = decision.id
+    if decision.trigger != REPAIR_STARTED:
+        # Repairing continues the quarantine's run: its results keep carrying that decision's id.
+        life.decision_id = decision.id
+        life.action = decision.action.value
+        life.executable = decision.executable
     life.failure_class = decision.failure_class
     life.gpu = decision.gpu
-    life.action = decision.action.value
-    life.executable = decision.executable
     life.quiet_since = None
     if decision.to_state in (H, S):
         life.held_class = None

@@ -13,14 +13,24 @@ within the step's timeout; a PermanentError, a timeout or a failed validation ru
 and escalates; an Escalate escalates keeping the quarantine (rollback only when the playbook says
 ``rollback_on_escalation``); a Refused pauses the run without rolling anything back, and a later
 ``run`` of the same decision resumes it. Nothing retries forever: a node whose runs escalated
-``budget.max_escalations`` times within ``budget.window_s`` is escalated without acting.
+``budget.max_escalations`` times within ``budget.window_s`` is escalated without repairing (a
+read-only playbook, such as the escalation ticket, still runs: it is the escalation).
+
+Selection only considers playbooks whose actuators are all registered, so one catalog serves a
+Kubernetes site and a SLURM site alike. When none is runnable the request is rejected before any
+step with a message naming, per candidate playbook, the missing actuators and how to configure them
+(``unconfigured`` hints from the wiring, e.g. "--kube-url URL or --kubeconfig FILE").
+
+Right before the first mutating step the engine emits a ``workflow`` result with status
+``in_progress`` (the decision's action), which the node stage turns into Quarantined → Repairing;
+the run's final ``workflow`` result then moves the node on (Validating or Escalated).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -94,6 +104,8 @@ class _Run:
     done: dict[str, StepRecord]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)
+    started: bool = False
+    """Whether the run's ``in_progress`` result was emitted (or a mutating step already ran)."""
 
 
 class WorkflowEngine:
@@ -108,7 +120,9 @@ class WorkflowEngine:
         budget: RetryBudget | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        unconfigured: Mapping[str, str] | None = None,
     ) -> None:
+        """``unconfigured``: actuator kind → how to configure it, quoted when a playbook needs it."""
         self.catalog, self.journal, self.safety, self.emit = catalog, journal, safety, emit
         self.actuators = {a.name: a for a in actuators}
         problems = catalog.unsupported(self.actuators)
@@ -116,6 +130,7 @@ class WorkflowEngine:
             raise ValueError("playbooks use operations their actuators lack: " + "; ".join(problems))
         self.facts, self.budget = facts, budget or RetryBudget()
         self._now, self._sleep = now, sleep
+        self.unconfigured = dict(unconfigured or {})
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -126,12 +141,12 @@ class WorkflowEngine:
             return Outcome(req.decision_id, prior.status, prior.playbook, prior.detail)  # type: ignore[arg-type]
         pb = self.catalog.get(prior.playbook) if prior else self._choose(req)
         if pb is None:
-            return self._reject(req, None, f"no playbook serves {req.failure_class}/{req.action}")
+            return self._reject(req, None, self._none_runnable(req))
         if prior is None:
             problem = self._precheck(pb, req)
             if problem:
                 return self._reject(req, pb, problem)
-            if self._budget_spent(req.node):
+            if pb.mutating and self._budget_spent(req.node):
                 self.journal.start_run(req.decision_id, req.node, pb.name, pb.version, time.time())
                 return self._finish(req, pb, "escalated", "node's retry budget is spent; needs a person", [])
         self.journal.start_run(req.decision_id, req.node, pb.name, pb.version, time.time())
@@ -153,14 +168,39 @@ class WorkflowEngine:
     def _choose(self, req: WorkRequest) -> Playbook | None:
         if req.playbook:
             return self.catalog.get(req.playbook)
-        return self.catalog.select(req.failure_class, req.action, req.gpu)
+        return self.runnable.select(req.failure_class, req.action, req.gpu)
+
+    @property
+    def runnable(self) -> Catalog:
+        """The playbooks every actuator of which is registered: the ones selection picks from."""
+        return Catalog(p for p in self.catalog.playbooks.values() if not self._missing(p))
+
+    def _missing(self, pb: Playbook) -> list[str]:
+        return sorted({s.actuator for s in [*pb.steps, *pb.rollback]} - set(self.actuators))
+
+    def _needs(self, pb: Playbook) -> str:
+        """ "<playbook> needs <kind> (<how to configure it>), ..." for its unregistered actuators."""
+        kinds = [f"{k} ({self.unconfigured[k]})" if k in self.unconfigured else k for k in self._missing(pb)]
+        return f"playbook {pb.name} needs {', '.join(kinds)}"
+
+    def _none_runnable(self, req: WorkRequest) -> str:
+        """Why no playbook was selected: none serves the request, or those that do lack actuators."""
+        serving = [
+            p
+            for p in self.catalog.playbooks.values()
+            if Catalog([p]).select(req.failure_class, req.action, req.gpu) is not None
+        ]
+        what = f"{req.failure_class}/{req.action}"
+        if not serving:
+            return f"no playbook serves {what}"
+        needs = "; ".join(self._needs(p) for p in sorted(serving, key=lambda p: p.name))
+        return f"no configured actuators can run a playbook for {what}: {needs}"
 
     def _precheck(self, pb: Playbook, req: WorkRequest) -> str:
         """Why the playbook may not start, or "" when it may."""
-        missing = sorted({s.actuator for s in [*pb.steps, *pb.rollback]} - set(self.actuators))
         pre = pb.preconditions
-        if missing:
-            return f"no actuator registered for {missing}"
+        if self._missing(pb):
+            return f"actuator not configured: {self._needs(pb)}"
         if req.from_state not in pre.from_states:
             return f"node state {req.from_state} not in {[s.value for s in pre.from_states]}"
         if pb.scope == "gpu" and req.gpu is None:
@@ -205,6 +245,8 @@ class WorkflowEngine:
         try:
             if step.mutating:
                 ensure_allowed(ctx)
+                if not run.started:
+                    self._started(run, step)
             self.journal.mark_step(req.decision_id, step.name, phase, "started", time.time())
             run.executed.append(step.name)
             with STEP_SECONDS.labels(playbook=run.pb.name, step=step.name).time():
@@ -231,6 +273,16 @@ class WorkflowEngine:
             raise _StepFailed(f"validation failed: {result.detail}", keep_quarantine=True)
         self._record(run, step, phase, "succeeded", result.detail, result.outputs, result.validation)
         run.outputs[step.name] = result.outputs
+
+    def _started(self, run: _Run, step: StepSpec) -> None:
+        """Emit the run's ``in_progress`` result before its first mutating step: the node is being
+        repaired from now on (Quarantined → Repairing). A resumed run whose mutating step already
+        succeeded emitted it before; a repeat has the same id and is dropped downstream anyway."""
+        run.started = True
+        if any(s.mutating and s.name in run.done for s in run.pb.steps):
+            return
+        detail = f"playbook {run.pb.name} {run.pb.version}: starting {step.name}"
+        self.emit(self._workflow_event(run.req, run.pb, "in_progress", detail))
 
     def _attempts(self, step: StepSpec, ctx: StepContext) -> StepResult:
         """Call the actuator until it succeeds, fails for good, or the step's budget runs out."""

@@ -8,7 +8,10 @@ Semantics (what ``breakfix replay --offline`` can rely on):
   ``DURATIONS_S`` act (gpu_reset, reboot, drain, reimage, rma, validate); tickets, incidents,
   rollbacks and returns to service produce no result event here.
 * When: one ``action.result`` per acting decision at decision time (+ operator delay) + the action's
-  simulated duration, id ``act-<decision id>``, so a repeated decision yields the same event.
+  simulated duration, id ``act-<decision id>``, so a repeated decision yields the same event. A
+  repair (every action but validate) first reports ``in_progress`` when it starts (id
+  ``act-<decision id>:started``), as the workflow engine does before its first mutating step, so the
+  node passes through Repairing in replay exactly as in streaming.
 * Whether it works: an action fails (``status="failed"``) with ``failure_probability``, drawn from a
   hash of ``(seed, decision id)``: deterministic, independent of call order, no global RNG.
 * Validation (``action="validate"``): without labels every GPU validates clean. With labels, the
@@ -111,17 +114,23 @@ class SimulatedActuators:
             data["detail"] = f"fault {broken.id} not cleared" if broken else "burn-in clean"
         elif action in REPAIR_STRENGTH:
             self._repairs[decision.node][decision.id] = _Repair(done, action, decision.gpu)
-        t = math.ceil(done)
-        return [
-            {
-                "id": f"act-{decision.id}",
-                "type": "action.result",
-                "source": self.source,
-                "time": rfc3339(t),
-                "node": decision.node,
-                "data": data,
-            }
-        ]
+        out = [self._event(f"act-{decision.id}", decision.node, math.ceil(done), data)]
+        if action != "validate":
+            started = {**data, "status": "in_progress", "detail": f"simulated {action} started"}
+            started.pop("validation", None)
+            begin = math.ceil(decision.time.timestamp() + delay)
+            out.append(self._event(f"act-{decision.id}:started", decision.node, begin, started))
+        return out
+
+    def _event(self, eid: str, node: str, t: int, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": eid,
+            "type": "action.result",
+            "source": self.source,
+            "time": rfc3339(t),
+            "node": node,
+            "data": data,
+        }
 
     def still_broken(self, node: str, gpu: int | None, t: float) -> Label | None:
         """The first true fault on the node (GPU) active at ``t`` that no repair so far has cleared."""

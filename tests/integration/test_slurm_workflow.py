@@ -1,5 +1,7 @@
 """Decision → workflow engine → SLURM drain (real slurmctld) → GPU reset via the node agent →
 validation → resume; and the reboot playbook with ``scontrol reboot ASAP nextstate=RESUME``.
+The playbooks are the shipped catalog's (slurm-xid-drain-gpu-reset, slurm-reboot): with no
+Kubernetes actuator registered, selection falls to them.
 
 Real: the engine, its journal, the SLURM actuator on the test cluster, the node agent and the
 validator. Simulated: only the GPUs behind the agent (no GPU here).
@@ -14,7 +16,7 @@ import pytest
 
 from actuators.commands import SubprocessRunner
 from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
-from actuators.playbooks.loader import Catalog, parse_playbook
+from actuators.playbooks import load_catalog
 from actuators.slurm import SlurmActuator, SlurmClient, SlurmNodeFacts
 from actuators.validation import SlurmCapacity, Validator
 from actuators.workflow import Journal, WorkflowEngine, from_decision
@@ -26,43 +28,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-XID_SLURM = """
-name: slurm-xid-drain-gpu-reset
-version: "1.0"
-description: SLURM node - drain (job-aware), reset the GPU through the node agent, validate, resume.
-failure_classes: [gpu_hardware, gpu_memory]
-actions: [gpu_reset]
-preconditions: {from_states: [Suspect, Quarantined]}
-steps:
-  - {name: drain, actuator: slurm, operation: drain, mutating: true, timeout_s: 30}
-  - {name: gpu-reset, actuator: node_agent, operation: gpu_reset, mutating: true, timeout_s: 30}
-  - name: validate
-    actuator: validate
-    operation: run
-    mutating: false
-    timeout_s: 30
-    params: {dcgm_level: 2}
-  - {name: resume, actuator: slurm, operation: resume, mutating: true, timeout_s: 30}
-"""
-
-REBOOT_SLURM = """
-name: slurm-reboot
-version: "1.0"
-description: SLURM node - drain, scontrol reboot ASAP nextstate=RESUME, validate.
-failure_classes: [node_os]
-actions: [reboot]
-preconditions: {from_states: [Suspect, Quarantined]}
-steps:
-  - {name: drain, actuator: slurm, operation: drain, mutating: true, timeout_s: 30}
-  - name: reboot
-    actuator: slurm
-    operation: reboot
-    mutating: true
-    timeout_s: 60
-    params: {nextstate: RESUME}
-  - {name: validate, actuator: validate, operation: run, mutating: false, timeout_s: 30}
-"""
-
 
 def engine(
     slurm: SlurmCluster, tmp_path: Path, ops: SimulatedGpuOps, events: list[dict[str, Any]]
@@ -71,9 +36,8 @@ def engine(
     agents = {n: NodeAgent(n, ops, tmp_path / "bundles") for n in slurm.nodes}
     agent = NodeAgentActuator(LocalTransport(agents))
     validator = Validator(agent=agent, capacity=SlurmCapacity(client, lambda n: 4), poll_s=0.1)
-    catalog = Catalog([parse_playbook(XID_SLURM, "xid"), parse_playbook(REBOOT_SLURM, "reboot")])
     return WorkflowEngine(
-        catalog,
+        load_catalog(),
         [SlurmActuator(client, poll_s=0.2), agent, validator],
         Journal(tmp_path / "journal.db"),
         SwitchSafety(),
@@ -92,6 +56,7 @@ def test_xid79_drain_reset_validate_resume_on_slurm(slurm: SlurmCluster, tmp_pat
     outcome = engine(slurm, tmp_path, ops, events).run(from_decision(xid79_decision(node="gpu01")))
 
     assert outcome.status == "succeeded", outcome.detail
+    assert outcome.playbook == "slurm-xid-drain-gpu-reset"
     assert outcome.executed == ("drain", "gpu-reset", "validate", "resume")
     assert ops.calls == [("reset", 3), ("diag", 2)], "reset GPU 3 only after the job drained, then diag"
     drained = next(e for e in events if e["data"]["step"] == "drain")
@@ -127,6 +92,7 @@ def test_reboot_playbook_reboots_and_resumes_through_slurm(slurm: SlurmCluster, 
     events: list[dict[str, Any]] = []
     outcome = engine(slurm, tmp_path, SimulatedGpuOps(gpus=4), events).run(from_decision(decision))
     assert outcome.status == "succeeded", outcome.detail
+    assert outcome.playbook == "slurm-reboot"
     assert outcome.executed == ("drain", "reboot", "validate")
     assert slurm.state("gpu04") == "IDLE" and slurm.node("gpu04")["reason"] == ""
     assert "reboot gpu04" in (slurm.dir / "log" / "reboots.log").read_text()

@@ -63,12 +63,16 @@ def _xid79(node: str = "gpu-00001", end: datetime | None = None) -> Label:
 
 def test_result_timing_id_and_contract() -> None:
     act = SimulatedActuators(seed=1, failure_probability=0.0)
-    (ev,) = act.on_decision(_decision("d1", ActionKind.REBOOT))
+    ev, started = act.on_decision(_decision("d1", ActionKind.REBOOT))
     parsed = validate_event_dict(ev)
     assert isinstance(parsed, ActionResult)
     assert ev["id"] == "act-d1" and parsed.data.status == "succeeded" and parsed.data.decision_id == "d1"
     assert parsed.time == T0 + timedelta(seconds=DURATIONS_S["reboot"])
-    assert act.on_decision(_decision("d1", ActionKind.REBOOT)) == [ev]  # idempotent per decision id
+    # The repair reports in_progress when it starts (the node goes Repairing), as the engine does.
+    begun = validate_event_dict(started)
+    assert isinstance(begun, ActionResult) and started["id"] == "act-d1:started"
+    assert begun.data.status == "in_progress" and begun.data.action == "reboot" and begun.time == T0
+    assert act.on_decision(_decision("d1", ActionKind.REBOOT)) == [ev, started]  # idempotent per id
 
 
 def test_only_executable_or_followed_recommendations_act() -> None:
@@ -78,7 +82,8 @@ def test_only_executable_or_followed_recommendations_act() -> None:
     shadow = _decision("d3", ActionKind.DRAIN, mode=Mode.SHADOW, executable=False)
     assert plain.on_decision(rec) == [] and follow.on_decision(shadow) == []
     assert plain.on_decision(_decision("d4", ActionKind.TICKET)) == []
-    (ev,) = follow.on_decision(rec)
+    ev, started = follow.on_decision(rec)
+    assert started["time"] == (T0 + timedelta(seconds=600)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert ev["time"] == (T0 + timedelta(seconds=600 + DURATIONS_S["drain"])).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
