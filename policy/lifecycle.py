@@ -262,6 +262,10 @@ def on_repair_status(life: Life, ev: RepairStatus, now: float) -> Draft | None:
 
 def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
     d = ev.data
+    if (d.model_extra or {}).get("request_id"):
+        # A node agent's answer to one command of a run (its GPU reset, its diag): the workflow
+        # engine reports the step and the run's outcome itself, so this moves nothing.
+        return None
     if d.decision_id != life.decision_id and not (life.state is V and d.action == "validate"):
         return None
     fc, reasons, ids = (

@@ -21,7 +21,7 @@ from tests.builders import T0, inventory, sample, xid
 Q, R, V, E = NodeState.QUARANTINED, NodeState.REPAIRING, NodeState.VALIDATING, NodeState.ESCALATED
 
 
-def _result(decision_id: str, status: str, t: float, action: str = "gpu_reset") -> ActionResult:
+def _result(decision_id: str, status: str, t: float, action: str = "gpu_reset", **extra: str) -> ActionResult:
     ev = validate_event_dict(
         {
             "id": f"{decision_id}/workflow:{status}",
@@ -29,7 +29,13 @@ def _result(decision_id: str, status: str, t: float, action: str = "gpu_reset") 
             "source": "breakfix.workflow",
             "time": datetime.fromtimestamp(T0 + t, UTC).isoformat(),
             "node": "n1",
-            "data": {"decision_id": decision_id, "action": action, "step": "workflow", "status": status},
+            "data": {
+                "decision_id": decision_id,
+                "action": action,
+                "step": "workflow",
+                "status": status,
+                **extra,
+            },
         }
     )
     assert isinstance(ev, ActionResult)
@@ -68,6 +74,9 @@ def test_in_progress_moves_to_repairing_and_the_run_keeps_its_decision_id() -> N
     apply(life, _decision("dr", Q, R, REPAIR_STARTED, ActionKind.NONE, 1), T0 + 1)
     assert life.state is R and life.decision_id == "dq" and life.executable
     assert on_action_result(life, _result("dr", "failed", 2), T0 + 2) is None, "not the run's id"
+    # The node agent's answer to the run's GPU reset command is one step, not the run's outcome.
+    agent = _result("dq", "succeeded", 2, request_id="dq/gpu-reset")
+    assert on_action_result(life, agent, T0 + 2) is None
     done = on_action_result(life, _result("dq", "succeeded", 3), T0 + 3)
     assert done is not None and done.to_state is V and done.trigger == "repair_completed"
 
