@@ -5,7 +5,12 @@ ceiling), a no-op Faust agent (the framework's own ceiling) and the node stage (
 one worker). Latency: event→decision p50/p99 with live traffic at the steady rate of a 10,000-node
 fleet (≈700 events/s) and at 5x, measured from sending a decisive Xid 79 to reading its decision.
 
-Run: .venv/bin/python bench/bench_stream.py [--events 60000] [--latency-s 20]
+Per probe, the latency is split into hops from broker timestamps: send -> proposal record (node stage)
+and proposal -> decision record (guard, including the watermark wait). Throughput alternates no-op and
+node-stage rounds (``--repeat``) and reports the best of each, so load from other processes on a
+shared machine hits both alike.
+
+Run: .venv/bin/python bench/bench_stream.py [--events 60000] [--latency-s 20] [--repeat 2] [--workers 1]
 """
 
 from __future__ import annotations
