@@ -21,7 +21,7 @@ Kubernetes site and a SLURM site alike. When none is runnable the request is rej
 step with a message naming, per candidate playbook, the missing actuators and how to configure them
 (``unconfigured`` hints from the wiring, e.g. "--kube-url URL or --kubeconfig FILE").
 
-Right before the first mutating step the engine emits a ``workflow`` result with status
+Right before the first mutating step the engine emits a ``started`` result with status
 ``in_progress`` (the decision's action), which the node stage turns into Quarantined → Repairing;
 the run's final ``workflow`` result then moves the node on (Validating or Escalated).
 """
@@ -59,6 +59,8 @@ from schemas.events import ActionStatus
 _GRACE_S = 1.0
 
 OutcomeStatus = Literal["succeeded", "escalated", "paused", "rejected"]
+STARTED = "started"
+"""Step name of the run's ``in_progress`` result (the run's outcome is step ``workflow``)."""
 
 
 class NodeFacts(Protocol):
@@ -282,7 +284,7 @@ class WorkflowEngine:
         if any(s.mutating and s.name in run.done for s in run.pb.steps):
             return
         detail = f"playbook {run.pb.name} {run.pb.version}: starting {step.name}"
-        self.emit(self._workflow_event(run.req, run.pb, "in_progress", detail))
+        self.emit(self._workflow_event(run.req, run.pb, "in_progress", detail, step=STARTED))
 
     def _attempts(self, step: StepSpec, ctx: StepContext) -> StepResult:
         """Call the actuator until it succeeds, fails for good, or the step's budget runs out."""
@@ -355,12 +357,13 @@ class WorkflowEngine:
         return Outcome(req.decision_id, "rejected", pb.name if pb else None, detail)
 
     def _workflow_event(
-        self, req: WorkRequest, pb: Playbook | None, status: ActionStatus, detail: str
+        self, req: WorkRequest, pb: Playbook | None, status: ActionStatus, detail: str, step: str = "workflow"
     ) -> dict[str, Any]:
+        """A run-level result: ``workflow`` is the run's outcome (its last event), STARTED its start."""
         return action_result(
             decision_id=req.decision_id,
             node=req.node,
-            step="workflow",
+            step=step,
             action=req.action,
             status=status,
             time=self._now(),

@@ -27,7 +27,44 @@ def run(
         "pipeline", "--role", help="'pipeline' (node stage + guard) or 'actuators' (decisions -> workflows)."
     ),
     simulate: bool = typer.Option(
-        False, "--simulate", help="actuators: act on a simulated fleet (the only actuators wired here)."
+        False, "--simulate", help="actuators: act on a simulated fleet instead of real infrastructure."
+    ),
+    kube_url: str | None = typer.Option(
+        None, "--kube-url", help="actuators: Kubernetes API server URL (no auth: kubectl proxy, a stand-in)."
+    ),
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="actuators: Kubernetes via this kubeconfig."
+    ),
+    kube: bool = typer.Option(
+        False, "--kube", help="actuators: Kubernetes via the in-cluster account or ~/.kube/config."
+    ),
+    slurm: bool = typer.Option(False, "--slurm", help="actuators: SLURM via scontrol/sinfo/squeue on PATH."),
+    slurm_conf: Path | None = typer.Option(
+        None, "--slurm-conf", help="actuators --slurm: SLURM_CONF to use."
+    ),
+    slurm_gpus: int | None = typer.Option(
+        None, "--slurm-gpus", min=1, help="actuators --slurm: GPUs per node validation expects back (GRES)."
+    ),
+    node_agent: bool = typer.Option(
+        False, "--node-agent", help="actuators: GPU reset/reboot/diag via `breakfix node-agent` over Kafka."
+    ),
+    tickets: Path | None = typer.Option(
+        None, "--tickets", help="actuators: built-in ticket store directory."
+    ),
+    jira: str | None = typer.Option(
+        None, "--jira", help="actuators: Jira base URL (BREAKFIX_JIRA_USER/BREAKFIX_JIRA_TOKEN)."
+    ),
+    jira_project: str | None = typer.Option(None, "--jira-project", help="actuators --jira: project key."),
+    machines: Path | None = typer.Option(
+        None, "--machines", help="actuators: machine records for NICo-style health overrides."
+    ),
+    workload_cmd: str | None = typer.Option(
+        None,
+        "--workload-cmd",
+        help="actuators: validation's test workload command ({node}, {gpu} filled in).",
+    ),
+    catalog: Path | None = typer.Option(
+        None, "--catalog", help="actuators: playbook directory (default: the shipped catalog)."
     ),
     labels: Path | None = typer.Option(
         None, "--labels", help="actuators --simulate: ground truth from 'breakfix simulate --labels'."
@@ -52,9 +89,33 @@ def run(
 
     Example: breakfix run --broker kafka-1:9092 --workers 4 --store rocksdb
     Example: breakfix run --role actuators --simulate --labels truth.jsonl --broker 127.0.0.1:9092
+    Example: breakfix run --role actuators --broker kafka-1:9092 --kubeconfig ~/.kube/config --node-agent
+      --tickets /var/lib/breakfix/tickets --state-dir /var/lib/breakfix/actuators
+    Example: breakfix run --role actuators --broker kafka-1:9092 --slurm --slurm-gpus 8 --node-agent
     """
     if role == "actuators":
-        _run_actuators(broker, simulate, labels, state_dir, speed, origin, wall_origin, lag, until, seed)
+        if simulate:
+            _run_simulated(broker, labels, state_dir, speed, origin, wall_origin, lag, until, seed)
+            return
+        _run_real(
+            broker,
+            state_dir,
+            catalog,
+            dict(
+                node_agent=node_agent,
+                kube=kube,
+                kube_url=kube_url,
+                kubeconfig=kubeconfig,
+                slurm=slurm,
+                slurm_conf=slurm_conf,
+                slurm_gpus=slurm_gpus,
+                tickets_dir=tickets,
+                jira_url=jira,
+                jira_project=jira_project,
+                machines_dir=machines,
+                workload_cmd=workload_cmd,
+            ),
+        )
         return
     if role != "pipeline":
         fail(f"unknown role {role!r}", "use --role pipeline or --role actuators")
@@ -82,9 +143,8 @@ def run(
     raise typer.Exit(supervise(settings, log_dir))
 
 
-def _run_actuators(
+def _run_simulated(
     broker: str | None,
-    simulate: bool,
     labels: Path | None,
     state_dir: Path,
     speed: float,
@@ -100,16 +160,77 @@ def _run_actuators(
     from breakfix.demo.stage_main import run_simulated_actuators
     from streams.settings import StreamSettings
 
-    if not simulate:
-        fail(
-            "only simulated actuators are wired to the actuator stage so far",
-            "add --simulate (with --labels for ground truth)",
-        )
     now = time.time()
     clock = FleetClock(origin if origin is not None else now, wall_origin or now, speed, lag, until)
     settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
     stats = run_simulated_actuators(settings, labels, state_dir, clock, seed)
     console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")
+
+
+_NOTHING = (
+    "configure at least one of --kube-url/--kubeconfig/--kube, --slurm, --node-agent, --tickets/--jira, "
+    "--machines (or --simulate for a simulated fleet)"
+)
+
+
+def _run_real(
+    broker: str | None, state_dir: Path, catalog_dir: Path | None, chosen: dict[str, object]
+) -> None:
+    """The actuator stage on real infrastructure: only what was configured is registered, and a
+    playbook needing anything else is refused before its first step, naming the option to add."""
+    from actuators.playbooks import PlaybookError, load_catalog
+    from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators, engine_handler
+    from breakfix.demo.stage_main import run_actuator_stage
+    from policy.model import load_policy
+    from streams.settings import StreamSettings
+
+    if not any(chosen.values()):
+        fail("no actuator configured", _NOTHING)
+    settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
+    try:
+        catalog = load_catalog(catalog_dir) if catalog_dir else load_catalog()
+    except PlaybookError as err:
+        fail(f"playbook catalog: {err}", "fix the named file and key, or drop --catalog for the shipped one")
+    opts = ActuatorOptions(
+        broker=settings.broker,
+        topic_prefix=settings.topic_prefix,
+        auto_repair_enabled=load_policy().auto_repair_enabled,
+        **chosen,  # type: ignore[arg-type]
+    )
+    try:
+        wired = build_actuators(opts, strict=True)
+    except ActuationConfigError as err:
+        fail(str(err), "check the option named above, or leave that actuator out")
+    try:
+        console.print(f"actuators on {settings.broker}: {', '.join(wired.kinds)}")
+        for kind, hint in wired.unconfigured.items():
+            console.print(f"  not configured: {kind} - {hint}")
+        for note in wired.notes:
+            console.print(f"  note: {note}")
+        served = sorted(catalog.playbooks.keys() - _unrunnable(catalog, wired.kinds))
+        console.print(f"  playbooks runnable: {', '.join(served) or 'none'}")
+        make = engine_handler(
+            wired.actuators,
+            state_dir / "journal.sqlite",
+            facts=wired.facts,
+            unconfigured=wired.unconfigured,
+            catalog=catalog,
+        )
+        stats = run_actuator_stage(settings, make, state_dir)
+    finally:
+        wired.close()
+    console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")
+
+
+def _unrunnable(catalog: object, kinds: list[str]) -> set[str]:
+    from actuators.playbooks import Catalog
+
+    assert isinstance(catalog, Catalog)
+    return {
+        name
+        for name, pb in catalog.playbooks.items()
+        if {s.actuator for s in [*pb.steps, *pb.rollback]} - set(kinds)
+    }
 
 
 def register(app: typer.Typer) -> None:

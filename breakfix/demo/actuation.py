@@ -2,7 +2,8 @@
 
 The streams layer cannot import actuators (import-linter keeps them independent), so the pieces meet
 here, in the user-facing layer: ``breakfix run --role actuators --simulate`` and ``breakfix demo``
-build a :class:`~streams.actuator_stage.ActuatorStage` with :func:`simulated_handler`.
+build a :class:`~streams.actuator_stage.ActuatorStage` with :func:`simulated_handler` (the shared
+engine handler of breakfix/actuation/ over simulated actuators; real ones are wired there too).
 
 The fleet clock maps wall time onto the recording's event time (``origin`` at ``wall_origin``, played
 ``speed`` times faster), so an action's result carries the time it happened in the simulated world,
@@ -18,13 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actuators.dispatch import Dispatcher
-from actuators.playbooks import load_catalog
 from actuators.simulated import SimFault, SimulatedFleet, simulated_actuators
-from actuators.workflow import Approver, Journal, WorkflowEngine
+from breakfix.actuation.handler import engine_handler
 from breakfix.simulate.labels import read_labels
-from schemas.decision import Decision
-from streams.actuator_stage import ControlState, Emit, Handler, MakeHandler
+from streams.actuator_stage import MakeHandler
 
 
 @dataclass
@@ -93,32 +91,18 @@ def simulated_handler(
     """A handler factory for the actuator stage: journal and fleet ledger kept under ``state_dir``,
     so a restarted stage resumes its runs and the fleet remembers what was done to it."""
     state_dir.mkdir(parents=True, exist_ok=True)
-
-    def make(emit: Emit, control: ControlState) -> Handler:
-        fleet = SimulatedFleet(
-            faults,
-            seed=seed,
-            now=clock.now,
-            wait=clock.wait,
-            failure_probability=failure_probability,
-            ledger=state_dir / "fleet-ledger.jsonl",
-        )
-        engine = WorkflowEngine(
-            load_catalog(),
-            simulated_actuators(fleet),
-            Journal(state_dir / "journal.sqlite"),
-            control,
-            emit,
-            facts=fleet,
-            now=clock.now_dt,
-        )
-        dispatcher = Dispatcher(engine, emit, now=clock.now_dt)
-
-        def handle(decision: Decision, levers: ControlState) -> str:
-            clock.at_least(decision.time.timestamp())
-            approvers = tuple(Approver(actor, role) for actor, role in levers.approvers(decision))
-            return dispatcher.handle(decision, levers.pool_of(decision.node), approvers).verdict
-
-        return handle
-
-    return make
+    fleet = SimulatedFleet(
+        faults,
+        seed=seed,
+        now=clock.now,
+        wait=clock.wait,
+        failure_probability=failure_probability,
+        ledger=state_dir / "fleet-ledger.jsonl",
+    )
+    return engine_handler(
+        simulated_actuators(fleet),
+        state_dir / "journal.sqlite",
+        facts=fleet,
+        now=clock.now_dt,
+        before=lambda d: clock.at_least(d.time.timestamp()),
+    )

@@ -1,4 +1,4 @@
-"""The actuator stage as a process (`breakfix run --role actuators --simulate`), until SIGTERM."""
+"""The actuator stage as a process (`breakfix run --role actuators`), until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from breakfix.demo.actuation import FleetClock, faults_from_labels, simulated_handler
-from streams.actuator_stage import ActuatorStage, StageStats
+from streams.actuator_stage import ActuatorStage, MakeHandler, StageStats
 from streams.settings import StreamSettings
 
 
@@ -22,9 +22,17 @@ def run_simulated_actuators(
     failure_probability: float = 0.0,
 ) -> StageStats:
     """Consume decisions and act on a simulated fleet until a signal arrives."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     faults = faults_from_labels(labels) if labels else []
-    stage = ActuatorStage(settings, simulated_handler(faults, state_dir, clock, seed, failure_probability))
+    return run_actuator_stage(
+        settings, simulated_handler(faults, state_dir, clock, seed, failure_probability), state_dir
+    )
+
+
+def run_actuator_stage(settings: StreamSettings, make_handler: MakeHandler, state_dir: Path) -> StageStats:
+    """Consume decisions with ``make_handler``'s actuators until a signal arrives. Decisions a lever
+    paused are kept under ``state_dir/paused`` so a restart resumes them once the lever lifts."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    stage = ActuatorStage(settings, make_handler, paused_dir=state_dir / "paused")
 
     async def main() -> StageStats:
         stop = asyncio.Event()

@@ -152,8 +152,9 @@ def test_executable_decision_runs_its_playbook_and_reports_each_step(
     events, mutations = asyncio.run(scenario())
     mine = [e for e in events if e["data"]["decision_id"] == ok.id]
     assert all(e["type"] == "action.result" and e["_key"] == "gpu-01" for e in mine)
-    assert [e["data"]["step"] for e in mine] == [*XID_STEPS, "workflow"]
-    assert all(e["data"]["status"] == "succeeded" for e in mine)
+    assert [e["data"]["step"] for e in mine] == ["started", *XID_STEPS, "workflow"]
+    assert mine[0]["data"]["status"] == "in_progress"  # the run started: the node goes Repairing
+    assert all(e["data"]["status"] == "succeeded" for e in mine[1:])
     assert next(e for e in mine if e["data"]["step"] == "validate")["data"]["validation"] == "passed"
     # The RMA-class fault survives a GPU reset: validation fails, the workflow escalates, no uncordon.
     theirs = {e["data"]["step"]: e["data"] for e in events if e["data"]["decision_id"] == broken.id}

@@ -80,7 +80,7 @@ def test_happy_path_emits_a_valid_action_result_per_step() -> None:
     for event in rig.events:
         ActionResult.model_validate(event)
     # The run reports in_progress before its first mutating step (the node goes Repairing).
-    assert [e["data"]["step"] for e in rig.events] == ["workflow", *outcome.executed, "workflow"]
+    assert [e["data"]["step"] for e in rig.events] == ["started", *outcome.executed, "workflow"]
     assert rig.events[0]["data"]["status"] == "in_progress"
     assert len({e["id"] for e in rig.events}) == len(rig.events)
 
