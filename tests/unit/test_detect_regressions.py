@@ -4,32 +4,12 @@ marginal NVLink, a flapping node with a hung runtime, and the subsampled tempera
 
 from __future__ import annotations
 
-from detectors.catalog import default_catalog
-from detectors.fusion import FusionConfig, fuse
+from detectors.fusion import fuse
 from detectors.kernel_parser import parse_kernel_line
 from detectors.models import WARM_UP, Ewma
-from detectors.state import DetectState
-from detectors.step import detect
-from policy.lifecycle import can_act, pick
-from policy.model import load_policy
-from tests.builders import ev, inventory, sample, xid
-
-CAT = default_catalog()
-CFG = FusionConfig()
-POLICY = load_policy()
-
-
-def run(events: list, node: str = "n1") -> tuple[DetectState, float]:  # type: ignore[type-arg]
-    st = DetectState(node)
-    now = 0.0
-    for e in [inventory(node), *events]:
-        now = e.time.timestamp()
-        detect(st, e, CAT, now)
-    return st, now
-
-
-def top(st: DetectState, now: float):  # type: ignore[no-untyped-def]
-    return pick(fuse(st, now, CFG))
+from policy.lifecycle import can_act
+from tests.builders import ev, sample, xid
+from tests.detection_harness import CAT, CFG, POLICY, run, top
 
 
 def test_xid119_after_a_driver_change_is_the_change_even_with_an_older_symptom_on_the_node() -> None:

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from detectors.catalog import default_catalog
-from detectors.fusion import FusionConfig, fuse
+from detectors.fusion import fuse
 from detectors.kernel_parser import parse_kernel_line
 from detectors.state import DetectState
 from detectors.step import detect
-from policy.lifecycle import can_act, pick
-from policy.model import load_policy
+from policy.lifecycle import can_act
 from tests.builders import T0, ev, inventory, sample, xid
-
-CAT = default_catalog()
-CFG = FusionConfig()
-POLICY = load_policy()
-
-
-def run(events: list, node: str = "n1") -> tuple[DetectState, float]:
-    st = DetectState(node)
-    now = 0.0
-    for e in [inventory(node), *events]:
-        now = e.time.timestamp()
-        detect(st, e, CAT, now)
-    return st, now
-
-
-def top(st: DetectState, now: float):  # type: ignore[no-untyped-def]
-    return pick(fuse(st, now, CFG))
+from tests.detection_harness import CAT, CFG, POLICY, run, top
 
 
 def test_one_thermal_spike_never_reaches_the_act_threshold() -> None:
