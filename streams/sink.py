@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from schemas.topics import TOPICS
 from streams import metrics as stage_metrics
@@ -34,10 +35,27 @@ from streams.store.writer import batch_token
 
 log = logging.getLogger("breakfix.sink")
 
+GUARD_TOPIC = "breakfix.proposals"
+_GUARD_ONLY_KINDS = frozenset({b"progress", b"registration"})
+"""``breakfix-kind`` header values the node stage sends on the proposals topic for the guard alone
+(streams/app.py): watermark progress marks and placement registrations. They order and size the
+guard's input, carry no id and record no judgement, so they are not audit data; a proposal's row
+already holds its node's placement."""
+
+
+def is_guard_only(topic: str, headers: Any) -> bool:
+    """True for a guard-ordering record on the proposals topic: the sink skips it (no row, no dead
+    letter) and still commits past it."""
+    if topic != GUARD_TOPIC or not headers:
+        return False
+    return any(k == "breakfix-kind" and bytes(v) in _GUARD_ONLY_KINDS for k, v in headers)
+
 
 @dataclass
 class SinkStats:
     messages: int = 0
+    skipped: int = 0
+    """Guard-only records (progress marks, registrations) passed over without a row."""
     batches: int = 0
     spooled_batches: int = 0
     drained_batches: int = 0
@@ -166,7 +184,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
         if inflight is not None:
             await inflight
             inflight = None
-        if pending:
+        if pending or offsets:  # offsets alone: a batch of skipped records still moves the commit
             inflight = asyncio.create_task(make_durable(pending, offsets))
         elif core.spool.files():
             await asyncio.to_thread(core.drain)
@@ -181,9 +199,11 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
             for tp, records in got.items():
                 name = tp.topic.removeprefix(cfg.topic_prefix)
                 prefix = f"{tp.topic}/{tp.partition}@"
-                pending.extend(
-                    Message(name, f"{prefix}{r.offset}", int(r.timestamp), r.value or b"") for r in records
-                )
+                for r in records:
+                    if is_guard_only(name, r.headers):
+                        core.stats.skipped += 1
+                    else:
+                        pending.append(Message(name, f"{prefix}{r.offset}", int(r.timestamp), r.value or b""))
                 if records:
                     offsets[tp] = records[-1].offset + 1
             if len(pending) >= cfg.batch_rows or time.monotonic() - opened >= cfg.batch_interval_s:

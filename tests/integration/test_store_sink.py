@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from fixtures.clickhouse_http import (
     clickhouse_http_fixture,  # noqa: F401 - the clickhouse_http fixture
 )
 
+from schemas.common import NodeState
+from schemas.decision import ActionKind
+from schemas.proposal import Placement, Proposal, Registration
 from schemas.topics import TOPICS
 from streams.embedded_broker import EmbeddedBroker
 from streams.sink import SinkConfig, SinkCore, run_sink
@@ -232,3 +236,61 @@ def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
     raw = http_store.query(f"SELECT count() FROM {http_store.database}.events").rows[0][0]
     assert raw >= n  # duplicates may exist physically (redelivered batch); FINAL removes them
     assert asyncio.run(_committed(tansu.url, group, prefix + "breakfix.events")) == n
+
+
+def _proposal_topic_records() -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+    """What the node stage sends on breakfix.proposals (streams/app.py): progress marks and
+    registrations for the guard's ordering, and proposals, told apart by the breakfix-kind header."""
+    placement = Placement(pool="p0", rack="r1", sku="h100", gpus=8)
+    t = datetime(2025, 3, 1, tzinfo=UTC)
+    proposal = Proposal(
+        id="prop-1", time=t, node="node-1", from_state=NodeState.SUSPECT, to_state=NodeState.QUARANTINED,
+        trigger="confidence_over_threshold", failure_class="gpu_hardware", confidence=0.9,
+        action=ActionKind.REBOOT, reasons=["xid 79"], evidence=["ev-1"], evidence_time=t, placement=placement,
+    )  # fmt: skip
+    registration = Registration(node="node-1", time=t, placement=placement)
+    order = orjson.dumps([t.timestamp(), "node-1", 0])
+    return [
+        (registration.model_dump_json().encode(), [("breakfix-kind", b"registration"),
+                                                   ("breakfix-partition", b"0"), ("breakfix-order", order)]),
+        (orjson.dumps({"partition": 0, "bound": [t.timestamp(), "", 0]}),
+         [("breakfix-kind", b"progress"), ("breakfix-partition", b"0")]),
+        (proposal.model_dump_json().encode(), [("breakfix-kind", b"proposal"), ("breakfix-partition", b"0"),
+                                               ("breakfix-order", order), ("breakfix-id", b"prop-1")]),
+        (orjson.dumps({"partition": 1, "bound": [t.timestamp(), "", 1]}),
+         [("breakfix-kind", b"progress"), ("breakfix-partition", b"1")]),
+    ]  # fmt: skip
+
+
+def test_guard_marks_on_the_proposals_topic_are_skipped_and_proposals_stored(
+    tansu: EmbeddedBroker, http_store: Store, unique: str, tmp_path: Path
+) -> None:
+    prefix, group = f"g{unique}.", f"sink-{unique}"
+    records = _proposal_topic_records()
+
+    async def scenario() -> tuple[int, Any]:
+        await _create_topics(tansu.url, prefix)
+        producer = AIOKafkaProducer(bootstrap_servers=tansu.url)
+        await producer.start()
+        try:
+            for value, headers in records:
+                await producer.send_and_wait(prefix + "breakfix.proposals", value, key=b"", headers=headers)
+        finally:
+            await producer.stop()
+        core = SinkCore(http_store, Spool(tmp_path / "spool"))
+        cfg = SinkConfig(bootstrap=tansu.url, group_id=group, topic_prefix=prefix, batch_rows=100,
+                         batch_interval_s=0.2)  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sink(cfg, core, stop))
+        deadline = time.monotonic() + 30
+        while core.stats.messages + core.stats.skipped < len(records) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        stats = await task
+        return await _committed(tansu.url, group, prefix + "breakfix.proposals"), stats
+
+    committed, stats = asyncio.run(scenario())
+    assert stats.skipped == 3 and stats.messages == 1
+    assert _count(http_store, "proposals") == (1, 1)
+    assert _count(http_store, "dead_letters") == (0, 0)
+    assert committed == len(records)  # skipped marks are committed past, never redelivered forever
