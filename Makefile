@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit sysdeps clean
+.PHONY: demo test lint typecheck importlint unit sysdeps s3server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ sysdeps:
 	  else echo "warning: missing Debian packages:$$missing (run as root to install them); their tests will be skipped"; fi; \
 	fi
 
+# A loopback S3 server for Tansu's only persistent engine in this build (s3://; its postgres and sqlite
+# engines are not compiled in), used by the broker-restart fault test. Its own virtualenv: botocore
+# pins python-dateutil<3 while the kubernetes client needs >=3.
+S3SERVER := $(VENV)/s3server/bin/moto_server
+$(S3SERVER):
+	$(PYTHON) -m venv $(VENV)/s3server
+	$(VENV)/s3server/bin/python -m pip install --quiet 'moto[server]>=5.1,<6' \
+	  || echo "warning: moto[server] did not install; the broker-restart test will be skipped"
+s3server: $(S3SERVER)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -33,7 +43,7 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) sysdeps lint typecheck importlint
+test: $(STAMP) sysdeps $(S3SERVER) lint typecheck importlint
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
