@@ -25,13 +25,38 @@ from schemas.parse import validate_event_dict
 SYMPTOM_TYPES = frozenset({"gpu.xid", "workload.event"})
 
 
+class SymptomLog:
+    """Event time of each node's latest symptom, from raw event bytes (anything else is ignored)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def last_symptom(self, node: str) -> datetime | None:
+        with self._lock:
+            return self._last.get(node)
+
+    def note(self, raw: bytes) -> None:
+        """Remember the event if it is a valid symptom; other types and bad input are not symptoms."""
+        try:
+            doc = orjson.loads(raw)
+            if not isinstance(doc, dict) or doc.get("type") not in SYMPTOM_TYPES:
+                return
+            ev = validate_event_dict(doc)
+        except (orjson.JSONDecodeError, ValidationError, ValueError):
+            return
+        if isinstance(ev, GpuXid | WorkloadEvent) and ev.node is not None:
+            with self._lock:
+                prior = self._last.get(ev.node)
+                self._last[ev.node] = ev.time if prior is None else max(prior, ev.time)
+
+
 class KafkaSymptoms:
     """The :class:`~actuators.validation.Symptoms` source: event time of each node's latest symptom."""
 
     def __init__(self, broker: str, topic: str = "breakfix.events") -> None:
         self.broker, self.topic = broker, topic
-        self._last: dict[str, datetime] = {}
-        self._lock = threading.Lock()
+        self.log = SymptomLog()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="symptoms", daemon=True)
         self._thread.start()
@@ -44,8 +69,7 @@ class KafkaSymptoms:
             raise
 
     def last_symptom(self, node: str) -> datetime | None:
-        with self._lock:
-            return self._last.get(node)
+        return self.log.last_symptom(node)
 
     async def _start(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, enable_auto_commit=False)
@@ -65,23 +89,9 @@ class KafkaSymptoms:
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         try:
             async for msg in consumer:
-                self._note(msg.value or b"")
+                self.log.note(msg.value or b"")
         finally:
             await consumer.stop()
-
-    def _note(self, raw: bytes) -> None:
-        """Remember the event if it is a valid symptom; anything else (other types, garbage) is not."""
-        try:
-            doc = orjson.loads(raw)
-            if not isinstance(doc, dict) or doc.get("type") not in SYMPTOM_TYPES:
-                return
-            ev = validate_event_dict(doc)
-        except (orjson.JSONDecodeError, ValidationError, ValueError):
-            return
-        if isinstance(ev, GpuXid | WorkloadEvent) and ev.node is not None:
-            with self._lock:
-                prior = self._last.get(ev.node)
-                self._last[ev.node] = ev.time if prior is None else max(prior, ev.time)
 
     def close(self) -> None:
         async def stop() -> None:

@@ -207,7 +207,11 @@ def _run_real(
             console.print(f"  not configured: {kind} - {hint}")
         for note in wired.notes:
             console.print(f"  note: {note}")
-        served = sorted(catalog.playbooks.keys() - _unrunnable(catalog, wired.kinds))
+        served = sorted(
+            name
+            for name, pb in catalog.playbooks.items()
+            if {s.actuator for s in [*pb.steps, *pb.rollback]} <= set(wired.kinds)
+        )
         console.print(f"  playbooks runnable: {', '.join(served) or 'none'}")
         make = engine_handler(
             wired.actuators,
@@ -220,17 +224,6 @@ def _run_real(
     finally:
         wired.close()
     console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")
-
-
-def _unrunnable(catalog: object, kinds: list[str]) -> set[str]:
-    from actuators.playbooks import Catalog
-
-    assert isinstance(catalog, Catalog)
-    return {
-        name
-        for name, pb in catalog.playbooks.items()
-        if {s.actuator for s in [*pb.steps, *pb.rollback]} - set(kinds)
-    }
 
 
 def register(app: typer.Typer) -> None:
