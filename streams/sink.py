@@ -26,12 +26,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from schemas.topics import TOPICS
 from streams import metrics as stage_metrics
 from streams.store.base import Store, StoreError
-from streams.store.rows import COLUMNS, group_by_table, rows_for_message
+from streams.store.rows import (
+    COLUMNS,
+    EVENTS_TOPIC,
+    JSON_INSERT_SETTINGS,
+    TableRow,
+    event_line,
+    group_by_table,
+    rows_for_message,
+)
 from streams.store.spool import Message, Spool, SpoolFull
-from streams.store.writer import batch_token
+from streams.store.writer import batch_token, ids_token
 
 log = logging.getLogger("breakfix.sink")
 
@@ -75,15 +85,39 @@ class SinkCore:
         self.stats = SinkStats()
 
     def insert(self, messages: list[Message]) -> None:
-        """Map and insert one batch; raises StoreError if any table refused or was unreachable."""
-        rows = []
+        """Map and insert one batch; raises StoreError if any table refused or was unreachable.
+
+        Telemetry (nearly every record) is checked in Python but parsed by ClickHouse: its lines go
+        in as JSONEachRow (:func:`~streams.store.rows.event_line`). Every other topic, and the rows a
+        telemetry record adds or is rejected into, are mapped to row tuples.
+        """
+        rows: list[TableRow] = []
+        ids: list[str] = []
+        lines: list[bytes] = []
         stamps: dict[int, datetime] = {}  # records of one producer batch share their timestamp
         for m in messages:
             received = stamps.get(m.timestamp_ms)
             if received is None:
                 received = stamps[m.timestamp_ms] = datetime.fromtimestamp(m.timestamp_ms / 1000, UTC)
-            rows.extend(rows_for_message(m.topic, m.value, m.source, received))
+            if m.topic == EVENTS_TOPIC:
+                try:
+                    eid, line, extra = event_line(m.value, orjson.loads(m.value))
+                except (ValueError, orjson.JSONDecodeError) as err:
+                    rows.extend(rows_for_message(m.topic, m.value, m.source, received))
+                    log.debug("telemetry record %s rejected: %s", m.source, err)
+                    continue
+                ids.append(eid)
+                lines.append(line)
+                rows.extend(extra)
+            else:
+                rows.extend(rows_for_message(m.topic, m.value, m.source, received))
         t0 = time.perf_counter()
+        if lines:
+            token = ids_token("events", ids)
+            self.store.insert_json(
+                "events", COLUMNS["events"], lines, JSON_INSERT_SETTINGS, dedup_token=token
+            )
+            self.stats.rows["events"] += len(lines)
         for table, table_rows in group_by_table(rows).items():
             self.store.insert(table, COLUMNS[table], table_rows, dedup_token=batch_token(table, table_rows))
             self.stats.rows[table] += len(table_rows)

@@ -58,6 +58,18 @@ class Store(Protocol):
         """Insert rows into ``database.table``. The same token twice is written once. Returns rows."""
         ...
 
+    def insert_json(
+        self,
+        table: str,
+        columns: Sequence[str],
+        lines: Sequence[bytes],
+        settings: dict[str, int | str],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        """Insert JSONEachRow lines, parsed by ClickHouse under ``settings``. Returns rows."""
+        ...
+
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...

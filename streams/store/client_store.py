@@ -23,6 +23,13 @@ def _classify(err: Exception) -> StoreError:
     return StoreError(str(err))
 
 
+def _dedup(token: str | None) -> dict[str, int | str] | None:
+    """Insert settings that make a retried batch (same token) a no-op, views included."""
+    if not token:
+        return None
+    return {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
 class ClientStore:
     """A Store over any clickhouse-connect client."""
 
@@ -54,21 +61,36 @@ class ClientStore:
     ) -> int:
         if not rows:
             return 0
-        settings = (
-            {
-                "insert_deduplication_token": dedup_token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-            }
-            if dedup_token
-            else None
-        )
         try:
             self.client.insert(
-                table, rows, column_names=list(columns), database=self.database, settings=settings
+                table, rows, column_names=list(columns), database=self.database, settings=_dedup(dedup_token)
             )
         except (DatabaseError, OperationalError, OSError) as err:
             raise _classify(err) from err
         return len(rows)
+
+    def insert_json(
+        self,
+        table: str,
+        columns: Sequence[str],
+        lines: Sequence[bytes],
+        settings: dict[str, int | str],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        if not lines:
+            return 0
+        try:
+            self.client.raw_insert(
+                f"{self.database}.{table}",
+                list(columns),
+                b"\n".join(lines),
+                settings={**settings, **(_dedup(dedup_token) or {})},
+                fmt="JSONEachRow",
+            )
+        except (DatabaseError, OperationalError, OSError) as err:
+            raise _classify(err) from err
+        return len(lines)
 
     def ping(self) -> bool:
         try:

@@ -259,3 +259,43 @@ def group_by_table(rows: Iterable[TableRow]) -> dict[str, list[Row]]:
     for table, row in rows:
         out.setdefault(table, []).append(row)
     return out
+
+
+# --- telemetry as JSONEachRow ----------------------------------------------------------------
+
+_ENVELOPE_KEYS = frozenset({"id", "type", "source", "time", "node", "data", "replay", "schema_version"})
+JSON_INSERT_SETTINGS: dict[str, int | str] = {
+    "input_format_json_read_objects_as_strings": 1,  # ``data`` (an object) lands in a String column
+    "date_time_input_format": "best_effort",  # RFC 3339 with Z or an offset
+    "input_format_skip_unknown_fields": 1,  # ``schema_version`` has no column
+}
+"""How ClickHouse must read the lines :func:`event_line` returns."""
+
+
+def event_line(raw: bytes, obj: Any) -> tuple[str, bytes, list[TableRow]]:
+    """A checked telemetry envelope → (id, one JSONEachRow line for ``events``, extra rows).
+
+    The line is the published bytes themselves when the envelope has the usual shape (known keys,
+    an object ``data``, a ``Z`` time, one line): ClickHouse then parses it, ~4x cheaper than mapping
+    it in Python. Anything else is re-serialised from the checked values, so ClickHouse never sees
+    a field the Python check did not accept. Raises ValueError like :func:`event_rows_from_dict`.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError("message is not a JSON object")
+    eid, etype, when = obj.get("id"), obj.get("type"), obj.get("time")
+    if not isinstance(eid, str) or not eid or not isinstance(etype, str) or not etype:
+        raise ValueError("envelope needs string 'id' and 'type'")
+    t = _time(when)
+    node, source, data, replay = obj.get("node"), obj.get("source"), obj.get("data"), obj.get("replay", False)
+    extra = event_rows_from_dict(obj)[1:] if etype == "action.result" else []
+    if (
+        isinstance(when, str) and when.endswith("Z") and isinstance(data, dict) and isinstance(replay, bool)
+        and isinstance(node, str | None) and isinstance(source, str | None)
+        and obj.keys() <= _ENVELOPE_KEYS and b"\n" not in raw
+    ):  # fmt: skip
+        return eid, raw, extra
+    line = {
+        "id": eid, "time": t.isoformat(), "type": etype, "source": _str(source), "node": _str(node),
+        "replay": bool(replay), "data": _json(data),
+    }  # fmt: skip
+    return eid, orjson.dumps(line), extra

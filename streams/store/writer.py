@@ -23,11 +23,14 @@ from streams.store.rows import COLUMNS, Row, model_rows
 
 def batch_token(table: str, rows: Sequence[Row]) -> str:
     """Deterministic in the rows' ids, so a retried (identical) batch is recognised and skipped."""
+    return ids_token(table, [str(r[0]) for r in rows])
+
+
+def ids_token(table: str, ids: Sequence[str]) -> str:
+    """:func:`batch_token` from the ids alone (the sink's JSON path has no row tuples)."""
     h = hashlib.sha256(table.encode())
-    for r in rows:
-        h.update(b"\0")
-        h.update(str(r[0]).encode())
-    return f"{table}-{len(rows)}-{h.hexdigest()[:32]}"
+    h.update(b"".join(b"\0" + i.encode() for i in ids))
+    return f"{table}-{len(ids)}-{h.hexdigest()[:32]}"
 
 
 class TableBatcher:
