@@ -1,5 +1,5 @@
 """``breakfix db migrate``, ``breakfix sql`` and ``breakfix metrics``: the analyst's side of the
-audit store. The store is named by ``--store`` or ``$BREAKFIX_STORE`` (default: embedded chdb under
+audit store. The store is named by ``--store`` or ``$BREAKFIX_STORE_DSN`` (default: embedded chdb under
 ``.breakfix/chdb``); see streams/store/dsn.py.
 """
 
@@ -22,7 +22,7 @@ from streams.store.queries import BY_NAME, EPOCH, SAVED, run_saved
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-STORE_HELP = "Store DSN: chdb:///path or http://host:8123/?database=breakfix (default: $BREAKFIX_STORE)."
+STORE_HELP = "Store DSN: chdb:///path or http://host:8123/?database=breakfix (default: $BREAKFIX_STORE_DSN)."
 
 
 def parse_duration(text: str) -> float:
@@ -128,7 +128,7 @@ def sql(
     try:
         rows = s.query(query)
     except StoreUnavailable as err:
-        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE")
+        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE_DSN")
     except StoreError as err:
         fail(f"query failed: {err}")
     finally:
@@ -181,7 +181,7 @@ def metrics(
             else:
                 _print_rows(rows, f"[bold]{q.name}[/]: {q.title}")
     except StoreUnavailable as err:
-        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE")
+        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE_DSN")
     except StoreError as err:
         fail(f"query failed: {err}", "run 'breakfix db migrate' first if the tables are missing")
     finally:

@@ -38,7 +38,7 @@ def report(
     try:
         path = build_report(s, out, parse_since(since), policy=pol)
     except StoreUnavailable as err:
-        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE")
+        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE_DSN")
     except StoreError as err:
         fail(f"query failed: {err}", "run 'breakfix db migrate' first if the tables are missing")
     finally:

@@ -1,7 +1,8 @@
 """One string names a store: ``chdb:///path`` (embedded) or ``http(s)://host:port`` (server).
 
 The database travels as a query parameter (``?database=name``, default ``breakfix``) so a single
-setting (``BREAKFIX_STORE``) configures every command.
+setting (``BREAKFIX_STORE_DSN``) configures every command; ``BREAKFIX_STORE`` is the streaming
+workers' table store (memory/rocksdb), a different setting.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 from streams.store.base import Store
 
 DEFAULT_DSN = "chdb://.breakfix/chdb"
-ENV_DSN = "BREAKFIX_STORE"
+ENV_DSN = "BREAKFIX_STORE_DSN"
 
 
 def default_dsn() -> str:

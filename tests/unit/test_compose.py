@@ -170,8 +170,8 @@ def test_breakfix_env_names_are_settings_or_documented_cli_variables() -> None:
 
 @pytest.mark.parametrize("service", OURS)
 def test_env_builds_the_settings_model(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """StreamSettings reads BREAKFIX_STORE as 'memory'/'rocksdb': a ClickHouse DSN there would
-    crash every process that builds settings, so the DSN must travel as --store."""
+    """Every service's environment builds StreamSettings (BREAKFIX_STORE is 'memory'/'rocksdb'; the
+    ClickHouse DSN is BREAKFIX_STORE_DSN or --store)."""
     for key in [k for k in os.environ if k.startswith("BREAKFIX_")]:
         monkeypatch.delenv(key)
     for key, value in _env(service).items():
@@ -179,6 +179,20 @@ def test_env_builds_the_settings_model(service: str, monkeypatch: pytest.MonkeyP
     settings = StreamSettings(_env_file=None)
     if "BREAKFIX_BROKER" in _env(service):
         assert settings.broker.split(":")[0] in SERVICES, f"{service}: broker host is not a service"
+
+
+def test_table_store_and_store_dsn_are_separate_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's BREAKFIX_STORE (memory/rocksdb) and the store commands' ClickHouse DSN must never be
+    read from one variable: either value would crash or misdirect the other reader."""
+    monkeypatch.setenv("BREAKFIX_STORE", "rocksdb")
+    monkeypatch.delenv(dsn.ENV_DSN, raising=False)
+    assert StreamSettings(_env_file=None).store == "rocksdb"
+    assert dsn.default_dsn() == dsn.DEFAULT_DSN, "the table store setting leaked into the store DSN"
+    monkeypatch.delenv("BREAKFIX_STORE")
+    monkeypatch.setenv(dsn.ENV_DSN, "http://clickhouse:8123/?database=breakfix")
+    assert dsn.ENV_DSN == "BREAKFIX_STORE_DSN"
+    assert StreamSettings(_env_file=None).store == "memory", "the store DSN leaked into the table store"
+    assert dsn.default_dsn() == "http://clickhouse:8123/?database=breakfix"
 
 
 # --- ports, healthchecks, Prometheus ---------------------------------------------------------
