@@ -16,7 +16,7 @@ from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.evidence import Evidence
 from schemas.parse import validate_event_dict
-from streams.store.rows import COLUMNS, dead_letter_id, model_rows, rows_for_message
+from streams.store.rows import COLUMNS, dead_letter_id, event_line, model_rows, rows_for_message
 from streams.store.spool import Message, Spool, SpoolFull, decode, encode
 
 T = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -129,3 +129,25 @@ def test_spool_round_trips_and_refuses_past_its_bound(tmp_path: object) -> None:
     reopened = Spool(tmp_path)  # type: ignore[arg-type]
     assert reopened.files() == [path]
     assert reopened.put(msgs[:1]).name > path.name
+
+
+def test_event_line_passes_the_usual_envelope_through_and_normalises_the_rest() -> None:
+    usual = orjson.dumps({"id": "e1", "type": "gpu.xid", "source": "dcgm", "time": "2025-03-01T00:00:00Z",
+                          "node": "n1", "data": {"xid": 79}})  # fmt: skip
+    assert event_line(usual, orjson.loads(usual)) == ("e1", usual, [])
+    odd = {"id": "e2", "type": "gpu.xid", "time": "2025-03-01T02:00:00+02:00", "data": [1], "extra": 1}
+    eid, line, _ = event_line(orjson.dumps(odd), odd)
+    assert eid == "e2" and orjson.loads(line) == {
+        "id": "e2", "time": "2025-03-01T00:00:00+00:00", "type": "gpu.xid", "source": "", "node": "",
+        "replay": False, "data": "[1]",
+    }  # fmt: skip
+    result = {"id": "e3", "type": "action.result", "time": "2025-03-01T00:00:00Z", "node": "n1",
+              "data": {"decision_id": "d1", "status": "ok"}}  # fmt: skip
+    assert [t for t, _ in event_line(orjson.dumps(result), result)[2]] == ["actions"]
+    for bad in (
+        {"type": "x", "time": "2025-03-01T00:00:00Z"},
+        {"id": "e", "type": "x", "time": "2025-03-01"},
+        [],
+    ):
+        with pytest.raises(ValueError):
+            event_line(orjson.dumps(bad), bad)
