@@ -45,8 +45,12 @@ def assert_safe(
     policy: Policy | None = None,
     others: Iterable[str] = (),
 ) -> int:
-    """Fail with every violation listed; return how many decisions were checked (for figures)."""
-    items = list(log)
+    """Fail with every violation listed; return how many decisions were checked (for figures).
+
+    The log is put in time order first (a stable sort, so each node's own order is kept): decisions
+    read back from the 12-partition decisions topic arrive partition by partition, and judging them in
+    that order would report rack and headroom overlaps the guard never made."""
+    items = sorted(log, key=lambda i: i.time)
     found = violations(items, recording, placements, policy, others)
     assert not found, "safety invariant violated:\n" + "\n".join(str(v) for v in found[:20])
     return sum(1 for i in items if isinstance(i, Decision))
