@@ -19,7 +19,7 @@ def _round(c: SlurmCollector) -> list[Any]:
     return [check(e) for e in c.poll(0)]
 
 
-def test_drain_by_an_operator_and_resume_on_a_live_cluster(slurm: SlurmCluster) -> None:  # noqa: F811
+def test_drain_by_an_operator_and_resume_on_a_live_cluster(slurm: SlurmCluster) -> None:
     c = SlurmCollector(subprocess_runner(slurm.env), timeout_s=10)
     first = _round(c)
     assert sorted(e.node for e in first if isinstance(e, NodeCondition)) == list(slurm.nodes)
@@ -48,7 +48,7 @@ def test_drain_by_an_operator_and_resume_on_a_live_cluster(slurm: SlurmCluster) 
     assert all("DRAIN" not in reason for _, reason in seen)
 
 
-def test_pending_jobs_show_up_with_their_reason(slurm: SlurmCluster) -> None:  # noqa: F811
+def test_pending_jobs_show_up_with_their_reason(slurm: SlurmCluster) -> None:
     slurm.scontrol("update", "NodeName=gpu01,gpu02,gpu03,gpu04", "State=DRAIN", "Reason=maintenance")
     slurm.run("sbatch", "--wrap", "sleep 30", "-N", "1", "--gres=gpu:4")
     c = SlurmCollector(subprocess_runner(slurm.env))
