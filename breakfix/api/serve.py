@@ -16,8 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
-from actuators.base import Actuator
-from actuators.tickets import TicketActuator
+from breakfix.actuation import ActuatorOptions, Wired, build_actuators
 from breakfix.api.app import create_app
 from breakfix.api.publisher import KafkaPublisher
 from breakfix.api.tokens import load_tokens
@@ -43,36 +42,17 @@ class ServeOptions:
     approval_ttl: timedelta
 
 
-def _actuators(opts: ServeOptions, parts: Parts) -> tuple[list[Actuator], list[str]]:
-    """The actuators to register, and a note for each kind left out (shown at start-up)."""
-    from actuators.validation import Validator
-
-    acts: list[Actuator] = [parts.health, TicketActuator(parts.tickets)]
-    notes: list[str] = []
-    agent: Actuator | None = None
-    try:
-        from actuators.nodeagent.actuator import NodeAgentActuator
-        from actuators.nodeagent.kafka_transport import KafkaCommandTransport
-
-        agent = NodeAgentActuator(KafkaCommandTransport(opts.broker))
-        acts.append(agent)
-    except (RuntimeError, OSError) as err:
-        notes.append(f"node agent actuator not registered: {err}")
-    capacity = None
-    if opts.kube:
-        try:
-            from kubernetes.client import CoreV1Api
-
-            from actuators.kubernetes import KubernetesActuator, connect
-            from actuators.validation import KubernetesCapacity
-
-            api = connect(opts.kube_url)
-            acts.append(KubernetesActuator(api))
-            capacity = KubernetesCapacity(CoreV1Api(api))
-        except Exception as err:  # no kubeconfig here: serve without it, say so
-            notes.append(f"kubernetes actuator not registered: {err}")
-    acts.append(Validator(agent=agent, capacity=capacity))
-    return acts, notes
+def _actuators(opts: ServeOptions, parts: Parts) -> Wired:
+    """The actuators the stage's shared wiring builds for this server (the API's machine and ticket
+    parts included); kinds that could not be built are notes, not a refusal to serve."""
+    return build_actuators(
+        ActuatorOptions(
+            broker=opts.broker, node_agent=True, kube=opts.kube, kube_url=opts.kube_url if opts.kube else None
+        ),
+        health=parts.health,
+        tickets=parts.tickets,
+        strict=False,
+    )
 
 
 def serve(opts: ServeOptions) -> None:
@@ -82,15 +62,15 @@ def serve(opts: ServeOptions) -> None:
     migrate(store)
     publisher = KafkaPublisher(opts.broker)
     parts = make_parts(opts.state_dir, policy)
-    actuators, notes = _actuators(opts, parts)
-    for note in notes:
+    wired = _actuators(opts, parts)
+    for note in wired.notes:
         log.warning(note)
     ctx = build_context(
         store,
         publisher,
         tokens,
         parts,
-        actuators,
+        wired.actuators,
         policy=policy,
         approval_ttl=opts.approval_ttl,
         broker=opts.broker,
@@ -99,6 +79,7 @@ def serve(opts: ServeOptions) -> None:
         uvicorn.run(create_app(ctx), host=opts.host, port=opts.port, log_level="info")
     finally:
         ctx.runner.wait(30)
+        wired.close()
         publisher.close()
         parts.close()
         store.close()
