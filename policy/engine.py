@@ -24,6 +24,7 @@ from policy.lifecycle import (
     on_action_result,
     on_repair_status,
     on_tenant_report,
+    renewal_due,
 )
 from policy.model import Policy
 from schemas.control import ControlMessage
@@ -146,7 +147,7 @@ class Engine:
         due = now >= rt.next_tick
         if due:
             rt.next_tick = now + self.policy.tick_s
-        if not (rt.det.dirty or due or force):
+        if not (rt.det.dirty or due or force or renewal_due(rt.life, self.policy, now)):
             return None
         assessments = fuse(rt.det, now, self.fusion)
         lemon = lemon_score(rt.det, now, self.policy.thresholds.lemon_half_life_s)

@@ -2,7 +2,10 @@
 
 Fleet-wide state (placement and state of every node, in-flight slots, breaker window, incidents,
 kill switches, modes, approvals) lives here and only here, so "one node per rack" can never be
-granted twice. Time is the guard's clock: the newest proposal or control time it has seen.
+granted twice. Time is the guard's clock: the newest proposal or control time it has seen. That clock
+never retires a queued proposal by itself (it moves with other nodes' input, so its verdict would reach
+a streaming node at another point of that node's input than an offline one): a queued proposal older
+than the stale cutoff is only never released, and its node renews or withdraws it on its own time.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from policy.lifecycle import IN_FLIGHT
+from policy.lifecycle import EXPIRED, IN_FLIGHT
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
@@ -35,8 +38,6 @@ MUTATING = frozenset(
 )
 MAX_SEEN = 50_000
 CHANGE_CLASS = "change_regression"
-EXPIRED = "expired_while_waiting"
-"""Trigger of the non-acting decision that retires a queued proposal grown older than the stale cutoff."""
 
 
 @dataclass
@@ -60,8 +61,9 @@ class GuardState:
     backlog: list[Proposal] = field(default_factory=list)
     waiting: list[Proposal] = field(default_factory=list)
     wait_started: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """node → (when its current wait for capacity began, when it last asked): a node that re-proposes
-    after its queued proposal expired keeps waiting from the first ask, so ``max_wait_s`` still bites."""
+    """node → (when its current wait for capacity began, when it last asked): a node that renews its
+    queued proposal, or asks again soon after withdrawing it, keeps waiting from the first ask, so
+    ``max_wait_s`` still bites."""
     incidents: dict[str, tuple[str, float]] = field(default_factory=dict)
     """frozen scope key → (incident id, frozen until)."""
     blast: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
@@ -155,6 +157,11 @@ class Guard:
             g.seen.popitem(last=False)
         g.clock = max(g.clock, p.time.timestamp())
         info = g.nodes.setdefault(p.node, NodeInfo(p.placement))
+        queued = self._unqueue(g, p.node, p.time.timestamp())
+        if p.trigger == EXPIRED:
+            # A withdrawal whose queued proposal is already gone was overtaken by a decision (release,
+            # escalation, discard) that is on its way to the node and answers it.
+            return [] if queued is None else [self._expire(g, queued, p), *self._drain_waiting(g)]
         out: list[Decision] = []
         if p.failure_class == CHANGE_CLASS and p.to_state is not Q:
             out.append(self._change(g, p))
@@ -489,10 +496,22 @@ class Guard:
             start = now
         g.wait_started[node] = (start, now)
 
-    def _age_check(self, g: GuardState, p: Proposal) -> GuardCheck:
+    def _unqueue(self, g: GuardState, node: str, now: float) -> Proposal | None:
+        """Take a node's queued proposal out of the queues when the node speaks again: its new proposal
+        (a renewal or another transition) or its withdrawal replaces it. The wait goes on from its start."""
+        found = [p for p in (*g.waiting, *g.backlog) if p.node == node]
+        if not found:
+            return None
+        g.waiting = [p for p in g.waiting if p.node != node]
+        g.backlog = [p for p in g.backlog if p.node != node]
+        if node in g.wait_started:
+            g.wait_started[node] = (g.wait_started[node][0], now)
+        return found[-1]
+
+    def _age_check(self, g: GuardState, p: Proposal, now: float) -> GuardCheck:
         """A proposal is the node's judgement at ``p.time``; past the stale cutoff it no longer speaks
         for the node's present, whatever its evidence (a decaying signal may long have faded)."""
-        age = g.clock - p.time.timestamp()
+        age = now - p.time.timestamp()
         cutoff = self.policy.stale_cutoff_s
         return GuardCheck(
             name="proposal_age",
@@ -500,31 +519,32 @@ class Guard:
             figures={"proposal_age_s": round(age, 1), "cutoff_s": cutoff},
         )
 
-    def _expire(self, g: GuardState, p: Proposal, age: GuardCheck) -> Decision:
-        """Retire a queued proposal that grew stale while it waited: granting it now would quarantine a
-        node for what it showed long ago. The decision is recorded and moves nothing (not held, so the
-        node stage forgets the held class); the node proposes again if its current evidence still
-        crosses the threshold, so a fault that is still there is not lost, only re-judged."""
+    def _expire(self, g: GuardState, p: Proposal, withdrawal: Proposal) -> Decision:
+        """Retire a queued proposal its node withdrew once it outlived the stale cutoff with evidence
+        that no longer crosses the threshold: granting it would quarantine a node for what it showed
+        long ago. The decision is recorded at the withdrawal's time and moves nothing (not held, so the
+        node stage forgets the held class); the node proposes again if its fault comes back."""
+        t = withdrawal.time.timestamp()
+        age = self._age_check(g, p, t)
         why = (
             f"expired while waiting: proposal {age.figures['proposal_age_s']}s old, past the "
             f"{self.policy.stale_cutoff_s:.0f}s stale cutoff; the node stays {p.from_state.value} and "
             "re-proposes if its current evidence still crosses the threshold"
         )
         checks = [age, self._stale_check(g, p)]
-        d = self._plain(g, p, p.from_state, EXPIRED, ActionKind.NONE, [why, *p.reasons], checks, g.clock)
+        reasons = [why, *withdrawal.reasons, *p.reasons]
+        d = self._plain(g, p, p.from_state, EXPIRED, ActionKind.NONE, reasons, checks, t)
         d = d.model_copy(update={"stale": True})
         self._track(g, d)
-        if p.node in g.wait_started:
-            g.wait_started[p.node] = (g.wait_started[p.node][0], g.clock)
         return d
 
     def _release(self, g: GuardState, p: Proposal, why: str) -> list[Decision]:
         info = g.nodes[p.node]
         if info.state is not p.from_state:
             return []  # superseded: the node moved on while it waited
-        age = self._age_check(g, p)
-        if not age.passed:
-            return [self._expire(g, p, age)]
+        if not self._age_check(g, p, g.clock).passed:
+            g.waiting.append(p)  # never granted this old: its node renews or withdraws it
+            return []
         capacity = self._capacity_checks(g, p)
         if not all(c.passed for c in capacity):
             g.waiting.append(p)
@@ -542,9 +562,8 @@ class Guard:
         for p in waiting:
             if g.nodes[p.node].state is not p.from_state:
                 continue  # superseded: the node moved on while it waited
-            age = self._age_check(g, p)
-            if not age.passed:
-                out.append(self._expire(g, p, age))
+            if not self._age_check(g, p, g.clock).passed:
+                g.waiting.append(p)  # never granted this old: its node renews or withdraws it
                 continue
             start = g.wait_started.get(p.node, (p.time.timestamp(), 0.0))[0]
             if g.clock - start > self.policy.max_wait_s:

@@ -29,6 +29,9 @@ IN_FLIGHT = frozenset({Q, R, V})
 REPAIR_ACTIONS = frozenset({"gpu_reset", "reboot", "drain", "reimage", "rma", "ticket"})
 REPAIR_STARTED = "repair_started"
 """Trigger of Quarantined → Repairing: an actuator reported the repair run ``in_progress``."""
+EXPIRED = "expired_while_waiting"
+"""Trigger of a node's withdrawal of its queued proposal once that proposal outlived the stale cutoff,
+and of the guard's non-acting decision that retires it."""
 TENANT_CATEGORY_DOMAIN = {
     "HARDWARE": FailureDomain.GPU_HARDWARE,
     "NETWORK": FailureDomain.NETWORK,
@@ -49,6 +52,10 @@ class Life:
     executable: bool = False
     held_class: str | None = None
     """Failure class of the last proposal the guard held: not re-proposed until the node clears."""
+    held_at: float | None = None
+    """When the guard queued this node's proposal (capacity or breaker, not an incident freeze). The node
+    itself re-judges it once it outlives the stale cutoff, on its own event time, so the retirement is
+    the same whether decisions reach the node synchronously (replay) or late (streaming)."""
     quiet_since: float | None = None
     validated_at: float | None = None
     repairs: deque[float] = field(default_factory=lambda: deque(maxlen=16))
@@ -132,6 +139,32 @@ def _quarantine(life: Life, a: Assessment, policy: Policy, lemon: float, now: fl
     return _from(a, Q, "decisive_signal" if a.decisive else "confidence_over_threshold")
 
 
+def renewal_due(life: Life, policy: Policy, now: float) -> bool:
+    """The node's queued proposal is older than the stale cutoff: it no longer speaks for the node."""
+    return life.held_at is not None and now >= life.held_at + policy.stale_cutoff_s
+
+
+def _renew(life: Life, a: Assessment | None, policy: Policy, lemon: float, now: float) -> Draft:
+    """Replace a queued proposal that outlived the stale cutoff: a fresh one if the current evidence still
+    crosses the act threshold, else a withdrawal (the guard retires the queued one, moving nothing)."""
+    if a is not None and can_act(a, policy, lemon):
+        return _quarantine(life, a, policy, lemon, now)
+    assert life.held_at is not None
+    return Draft(
+        life.state,
+        EXPIRED,
+        life.held_class or life.failure_class,
+        0.0 if a is None else a.confidence,
+        ActionKind.NONE,
+        (
+            f"queued proposal outlived the {policy.stale_cutoff_s:.0f}s stale cutoff "
+            f"({now - life.held_at:.0f}s) and current evidence no longer crosses the act threshold",
+        ),
+        (),
+        now,
+    )
+
+
 def evaluate(
     life: Life, assessments: list[Assessment], policy: Policy, lemon: float, now: float
 ) -> Draft | None:
@@ -145,6 +178,8 @@ def evaluate(
         life.quiet_since = None
     quiet_for = 0.0 if life.quiet_since is None else now - life.quiet_since
     st = life.state
+    if renewal_due(life, policy, now):
+        return _renew(life, a, policy, lemon, now)
     if st in (H, S) and a is not None:
         if can_act(a, policy, lemon) and life.held_class != a.failure_class:
             return _quarantine(life, a, policy, lemon, now)
@@ -299,7 +334,9 @@ def apply(life: Life, decision: Decision, now: float) -> None:
     life.pending = None
     if decision.held:
         life.held_class = decision.failure_class
+        life.held_at = decision.time.timestamp() if decision.incident_id is None else None
         return
+    life.held_at = None
     life.state = decision.to_state
     life.since = decision.time.timestamp()
     if decision.trigger != REPAIR_STARTED:

@@ -1,6 +1,7 @@
 """The node stage and the guard together (the real ``Engine``, as replay and streaming run it): a proposal
-that expired in the capacity queue is re-judged by its node. A fault that is still there is proposed
-again and quarantined when a slot frees; one that ended (the flapping node of the scored run) is not.
+that outlived the stale cutoff in the capacity queue is re-judged by its node, on the node's own time: a
+fault that is still there is proposed again and quarantined when a slot frees; one that ended (the
+flapping node of the scored run) is withdrawn and never quarantined.
 """
 
 from __future__ import annotations
@@ -100,35 +101,45 @@ def _pool_full_and_n2_waiting(f: Fleet, flap_until: float) -> Decision:
     return held[0]
 
 
-def _expire_queue(f: Fleet, held: Decision) -> float:
-    """Another node's proposal past the cutoff runs the guard's queue."""
+def _others_do_not_expire_it(f: Fleet, held: Decision) -> float:
+    """Another node's proposal past the cutoff moves the guard's clock but retires nothing: only n2's own
+    time may, so a streaming n2 sees the answer at the same point of its input as an offline one."""
     t = held.time.timestamp() - T0 + POLICY.stale_cutoff_s + 60
     f.feed(ev("node.kernel", "n9", t, {"line": HUNG}))
-    expired = [d for d in f.of("n2") if d.trigger == EXPIRED]
-    assert len(expired) == 1 and expired[0].to_state is S and not expired[0].executable
-    assert f.nodes["n2"].life.held_class is None  # the node may ask again
+    assert not [d for d in f.of("n2") if d.trigger == EXPIRED]
+    assert [p.node for p in f.guard.waiting] == ["n2"] and f.nodes["n2"].life.held_at is not None
     return t
 
 
-def test_a_fault_that_ended_while_its_proposal_waited_is_not_quarantined() -> None:
+def test_a_fault_that_ended_while_its_proposal_waited_is_withdrawn_by_its_node() -> None:
     f = Fleet()
     held = _pool_full_and_n2_waiting(f, flap_until=980)  # flapping for 16 minutes, then settled
-    t = _expire_queue(f, held)
+    t = _others_do_not_expire_it(f, held)
+    f.tick("n2", t)  # the node re-judges on its own clock: its evidence has decayed
+    expired = [d for d in f.of("n2") if d.trigger == EXPIRED]
+    assert len(expired) == 1 and expired[0].to_state is S and not expired[0].executable
+    assert expired[0].time.timestamp() == T0 + t and expired[0].id == f"{held.id}:{EXPIRED}"
+    life = f.nodes["n2"].life
+    assert life.held_class is None and life.held_at is None and life.pending is None
+    assert f.guard.waiting == []
     for k in range(1, 6):
-        f.tick("n2", t + POLICY.tick_s * k)  # the node re-judges: its evidence has decayed
+        f.tick("n2", t + POLICY.tick_s * k)
     _free_slot(f, "n0", t + 600)
     assert not [d for d in f.of("n2") if d.to_state is Q or (d.held and d.time.timestamp() > T0 + t)]
     assert f.nodes["n2"].life.state is S
 
 
-def test_a_fault_still_there_is_proposed_again_and_quarantined_when_a_slot_frees() -> None:
+def test_a_fault_still_there_is_renewed_by_its_node_and_quarantined_when_a_slot_frees() -> None:
     f = Fleet()
     held = _pool_full_and_n2_waiting(f, flap_until=980)
-    t = _expire_queue(f, held)
-    for e in flapping("n2", t + 10, t + 600):  # the node is still flapping
+    t = _others_do_not_expire_it(f, held)
+    for e in flapping("n2", 980, t + 600):  # the node is still flapping
         f.feed(e)
-    again = [d for d in f.of("n2") if d.held and d.time.timestamp() > T0 + t]
+    assert not [d for d in f.of("n2") if d.trigger == EXPIRED]
+    again = [d for d in f.of("n2") if d.held and d.time.timestamp() > held.time.timestamp()]
     assert len(again) == 1 and again[0].reasons[0] == "waiting for capacity (concurrency_pool)"
+    assert again[0].time.timestamp() >= held.time.timestamp() + POLICY.stale_cutoff_s
+    assert [p.id for p in f.guard.waiting] == [again[0].id.removeprefix("d-")]
     out = _free_slot(f, "n0", t + 700)
     assert [(d.node, d.to_state) for d in out] == [("n0", H), ("n2", Q)]
     assert out[1].reasons[0] == "released: capacity freed" and out[1].id == f"{again[0].id}:released"

@@ -1,6 +1,8 @@
 """A proposal queued for capacity is the node's judgement at the time it asked: once it is older than the
-stale cutoff it is retired with a recorded, non-acting decision, never granted as a quarantine; a node
-that still has the fault asks again and is released on that fresh judgement.
+stale cutoff the guard never grants it; the node itself (on its own event time) renews it or withdraws
+it, and a withdrawal is retired with a recorded, non-acting decision. The guard never expires a queued
+proposal on its own clock: that decision would reach a streaming node at a different point of its input
+than an offline one (issue 7's contract).
 
 Regression: on the 1,000-node x 24 h run a flapping node's proposal waited behind the pool's concurrency
 limit and was released as a quarantine an hour after its fault had ended.
@@ -79,6 +81,13 @@ def _pool_full(g: Guard, s: GuardState) -> Decision:
     return held
 
 
+def _withdraw(i: int, t: float, tag: str = "") -> Proposal:
+    """What the node stage sends when its queued proposal outlived the cutoff and its evidence faded."""
+    return _prop(i, t, to=S, tag=tag).model_copy(
+        update={"id": f"n{i}:{t}:withdraw{tag}", "trigger": EXPIRED, "action": ActionKind.NONE}
+    )
+
+
 def _return(g: Guard, s: GuardState, i: int, t: float) -> list[Decision]:
     return g.step(s, _prop(i, t, to=H, frm=Q))
 
@@ -87,20 +96,26 @@ def _figures(d: Decision, name: str) -> dict[str, object]:
     return dict(next(c for c in d.guard if c.name == name).figures)
 
 
-def test_capacity_freed_after_the_cutoff_expires_the_wait_instead_of_quarantining() -> None:
+def test_capacity_freed_after_the_cutoff_never_grants_the_stale_proposal() -> None:
     g, s = _fleet()
     _pool_full(g, s)
     out = _return(g, s, 0, 20 + CUTOFF + 60)  # n0 leaves: a slot frees an hour-ish too late
-    assert [d.node for d in out] == ["n0", "n2"]
-    expired = out[1]
+    assert [d.node for d in out] == ["n0"]
+    assert [p.node for p in s.waiting] == ["n2"] and s.nodes["n2"].state is S
+
+
+def test_the_node_withdrawing_its_stale_proposal_gets_a_non_acting_expiry() -> None:
+    g, s = _fleet()
+    _pool_full(g, s)
+    _return(g, s, 0, 20 + CUTOFF + 60)
+    out = g.step(s, _withdraw(2, 20 + CUTOFF + 90))
+    assert [d.node for d in out] == ["n2"]
+    expired = out[0]
+    assert expired.id == f"d-{_prop(2, 20).id}:{EXPIRED}" and expired.time == _at(20 + CUTOFF + 90)
     assert expired.trigger == EXPIRED and expired.to_state is S and expired.from_state is S
     assert expired.action is ActionKind.NONE and not expired.executable and not expired.held
     assert expired.stale and expired.reasons[0].startswith("expired while waiting")
-    assert _figures(expired, "proposal_age") == {
-        "proposal_age_s": CUTOFF + 60,
-        "cutoff_s": CUTOFF,
-    }
-    assert not [d for d in out if d.to_state is Q]
+    assert _figures(expired, "proposal_age") == {"proposal_age_s": CUTOFF + 90, "cutoff_s": CUTOFF}
     assert s.nodes["n2"].state is S and s.waiting == []
 
 
@@ -112,12 +127,23 @@ def test_capacity_freed_within_the_cutoff_still_releases_the_quarantine() -> Non
     assert out[1].reasons[0] == "released: capacity freed"
 
 
-def test_a_node_that_asks_again_after_expiry_is_released_on_its_fresh_judgement() -> None:
+def test_a_withdrawal_overtaken_by_a_release_is_answered_by_that_release() -> None:
     g, s = _fleet()
     _pool_full(g, s)
-    # Any later proposal runs the queue: n2's ask has expired while the pool is still full.
+    assert [d.node for d in _return(g, s, 0, 20 + CUTOFF - 60)] == ["n0", "n2"]
+    assert g.step(s, _withdraw(2, 20 + CUTOFF + 10)) == [] and s.nodes["n2"].state is Q
+
+
+def test_other_nodes_time_never_expires_a_queued_proposal() -> None:
+    g, s = _fleet()
+    _pool_full(g, s)
     out = g.step(s, _prop(5, 20 + CUTOFF + 10, to=S, frm=H))
-    assert [(d.node, d.trigger) for d in out] == [("n5", "test"), ("n2", EXPIRED)]
+    assert [d.node for d in out] == ["n5"] and [p.node for p in s.waiting] == ["n2"]
+
+
+def test_a_renewed_proposal_replaces_the_queued_one_and_is_released_on_its_fresh_judgement() -> None:
+    g, s = _fleet()
+    _pool_full(g, s)
     ask = _prop(2, 20 + CUTOFF + 70, tag="again")
     assert g.step(s, ask)[0].held and [p.id for p in s.waiting] == [ask.id]
     out = _return(g, s, 1, 20 + CUTOFF + 600)
@@ -125,27 +151,35 @@ def test_a_node_that_asks_again_after_expiry_is_released_on_its_fresh_judgement(
     assert out[1].id == f"d-{ask.id}:released" and _figures(out[1], "stale")["evidence_age_s"] == 530
 
 
-def test_max_wait_still_escalates_a_node_that_keeps_asking_across_expiries() -> None:
+def test_max_wait_still_escalates_a_node_that_keeps_renewing() -> None:
     g, s = _fleet(_policy(max_wait_s=3000))
     _pool_full(g, s)
-    assert g.step(s, _prop(5, 1830, to=S, frm=H))[1].trigger == EXPIRED
     assert g.step(s, _prop(2, 1840, tag="again"))[0].held  # the same wait goes on, from t=20
     out = g.step(s, _prop(6, 3100, to=S, frm=H))
     assert [(d.node, d.trigger, d.to_state) for d in out][1] == ("n2", "capacity_wait_expired", E)
     assert out[1].reasons == ["waited 3080s for a slot: needs a person"]
 
 
-def test_an_ask_long_after_an_expiry_starts_a_new_wait() -> None:
+def test_max_wait_still_escalates_a_node_that_asks_again_soon_after_withdrawing() -> None:
     g, s = _fleet(_policy(max_wait_s=3000))
     _pool_full(g, s)
-    assert g.step(s, _prop(5, 1830, to=S, frm=H))[1].trigger == EXPIRED
+    assert g.step(s, _withdraw(2, 1830))[0].trigger == EXPIRED
+    assert g.step(s, _prop(2, 1840, tag="again"))[0].held  # the same wait goes on, from t=20
+    out = g.step(s, _prop(6, 3100, to=S, frm=H))
+    assert [(d.node, d.trigger, d.to_state) for d in out][1] == ("n2", "capacity_wait_expired", E)
+
+
+def test_an_ask_long_after_a_withdrawal_starts_a_new_wait() -> None:
+    g, s = _fleet(_policy(max_wait_s=3000))
+    _pool_full(g, s)
+    assert g.step(s, _withdraw(2, 1830))[0].trigger == EXPIRED
     t = 1830 + CUTOFF + 100  # the node came back long after its last ask: not the same wait
     assert g.step(s, _prop(2, t, tag="later"))[0].held
     out = g.step(s, _prop(6, t + 100, to=S, frm=H))
     assert [d.node for d in out] == ["n6"] and len(s.waiting) == 1
 
 
-def test_breaker_backlog_resumed_after_the_cutoff_is_re_judged_not_quarantined() -> None:
+def test_breaker_backlog_resumed_after_the_cutoff_is_not_quarantined_but_left_to_its_node() -> None:
     g, s = _fleet(n=40, pools=4)  # 3 quarantines in 40 nodes trip the 5% breaker
     granted = [g.step(s, _prop(i, 10 + i, pool=f"p{i}"))[0] for i in range(3)]
     assert [d.to_state for d in granted[:2]] == [Q, Q] and granted[2].held
@@ -158,14 +192,16 @@ def test_breaker_backlog_resumed_after_the_cutoff_is_re_judged_not_quarantined()
         value={"backlog": "resume"},
         actor="alice",
     )
-    out = g.step(s, reset)
-    assert [(d.node, d.trigger, d.to_state) for d in out] == [("n2", EXPIRED, S)]
+    assert g.step(s, reset) == [] and [p.node for p in s.waiting] == ["n2"]
+    withdrawal = _withdraw(2, 10 + CUTOFF + 130).model_copy(update={"placement": _place(2, "p2")})
+    out = g.step(s, withdrawal)
+    assert [(d.node, d.trigger, d.to_state) for d in out] == [("n2", EXPIRED, S)] and s.waiting == []
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 2), st.sampled_from(["q", "q", "h"]), st.sampled_from([0, 300, 1200])),
+        st.tuples(st.integers(0, 2), st.sampled_from(["q", "q", "h", "w"]), st.sampled_from([0, 300, 1200])),
         min_size=1,
         max_size=40,
     )
@@ -179,9 +215,13 @@ def test_no_quarantine_is_ever_granted_on_a_proposal_older_than_the_cutoff(
     for k, (i, op, dt) in enumerate(ops):
         t += dt
         cur = s.nodes[f"n{i}"].state
-        p = _prop(i, t, tag=str(k)) if op == "q" else _prop(i, t, to=H, frm=cur, tag=str(k))
+        p = {
+            "q": _prop(i, t, tag=str(k)),
+            "h": _prop(i, t, to=H, frm=cur, tag=str(k)),
+            "w": _withdraw(i, t, tag=str(k)),
+        }[op]
         asked[p.id] = t
         for d in g.step(s, p.model_copy(update={"from_state": cur})):
-            if d.to_state is Q:
+            if d.to_state is Q and d.trigger != EXPIRED:  # an expiry moves nothing
                 pid = d.id.removeprefix("d-").removesuffix(":released")
                 assert d.time.timestamp() - (T0 + asked[pid]) <= CUTOFF, d.id
