@@ -7,6 +7,7 @@ Node stage: ``node_step`` (validate context → detect → lifecycle → at most
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,7 +175,7 @@ class Engine:
 
     def _propose(self, rt: NodeRuntime, d: Draft, event_id: str, when: datetime, replay: bool) -> Proposal:
         assert rt.placement is not None
-        pid = f"{rt.node}:{event_id}:{d.trigger}"
+        pid = f"{rt.node}:{_short(event_id)}:{d.trigger}"
         rt.life.pending = pid
         return Proposal(
             id=pid,
@@ -223,3 +224,16 @@ class Engine:
 
     def guard_step(self, g: GuardState, item: Proposal | Registration | ControlMessage) -> list[Decision]:
         return self.guard.step(g, item)
+
+
+_ID_KEEP = 48
+
+
+def _short(event_id: str) -> str:
+    """The event id as it goes into a proposal id, bounded: an action result's id embeds the decision
+    id it answers, so proposal -> decision -> result -> proposal would nest ids without end (ids are
+    capped at 200 characters by the contract). A long id becomes a stable digest, the same offline
+    and streaming."""
+    if len(event_id) <= _ID_KEEP:
+        return event_id
+    return "h" + hashlib.blake2b(event_id.encode(), digest_size=12).hexdigest()
