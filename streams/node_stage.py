@@ -19,6 +19,12 @@ Durability rules (what a crash can lose):
   restart they are sent again and the guard drops them by id if it already saw them.
 * Input that reaches a node while it awaits its decision is buffered in the node's state and
   checkpointed with it: the checkpoint acknowledges it before the node has applied it.
+* Each node's checkpoint also keeps the partition's stream clock as it was right after the node's last
+  event: the partition's own record (clock included) is written only by full checkpoints, so a crash
+  before one (or long after one, with proposals in between) restores nodes that already applied
+  input the partition record does not cover. Skipping that re-delivered input must still move the
+  clock as it moved the first time, or a clock 2 h fast would be accepted after the restart and
+  ordinary events dead-lettered as far_future (:meth:`NodeStage._already_applied`).
 * So a crash loses only un-checkpointed in-memory state, which is rebuilt by re-processing; evidence
   and dead letters sent before the crash may be sent a second time (same ids), never lost.
 """
@@ -142,6 +148,9 @@ class NodeSlot:
     """Checkpointed with the node: the input it holds may already be acknowledged."""
     buffered_to: int = -1
     """Offset of the newest event in ``buffer``: a re-delivered one is not buffered twice."""
+    clock: float = -math.inf
+    """The partition's stream clock right after this node's last event applied on arrival (a lower
+    bound of the clock at ``offset``): what a restart re-derives the clock from while it skips."""
 
     @property
     def pending(self) -> bool:
@@ -262,7 +271,8 @@ class NodeStage:
             return out
         slot = ps.nodes.get(parsed.node)
         if slot is not None and offset <= slot.offset:
-            return out  # re-delivered after a restart: already applied
+            self._already_applied(ps, slot, offset, parsed)  # re-delivered after a restart
+            return out
         if slot is not None and slot.pending:
             if offset > slot.buffered_to:
                 slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
@@ -271,8 +281,25 @@ class NodeStage:
             return out
         self._node(ps, p, parsed.node, slot, offset, parsed, raw, source, now, out)
         cur = ps.nodes.get(parsed.node)
+        if cur is not None and cur.offset == offset:
+            cur.clock = ps.clock
         ps.last_key = max(ps.last_key, (t, parsed.node, cur.seq if cur else 0))
         return out
+
+    def _already_applied(self, ps: PartitionState, slot: NodeSlot, offset: int, event: Envelope) -> None:
+        """Move the clock over an event the node applied before a restart, as its first pass did.
+
+        At the node's last applied offset the clock is known (``slot.clock``). Before it, an event
+        counts only if it could have been accepted: no later than that clock (an accepted event never
+        leaves the clock behind it), so a rejected far-future event moves nothing. (One rejected for
+        another reason inside that window moves the clock early to a value it reaches by the node's
+        last offset anyway.) Without this a partition whose whole input was covered by node records
+        restarted with no clock at all, and one restored from an older partition record lagged."""
+        t = event.time.timestamp()
+        if offset == slot.offset:
+            self._accept(ps, slot.clock)
+        elif t <= slot.clock:
+            self._accept(ps, t)
 
     def on_decision(self, p: int, raw: bytes, source: str, wall: float) -> Outputs:
         out = Outputs()
@@ -517,6 +544,7 @@ class NodeStage:
                 "applied": list(slot.applied),
                 "buffer": [b.to_dict() for b in slot.buffer],
                 "buffered_to": slot.buffered_to,
+                "clock": _finite(slot.clock),
             }
         )
 
@@ -531,6 +559,7 @@ class NodeStage:
             applied=deque(d.get("applied", []), maxlen=_APPLIED_DECISIONS),
             buffer=[b for b in map(_Buffered.from_dict, d.get("buffer", [])) if b is not None],
             buffered_to=int(d.get("buffered_to", -1)),
+            clock=_infinite(d.get("clock")),
         )
 
 

@@ -4,11 +4,15 @@ order per node, whatever the interleaving and wherever the stages restart from t
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from reliability.safety import assert_safe
 
@@ -18,6 +22,7 @@ from breakfix.simulate.engine import SimConfig, simulate
 from breakfix.simulate.scenario import load_scenario, resolve
 from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
+from schemas.deadletter import DeadLetter
 from schemas.decision import Decision
 from schemas.proposal import Proposal, Registration
 from schemas.recording import iter_lines
@@ -45,10 +50,13 @@ def partition_of(node: str | None) -> int:
 class Harness:
     """Drives NodeStage and GuardStage as the Faust shell does, with a seeded random interleaving."""
 
-    def __init__(self, seed: int, restart_every: int = 0) -> None:
+    def __init__(self, seed: int, restart_every: int = 0, checkpoint_events: int = 100) -> None:
         self.rng = random.Random(seed)
         self.engine = Engine(load_policy(None))
         self.restart_every = restart_every
+        self.checkpoint_events = checkpoint_events
+        self.letters: list[DeadLetter] = []
+        self.next_offset = [0] * PARTS
         self.node = self._node_stage()
         self.guard = self._guard_stage()
         self.tables: dict[str, bytes] = {}
@@ -63,15 +71,19 @@ class Harness:
 
     def _node_stage(self) -> NodeStage:
         e = self.engine
-        return NodeStage(e, NodeRuntime.from_bytes, e.gate_cfg, e.policy.tick_s, checkpoint_events=100)
+        n = self.checkpoint_events
+        return NodeStage(e, NodeRuntime.from_bytes, e.gate_cfg, e.policy.tick_s, checkpoint_events=n)
 
     def _guard_stage(self) -> GuardStage:
         models = {"proposal": Proposal, "registration": Registration}
         return GuardStage(self.engine, guard_to_bytes, guard_from_bytes, models, PARTS, max_wait_s=1e12)
 
     def load(self, path: Path) -> None:
-        offsets = [0] * PARTS
-        for _, raw in iter_lines(path):
+        self.feed(raw for _, raw in iter_lines(path))
+
+    def feed(self, lines: Iterable[bytes]) -> None:
+        offsets = self.next_offset
+        for raw in lines:
             node = raw.split(b'"node":', 1)[1].split(b",", 1)[0].strip(b' "')
             targets = range(PARTS) if node in (b"null", b"") else [partition_of(node.decode())]
             for p in targets:
@@ -92,6 +104,7 @@ class Harness:
             offset, raw = self.events[p].popleft()
             self.unacked[p].append(("event", (offset, raw)))
             out = self.node.on_event(p, offset, raw, "e", wall)
+        self.letters.extend(out.dead_letters)
         if self.node.due(p, wall):
             self._checkpoint(p)
         elif out.guard:  # as the shell does: the proposing nodes are written, nothing is acknowledged
@@ -179,3 +192,59 @@ def test_restarts_from_checkpoints_lose_and_duplicate_nothing(recording: Path) -
     assert h.restarts >= 5
     assert len(ids) == len(set(ids))
     assert by_node(streamed) == by_node(offline)
+
+
+def _skewed_and_fresh(recording: Path) -> tuple[list[bytes], list[bytes]]:
+    """50 xid events from a producer 2 h fast or 7 h slow (as tests/reliability/test_faults.py sends),
+    and one ordinary inventory event per node 30 s after the recording's end."""
+    inventory: dict[str, dict[str, object]] = {}
+    last = ""
+    for _, raw in iter_lines(recording):
+        ev = orjson.loads(raw)
+        last = max(last, ev["time"])
+        if ev["type"] == "node.inventory":
+            inventory[ev["node"]] = ev
+    end = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    nodes = sorted(inventory)[:10]
+    skewed = []
+    for i, node in enumerate(nodes * 5):
+        skew = timedelta(hours=2) if i % 2 else -timedelta(hours=7)
+        ev = {"id": f"skew-{i}", "type": "gpu.xid", "source": "skewed", "node": node,
+              "time": (end + skew).isoformat(), "data": {"gpu": 0, "xid": 79}}  # fmt: skip
+        skewed.append(orjson.dumps(ev))
+    at = (end + timedelta(seconds=30)).isoformat()
+    fresh = [orjson.dumps({**inv, "id": f"fresh-{n}", "time": at}) for n, inv in sorted(inventory.items())]
+    return skewed, fresh
+
+
+def test_restart_keeps_the_stream_clock_when_node_records_cover_more_than_the_partition_record(
+    recording: Path,
+) -> None:
+    """The faults test's double SIGKILL without Kafka. Full checkpoints are rare (one mid-way in the
+    larger partitions, none in the others); every node's record was written just before the crash,
+    as proposals force. The restarted stage re-reads each partition from its last full checkpoint and
+    skips all of it, yet its clock must come back: the fast and slow producer are dead-lettered as
+    offline replay does it, and ordinary events just after the recording's end are accepted. Node
+    events only: node-less ones are re-applied after a restart (the partition record holds their
+    offset) and would move the clock whatever the node records say, as on a fleet without a
+    scheduler feed."""
+    lines = [raw for _, raw in iter_lines(recording) if orjson.loads(raw)["node"]]
+    h = Harness(11, checkpoint_events=len(lines) // PARTS)
+    h.feed(lines)
+    h.run()
+    assert any(ps.clock == -math.inf for ps in (h.node.partitions[p] for p in range(PARTS))) is False
+    for p in range(PARTS):  # every node written after its last event; the partition record stays old
+        for key, value in h.node.checkpoint_nodes(p, list(h.node.partitions[p].nodes)):
+            h.tables[key] = value
+    restored_without_record = sum(f"/partition/{p}" not in h.tables for p in range(PARTS))
+    h._restart_node_stage()
+    h.letters.clear()
+    skewed, fresh = _skewed_and_fresh(recording)
+    h.feed([*skewed, *fresh])
+    h.run()
+    reasons = Counter(d.reason.value for d in h.letters if d.event_id and d.event_id.startswith("skew-"))
+    others = [(d.event_id, d.reason.value) for d in h.letters if not str(d.event_id).startswith("skew-")]
+    assert restored_without_record > 0, "no partition restarted without its record: the case is not covered"
+    assert sum(reasons.values()) == len(skewed), f"skewed events accepted after the restart: {reasons}"
+    assert set(reasons) <= {"far_future", "stale", "out_of_order"}
+    assert others == [], f"ordinary events dead-lettered after the restart: {others[:5]}"
