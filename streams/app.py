@@ -302,6 +302,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         await asyncio.gather(*sent_futs.pop(p, []), *futs)
         for ev in events:
             await streams["node"].ack(ev)
+        acked = {ev.message.tp: ev.message.offset + 1 for ev in events}  # in offset order: last wins
+        stage_metrics.record_lag(settings.app_id, acked, app.consumer.highwater)
 
     @app.agent(t_events_decisions, name="node-stage")
     async def node_agent(stream: Any) -> None:

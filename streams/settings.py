@@ -46,7 +46,16 @@ class StreamSettings(BaseSettings):
         le=65535,
         description="Web port of worker 0; worker i binds web_port + i (0: any free port).",
     )
-    web_host: str = Field("127.0.0.1", description="Interface the worker's web server listens on.")
+    web_host: str = Field(
+        "127.0.0.1", description="Interface the worker's web server (and metrics port) listens on."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Prometheus /metrics port of a stage process (worker i binds metrics_port + i; the "
+        "actuator stage binds it as is); unset: not served.",
+    )
     workers: int = Field(1, ge=1, le=64, description="Worker processes started by 'breakfix run'.")
     worker_index: int = Field(
         0, ge=0, description="Set by 'breakfix run' for each worker: its web port offset and data subfolder."

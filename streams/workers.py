@@ -89,6 +89,10 @@ def worker_main() -> None:
     from streams.app import create_app
 
     settings = StreamSettings()
+    if settings.metrics_port is not None:
+        from streams.metrics import serve
+
+        serve(settings.metrics_port + settings.worker_index, settings.web_host)
     app = create_app(settings)
     faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from breakfix.demo.actuation import FleetClock, faults_from_labels, simulated_handler
 from streams.actuator_stage import ActuatorStage, MakeHandler, StageStats
+from streams.metrics import serve
 from streams.settings import StreamSettings
 
 
@@ -32,6 +33,8 @@ def run_actuator_stage(settings: StreamSettings, make_handler: MakeHandler, stat
     """Consume decisions with ``make_handler``'s actuators until a signal arrives. Decisions a lever
     paused are kept under ``state_dir/paused`` so a restart resumes them once the lever lifts."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if settings.metrics_port is not None:
+        serve(settings.metrics_port, settings.web_host)  # the stage's and workflows' counters
     stage = ActuatorStage(settings, make_handler, paused_dir=state_dir / "paused")
 
     async def main() -> StageStats:

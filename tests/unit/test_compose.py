@@ -105,6 +105,11 @@ def _served_ports(service: str) -> set[int]:
     argv = [str(a) for a in SERVICES[service]["command"]]
     if argv[:2] == ["python", LAUNCHER]:
         return {int(argv[2])}
+    own = _env(service).get("BREAKFIX_METRICS_PORT")
+    if own is not None and (
+        argv[:3] == ["python", "-m", "streams.workers"] or argv[1:3] == ["run", "--role"]
+    ):
+        return {int(own)}  # the worker and the actuator stage serve it themselves (StreamSettings)
     if argv[0] == "breakfix":
         name, ctx = _breakfix_command(argv[1:])
         if name in ("breakfix metrics", "breakfix serve"):
@@ -118,6 +123,8 @@ def test_command_is_one_the_code_registers(service: str) -> None:
     if argv[:2] == ["python", LAUNCHER]:
         assert argv[2].isdigit(), f"{service}: the launcher's first argument is the metrics port"
         argv = argv[3:]
+    if argv[:2] == ["python", "-m"]:
+        argv = argv[2:]
     if argv[0] == "breakfix":
         _breakfix_command(argv[1:])
     elif argv[0] == "streams.workers":
