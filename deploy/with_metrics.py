@@ -1,14 +1,12 @@
 """Serve a stage process's Prometheus metrics, then run the stage in this same process.
 
-The node-stage worker (``streams.workers``), the sink (``streams.sink``) and the actuator stage
-(``breakfix run --role actuators``) record their counters in prometheus-client's default registry
-(streams/metrics.py, actuators/metrics.py) but do not serve it themselves yet. In the container
-image this launcher serves that registry on a port first and then hands over to the stage, so
-Prometheus sees the very counters the stage updates. Usage::
+The node-stage worker and the actuator stage serve their metrics themselves (BREAKFIX_METRICS_PORT,
+streams/settings.py). The sink (``streams.sink``) records its counters and consumer lag in
+prometheus-client's default registry (streams/metrics.py) but has no port option yet, so in the
+container image this launcher serves that registry on a port first and then hands over to the sink,
+so Prometheus sees the very counters it updates. Usage::
 
-    python /opt/breakfix/with_metrics.py 9401 streams.workers
     python /opt/breakfix/with_metrics.py 9401 streams.sink --bootstrap kafka:9092 ...
-    python /opt/breakfix/with_metrics.py 9401 breakfix run --role actuators --simulate
 
 ``breakfix`` runs the console script's entry point; anything else is run like ``python -m``.
 """

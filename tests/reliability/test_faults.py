@@ -153,7 +153,10 @@ def test_workers_killed_at_random_points_with_a_backlog_and_a_skewed_clock(
         # Seen here: after both workers were SIGKILLed, some +2 h events delivered with the backlog were
         # accepted (one became a decision) and, in another run, recording events behind them were
         # dead-lettered as far_future; offline replay of the same input dead-letters all 50 skewed
-        # events and nothing else. Reported to the streaming owner; this marks the run, not hides it.
+        # events and nothing else. A clock restored without its partition record is fixed (node records
+        # carry it, tests/integration/test_stream_stages.py); in the runs still marked here every skewed
+        # event met a correct clock but reached a node awaiting its decision and stayed buffered there
+        # (not judged, so counted above as accepted). This marks the run, not hides it.
         pytest.xfail(
             f"known streaming bug: {accepted_skew} skewed events accepted, {len(from_skew)} decisions "
             f"from them, other dead letters {dict(others)}"
