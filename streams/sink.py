@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(prog="python -m streams.sink", description=__doc__.splitlines()[0])
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--store", default=None, help="store DSN (default: $BREAKFIX_STORE)")
+    p.add_argument("--store", default=None, help="store DSN (default: $BREAKFIX_STORE_DSN)")
     p.add_argument("--spool", default=".breakfix/spool")
     p.add_argument("--spool-max-bytes", type=int, default=1 << 30)
     p.add_argument("--group", default="breakfix-sink")
