@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from breakfix.cli.common import console, fail, print_json
+from breakfix.cli.common import console, fail, print_json, store_errors
 from breakfix.cli.metrics_cmd import serve_metrics
 from streams.store.base import Rows, Store, StoreError, StoreUnavailable
 from streams.store.dsn import open_store
@@ -171,7 +171,7 @@ def metrics(
     }
     s = _open(store)
     out: dict[str, Any] = {}
-    try:
+    with store_errors(s):
         for q in SAVED:
             if only and q.name not in only:
                 continue
@@ -180,12 +180,6 @@ def metrics(
                 out[q.name] = _jsonable(rows)
             else:
                 _print_rows(rows, f"[bold]{q.name}[/]: {q.title}")
-    except StoreUnavailable as err:
-        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE_DSN")
-    except StoreError as err:
-        fail(f"query failed: {err}", "run 'breakfix db migrate' first if the tables are missing")
-    finally:
-        s.close()
     if as_json:
         print_json(out)
 

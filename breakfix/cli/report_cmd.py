@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from breakfix.cli.common import console, fail
+from breakfix.cli.common import console, fail, store_errors
 from breakfix.cli.db_cmd import STORE_HELP, parse_since
 from breakfix.report import build_report
 from policy.model import PolicyError, load_policy
-from streams.store.base import StoreError, StoreUnavailable
 from streams.store.dsn import open_store
 
 
@@ -35,14 +34,8 @@ def report(
         s = open_store(store)
     except Exception as err:  # a bad DSN, a lock held by another process, an unreachable server
         fail(f"cannot open the store: {err}", "pass --store chdb:///path or http://host:8123")
-    try:
+    with store_errors(s):
         path = build_report(s, out, parse_since(since), policy=pol)
-    except StoreUnavailable as err:
-        fail(f"the store is unreachable: {err}", "check --store / $BREAKFIX_STORE_DSN")
-    except StoreError as err:
-        fail(f"query failed: {err}", "run 'breakfix db migrate' first if the tables are missing")
-    finally:
-        s.close()
     console.print(f"report written to {path}")
 
 
