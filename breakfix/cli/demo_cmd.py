@@ -11,7 +11,7 @@ from breakfix.cli.common import console, err_console, fail, print_json
 
 
 def demo(
-    nodes: int = typer.Option(60, "--nodes", min=20, max=2000, help="Simulated fleet size."),
+    nodes: int = typer.Option(200, "--nodes", min=20, max=2000, help="Simulated fleet size."),
     hours: float = typer.Option(2.0, "--hours", min=0.25, max=24, help="Fleet time to simulate."),
     seed: int = typer.Option(7, "--seed", help="Same seed, same fleet and faults."),
     feed_s: float = typer.Option(
@@ -27,7 +27,7 @@ def demo(
     (Tansu), node stage + guard, actuator stage on simulated actuators, ClickHouse sink (chdb).
     Prints a summary computed with SQL and writes an HTML report. Nothing keeps running afterwards.
 
-    Example: breakfix demo --nodes 60 --hours 2
+    Example: breakfix demo --nodes 200 --hours 2
     """
     from breakfix.demo.run import DemoConfig, run_demo
 

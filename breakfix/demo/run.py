@@ -60,7 +60,7 @@ stamped ahead of the events fed before it (see breakfix.demo.actuation.FleetCloc
 
 @dataclass(frozen=True)
 class DemoConfig:
-    nodes: int = 60
+    nodes: int = 200
     hours: float = 2.0
     seed: int = 7
     feed_s: float = 75.0
