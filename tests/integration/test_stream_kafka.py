@@ -29,7 +29,7 @@ from streams import workers
 from streams.embedded_broker import EmbeddedBroker
 from streams.replay_kafka import replay_into_kafka
 from streams.settings import StreamSettings
-from streams.topics import create_topics
+from tests.fixtures.streams import isolated_settings
 
 pytestmark = pytest.mark.integration
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
@@ -55,16 +55,7 @@ def offline(recording: Path) -> list[Decision]:
 
 @pytest.fixture
 def settings(tansu: EmbeddedBroker, unique: str, tmp_path: Path) -> StreamSettings:
-    s = StreamSettings(
-        broker=tansu.url,
-        app_id=f"bf-{unique}",
-        topic_prefix=f"t{unique}.",
-        data_dir=tmp_path / "data",
-        web_port=0,
-        log_level="info",
-    )
-    asyncio.run(create_topics(s))
-    return s
+    return isolated_settings(tansu.url, unique, tmp_path, "t")
 
 
 class Workers:

@@ -35,8 +35,8 @@ from schemas.topics import TOPICS
 from streams.embedded_broker import EmbeddedBroker, wait_for_port
 from streams.replay_kafka import EVENTS, mark_replay, replay_into_kafka
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 from tests.fixtures.s3 import S3Server, s3_server_fixture  # noqa: F401 - the s3_server fixture
+from tests.fixtures.streams import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
@@ -58,22 +58,18 @@ def broker(s3_server: S3Server, unique: str, tmp_path: Path) -> Iterator[Embedde
 
 @pytest.fixture
 def settings(broker: EmbeddedBroker, unique: str, tmp_path: Path) -> StreamSettings:
-    s = StreamSettings(
-        broker=broker.url,
-        app_id=f"bf-{unique}",
-        topic_prefix=f"r{unique}.",
-        data_dir=tmp_path / "data",
-        web_port=0,
+    # Every broker request is one or more object-store requests on s3://: the default 50 ms empty
+    # fetches and progress marks kept the loopback S3 server saturated (no decision in 175 s).
+    return isolated_settings(
+        broker.url,
+        unique,
+        tmp_path,
+        "r",
         session_timeout_s=4,
         heartbeat_s=0.5,
-        # Every broker request is one or more object-store requests on s3://: the default 50 ms empty
-        # fetches and progress marks kept the loopback S3 server saturated (no decision in 175 s).
         fetch_max_wait_ms=500,
         progress_s=0.5,
-        log_level="info",
     )
-    asyncio.run(create_topics(s))
-    return s
 
 
 def _recording(path: Path) -> Path:

@@ -40,7 +40,7 @@ from schemas.recording import dumps, iter_lines
 from streams.embedded_broker import EmbeddedBroker
 from streams.replay_kafka import replay_into_kafka
 from streams.settings import StreamSettings
-from streams.topics import create_topics
+from tests.fixtures.streams import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
@@ -48,18 +48,7 @@ SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-ro
 
 @pytest.fixture
 def settings(tansu: EmbeddedBroker, unique: str, tmp_path: Path) -> StreamSettings:
-    s = StreamSettings(
-        broker=tansu.url,
-        app_id=f"bf-{unique}",
-        topic_prefix=f"f{unique}.",
-        data_dir=tmp_path / "data",
-        web_port=0,
-        session_timeout_s=4,
-        heartbeat_s=0.5,
-        log_level="info",
-    )
-    asyncio.run(create_topics(s))
-    return s
+    return isolated_settings(tansu.url, unique, tmp_path, "f", session_timeout_s=4, heartbeat_s=0.5)
 
 
 def _skewed(recording: Path) -> list[tuple[bytes, bytes]]:
