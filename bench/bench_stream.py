@@ -146,11 +146,13 @@ async def raw_rate(s: StreamSettings, n: int) -> float:
 
 
 def noop_worker(broker: str, topic: str, n: int, out: str) -> None:
-    """A Faust app whose agent does nothing: the framework's own ceiling on this machine."""
+    """A Faust app whose agent does nothing: the framework's own ceiling on this machine. Its data
+    folder sits next to ``out`` (the bench's temp folder), not in the working directory."""
     import faust
 
     app = faust.App(
         f"bench-noop-{os.getpid()}",
+        datadir=str(Path(out).parent / f"noop-{os.getpid()}-data"),
         broker=f"kafka://{broker}",
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
@@ -179,8 +181,10 @@ def workers_free_port() -> int:
     return free_port()
 
 
-def noop_rate(s: StreamSettings, n: int, tmp: Path) -> float:
-    out = tmp / "noop.json"
+def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0) -> float:
+    """Events/s of the no-op agent in round ``k`` (each round its own result file: a file left by an
+    earlier round would be read at once)."""
+    out = tmp / f"noop-{k}.json"
     args = [sys.executable, __file__, "--noop-worker", s.broker, s.topic(EVENTS), str(n), str(out)]
     with open(tmp / "noop.log", "wb") as log:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
@@ -349,7 +353,7 @@ def main() -> None:
         noop, stage = [], []
         for k in range(a.repeat):
             # Alternate, so that load from other processes on a shared machine hits both alike.
-            noop.append(noop_rate(s, n, tmp))
+            noop.append(noop_rate(s, n, tmp, k))
             sk = s.model_copy(update={"app_id": f"bench-node{k}", "data_dir": tmp / f"data{k}"})
             stage.append(node_stage_rate(sk, n, end, tmp, a.workers))
         result["noop_faust_per_s"] = round(max(noop))
