@@ -29,6 +29,9 @@ IN_FLIGHT = frozenset({Q, R, V})
 REPAIR_ACTIONS = frozenset({"gpu_reset", "reboot", "drain", "reimage", "rma", "ticket"})
 REPAIR_STARTED = "repair_started"
 """Trigger of Quarantined → Repairing: an actuator reported the repair run ``in_progress``."""
+RUN_STEP = "workflow"
+"""``step`` of a workflow run's own outcome (its last result); other steps report one step each. A
+result with no step ("") is also read as a run's outcome (producers other than the workflow engine)."""
 EXPIRED = "expired_while_waiting"
 """Trigger of a node's withdrawal of its queued proposal once that proposal outlived the stale cutoff,
 and of the guard's non-acting decision that retires it."""
@@ -308,6 +311,10 @@ def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
         (f"{d.action}/{d.step or '-'}: {d.status} {d.detail}".strip(),),
         (ev.id,),
     )
+    if d.status == "refused" and d.step not in ("", RUN_STEP):
+        # A guardrail (kill switch, exclusion) refused one mutating step and the run paused: it
+        # resumes where it stopped once the guardrail lifts. A pause is not a failed repair.
+        return None
     if d.status in ("failed", "timeout", "refused"):
         if life.state in (Q, R):
             return Draft(E, "repair_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)

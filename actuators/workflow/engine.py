@@ -52,6 +52,7 @@ from actuators.playbooks import Catalog, Playbook
 from actuators.workflow.journal import TERMINAL, Journal, StepRecord
 from actuators.workflow.request import WorkRequest, approval_met
 from actuators.workflow.results import Emitter, action_result
+from policy.lifecycle import RUN_STEP
 from schemas.events import ActionStatus
 
 # Extra time a step's thread gets past its deadline to raise its own timeout error before the engine
@@ -357,7 +358,7 @@ class WorkflowEngine:
         return Outcome(req.decision_id, "rejected", pb.name if pb else None, detail)
 
     def _workflow_event(
-        self, req: WorkRequest, pb: Playbook | None, status: ActionStatus, detail: str, step: str = "workflow"
+        self, req: WorkRequest, pb: Playbook | None, status: ActionStatus, detail: str, step: str = RUN_STEP
     ) -> dict[str, Any]:
         """A run-level result: ``workflow`` is the run's outcome (its last event), STARTED its start."""
         return action_result(
