@@ -58,16 +58,11 @@ class Store(Protocol):
         """Insert rows into ``database.table``. The same token twice is written once. Returns rows."""
         ...
 
-    def insert_json(
-        self,
-        table: str,
-        columns: Sequence[str],
-        lines: Sequence[bytes],
-        settings: dict[str, int | str],
-        *,
-        dedup_token: str | None = None,
-    ) -> int:
-        """Insert JSONEachRow lines, parsed by ClickHouse under ``settings``. Returns rows."""
+    def insert_arrow(self, table: str, data: Any, *, dedup_token: str | None = None) -> int:
+        """Insert a ``pyarrow.Table`` whose columns name the table's. Returns rows.
+
+        The sink's telemetry path: the raw records go into a staging table whose materialized
+        views check and map them, so the token also deduplicates every view's target."""
         ...
 
     def ping(self) -> bool: ...

@@ -69,28 +69,14 @@ class ClientStore:
             raise _classify(err) from err
         return len(rows)
 
-    def insert_json(
-        self,
-        table: str,
-        columns: Sequence[str],
-        lines: Sequence[bytes],
-        settings: dict[str, int | str],
-        *,
-        dedup_token: str | None = None,
-    ) -> int:
-        if not lines:
+    def insert_arrow(self, table: str, data: Any, *, dedup_token: str | None = None) -> int:
+        if not data.num_rows:
             return 0
         try:
-            self.client.raw_insert(
-                f"{self.database}.{table}",
-                list(columns),
-                b"\n".join(lines),
-                settings={**settings, **(_dedup(dedup_token) or {})},
-                fmt="JSONEachRow",
-            )
+            self.client.insert_arrow(table, data, database=self.database, settings=_dedup(dedup_token))
         except (DatabaseError, OperationalError, OSError) as err:
             raise _classify(err) from err
-        return len(lines)
+        return int(data.num_rows)
 
     def ping(self) -> bool:
         try:

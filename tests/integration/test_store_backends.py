@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fixtures.clickhouse_http import clickhouse_http_fixture  # noqa: F401 - the clickhouse_http fixture
 
@@ -15,12 +17,14 @@ from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import Envelope
 from schemas.parse import validate_event_dict
+from streams.sink import SinkCore
 from streams.store.base import Store, StoreError
 from streams.store.client_store import ClientStore
 from streams.store.migrate import applied_versions, load_migrations, migrate
 from streams.store.queries import run_saved
-from streams.store.rows import COLUMNS
+from streams.store.rows import COLUMNS, group_by_table, rows_for_message
 from streams.store.server_backend import open_server
+from streams.store.spool import Chunk, Spool
 from streams.store.writer import batch_token, write_outputs
 
 pytestmark = pytest.mark.integration
@@ -151,11 +155,77 @@ REQUESTS = [_request("a", 200, "reboot", "automation"), _request("b", 90, "drain
             _request("c", 200, "reboot", "human")]  # fmt: skip
 
 
-@pytest.fixture
-def history(store: Store) -> Store:
-    write_outputs(store, events=EVENTS, decisions=DECISIONS, others=REQUESTS)
-    write_outputs(store, events=EVENTS, decisions=DECISIONS, others=REQUESTS)  # a replay written twice
+def _telemetry_chunk(values: list[bytes], first_offset: int = 0) -> Chunk:
+    n = len(values)
+    offsets = list(range(first_offset, first_offset + n))
+    return Chunk("breakfix.events", "p.breakfix.events", 2, offsets, [1_740_787_200_000] * n, values)
+
+
+def _sink(store: Store, tmp_path: Path) -> SinkCore:
+    return SinkCore(store, Spool(tmp_path / "spool"))
+
+
+@pytest.fixture(params=["writer", "sink"])
+def history(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> Store:
+    """The history written by the offline writer, or with its telemetry through the sink's
+    ClickHouse-side checks (published JSON in): the metrics must not depend on the path."""
+    for _ in range(2):  # written twice: a replay rerun, or a batch redelivered
+        if request.param == "writer":
+            write_outputs(store, events=EVENTS, decisions=DECISIONS, others=REQUESTS)
+        else:
+            write_outputs(store, decisions=DECISIONS, others=REQUESTS)
+            values = [e.model_dump_json(exclude_none=True).encode() for e in EVENTS]
+            _sink(store, tmp_path).insert([_telemetry_chunk(values)])
     return store
+
+
+ODD = [
+    {"id": "e1", "type": "gpu.xid", "source": "dcgm", "time": "2025-03-01T00:00:00Z", "node": "n1",
+     "data": {"xid": 79, "gpu": 2}},
+    {"id": "e2", "type": "gpu.xid", "time": "2025-03-01T02:00:00.250+02:00", "data": [1], "extra": {"id": 5}},
+    {"id": "e3", "type": "action.result", "time": "2025-03-01T00:00:00Z", "node": "n1", "replay": True,
+     "data": {"decision_id": "d1", "action": "reboot", "status": "succeeded", "gpu": 3}},
+    {"id": "caf\u00e9 \"q\"", "type": "t", "time": "2025-03-01T00:00:00Z", "node": None},
+    {"type": "x", "time": "2025-03-01T00:00:00Z"},
+    {"id": "e4", "type": "x", "time": "2025-03-01"},
+    {"id": "e5", "type": "x", "time": 1740787200},
+    {"id": 5, "type": "x", "time": "2025-03-01T00:00:00Z"},
+    {"id": "e6", "type": "", "time": "2025-03-01T00:00:00Z"},
+    [],
+]  # fmt: skip
+
+
+def test_sink_checks_in_clickhouse_match_the_python_mapping(store: Store, tmp_path: Path) -> None:
+    """Published telemetry checked and mapped by ClickHouse's views gives the rows the Python mapping
+    (the offline writer's) gives: same accepted events and action rows, same dead-letter ids."""
+    values = [orjson.dumps(v) for v in ODD] + [b"{broken json", b"", b'  {"id": "e7" , "type":"t", '
+                                               b'"time": "2025-03-01T00:00:00Z"}']  # fmt: skip
+    chunk = _telemetry_chunk(values, first_offset=40)
+    core = _sink(store, tmp_path)
+    core.insert([chunk])
+    core.insert([chunk])  # retried: the token drops it in every view's target
+    received = datetime.fromtimestamp(1_740_787_200, UTC)
+    expected = group_by_table(
+        r for src, v in zip(chunk.sources(), values, strict=True)
+        for r in rows_for_message("breakfix.events", v, src, received)
+    )  # fmt: skip
+    db = store.database
+    events = store.query(
+        f"SELECT id, time, type, source, node, replay, data FROM {db}.events ORDER BY id"
+    ).rows
+    assert [(*r[:6], orjson.loads(r[6])) for r in events] == sorted(
+        (r[0], r[1].replace(tzinfo=None), *r[2:6], orjson.loads(r[6])) for r in expected["events"]
+    )
+    actions = store.query(f"SELECT * EXCEPT ingested_at FROM {db}.actions").rows
+    assert actions == [(r[0], r[1].replace(tzinfo=None), *r[2:]) for r in expected["actions"]]
+    letters = store.query(f"SELECT id, message, source FROM {db}.dead_letters ORDER BY id").rows
+    assert [r[0] for r in letters] == sorted(r[0] for r in expected["dead_letters"])
+    assert {r[1] for r in letters} == {
+        "message is not a JSON object", "envelope needs string 'id' and 'type'",
+        "time must be an RFC 3339 string with a UTC offset",
+    }  # fmt: skip
+    assert all(r[2].startswith("p.breakfix.events/2@") for r in letters)
+    assert core.stats.rows["events_ingest"] == 2 * len(values)
 
 
 def _q(store: Store, name: str, **params: Any) -> list[dict[str, Any]]:

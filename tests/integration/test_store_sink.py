@@ -36,7 +36,7 @@ from streams.sink import SinkConfig, SinkCore, run_sink
 from streams.store.base import Store
 from streams.store.migrate import migrate
 from streams.store.server_backend import open_server
-from streams.store.spool import Message, Spool, SpoolFull
+from streams.store.spool import Chunk, Spool, SpoolFull
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -66,10 +66,9 @@ def _count(store: Store, table: str = "events") -> tuple[int, int]:
     return int(r[0]), int(r[1])
 
 
-def _messages(n: int, start: int = 0) -> list[Message]:
-    return [
-        Message("breakfix.events", f"t/0@{i}", 1_740_787_200_000, _event(i)) for i in range(start, start + n)
-    ]
+def _messages(n: int, start: int = 0) -> list[Chunk]:
+    offsets = list(range(start, start + n))
+    return [Chunk("breakfix.events", "t", 0, offsets, [1_740_787_200_000] * n, [_event(i) for i in offsets])]
 
 
 def test_store_down_spools_then_drains_in_order(

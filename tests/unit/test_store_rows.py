@@ -3,6 +3,7 @@ becomes a dead-letter row (never an exception), and the spool round-trips record
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 
 import orjson
@@ -16,8 +17,8 @@ from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.evidence import Evidence
 from schemas.parse import validate_event_dict
-from streams.store.rows import COLUMNS, dead_letter_id, event_line, model_rows, rows_for_message
-from streams.store.spool import Message, Spool, SpoolFull, decode, encode
+from streams.store.rows import COLUMNS, dead_letter_id, model_rows, rows_for_message
+from streams.store.spool import Chunk, Spool, SpoolFull, decode, encode
 
 T = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -117,37 +118,34 @@ def test_dead_letter_ids_are_deterministic() -> None:
     assert dead_letter_id(dl) != dead_letter_id(dl.model_copy(update={"source": "f.jsonl:4"}))
 
 
+def _chunks() -> list[Chunk]:
+    return [
+        Chunk("breakfix.events", "x.breakfix.events", p, list(range(p, p + 50)),
+              [1_700_000_000_000 + i for i in range(50)], [bytes([i]) * i for i in range(50)])
+        for p in range(3)
+    ] + [Chunk("breakfix.decisions", "breakfix.decisions", 0, [7], [1], [b""])]  # fmt: skip
+
+
 def test_spool_round_trips_and_refuses_past_its_bound(tmp_path: object) -> None:
-    msgs = [Message("breakfix.events", f"breakfix.events/0@{i}", 1_700_000_000_000 + i, bytes([i]) * i)
-            for i in range(50)]  # fmt: skip
-    assert list(decode(encode(msgs))) == msgs
-    spool = Spool(tmp_path, max_bytes=len(encode(msgs)) + 10)  # type: ignore[arg-type]
-    path = spool.put(msgs)
-    assert spool.load(path) == msgs
+    chunks = _chunks()
+    assert decode(encode(chunks)) == chunks
+    spool = Spool(tmp_path, max_bytes=len(encode(chunks)) + 10)  # type: ignore[arg-type]
+    path = spool.put(chunks)
+    assert spool.load(path) == chunks
     with pytest.raises(SpoolFull):
-        spool.put(msgs)
+        spool.put(chunks)
     reopened = Spool(tmp_path)  # type: ignore[arg-type]
     assert reopened.files() == [path]
-    assert reopened.put(msgs[:1]).name > path.name
+    assert reopened.put(chunks[:1]).name > path.name
 
 
-def test_event_line_passes_the_usual_envelope_through_and_normalises_the_rest() -> None:
-    usual = orjson.dumps({"id": "e1", "type": "gpu.xid", "source": "dcgm", "time": "2025-03-01T00:00:00Z",
-                          "node": "n1", "data": {"xid": 79}})  # fmt: skip
-    assert event_line(usual, orjson.loads(usual)) == ("e1", usual, [])
-    odd = {"id": "e2", "type": "gpu.xid", "time": "2025-03-01T02:00:00+02:00", "data": [1], "extra": 1}
-    eid, line, _ = event_line(orjson.dumps(odd), odd)
-    assert eid == "e2" and orjson.loads(line) == {
-        "id": "e2", "time": "2025-03-01T00:00:00+00:00", "type": "gpu.xid", "source": "", "node": "",
-        "replay": False, "data": "[1]",
-    }  # fmt: skip
-    result = {"id": "e3", "type": "action.result", "time": "2025-03-01T00:00:00Z", "node": "n1",
-              "data": {"decision_id": "d1", "status": "ok"}}  # fmt: skip
-    assert [t for t, _ in event_line(orjson.dumps(result), result)[2]] == ["actions"]
-    for bad in (
-        {"type": "x", "time": "2025-03-01T00:00:00Z"},
-        {"id": "e", "type": "x", "time": "2025-03-01"},
-        [],
-    ):
-        with pytest.raises(ValueError):
-            event_line(orjson.dumps(bad), bad)
+def test_spool_files_written_before_chunks_still_drain() -> None:
+    """A spool left by the previous sink (one header per record) decodes into the same chunks."""
+    chunk = _chunks()[1]
+    legacy = b"".join(
+        struct.pack(">HHqI", len(chunk.name), len(src), ts, len(v)) + chunk.name.encode() + src + v
+        for src, ts, v in zip(
+            (s.encode() for s in chunk.sources()), chunk.timestamps, chunk.values, strict=True
+        )
+    )
+    assert decode(legacy) == [chunk]
