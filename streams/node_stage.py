@@ -264,26 +264,31 @@ class NodeStage:
         now = ps.clock if ps.clock > -math.inf else t
         if t - now <= self.gate_cfg.far_future_s:
             at = min(max(now, t), now + self.gate_cfg.far_future_s)
-            self._ticks(ps, p, offset, at, parsed.replay, out)
-        if parsed.node is None:
+            if at >= ps.next_tick:  # the common case, no tick due, without the call
+                self._ticks(ps, p, offset, at, parsed.replay, out)
+        node = parsed.node
+        if node is None:
             self._fleet(ps, p, offset, parsed, raw, source, now, out)
             ps.last_key = max(ps.last_key, (t, "", 0))
             return out
-        slot = ps.nodes.get(parsed.node)
-        if slot is not None and offset <= slot.offset:
-            self._already_applied(ps, slot, offset, parsed)  # re-delivered after a restart
-            return out
-        if slot is not None and slot.pending:
-            if offset > slot.buffered_to:
-                slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
-                slot.buffered_to = offset
-                ps.dirty.add(parsed.node)
-            return out
-        self._node(ps, p, parsed.node, slot, offset, parsed, raw, source, now, out)
-        cur = ps.nodes.get(parsed.node)
+        slot = ps.nodes.get(node)
+        if slot is not None:
+            if offset <= slot.offset:
+                self._already_applied(ps, slot, offset, parsed)  # re-delivered after a restart
+                return out
+            if slot.pending:
+                if offset > slot.buffered_to:
+                    slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
+                    slot.buffered_to = offset
+                    ps.dirty.add(node)
+                return out
+        self._node(ps, p, node, slot, offset, parsed, t, raw, source, now, out)
+        cur = ps.nodes.get(node) if slot is None else slot
         if cur is not None and cur.offset == offset:
             cur.clock = ps.clock
-        ps.last_key = max(ps.last_key, (t, parsed.node, cur.seq if cur else 0))
+        key = (t, node, cur.seq if cur else 0)
+        if key > ps.last_key:
+            ps.last_key = key
         return out
 
     def _already_applied(self, ps: PartitionState, slot: NodeSlot, offset: int, event: Envelope) -> None:
@@ -331,11 +336,13 @@ class NodeStage:
         slot: NodeSlot | None,
         offset: int,
         event: Envelope,
+        t: float,
         raw: bytes,
         source: str,
         now: float,
         out: Outputs,
     ) -> None:
+        """``t``: the event's time as a timestamp (the caller has it already)."""
         step = self.engine.node_step(slot.rt if slot else None, event, now)
         if step.rejection is not None:
             reason, msg = step.rejection
@@ -343,7 +350,6 @@ class NodeStage:
             if slot is not None:
                 slot.offset = offset
             return
-        t = event.time.timestamp()
         self._accept(ps, t)
         if slot is None:
             slot = ps.nodes[node] = NodeSlot()
@@ -405,8 +411,10 @@ class NodeStage:
             self._took(ps, p, n, ps.nodes[n], step, t, event.replay, out)
 
     def _accept(self, ps: PartitionState, t: float) -> None:
-        ps.clock = max(ps.clock, t)
-        self.clock = max(self.clock, t)
+        if t > ps.clock:
+            ps.clock = t
+        if t > self.clock:
+            self.clock = t
 
     def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, replay: bool, out: Outputs) -> None:
         """Time-driven checks (silence, hysteresis), as offline replay runs them between events. A tick
@@ -436,7 +444,8 @@ class NodeStage:
             elif b.fleet:
                 self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
             else:
-                self._node(ps, p, node, slot, b.offset, b.event, b.raw, b.source, b.now, out)
+                t = b.event.time.timestamp()
+                self._node(ps, p, node, slot, b.offset, b.event, t, b.raw, b.source, b.now, out)
 
     def _took(
         self,
@@ -452,7 +461,10 @@ class NodeStage:
         if step.runtime is not None:
             slot.rt = step.runtime
         ps.dirty.add(node)
-        out.evidence.extend(step.evidence)
+        if step.evidence:
+            out.evidence.extend(step.evidence)
+        if not step.proposals and slot.hold is None and not slot.outbox:
+            return  # the common case: nothing to send, nothing held (so not in ps.holds)
         items = []
         for item in step.proposals:
             if replay and isinstance(item, Proposal) and not item.replay:
