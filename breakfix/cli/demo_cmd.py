@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -31,6 +32,10 @@ def demo(
     """
     from breakfix.demo.run import DemoConfig, run_demo
 
+    # A shell without job control starts background commands with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt: `kill -INT` (what Ctrl-C sends) would be lost and the demo would
+    # play its whole feed. Ask for the default so an interrupt always stops every child.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = DemoConfig(nodes=nodes, hours=hours, seed=seed, feed_s=feed_s, workdir=workdir, report=report)
     try:
         summary = run_demo(cfg, err_console if as_json else console)

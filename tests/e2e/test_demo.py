@@ -98,7 +98,14 @@ def test_ctrl_c_mid_feed_stops_every_child(tmp_path: Path) -> None:
         "--workdir",
         str(tmp_path),
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Started the way a shell without job control starts `make demo &`: SIGINT ignored on entry. The
+    # demo must still stop on it, and promptly (it used to play its whole feed first).
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         deadline = time.monotonic() + 120
         ready = tmp_path / "logs" / "actuators.log"
@@ -107,7 +114,7 @@ def test_ctrl_c_mid_feed_stops_every_child(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert len(holders(tmp_path)) >= 4, "broker, worker, sink and actuator stage must be running"
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=90)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
