@@ -46,6 +46,8 @@ from streams.settings import StreamSettings
 EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
 CONTROL, EVIDENCE, DEADLETTER = "breakfix.control", "breakfix.evidence", "breakfix.deadletter"
 _GUARD_KEY = "guard"
+_PENDING_MAX = 256
+"""Guard items held back while input is queued before their nodes' state is written and they leave."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,9 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     guard_saved = {"at": 0.0}
     sent_futs: dict[int, list[Awaitable[Any]]] = defaultdict(list)
     """Sends of a partition since its last checkpoint, awaited before that checkpoint acknowledges."""
+    pending: dict[int, list[Any]] = {}
+    """Guard items whose nodes' state is not written yet, per partition: sent by send_pending (input
+    queue drained, _PENDING_MAX reached, or the progress timer) or by the partition's checkpoint."""
     streams: dict[str, Any] = {}
 
     def ready() -> bool:
@@ -217,6 +222,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             if tp.topic == events_name:
                 node.revoke(tp.partition)
                 held.pop(tp.partition, None)
+                pending.pop(tp.partition, None)
                 sent_futs.pop(tp.partition, None)
                 sent_progress.pop(tp.partition, None)
             elif tp.topic == settings.topic(PROPOSALS):
@@ -238,12 +244,17 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         """Write and flush, so the batch ends here: the last batch of a changelog partition then holds
         exactly one record after every completed checkpoint, and Tansu's ListOffsets answer (base
         offset of the last batch + 1) is exact for the recovery that reads it."""
-        token = _in_partition_of(context)
-        try:
-            for key, value in writes:
-                table[key] = value
-        finally:
-            _current_event.reset(token)
+        await write_groups(table, [(context, writes)])
+
+    async def write_groups(table: Any, groups: list[tuple[Any, list[tuple[str, bytes]]]]) -> None:
+        """Each group's writes in its context event's partition, then one flush for them all."""
+        for context, writes in groups:
+            token = _in_partition_of(context)
+            try:
+                for key, value in writes:
+                    table[key] = value
+            finally:
+                _current_event.reset(token)
         await flush()
 
     async def flush() -> None:
@@ -274,31 +285,38 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             futs.append(await t_evidence.send(key=ev.node.encode(), value=dumps(ev), partition=p))
         return futs
 
-    async def write_nodes(context: Any, writes: list[tuple[str, bytes]]) -> None:
-        """Nodes batched, then the last record alone in the last batch (see :func:`write_table`)."""
-        await write_table(nodes_table, context, writes[:-1])
-        await write_table(nodes_table, context, writes[-1:])
+    async def write_nodes(groups: list[tuple[Any, list[tuple[str, bytes]]]]) -> None:
+        """Nodes batched, then each partition's last record alone in its last batch (see
+        :func:`write_table`): two flushes however many partitions, one when each writes one record
+        (every earlier write ended with a flush, so that record is alone in its batch anyway)."""
+        if any(len(writes) > 1 for _, writes in groups):
+            await write_groups(nodes_table, [(context, writes[:-1]) for context, writes in groups])
+        await write_groups(nodes_table, [(context, writes[-1:]) for context, writes in groups])
 
-    async def send_guard_items(p: int, out: Outputs, futs: list[Awaitable[Any]]) -> None:
-        """Between checkpoints: write the proposing nodes' state (flushed) before their items leave,
-        then send without waiting; the next checkpoint awaits the sends and acknowledges the input.
-        (Registrations sent without their node's write broke streaming == offline after a SIGKILL.)"""
-        proposing = {i.node for i in out.guard}
-        if proposing:
-            await write_nodes(held[p][-1], node.checkpoint_nodes(p, proposing))
-        futs.extend([await send_item(i) for i in out.guard])
-        sent_futs[p].extend(futs)
+    async def send_pending() -> None:
+        """Write the proposing nodes' state (flushed) before their items leave, then send without
+        waiting; the next checkpoint awaits the sends and acknowledges the input. Items wait here
+        while more input is queued, so a burst of proposals (every node's registration at start)
+        costs one state write and flush per burst instead of one per item. (Registrations sent
+        without their node's write broke streaming == offline after a SIGKILL.)"""
+        if not pending:
+            return
+        parts = sorted(pending)
+        groups = [(held[p][-1], node.checkpoint_nodes(p, {i.node for i in pending[p]})) for p in parts]
+        await write_nodes(groups)
+        for p in parts:
+            items = pending.pop(p)
+            sent_futs[p].extend([await send_item(i) for i in items])
 
-    async def checkpoint(p: int, out: Outputs | None, futs: list[Awaitable[Any]]) -> None:
+    async def checkpoint(p: int) -> None:
         """Table write → flush → proposals out → acknowledge the input the checkpoint covers."""
         events = held.pop(p, [])
         writes = node.checkpoint(p, time.monotonic())
         if writes and events:
-            await write_nodes(events[-1], writes)  # the partition's own record comes last
+            await write_nodes([(events[-1], writes)])  # the partition's own record comes last
         else:
             await flush()
-        if out is not None:
-            futs.extend([await send_item(i) for i in out.guard])
+        futs = [await send_item(i) for i in pending.pop(p, [])]
         await asyncio.gather(*sent_futs.pop(p, []), *futs)
         for ev in events:
             await streams["node"].ack(ev)
@@ -308,6 +326,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     @app.agent(t_events_decisions, name="node-stage")
     async def node_agent(stream: Any) -> None:
         stream = streams["node"] = stream.noack()
+        queue = stream.channel.queue
+        events_in = stage_metrics.EVENTS.labels(stage="node")  # the labelled child, looked up once
         async for event in stream.events():
             msg = event.message
             p, wall = msg.partition, time.monotonic()
@@ -318,31 +338,33 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 if p not in node.partitions:
                     await take_partition(p)
                 if msg.topic == events_name:
-                    stage_metrics.EVENTS.labels(stage="node").inc()
+                    events_in.inc()
                     out = node.on_event(p, msg.offset, msg.value, source, wall)
                 else:
                     out = node.on_decision(p, msg.value, source, wall)
                 held[p].append(event)
-                futs = await emit(p, out)
+                if out.dead_letters or out.evidence:
+                    sent_futs[p].extend(await emit(p, out))
+                if out.guard:
+                    pending.setdefault(p, []).extend(out.guard)
                 if node.due(p, wall):
-                    await checkpoint(p, out, futs)
-                elif out.guard:
-                    await send_guard_items(p, out, futs)
-                else:
-                    sent_futs[p].extend(futs)
+                    await checkpoint(p)
+                elif pending and (queue.empty() or sum(map(len, pending.values())) >= _PENDING_MAX):
+                    await send_pending()
 
     @app.timer(settings.progress_s)  # type: ignore[untyped-decorator]
     async def node_tick() -> None:
         if not ready():
             return
         async with lock:
+            await send_pending()  # a progress mark never passes an item not yet handed out
             mine = assigned(events_name)
             for p in sorted(mine - set(node.partitions)):
                 await take_partition(p)
             wall = time.monotonic()
             for p in sorted(mine):
                 if held.get(p) and node.due(p, wall):
-                    await checkpoint(p, None, [])
+                    await checkpoint(p)
                 bound = node.progress(p, wall, app.consumer.highwater(TP(events_name, p)))
                 if bound[0] > -math.inf and bound != sent_progress.get(p):
                     sent_progress[p] = bound
