@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,16 +162,18 @@ def noop_worker(broker: str, topic: str, n: int, out: str) -> None:
         topic_disable_leader=True,
     )
     t = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    state = {"n": 0, "t0": 0.0}
+    state = {"n": 0, "t0": 0.0, "cpu0": 0.0}
 
     @app.agent(t)
     async def noop(stream: Any) -> None:
         async for _ in stream:
             if state["n"] == 0:
-                state["t0"] = time.perf_counter()
+                state["t0"], state["cpu0"] = time.perf_counter(), time.process_time()
             state["n"] += 1
             if state["n"] == n:
-                Path(out).write_text(json.dumps({"rate": n / (time.perf_counter() - state["t0"])}))
+                rate = n / (time.perf_counter() - state["t0"])
+                cpu_us = 1e6 * (time.process_time() - state["cpu0"]) / n
+                Path(out).write_text(json.dumps({"rate": rate, "cpu_us": cpu_us}))
 
     faust.Worker(app, loglevel="warning").execute_from_commandline()
 
@@ -181,9 +184,9 @@ def workers_free_port() -> int:
     return free_port()
 
 
-def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0) -> float:
-    """Events/s of the no-op agent in round ``k`` (each round its own result file: a file left by an
-    earlier round would be read at once)."""
+def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0) -> tuple[float, float]:
+    """(events/s, CPU µs per event) of the no-op agent in round ``k`` (each round its own result file:
+    a file left by an earlier round would be read at once)."""
     out = tmp / f"noop-{k}.json"
     args = [sys.executable, __file__, "--noop-worker", s.broker, s.topic(EVENTS), str(n), str(out)]
     with open(tmp / "noop.log", "wb") as log:
@@ -192,9 +195,50 @@ def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0) -> float:
         deadline = time.monotonic() + 300
         while not out.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        return float(json.loads(out.read_text())["rate"])
+        result = json.loads(out.read_text())
+        return float(result["rate"]), float(result["cpu_us"])
     finally:
         workers.stop(proc)
+
+
+class CpuClock:
+    """Samples the CPU seconds (all threads) of processes while a round runs, so the CPU spent between
+    two wall times can be read afterwards: on a shared machine CPU per event varies far less than
+    events per wall second, which other processes' load distorts."""
+
+    def __init__(self, pids: list[int], every_s: float = 0.02) -> None:
+        self.pids, self.every_s = pids, every_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._cpu()))
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, t0: float, t1: float) -> float:
+        """CPU seconds spent from wall time ``t0`` to ``t1`` (nearest samples)."""
+
+        def at(t: float) -> float:
+            return min(self.samples, key=lambda s: abs(s[0] - t))[1]
+
+        return at(t1) - at(t0)
 
 
 async def progress_times(
@@ -225,14 +269,20 @@ async def progress_times(
         await c.stop()
 
 
-def node_stage_rate(s: StreamSettings, n: int, end: float, tmp: Path, n_workers: int = 1) -> float:
-    """Events/s of ``n_workers`` node-stage workers in one group (the sum over workers)."""
+def node_stage_rate(
+    s: StreamSettings, n: int, end: float, tmp: Path, n_workers: int = 1
+) -> tuple[float, float]:
+    """(events/s, CPU µs per event) of ``n_workers`` node-stage workers in one group (sums over
+    workers)."""
     since = time.time()
     procs = [workers.start_worker(s, i, tmp / f"node-stage-{i}.log") for i in range(n_workers)]
+    cpu = CpuClock([p.pid for p in procs])
     try:
         t0, t1 = asyncio.run(progress_times(s, end, 600, since))
-        return n / (t1 - t0)
+        cpu.stop()
+        return n / (t1 - t0), 1e6 * cpu.between(t0, t1) / n
     finally:
+        cpu.stop()
         for proc in procs:
             workers.stop(proc)
 
@@ -350,17 +400,25 @@ def main() -> None:
         n, end = asyncio.run(fill(s, a.events, a.nodes, time.time() - 3600))
         result: dict[str, Any] = {"events": n}
         result["raw_aiokafka_per_s"] = round(asyncio.run(raw_rate(s, n)))
-        noop, stage = [], []
+        noop, stage, noop_cpu, stage_cpu = [], [], [], []
         for k in range(a.repeat):
             # Alternate, so that load from other processes on a shared machine hits both alike.
-            noop.append(noop_rate(s, n, tmp, k))
+            rate, cpu_us = noop_rate(s, n, tmp, k)
+            noop.append(rate)
+            noop_cpu.append(cpu_us)
             sk = s.model_copy(update={"app_id": f"bench-node{k}", "data_dir": tmp / f"data{k}"})
-            stage.append(node_stage_rate(sk, n, end, tmp, a.workers))
+            rate, cpu_us = node_stage_rate(sk, n, end, tmp, a.workers)
+            stage.append(rate)
+            stage_cpu.append(cpu_us)
         result["noop_faust_per_s"] = round(max(noop))
         result["node_stage_workers"] = a.workers
         result["node_stage_per_s"] = round(max(stage))
         result["node_stage_vs_noop"] = round(max(stage) / max(noop), 2)
         result["vs_noop_per_round"] = [round(x / y, 2) for x, y in zip(stage, noop, strict=True)]
+        # CPU per event (all threads of the worker processes; the broker's share not included).
+        result["noop_cpu_us_per_event"] = round(min(noop_cpu), 1)
+        result["node_stage_cpu_us_per_event"] = round(min(stage_cpu), 1)
+        result["cpu_vs_noop"] = round(min(noop_cpu) / min(stage_cpu), 2)
         if not a.skip_latency:
             result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1", a.workers)
             result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5", a.workers)
