@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,13 @@ def record(name: str, **figures: Any) -> dict[str, Any]:
     if not ignore.exists():
         ignore.write_text("*\n")  # run output, never committed
     path = OUT / "figures.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[name] = figures
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    # `make test` runs tests on two xdist workers: merge under a lock and replace atomically, so two
+    # workers recording at once neither lose a figure nor read a half-written file.
+    with open(OUT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[name] = figures
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(path)
     return figures
