@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
+from streams.guard_stage import read_progress
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
@@ -259,8 +260,7 @@ async def progress_times(
                     if dict(m.headers).get("breakfix-kind") != b"progress" or m.timestamp < since * 1000:
                         continue
                     first = first or m.timestamp / 1000
-                    mark = orjson.loads(m.value)
-                    bounds[mark["partition"]] = mark["bound"][0]
+                    bounds.update({p: k[0] for p, k in read_progress(m.value).items()})
                     # Event times travel as RFC 3339 with microseconds: compare at that precision.
                     if len(bounds) == 12 and min(bounds.values()) >= end - 1e-5:
                         return first, m.timestamp / 1000

@@ -39,7 +39,7 @@ from schemas.topics import TOPIC_BY_NAME
 from streams import metrics as stage_metrics
 from streams.embedded_broker import free_port
 from streams.faust_transport import BreakfixApp
-from streams.guard_stage import GuardStage
+from streams.guard_stage import GuardStage, progress_body, read_progress
 from streams.node_stage import EngineLike, NodeStage, Outputs
 from streams.settings import StreamSettings
 
@@ -362,15 +362,16 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             for p in sorted(mine - set(node.partitions)):
                 await take_partition(p)
             wall = time.monotonic()
+            bounds = {}
             for p in sorted(mine):
                 if held.get(p) and node.due(p, wall):
                     await checkpoint(p)
                 bound = node.progress(p, wall, app.consumer.highwater(TP(events_name, p)))
                 if bound[0] > -math.inf and bound != sent_progress.get(p):
-                    sent_progress[p] = bound
-                    body = orjson.dumps({"partition": p, "bound": list(bound)})
-                    headers = {"breakfix-kind": b"progress", "breakfix-partition": str(p).encode()}
-                    await t_proposals.send(key=b"", value=body, partition=0, headers=headers)
+                    sent_progress[p] = bounds[p] = bound
+            if bounds:
+                headers = {"breakfix-kind": b"progress"}
+                await t_proposals.send(key=b"", value=progress_body(bounds), partition=0, headers=headers)
 
     # --- guard stage -----------------------------------------------------------------------
 
@@ -441,9 +442,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                     guard().on_control(ControlMessage.model_validate_json(msg.value))
                     guard_marks.append(event)
                 elif kind == "progress":
-                    mark = orjson.loads(msg.value)
-                    t, n, s = mark["bound"]
-                    guard().on_progress(int(mark["partition"]), (float(t), str(n), int(s)))
+                    for part, bound in read_progress(msg.value).items():
+                        guard().on_progress(part, bound)
                     guard_marks.append(event)
                 else:
                     t, n, s = orjson.loads(headers["breakfix-order"])

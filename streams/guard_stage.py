@@ -33,6 +33,20 @@ _SEEN = 100_000
 """Decided proposal ids kept for deduplication (proposals are a handful per hour on a large fleet)."""
 
 
+def progress_body(bounds: dict[int, OrderKey]) -> bytes:
+    """One progress message for all of a worker's partitions that moved since its last one: one
+    message per progress tick instead of one per partition (twelve times fewer for the guard to read)."""
+    return orjson.dumps({"bounds": {str(p): list(k) for p, k in bounds.items()}})
+
+
+def read_progress(body: bytes) -> dict[int, OrderKey]:
+    """Partition → bound of a progress message; also reads the one-partition form that workers wrote
+    before (``{"partition": p, "bound": k}``), which a guard may re-read after an upgrade."""
+    mark = orjson.loads(body)
+    raw = mark["bounds"] if "bounds" in mark else {mark["partition"]: mark["bound"]}
+    return {int(p): (float(t), str(n), int(s)) for p, (t, n, s) in raw.items()}
+
+
 class GuardEngine(Protocol):
     def new_guard(self) -> Any: ...
 
