@@ -193,11 +193,19 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     """Guard items whose nodes' state is not written yet, per partition: sent by send_pending (input
     queue drained, _PENDING_MAX reached, or the progress timer) or by the partition's checkpoint."""
     streams: dict[str, Any] = {}
+    events_in = stage_metrics.EVENTS.labels(stage="node")
+    counted = {"events": 0}
+    """Events read since the last progress tick, which adds them to ``events_in`` (a Prometheus
+    counter takes a lock per increment: once per tick instead of once per event)."""
+
+    recovery: list[Any] = []
 
     def ready() -> bool:
-        """Recovery done: tables restored and stream partitions seeked back to committed offsets."""
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        return not app.rebalancing and bool(recovery.completed.is_set())
+        """Recovery done: tables restored and stream partitions seeked back to committed offsets.
+        (Called per event: the recovery service is looked up once, not through two properties.)"""
+        if not recovery:
+            recovery.append(app.tables.recovery)  # type: ignore[attr-defined]
+        return not app.rebalancing and bool(recovery[0].completed.is_set())
 
     mine: set[TP] = set()
     """This worker's assignment, kept from the rebalance signals: asking the consumer builds a new set
@@ -327,7 +335,6 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     async def node_agent(stream: Any) -> None:
         stream = streams["node"] = stream.noack()
         queue = stream.channel.queue
-        events_in = stage_metrics.EVENTS.labels(stage="node")  # the labelled child, looked up once
         async for event in stream.events():
             msg = event.message
             p, wall = msg.partition, time.monotonic()
@@ -338,7 +345,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 if p not in node.partitions:
                     await take_partition(p)
                 if msg.topic == events_name:
-                    events_in.inc()
+                    counted["events"] += 1
                     out = node.on_event(p, msg.offset, msg.value, source, wall)
                 else:
                     out = node.on_decision(p, msg.value, source, wall)
@@ -357,6 +364,8 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         if not ready():
             return
         async with lock:
+            events_in.inc(counted["events"])
+            counted["events"] = 0
             await send_pending()  # a progress mark never passes an item not yet handed out
             mine = assigned(events_name)
             for p in sorted(mine - set(node.partitions)):
