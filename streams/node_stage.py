@@ -435,7 +435,15 @@ class NodeStage:
                     self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, replay, out)
 
     def _drain(self, ps: PartitionState, p: int, node: str, slot: NodeSlot, out: Outputs) -> None:
-        """Process the events a node received while it awaited its decision, in arrival order."""
+        """Process the events a node received while it awaited its decision, in arrival order.
+
+        After a restart a node's record (written when it proposed, ahead of its partition's record)
+        can buffer input the partition has not re-read yet: offsets at or past ``ps.position``. Applying
+        it must not move the partition's clock there, or the next event would run the ticks of every
+        other node before their own re-read input reached them (agent_silent / evidence_cleared that
+        offline replay never makes). The clock gets there when the partition re-reads that input
+        (:meth:`_already_applied`, from the node's ``clock``: the partition's clock when the input
+        arrived, a lower bound of the clock at that offset)."""
         while slot.buffer and not slot.pending:
             b = slot.buffer.pop(0)
             if b.event is None:
@@ -444,8 +452,13 @@ class NodeStage:
             elif b.fleet:
                 self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
             else:
+                clocks = (ps.clock, self.clock)
                 t = b.event.time.timestamp()
                 self._node(ps, p, node, slot, b.offset, b.event, t, b.raw, b.source, b.now, out)
+                if b.offset >= ps.position:
+                    ps.clock, self.clock = clocks
+                if slot.offset == b.offset:
+                    slot.clock = max(slot.clock, b.now)
 
     def _took(
         self,
