@@ -139,16 +139,20 @@ def test_workers_killed_at_random_points_with_a_backlog_and_a_skewed_clock(
     assert_safe(streamed, rec)
     accepted_skew = len(skewed) - sum(reasons.values())
     if accepted_skew or extra or others.get("far_future"):
-        # Seen here: after both workers were SIGKILLed, some +2 h events delivered with the backlog were
-        # accepted (one became a decision) and, in another run, recording events behind them were
-        # dead-lettered as far_future; offline replay of the same input dead-letters all 50 skewed
-        # events and nothing else. A clock restored without its partition record is fixed (node records
-        # carry it, tests/integration/test_stream_stages.py); in the runs still marked here every skewed
-        # event met a correct clock but reached a node awaiting its decision and stayed buffered there
-        # (not judged, so counted above as accepted). Also seen: non-executable agent_silent /
-        # evidence_cleared decisions offline never made, for nodes whose restored state lagged after the
-        # double kill. Duplicates, losses and anything executable are asserted above, every run; this
-        # marks the run with its counts, it does not hide it.
+        # Offline replay dead-letters all 50 skewed events and nothing else. Root causes found (logs of
+        # instrumented workers and the changelog/topic contents of failing runs): (1) a node's buffered
+        # input drained after the restart moved its partition's clock past input not yet re-read, so
+        # every other node of the partition "went silent" (fixed in streams/node_stage.py _drain,
+        # tests/reliability/test_restart_drain.py); (2) streams/app.py dropped input Faust delivered
+        # after its seek to the committed offsets but before it reported the rebalance done, and Faust
+        # never delivers it again: gaps, silent nodes, a clock left > 300 s behind (far_future for the
+        # rest of the partition); (3) its flush() could return with one changelog record still on
+        # its way to the producer, so a checkpoint's closing record shared a batch with the next write
+        # and recovery (Tansu's end offset) stopped before it. (2) and (3) are fixed by a patch to
+        # streams/app.py (not this suite's file); with all three, runs met the strict check (no
+        # accepted skewed event, no extra decision, no other dead letter). Until that patch is in, a
+        # run that shows them is marked with its counts; duplicates, losses and anything executable
+        # are asserted above, every run.
         pytest.xfail(
             f"known streaming bug: {accepted_skew} skewed events accepted, {len(from_skew)} decisions "
             f"from them, {len(extra)} decisions offline never made {[d.id for d in extra][:6]}, "
