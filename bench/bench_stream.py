@@ -373,7 +373,9 @@ def latency(
         lat = sorted(p[hop] for p in probes if not math.isnan(p[hop]))
         if lat:
             out[f"{hop}_p50_ms"] = round(1000 * statistics.median(lat), 1)
+            out[f"{hop}_p90_ms"] = round(1000 * lat[min(len(lat) - 1, int(0.90 * len(lat)))], 1)
             out[f"{hop}_p99_ms"] = round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)
+            out[f"{hop}_max_ms"] = round(1000 * lat[-1], 1)
     return out
 
 
