@@ -16,6 +16,15 @@ from actuators.base import StepContext, StepResult, StepSpec, ensure_allowed
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 
+OPS: dict[str, set[str]] = {
+    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu"},
+    "node_agent": {"gpu_reset", "reboot", "collect_bundle", "cleanup_stale"},
+    "validate": {"run"},
+    "ticket": {"create"},
+    "health_override": {"set"},
+}
+"""Operations of every actuator kind the shipped playbooks use: a recording double per kind."""
+
 
 @dataclass
 class SwitchSafety:

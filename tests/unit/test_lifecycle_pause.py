@@ -30,16 +30,9 @@ from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import ActionResult
 from schemas.parse import validate_event_dict
 from tests.builders import T0, inventory, sample, xid
-from tests.fakes.workflow_doubles import RecordingActuator, SwitchSafety
+from tests.fakes.workflow_doubles import OPS, RecordingActuator, SwitchSafety
 
 H, Q, R, E = NodeState.HEALTHY, NodeState.QUARANTINED, NodeState.REPAIRING, NodeState.ESCALATED
-OPS = {
-    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu"},
-    "node_agent": {"gpu_reset", "reboot", "collect_bundle", "cleanup_stale"},
-    "validate": {"run"},
-    "ticket": {"create"},
-    "health_override": {"set"},
-}
 
 
 def _result(decision_id: str, step: str, status: str) -> ActionResult:

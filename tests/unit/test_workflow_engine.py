@@ -19,15 +19,7 @@ from actuators.workflow import (
     from_decision,
 )
 from schemas.events import ActionResult
-from tests.fakes.workflow_doubles import RecordingActuator, SwitchSafety, xid79_decision
-
-OPS = {
-    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu"},
-    "node_agent": {"gpu_reset", "reboot", "collect_bundle", "cleanup_stale"},
-    "validate": {"run"},
-    "ticket": {"create"},
-    "health_override": {"set"},
-}
+from tests.fakes.workflow_doubles import OPS, RecordingActuator, SwitchSafety, xid79_decision
 
 
 class Rig:
