@@ -95,3 +95,17 @@ def test_a_spent_retry_budget_still_files_the_escalation_ticket_but_repairs_noth
     assert outcome.status == "succeeded" and outcome.playbook == "gpu-hardware-escalation-ticket"
     assert acts["ticket"].calls == [("ticket", "create")]
     assert acts["node_agent"].calls == [("collect", "collect_bundle")]
+
+
+def test_a_decisive_quarantine_straight_from_healthy_runs_on_kubernetes_and_on_slurm() -> None:
+    """Decisive evidence (single-signal classes) moves a node Healthy -> Quarantined in one decision,
+    and the shipped policy picks reboot or gpu_reset for it: every node-level repair playbook must
+    accept that start, or the repair is refused and the node escalated for nothing."""
+    for action in (ActionKind.REBOOT, ActionKind.GPU_RESET):
+        decision = xid79_decision(
+            decision_id=f"dec-healthy-{action.value}", from_state=NodeState.HEALTHY, action=action
+        )
+        for kinds in (["kubernetes", "node_agent", "validate"], ["slurm", "node_agent", "validate"]):
+            eng, _ = engine(kinds, [])
+            outcome = eng.run(from_decision(decision))
+            assert outcome.status == "succeeded", (action, kinds, outcome.playbook, outcome.detail)
