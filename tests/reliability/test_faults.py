@@ -139,20 +139,18 @@ def test_workers_killed_at_random_points_with_a_backlog_and_a_skewed_clock(
     assert_safe(streamed, rec)
     accepted_skew = len(skewed) - sum(reasons.values())
     if accepted_skew or extra or others.get("far_future"):
-        # Offline replay dead-letters all 50 skewed events and nothing else. Root causes found (logs of
-        # instrumented workers and the changelog/topic contents of failing runs): (1) a node's buffered
-        # input drained after the restart moved its partition's clock past input not yet re-read, so
-        # every other node of the partition "went silent" (fixed in streams/node_stage.py _drain,
-        # tests/reliability/test_restart_drain.py); (2) streams/app.py dropped input Faust delivered
-        # after its seek to the committed offsets but before it reported the rebalance done, and Faust
-        # never delivers it again: gaps, silent nodes, a clock left > 300 s behind (far_future for the
-        # rest of the partition); (3) its flush() could return with one changelog record still on
-        # its way to the producer, so a checkpoint's closing record shared a batch with the next write
-        # and recovery (Tansu's end offset) stopped before it. (2) and (3) are fixed by a patch to
-        # streams/app.py (not this suite's file); with all three, runs met the strict check (no
-        # accepted skewed event, no extra decision, no other dead letter). Until that patch is in, a
-        # run that shows them is marked with its counts; duplicates, losses and anything executable
-        # are asserted above, every run.
+        # Offline replay dead-letters all 50 skewed events and nothing else. Fixed causes of runs that
+        # did not: (1) a node's buffered input drained after the restart moved its partition's clock
+        # past input not yet re-read (streams/node_stage.py _drain, test_restart_drain.py); (2) input
+        # Faust delivered between its seek and "ready" was dropped (streams/app.py now waits); (3) a
+        # flush could return with a changelog record still on its way (now waits for the hand-over).
+        # Remaining (about 1 run in 3 for seeds 16 and 20): workers killed before a partition's first
+        # checkpoint leave it with no committed offset; after the restart Faust discards what it
+        # fetched during recovery and seeks to the committed offsets, but aiokafka seeks only offsets
+        # above 0, so such a partition resumes past its first records (a decision its node then waits
+        # for forever, or a run of events: far_future, silent-node decisions). Seeking those
+        # partitions to their start was tried and turned some of these runs into lost decisions, so
+        # it is not in. Duplicates, losses and anything executable are asserted above, every run.
         pytest.xfail(
             f"known streaming bug: {accepted_skew} skewed events accepted, {len(from_skew)} decisions "
             f"from them, {len(extra)} decisions offline never made {[d.id for d in extra][:6]}, "
