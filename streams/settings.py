@@ -104,5 +104,6 @@ class StreamSettings(BaseSettings):
         """(environment variable, default, description) of every setting, for the README and --help."""
         rows = []
         for name, f in cls.model_fields.items():
-            rows.append((f"BREAKFIX_{name.upper()}", repr(f.default), f.description or ""))
+            default = str(f.default) if isinstance(f.default, Path) else repr(f.default)
+            rows.append((f"BREAKFIX_{name.upper()}", default, f.description or ""))
         return rows
