@@ -19,14 +19,7 @@ BROKER_MAX_MESSAGE = 1_048_576
 
 def test_ten_thousand_registered_nodes_fit_one_message_and_restore() -> None:
     engine = Engine(load_policy(None))
-    stage = GuardStage(
-        engine,
-        guard_to_bytes,
-        guard_from_bytes,
-        {"proposal": Proposal, "registration": Registration},
-        12,
-        1e12,
-    )
+    stage = _guard(engine)
     t = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(NODES):
         node = f"gpu-{i:05d}"
@@ -54,17 +47,16 @@ def test_ten_thousand_registered_nodes_fit_one_message_and_restore() -> None:
     stage.release(0.0)
     value = stage.snapshot()
     assert len(value) < BROKER_MAX_MESSAGE // 2, f"guard snapshot is {len(value):,} bytes for {NODES:,} nodes"
-    again = GuardStage(
-        engine,
-        guard_to_bytes,
-        guard_from_bytes,
-        {"proposal": Proposal, "registration": Registration},
-        12,
-        1e12,
-    )
+    again = _guard(engine)
     again.restore(value)
     assert again.node_partition == stage.node_partition and again.outbox == stage.outbox
     assert len(again.outbox) >= QUEUED, "the proposals must have been decided (and mostly held)"
+
+
+def _guard(engine: Engine) -> GuardStage:
+    """A guard over 12 node-stage partitions that never gives up waiting on one of them."""
+    kinds = {"proposal": Proposal, "registration": Registration}
+    return GuardStage(engine, guard_to_bytes, guard_from_bytes, kinds, 12, 1e12)
 
 
 def _proposal(node: str, t: datetime, i: int) -> Proposal:
