@@ -39,11 +39,14 @@ from schemas.topics import TOPIC_BY_NAME
 from streams import metrics as stage_metrics
 from streams.embedded_broker import free_port
 from streams.faust_transport import BreakfixApp
+from streams.gap_reader import read_range
 from streams.guard_stage import GuardStage, progress_body, read_progress
 from streams.node_stage import EngineLike, NodeStage, Outputs
 from streams.settings import StreamSettings
 
 EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
+INPUT_ROLES = {"events": EVENTS, "decisions": DECISIONS}
+"""The node stage's input topics by the role names its checkpoint keeps their offsets under."""
 CONTROL, EVIDENCE, DEADLETTER = "breakfix.control", "breakfix.evidence", "breakfix.deadletter"
 _GUARD_KEY = "guard"
 _PENDING_MAX = 256
@@ -258,6 +261,12 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
 
     async def take_partition(p: int) -> None:
         resend = node.assign(p, list(nodes_table.items()), time.monotonic())
+        roles = node.unstarted(p, list(INPUT_ROLES))
+        if roles:
+            tps = {role: TP(settings.topic(INPUT_ROLES[role]), p) for role in roles}
+            starts = await app.consumer.earliest_offsets(*tps.values())
+            for role, tp in tps.items():
+                node.start(p, role, starts[tp])
         await asyncio.gather(*[await send_item(i) for i in resend])
 
     async def write_table(table: Any, context: Any, writes: list[tuple[str, bytes]]) -> None:
@@ -351,6 +360,29 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         acked = {ev.message.tp: ev.message.offset + 1 for ev in events}  # in offset order: last wins
         stage_metrics.record_lag(settings.app_id, acked, app.consumer.highwater)
 
+    async def node_input(p: int, topic: str, offset: int, value: bytes, wall: float) -> None:
+        source = f"{topic}/{p}@{offset}"
+        if topic == events_name:
+            counted["events"] += 1
+            out = node.on_event(p, offset, value, source, wall)
+        else:
+            out = node.on_decision(p, value, source, wall)
+        if out.dead_letters or out.evidence:
+            sent_futs[p].extend(await emit(p, out))
+        if out.guard:
+            pending.setdefault(p, []).extend(out.guard)
+
+    async def read_back(p: int, role: str, msg: Any, start: int) -> None:
+        """Apply what the consumer skipped before ``msg`` (streams.input_offsets), read from the log."""
+        records = await read_range(settings.broker, msg.topic, p, start, msg.offset)
+        stage_metrics.record_gap("node", len(records))
+        node.read_to(p, role, msg.offset)
+        for r in records:
+            await node_input(p, msg.topic, r.offset, r.value, time.monotonic())
+        # Faust counts them acknowledged once a later offset is: it never delivered them, and the
+        # partition checkpoint that covers this message covers them too.
+        await app.consumer._add_gap(msg.tp, start, msg.offset - 1)  # type: ignore[attr-defined]
+
     @app.agent(t_events_decisions, name="node-stage")
     async def node_agent(stream: Any) -> None:
         stream = streams["node"] = stream.noack()
@@ -364,22 +396,17 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 # wait for it, never drop it (dropping lost events and let restored nodes act on a gap).
                 await asyncio.sleep(0.01)
             p, wall = msg.partition, time.monotonic()
-            source = f"{msg.topic}/{p}@{msg.offset}"
             async with lock:
                 if rebalances[0] != taken or msg.tp not in mine:
                     continue  # taken before a rebalance: Faust re-reads it from the committed offset
                 if p not in node.partitions:
                     await take_partition(p)
-                if msg.topic == events_name:
-                    counted["events"] += 1
-                    out = node.on_event(p, msg.offset, msg.value, source, wall)
-                else:
-                    out = node.on_decision(p, msg.value, source, wall)
+                role = "events" if msg.topic == events_name else "decisions"
+                skipped = node.admit(p, role, msg.offset)
+                if skipped is not None:
+                    await read_back(p, role, msg, skipped)
+                await node_input(p, msg.topic, msg.offset, msg.value, wall)
                 held[p].append(event)
-                if out.dead_letters or out.evidence:
-                    sent_futs[p].extend(await emit(p, out))
-                if out.guard:
-                    pending.setdefault(p, []).extend(out.guard)
                 if node.due(p, wall):
                     await checkpoint(p)
                 elif pending and (queue.empty() or sum(map(len, pending.values())) >= _PENDING_MAX):

@@ -30,6 +30,21 @@ CONSUMER_LAG = Gauge(
     ["group", "topic", "partition"],
 )
 
+INPUT_GAPS = Counter(
+    "breakfix_input_gaps_total",
+    "Runs of input offsets a stage's consumer skipped (read back from the log)",
+    ["stage"],
+)
+INPUT_READ_BACK = Counter(
+    "breakfix_input_read_back_total", "Skipped input records read back from the log and applied", ["stage"]
+)
+
+
+def record_gap(stage: str, read: int) -> None:
+    """One skipped run of offsets, of which the log still had ``read`` records."""
+    INPUT_GAPS.labels(stage=stage).inc()
+    INPUT_READ_BACK.labels(stage=stage).inc(read)
+
 
 def observe_decision(d: Decision) -> None:
     """Count one emitted decision, the guardrails that failed on it and the breaker it saw."""

@@ -48,6 +48,7 @@ from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate, check_event
 from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
+from streams.input_offsets import InputOffsets
 from streams.watermark import OrderKey
 
 _TOP = "\U0010ffff"
@@ -182,6 +183,10 @@ class PartitionState:
     clock: float = -math.inf
     """The partition's stream clock (newest accepted event time): the ``now`` of its steps, so a
     partition's outcome does not depend on how fast the worker's other partitions were read."""
+    inputs: InputOffsets = field(default_factory=InputOffsets)
+    """Next offset of each input topic the state needs, written with the partition record."""
+    restored: bool = False
+    """A partition record was in the table (else nothing of the partition was ever checkpointed)."""
 
 
 class NodeStage:
@@ -234,6 +239,8 @@ class NodeStage:
                 ps.fleet_offset = int(d["fleet_offset"])
                 ps.next_tick = _infinite(d["next_tick"])
                 ps.clock = _infinite(d["clock"])
+                ps.inputs = InputOffsets(d.get("next"))
+                ps.restored = True
                 self.clock = max(self.clock, ps.clock)
                 continue
             slot = self._decode(node, d, p)
@@ -247,6 +254,29 @@ class NodeStage:
 
     def revoke(self, p: int) -> None:
         self.partitions.pop(p, None)
+
+    def unstarted(self, p: int, roles: list[str]) -> list[str]:
+        """Input roles of a partition never checkpointed: the shell tells where their logs start."""
+        ps = self.partitions[p]
+        return [] if ps.restored else ps.inputs.unknown(roles)
+
+    def start(self, p: int, role: str, offset: int) -> None:
+        self.partitions[p].inputs.start(role, offset)
+
+    def admit(self, p: int, role: str, offset: int) -> int | None:
+        """None when the message is next (or re-delivered) and may be applied: it counts as read.
+        Otherwise the first offset the consumer skipped, which the shell reads back and applies
+        first (streams.input_offsets says how a consumer skips)."""
+        inputs = self.partitions[p].inputs
+        gap = inputs.missing_from(role, offset)
+        if gap is None:
+            inputs.applied(role, offset)
+        return gap
+
+    def read_to(self, p: int, role: str, offset: int) -> None:
+        """Everything up to ``offset`` counts as read: the shell applies the skipped records the log
+        still has, then the message at ``offset``."""
+        self.partitions[p].inputs.applied(role, offset)
 
     # --- input ----------------------------------------------------------------------------
 
@@ -519,7 +549,8 @@ class NodeStage:
         """Table writes that make partition ``p``'s state durable; the caller acks its input after."""
         ps = self.partitions[p]
         writes = [(n, self._encode(ps.nodes[n], p)) for n in sorted(ps.dirty)]
-        part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset}
+        part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset,
+                "next": ps.inputs.to_dict()}  # fmt: skip
         times = {"next_tick": _finite(ps.next_tick), "clock": _finite(ps.clock)}
         writes.append((partition_key(p), orjson.dumps({**part, **times})))
         ps.dirty.clear()
