@@ -218,6 +218,20 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             recovery.append(app.tables.recovery)  # type: ignore[attr-defined]
         return not app.rebalancing and bool(recovery[0].completed.is_set())
 
+    async def log_starts(tps: dict[str, TP]) -> dict[str, int]:
+        """First offset of each input partition: where a stage with no checkpoint begins reading."""
+        starts = await app.consumer.earliest_offsets(*tps.values())
+        return {role: int(starts[tp]) for role, tp in tps.items()}
+
+    async def skipped_records(stage: str, msg: Any, start: int) -> list[Any]:
+        """The records of ``msg``'s partition from ``start`` up to ``msg`` that the consumer skipped."""
+        records = await read_range(settings.broker, msg.topic, msg.partition, start, msg.offset)
+        stage_metrics.record_gap(stage, len(records))
+        # Faust never delivered them, so never sees them acknowledged: its gap ranges count them
+        # acknowledged once a later offset is, which the checkpoint covering them all acknowledges.
+        await app.consumer._add_gap(msg.tp, start, msg.offset - 1)  # type: ignore[attr-defined]
+        return records
+
     mine: set[TP] = set()
     """This worker's assignment, kept from the rebalance signals: asking the consumer builds a new set
     of every assigned partition, which cost a third of the node agent's time when done per event."""
@@ -263,10 +277,9 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         resend = node.assign(p, list(nodes_table.items()), time.monotonic())
         roles = node.unstarted(p, list(INPUT_ROLES))
         if roles:
-            tps = {role: TP(settings.topic(INPUT_ROLES[role]), p) for role in roles}
-            starts = await app.consumer.earliest_offsets(*tps.values())
-            for role, tp in tps.items():
-                node.start(p, role, starts[tp])
+            starts = await log_starts({role: TP(settings.topic(INPUT_ROLES[role]), p) for role in roles})
+            for role, offset in starts.items():
+                node.start(p, role, offset)
         await asyncio.gather(*[await send_item(i) for i in resend])
 
     async def write_table(table: Any, context: Any, writes: list[tuple[str, bytes]]) -> None:
@@ -374,14 +387,10 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
 
     async def read_back(p: int, role: str, msg: Any, start: int) -> None:
         """Apply what the consumer skipped before ``msg`` (streams.input_offsets), read from the log."""
-        records = await read_range(settings.broker, msg.topic, p, start, msg.offset)
-        stage_metrics.record_gap("node", len(records))
+        records = await skipped_records("node", msg, start)
         node.read_to(p, role, msg.offset)
         for r in records:
             await node_input(p, msg.topic, r.offset, r.value, time.monotonic())
-        # Faust counts them acknowledged once a later offset is: it never delivered them, and the
-        # partition checkpoint that covers this message covers them too.
-        await app.consumer._add_gap(msg.tp, start, msg.offset - 1)  # type: ignore[attr-defined]
 
     @app.agent(t_events_decisions, name="node-stage")
     async def node_agent(stream: Any) -> None:
@@ -451,6 +460,10 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
                 settings, {guard().node_partition.get(d.node) for d in guard().outbox}
             )
             guard().outbox = [d for d in guard().outbox if d.id not in sent]
+        else:
+            tps = {"proposals": TP(settings.topic(PROPOSALS), 0), "control": TP(control_name, 0)}
+            for role, offset in (await log_starts(tps)).items():
+                guard().inputs.start(role, offset)
         guard_held.clear()
         guard_marks.clear()
         guard_acks.clear()
@@ -489,6 +502,31 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         for ev in acks:
             await streams["guard"].ack(ev)
 
+    def guard_input(topic: str, raw_headers: Any, value: bytes, offset: int, event: Any) -> bool:
+        """Apply one guard input (``event`` is None for one read back from the log: nothing of it to
+        acknowledge); True for a control message, whose effect is written at once."""
+        headers = {k: bytes(v) for k, v in (raw_headers or [])}
+        kind = headers.get("breakfix-kind", b"").decode()
+        to_ack = guard_marks if event is not None else []
+        if topic == control_name:
+            guard().on_control(ControlMessage.model_validate_json(value))
+            to_ack.append(event)
+            return True
+        if kind == "progress":
+            for part, bound in read_progress(value).items():
+                guard().on_progress(part, bound)
+            to_ack.append(event)
+            return False
+        t, n, s = orjson.loads(headers["breakfix-order"])
+        item_id = headers["breakfix-id"].decode()
+        p = int(headers["breakfix-partition"])
+        key = (float(t), str(n), int(s))
+        if not guard().on_item(kind, key, item_id, value, p, time.monotonic(), offset):
+            to_ack.append(event)
+        elif event is not None:
+            guard_held[item_id].append(event)
+        return False
+
     @app.agent(t_proposals_control, name="guard-stage")
     async def guard_agent(stream: Any) -> None:
         stream = streams["guard"] = stream.noack()
@@ -497,25 +535,14 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             async with lock:
                 if not gs["on"]:
                     await guard_start()
-                headers = {k: bytes(v) for k, v in (msg.headers or [])}
-                kind = headers.get("breakfix-kind", b"").decode()
-                control = msg.topic == control_name
-                if control:
-                    guard().on_control(ControlMessage.model_validate_json(msg.value))
-                    guard_marks.append(event)
-                elif kind == "progress":
-                    for part, bound in read_progress(msg.value).items():
-                        guard().on_progress(part, bound)
-                    guard_marks.append(event)
-                else:
-                    t, n, s = orjson.loads(headers["breakfix-order"])
-                    item_id = headers["breakfix-id"].decode()
-                    p = int(headers["breakfix-partition"])
-                    key = (float(t), str(n), int(s))
-                    if guard().on_item(kind, key, item_id, msg.value, p, time.monotonic()):
-                        guard_held[item_id].append(event)
-                    else:
-                        guard_marks.append(event)
+                role = "control" if msg.topic == control_name else "proposals"
+                control = False
+                skipped = guard().inputs.admit(role, msg.offset)
+                if skipped is not None:
+                    guard().inputs.applied(role, msg.offset)
+                    for r in await skipped_records("guard", msg, skipped):
+                        control = guard_input(r.topic, r.headers, r.value, r.offset, None) or control
+                control = guard_input(msg.topic, msg.headers, msg.value, msg.offset, event) or control
                 await guard_flush(event, persist=control)
 
     @app.timer(settings.progress_s)  # type: ignore[untyped-decorator]

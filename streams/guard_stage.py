@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from schemas.control import ControlMessage
 from schemas.decision import Decision
 from schemas.proposal import Proposal
+from streams.input_offsets import InputOffsets
 from streams.node_stage import stored_dict
 from streams.watermark import OrderKey, Watermark
 
@@ -82,26 +83,43 @@ class GuardStage:
         self._seen: set[str] = set()
         self.outbox: list[Decision] = []
         self.node_partition: dict[str, int] = {}
+        self.inputs = InputOffsets()
+        """Next offset of each input topic (streams.input_offsets): what a restart must read from."""
+        self.held_at: dict[str, int] = {}
+        """Proposal offsets of the items the watermark holds: they are not in the snapshot, so the
+        snapshot's proposals offset stays at the oldest of them."""
 
     def on_progress(self, partition: int, bound: OrderKey) -> None:
         self.watermark.mark(partition, bound)
 
     def on_item(
-        self, kind: str, key: OrderKey, item_id: str, body: bytes, partition: int, wall: float
+        self,
+        kind: str,
+        key: OrderKey,
+        item_id: str,
+        body: bytes,
+        partition: int,
+        wall: float,
+        offset: int | None = None,
     ) -> bool:
-        """Hold a proposal or registration for ordered release; False when it needs no processing."""
+        """Hold a proposal or registration (read at ``offset`` of the proposals topic) for ordered
+        release; False when it needs no processing."""
         if item_id in self._seen:
             return False
         model = self.item_models[kind]
         item = model.model_validate_json(body)
         self.node_partition[str(getattr(item, "node", ""))] = partition
-        return self.watermark.push(key, item_id, (item_id, item), wall)
+        held = self.watermark.push(key, item_id, (item_id, item), wall)
+        if held and offset is not None:
+            self.held_at[item_id] = offset
+        return held
 
     def release(self, wall: float) -> list[str]:
         """Decide every item the watermark lets through; returns their ids (the shell acks them)."""
         done = []
         for item_id, item in self.watermark.release(wall):
             done.append(item_id)
+            self.held_at.pop(item_id, None)
             if item_id in self._seen:
                 continue
             replay = bool(getattr(item, "replay", False)) and isinstance(item, Proposal)
@@ -132,9 +150,17 @@ class GuardStage:
                 "seen": list(self.seen),
                 "outbox": [d.model_dump(mode="json") for d in self.outbox],
                 "node_partition": self.node_partition,
+                "inputs": self._resume_offsets(),
             }
         )
         return orjson.dumps({"z": base64.b64encode(zlib.compress(inner, 1)).decode()})
+
+    def _resume_offsets(self) -> dict[str, int]:
+        """Input offsets the snapshot covers: held proposals are re-read after a restart."""
+        out = self.inputs.to_dict()
+        if self.held_at:
+            out["proposals"] = min(self.held_at.values())
+        return out
 
     def restore(self, value: bytes | dict[str, Any]) -> None:
         d = stored_dict(value)
@@ -148,3 +174,4 @@ class GuardStage:
             self._remember(i)
         self.outbox = [Decision.model_validate(x) for x in d["outbox"]]
         self.node_partition = {str(k): int(v) for k, v in d["node_partition"].items()}
+        self.inputs = InputOffsets(d.get("inputs"))  # absent before offsets were kept: checked from then

@@ -31,6 +31,14 @@ class InputOffsets:
         want = self.next.get(role)
         return want if want is not None and offset > want else None
 
+    def admit(self, role: str, offset: int) -> int | None:
+        """None when the message is next (or re-delivered) and may be applied: it counts as read.
+        Otherwise the first offset skipped before it, which the shell reads back and applies first."""
+        gap = self.missing_from(role, offset)
+        if gap is None:
+            self.applied(role, offset)
+        return gap
+
     def applied(self, role: str, offset: int) -> None:
         self.next[role] = max(self.next.get(role, offset + 1), offset + 1)
 

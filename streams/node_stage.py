@@ -264,14 +264,8 @@ class NodeStage:
         self.partitions[p].inputs.start(role, offset)
 
     def admit(self, p: int, role: str, offset: int) -> int | None:
-        """None when the message is next (or re-delivered) and may be applied: it counts as read.
-        Otherwise the first offset the consumer skipped, which the shell reads back and applies
-        first (streams.input_offsets says how a consumer skips)."""
-        inputs = self.partitions[p].inputs
-        gap = inputs.missing_from(role, offset)
-        if gap is None:
-            inputs.applied(role, offset)
-        return gap
+        """:meth:`streams.input_offsets.InputOffsets.admit` for partition ``p``."""
+        return self.partitions[p].inputs.admit(role, offset)
 
     def read_to(self, p: int, role: str, offset: int) -> None:
         """Everything up to ``offset`` counts as read: the shell applies the skipped records the log
