@@ -1,11 +1,16 @@
-"""The node stage's input offsets: what counts as skipped, and that they survive a checkpoint."""
+"""Stages' input offsets: what counts as skipped, and that they survive a checkpoint or snapshot."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from policy.engine import Engine, NodeRuntime
+from pydantic import BaseModel
+
+from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
+from schemas.proposal import Placement, Proposal, Registration
+from streams.guard_stage import GuardStage
 from streams.input_offsets import InputOffsets
 from streams.node_stage import NodeStage
 
@@ -51,3 +56,26 @@ def test_a_partition_never_checkpointed_starts_at_its_log_start_and_a_restored_o
     assert restarted.admit(3, "events", 9) is None
     assert restarted.admit(3, "events", 4) is None  # re-delivered after the restart
     assert restarted.admit(3, "decisions", 2) == 1
+
+
+def test_the_guard_snapshot_resumes_proposals_at_its_oldest_held_item() -> None:
+    """Held items are not in the snapshot (the broker re-delivers them), so its proposals offset must
+    not pass them, or a restart that finds the consumer past them would never read them back."""
+    engine = Engine(load_policy(None))
+    kinds: dict[str, type[BaseModel]] = {"proposal": Proposal, "registration": Registration}
+    guard = GuardStage(engine, guard_to_bytes, guard_from_bytes, kinds, 2, 1e12)
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    for offset, (node, part) in enumerate([("n-a", 0), ("n-b", 1)]):
+        assert guard.inputs.admit("proposals", offset) is None
+        reg = Registration(node=node, time=t, placement=Placement(pool="p", rack="r", sku="H100", gpus=8))
+        body = reg.model_dump_json().encode()
+        assert guard.on_item("registration", (t.timestamp(), node, 0), f"reg-{node}", body, part, 0.0, offset)
+    guard.on_progress(0, (t.timestamp() + 1, "", 0))
+    guard.on_progress(1, (t.timestamp(), "n-a", 5))  # every partition is past n-a, not yet past n-b
+    assert guard.release(0.0) == ["reg-n-a"]
+    assert guard.inputs.admit("control", 0) is None
+
+    restarted = GuardStage(engine, guard_to_bytes, guard_from_bytes, kinds, 2, 1e12)
+    restarted.restore(guard.snapshot())
+    assert restarted.inputs.next == {"proposals": 1, "control": 1}
+    assert restarted.inputs.missing_from("proposals", 2) == 1, "n-b's registration must be read again"
