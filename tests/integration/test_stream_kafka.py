@@ -79,9 +79,11 @@ class Workers:
             workers.stop(proc)
         self.procs.clear()
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 3000) -> str:
+        """The workers' logs, the last ``tail`` characters of each (all of them for None)."""
         return "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+            p.read_text(errors="replace")[-tail if tail else 0 :]
+            for p in sorted(self.log_dir.glob("worker-*.log"))
         )
 
 
