@@ -25,6 +25,8 @@ Durability rules (what a crash can lose):
   input the partition record does not cover. Skipping that re-delivered input must still move the
   clock as it moved the first time, or a clock 2 h fast would be accepted after the restart and
   ordinary events dead-lettered as far_future (:meth:`NodeStage._already_applied`).
+* The partition record also keeps the next offset of each input topic: a consumer that resumes past
+  it skipped input the state never applied, which the shell reads back (streams.input_offsets).
 * So a crash loses only un-checkpointed in-memory state, which is rebuilt by re-processing; evidence
   and dead letters sent before the crash may be sent a second time (same ids), never lost.
 """
