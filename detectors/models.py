@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from river.anomaly import HalfSpaceTrees
 
+from detectors import hst_pack
+
 LEARN_EVERY = 4
 """Models learn from every 4th scrape of a node (once a minute at a 15 s scrape): a baseline over
 hours gains nothing from every reading, and this keeps per-scrape work to a comparison per GPU."""
@@ -64,12 +66,29 @@ class NodeWindowModel:
 
     model: HalfSpaceTrees | None = None
     """Built at the end of the first window: a node that never completes one costs no trees."""
+    packed: bytes | None = None
+    """The model in its checkpoint form (``detectors.hst_pack``), kept until the model next learns: a
+    node is checkpointed every few seconds, its model learns every ten minutes. After a restore only
+    this is set, and the model is rebuilt from it when the next window ends."""
     windows: int = 0
     acc_n: int = 0
     acc_temp: float = 0.0
     acc_temp_max: float = 0.0
     acc_power: float = 0.0
     acc_util: float = 0.0
+
+    def pack(self) -> bytes | None:
+        """The model's checkpoint form; None before it exists."""
+        if self.packed is None and self.model is not None:
+            self.packed = hst_pack.pack(self.model)
+        return self.packed
+
+    def _live(self) -> HalfSpaceTrees:
+        if self.model is None and self.packed is not None:
+            self.model = hst_pack.unpack(self.packed)
+        if self.model is None:
+            self.model = hst_pack.new_model()
+        return self.model
 
     def add(self, temp_mean: float, temp_max: float, power_mean: float, util_mean: float) -> float | None:
         """Accumulate one scrape; at a window's end return its anomaly score (after warm-up)."""
@@ -88,9 +107,9 @@ class NodeWindowModel:
             "util": min(1.0, self.acc_util / n / 100.0),
         }
         self.acc_n, self.acc_temp, self.acc_temp_max, self.acc_power, self.acc_util = 0, 0.0, 0.0, 0.0, 0.0
-        if self.model is None:
-            self.model = HalfSpaceTrees(n_trees=4, height=4, window_size=50, seed=7)
-        score = float(self.model.score_one(x))  # type: ignore[no-untyped-call]
-        self.model.learn_one(x)  # type: ignore[no-untyped-call]
+        model = self._live()
+        score = float(model.score_one(x))  # type: ignore[no-untyped-call]
+        model.learn_one(x)  # type: ignore[no-untyped-call]
+        self.packed = None
         self.windows += 1
         return score if self.windows > 30 else None

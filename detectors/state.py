@@ -1,5 +1,6 @@
 """Everything detection remembers about one node. Bounded: slots per catalog signal and GPU, a few
-counters per GPU, short capped histories. Serialisable as a whole (pickle) by the streaming shell."""
+counters per GPU, short capped histories. Checkpointed by the streaming shell in the compact form of
+``detectors.record``."""
 
 from __future__ import annotations
 

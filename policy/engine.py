@@ -16,6 +16,7 @@ from detectors.catalog import Catalog
 from detectors.fusion import FusionConfig, fuse
 from detectors.state import DetectState
 from detectors.step import add_lemon, detect, lemon_score, tick
+from policy import node_record
 from policy.guard import Guard, GuardState
 from policy.lifecycle import (
     Draft,
@@ -56,12 +57,15 @@ class NodeRuntime:
         return self.life.pending is not None
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """The node's checkpoint record (``policy.node_record``: values only, a few KB)."""
+        return node_record.encode((self.node, self.gate, self.det, self.life, self.placement, self.next_tick))
 
     @staticmethod
     def from_bytes(b: bytes) -> NodeRuntime:
-        rt = pickle.loads(b)
-        assert isinstance(rt, NodeRuntime)
+        """A runtime from its record, in the current format or the plain pickle written before it."""
+        node, gate, det, life, placement, next_tick = node_record.decode(b)
+        rt = NodeRuntime(node, gate, life, placement, next_tick)
+        rt.det = det
         return rt
 
 
