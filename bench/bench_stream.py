@@ -2,8 +2,9 @@
 
 Throughput (events/s per worker, same pre-filled events topic): raw aiokafka consumption (the
 ceiling), a no-op Faust agent (the framework's own ceiling) and the node stage (``streams.workers``,
-one worker). Latency: event→decision p50/p99 with live traffic at the steady rate of a 10,000-node
-fleet (≈700 events/s) and at 5x, measured from sending a decisive Xid 79 to reading its decision.
+one worker). Latency: event→decision p50/p99 with live traffic from a 10,000-node fleet
+(``--fleet-nodes``) at its steady rate (≈700 events/s) and at 5x, measured from sending a decisive
+Xid 79 to reading its decision.
 
 Per probe, the latency is split into hops from broker timestamps: send -> proposal record (node stage)
 and proposal -> decision record (guard, including the watermark wait). Throughput alternates no-op and
@@ -11,6 +12,7 @@ node-stage rounds (``--repeat``) and reports the best of each, so load from othe
 shared machine hits both alike.
 
 Run: .venv/bin/python bench/bench_stream.py [--events 60000] [--latency-s 20] [--repeat 2] [--workers 1]
+     [--fleet-nodes 10000]
 """
 
 from __future__ import annotations
@@ -355,7 +357,7 @@ async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> 
 
 
 def latency(
-    broker: str, rate: float, seconds: float, tmp: Path, tag: str, n_workers: int = 1
+    broker: str, rate: float, seconds: float, tmp: Path, tag: str, n_workers: int = 1, n_nodes: int = 10_000
 ) -> dict[str, float]:
     s = StreamSettings(
         broker=broker, app_id=f"bench-lat-{tag}", topic_prefix=f"lat{tag}.", data_dir=tmp / tag, web_port=0
@@ -364,11 +366,11 @@ def latency(
     procs = [workers.start_worker(s, i, tmp / f"latency-{tag}-{i}.log") for i in range(n_workers)]
     try:
         time.sleep(12.0 + 6.0 * (n_workers - 1))  # worker start and group join (a second join: rebalance)
-        probes = asyncio.run(live(s, rate, seconds, n_nodes=1000))
+        probes = asyncio.run(live(s, rate, seconds, n_nodes=n_nodes))
     finally:
         for proc in procs:
             workers.stop(proc)
-    out: dict[str, float] = {"rate": rate, "workers": n_workers, "decisions": len(probes)}
+    out: dict[str, float] = {"rate": rate, "workers": n_workers, "nodes": n_nodes, "decisions": len(probes)}
     for hop in ("total", "node_stage", "guard"):
         lat = sorted(p[hop] for p in probes if not math.isnan(p[hop]))
         if lat:
@@ -386,6 +388,13 @@ def main() -> None:
     ap.add_argument("--latency-s", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=1, help="node-stage workers (throughput and latency)")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument(
+        "--fleet-nodes",
+        type=int,
+        default=10_000,
+        help="nodes sending the live traffic of the latency runs: how many node states the stage keeps and "
+        "checkpoints (the rate is the fleet's, so each node sends 700/N events/s at the steady rate)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="alternating no-op/node-stage rounds; best of each")
     ap.add_argument("--noop-worker", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -422,8 +431,8 @@ def main() -> None:
         result["node_stage_cpu_us_per_event"] = round(min(stage_cpu), 1)
         result["cpu_vs_noop"] = round(min(noop_cpu) / min(stage_cpu), 2)
         if not a.skip_latency:
-            result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1", a.workers)
-            result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5", a.workers)
+            result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1", a.workers, a.fleet_nodes)
+            result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5", a.workers, a.fleet_nodes)
     print(json.dumps(result, indent=2))
 
 
