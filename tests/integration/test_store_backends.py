@@ -191,6 +191,13 @@ ODD = [
     {"id": "e5", "type": "x", "time": 1740787200},
     {"id": 5, "type": "x", "time": "2025-03-01T00:00:00Z"},
     {"id": "e6", "type": "", "time": "2025-03-01T00:00:00Z"},
+    # Strings that start like a JSON number, literal, object or array, and values that are those.
+    {"id": "5", "type": "[t", "time": "2025-03-01T00:00:00Z"},
+    {"id": "null", "type": "-1", "time": "2025-03-01T00:00:00Z"},
+    {"id": True, "type": "t", "time": "2025-03-01T00:00:00Z"},
+    {"id": "e8", "type": {"a": 1}, "time": "2025-03-01T00:00:00Z"},
+    {"id": "e9", "type": -1, "time": "2025-03-01T00:00:00Z"},
+    {"id": ["e10"], "type": "t", "time": "2025-03-01T00:00:00Z"},
     [],
 ]  # fmt: skip
 
