@@ -9,7 +9,7 @@ the same engine:
   insert of row tuples (clickhouse-connect's Native format);
 - ``staging``: the same published values inserted at once, with no Kafka, through the path the sink
   uses (one Arrow insert into ``events_ingest``, checked and mapped by ClickHouse's views);
-- the real sink stage (librdkafka consume → Arrow insert per batch with its dedup token → offset
+- the real sink stage (aiokafka consume → Arrow insert per batch with its dedup token → offset
   commit) over the same messages.
 
 The baseline is the faster of ``rows`` and ``staging``: the cheapest way those rows are known to

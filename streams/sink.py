@@ -14,8 +14,7 @@ When the store fails, the batch's raw records go to a bounded local spool and th
 committed (the data is durable on disk); spooled batches are drained in order once the store
 answers again. When the spool is full, the sink stops consuming and retries, so Kafka holds the
 backlog. One batch is in flight while the next is read, and no more: a slow ClickHouse slows consumption
-(back-pressure) instead of growing memory. Kafka is read with librdkafka (confluent-kafka), whose C
-fetch and decode cost a third of the CPU per record of a pure-Python client.
+(back-pressure) instead of growing memory.
 """
 
 from __future__ import annotations
@@ -31,9 +30,9 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, groupby
+from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -189,165 +188,95 @@ class SinkConfig:
     heartbeat_interval_ms: int = 1_000
     retry_backoff_s: float = 1.0
     max_partition_fetch_bytes: int = 8 << 20
-    """Per-partition fetch size: 1 MiB holds ~1,500 telemetry events, so a 20k-row batch took many
-    broker round trips."""
+    """Per-partition fetch size: 1 MiB (aiokafka's default) holds ~1,500 telemetry events, so a
+    20k-row batch took many broker round trips."""
     fetch_max_bytes: int = 64 << 20
-    """Whole-fetch bound (the clients' default 50 MiB would cap several full partitions)."""
-    fetch_max_wait_ms: int = 100
-    """How long the broker may hold a fetch that found nothing (Tansu answers only at expiry)."""
-
-    def consumer_settings(self) -> dict[str, Any]:
-        """librdkafka settings: offsets are committed by the sink alone, after durability."""
-        return {
-            "bootstrap.servers": self.bootstrap,
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": self.session_timeout_ms,
-            "heartbeat.interval.ms": self.heartbeat_interval_ms,
-            "max.partition.fetch.bytes": self.max_partition_fetch_bytes,
-            "fetch.max.bytes": self.fetch_max_bytes,
-            "fetch.wait.max.ms": self.fetch_max_wait_ms,
-        }
-
-
-class Fetched(NamedTuple):
-    """One fetch, as the sink keeps it: chunks to insert, offsets to commit, records skipped."""
-
-    chunks: list[Chunk]
-    offsets: dict[tuple[str, int], int]
-    """Next offset per (Kafka topic, partition), skipped records included."""
-    skipped: int
-
-
-def chunks_from_messages(messages: list[Any], prefix: str) -> Fetched:
-    """librdkafka messages → one :class:`Chunk` per run of the same topic-partition.
-
-    A fetch returns each partition's records as contiguous runs, so the per-record work is a few C
-    accessor calls (~0.4 us). Error events carry no record: a fatal one ends the sink (the consumer
-    is unusable, a restart resumes from the committed offsets), others (an unknown topic) are logged.
-    """
-    chunks: list[Chunk] = []
-    offsets: dict[tuple[str, int], int] = {}
-    skipped = 0
-    records = []
-    for m in messages:
-        err = m.error()
-        if err is None:
-            records.append(m)
-        elif err.fatal():
-            raise RuntimeError(f"Kafka consumer failed: {err}")
-        else:
-            log.warning("consumer: %s", err)
-    for (topic, partition), group in groupby(records, key=lambda m: (m.topic(), m.partition())):
-        run = list(group)
-        offsets[topic, partition] = run[-1].offset() + 1
-        name = topic.removeprefix(prefix)
-        if name == GUARD_TOPIC:
-            kept = [m for m in run if not is_guard_only(name, m.headers())]
-            skipped += len(run) - len(kept)
-            run = kept
-        if run:
-            stamps = [m.timestamp()[1] for m in run]
-            values = [m.value() or b"" for m in run]
-            chunks.append(Chunk(name, topic, partition, [m.offset() for m in run], stamps, values))
-    return Fetched(chunks, offsets, skipped)
-
-
-COMMIT_POLL_S = 0.02
-"""Longest consume() wait while a batch is being inserted: the client takes one call at a time, so
-the batch's commit waits for the consume in progress to return."""
+    """Whole-fetch bound (aiokafka's default 50 MiB would cap several full partitions)."""
 
 
 async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> SinkStats:
     """Consume until ``stop`` is set; flush what is pending and commit before returning.
 
-    The consumer is librdkafka (confluent-kafka): it fetches and decodes in its own C threads, about
-    a third of the CPU per record of a pure-Python client, which matters because the sink shares the
-    machine with ClickHouse's checks. One batch is inserted in a worker thread while the next one is
-    read, so consuming and inserting overlap; its offsets are committed from this loop, between two
-    consume calls, once it is durable. A third batch waits for the one in flight, which bounds memory
-    and turns a slow store into back-pressure on the consumer.
+    One batch is made durable (mapped and inserted in a worker thread, then its offsets committed)
+    while the next one is read, so consuming and inserting overlap; a third batch waits for the one
+    in flight, which bounds memory and turns a slow store into back-pressure on the consumer.
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = Consumer(cfg.consumer_settings())
-    consumer.subscribe([cfg.topic_prefix + t for t in cfg.topics])
+    consumer = AIOKafkaConsumer(
+        *(cfg.topic_prefix + t for t in cfg.topics),
+        bootstrap_servers=cfg.bootstrap,
+        group_id=cfg.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=cfg.session_timeout_ms,
+        heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+        fetch_max_bytes=cfg.fetch_max_bytes,
+    )
+    await consumer.start()
     pending: list[Chunk] = []
     pending_records = 0
-    offsets: dict[tuple[str, int], int] = {}
+    offsets: dict[TopicPartition, int] = {}
     opened = time.monotonic()
-    inflight: tuple[asyncio.Task[None], dict[tuple[str, int], int]] | None = None
+    inflight: asyncio.Task[None] | None = None
 
-    def highwater(tp: TopicPartition) -> int | None:
-        marks = consumer.get_watermark_offsets(tp, cached=True)
-        return marks[1] if marks and marks[1] >= 0 else None
-
-    async def make_durable(batch: list[Chunk]) -> None:
+    async def make_durable(batch: list[Chunk], commit: dict[TopicPartition, int]) -> None:
         while True:
             try:
                 await asyncio.to_thread(core.flush, batch)
-                return
+                break
             except SpoolFull as err:
                 log.error("%s; pausing consumption until the store answers", err)
                 await asyncio.sleep(cfg.retry_backoff_s)
                 await asyncio.to_thread(core.drain)
-
-    async def settle() -> None:
-        """Wait for the batch in flight to be durable, then commit its offsets."""
-        nonlocal inflight
-        if inflight is None:
-            return
-        task, commit = inflight
-        await task
-        inflight = None
-        if not commit:
-            return
-        marks = [TopicPartition(t, p, o) for (t, p), o in commit.items()]
-        try:
-            await asyncio.to_thread(consumer.commit, offsets=marks, asynchronous=False)
-        except KafkaException as err:
-            # Partitions moved to another member meanwhile: the rows are in, and a redelivery of the
-            # batch collapses (dedup token, ReplacingMergeTree), so carry on.
-            log.warning("offset commit refused, the batch may be redelivered: %s", err)
-            return
-        stage_metrics.record_lag(cfg.group_id, {TopicPartition(t, p): o for (t, p), o in commit.items()},
-                                 highwater)  # fmt: skip
-        core.stats.last_flush_at = time.monotonic()
+        if commit:
+            await consumer.commit(commit)
+            stage_metrics.record_lag(cfg.group_id, commit, consumer.highwater)
+            core.stats.last_flush_at = time.monotonic()
 
     async def hand_off() -> None:
-        """Settle the batch in flight, then start making the pending one durable."""
+        """Wait for the batch in flight, then start making the pending one durable."""
         nonlocal pending, pending_records, offsets, opened, inflight
-        await settle()
+        if inflight is not None:
+            await inflight
+            inflight = None
         if pending or offsets:  # offsets alone: a batch of skipped records still moves the commit
-            inflight = (asyncio.create_task(make_durable(pending)), offsets)
+            inflight = asyncio.create_task(make_durable(pending, offsets))
         elif core.spool.files():
             await asyncio.to_thread(core.drain)
         pending, pending_records, offsets, opened = [], 0, {}, time.monotonic()
 
     try:
         while not stop.is_set():
-            wait_s = max(0.0, opened + cfg.batch_interval_s - time.monotonic())
-            if inflight is not None:
-                wait_s = min(wait_s, COMMIT_POLL_S)
-            messages = await asyncio.to_thread(consumer.consume, cfg.batch_rows - pending_records, wait_s)
-            got = chunks_from_messages(messages, cfg.topic_prefix)
-            if got.chunks and core.stats.first_record_at is None:
+            left_ms = max(0, int((opened + cfg.batch_interval_s - time.monotonic()) * 1000))
+            got = await consumer.getmany(timeout_ms=left_ms, max_records=cfg.batch_rows - pending_records)
+            if got and core.stats.first_record_at is None:
                 core.stats.first_record_at = time.monotonic()
-            pending += got.chunks
-            pending_records += sum(len(c.values) for c in got.chunks)
-            offsets.update(got.offsets)
-            core.stats.skipped += got.skipped
-            if inflight is not None and inflight[0].done():
-                await settle()
+            for tp, records in got.items():
+                if not records:
+                    continue
+                offsets[tp] = records[-1].offset + 1
+                name = tp.topic.removeprefix(cfg.topic_prefix)
+                if name == GUARD_TOPIC:
+                    kept = [r for r in records if not is_guard_only(name, r.headers)]
+                    core.stats.skipped += len(records) - len(kept)
+                    records = kept
+                if records:
+                    pending.append(
+                        Chunk(name, tp.topic, tp.partition, [r.offset for r in records],
+                              [r.timestamp for r in records], [r.value or b"" for r in records])
+                    )  # fmt: skip
+                    pending_records += len(records)
             if pending_records >= cfg.batch_rows or time.monotonic() - opened >= cfg.batch_interval_s:
                 await hand_off()
         await hand_off()
-        await settle()
+        await hand_off()
+        await hand_off()
     finally:
-        if inflight is not None and not inflight[0].done():
-            inflight[0].cancel()
-        await asyncio.to_thread(consumer.close)
+        if inflight is not None and not inflight.done():
+            inflight.cancel()
+        await consumer.stop()
     return core.stats
 
 
