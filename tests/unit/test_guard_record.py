@@ -1,11 +1,19 @@
-"""The guard's state record (policy.guard_record): records written in the former format (a plain
-pickle of the ``GuardState``) are still read, field for field."""
+"""The guard's state record (policy.guard_record): decoding gives back every field of the state it
+encoded, records written in the former format (a plain pickle of the ``GuardState``) are still read,
+field for field, and the new record holds values only."""
 
 from __future__ import annotations
 
+import pickle
+import pickletools
 from pathlib import Path
 
-from policy.engine import guard_from_bytes
+import pytest
+
+from policy.engine import guard_from_bytes, guard_to_bytes
+from policy.guard import GuardState
+from policy.guard_record import MAGIC
+from schemas.proposal import Placement
 from tests.unit.guard_record_build import comparable, full_guard
 
 LEGACY = Path(__file__).parent / "guard_record_data" / "legacy_guard.pkl"
@@ -17,3 +25,52 @@ def test_former_plain_pickle_record_is_read() -> None:
     b = LEGACY.read_bytes()
     assert b.startswith(b"\x80")
     assert comparable(guard_from_bytes(b)) == comparable(full_guard())
+
+
+def test_every_field_round_trips() -> None:
+    g = full_guard()
+    g.seen.move_to_end(next(iter(g.seen)))  # eviction order is insertion order, not sorted order
+    g.nodes["gpu-000"] = g.nodes.pop("gpu-000")  # a node registered late
+    b = guard_to_bytes(g)
+    assert b.startswith(MAGIC)
+    again = guard_from_bytes(b)
+    assert comparable(again) == comparable(g)
+    assert _values(guard_to_bytes(again)) == _values(b), "a restored guard writes the same values"
+    times = [(p.time.isoformat(), p.evidence_time.isoformat()) for p in (*g.backlog, *g.waiting)]
+    assert [
+        (p.time.isoformat(), p.evidence_time.isoformat()) for p in (*again.backlog, *again.waiting)
+    ] == times
+    assert any(t.endswith("+02:00") for t, _ in times), "an explicit offset is kept, not only the instant"
+    assert all(isinstance(i.placement, Placement) for i in again.nodes.values())
+    assert len({id(i.placement) for i in again.nodes.values()}) == len(again.nodes), "one each, not shared"
+
+
+def test_former_record_upgrades_to_the_same_new_record() -> None:
+    assert _values(guard_to_bytes(guard_from_bytes(LEGACY.read_bytes()))) == _values(
+        guard_to_bytes(full_guard())
+    )
+
+
+def test_record_is_values_only_and_smaller() -> None:
+    g = full_guard(nodes=400)
+    b = guard_to_bytes(g)
+    ops = {op.name for op, _, _ in pickletools.genops(b[len(MAGIC) :])}
+    assert not ops & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD", "NEWOBJ", "INST", "OBJ"}, "no classes"
+    assert len(b) < 0.6 * len(pickle.dumps(g, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def test_empty_guard_round_trips() -> None:
+    g = GuardState()
+    assert comparable(guard_from_bytes(guard_to_bytes(g))) == comparable(g)
+
+
+def test_not_a_guard_record_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a guard record"):
+        guard_from_bytes(b'{"nodes": {}}')
+    with pytest.raises(ValueError, match="not a guard record"):
+        guard_from_bytes(pickle.dumps({"nodes": {}}, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _values(record: bytes) -> object:
+    """A record's payload as values (the bytes may differ where pickle shares one string object)."""
+    return pickle.loads(record[len(MAGIC) :])
