@@ -84,14 +84,6 @@ def _scopes(p: Placement, job: str | None) -> dict[str, str]:
     return out
 
 
-def _count(g: GuardState, key: str, value: str, exclude: str, states: frozenset[NodeState]) -> int:
-    return sum(
-        1
-        for n, i in g.nodes.items()
-        if n != exclude and i.state in states and getattr(i.placement, key) == value
-    )
-
-
 class Guard:
     """Stateless over ``GuardState``: ``step`` mutates the state it is given and returns decisions."""
 
@@ -286,8 +278,26 @@ class Guard:
             "pool": pol.concurrency.per_pool,
             "sku": pol.concurrency.per_sku,
         }
+        # One pass over the fleet for every figure (five passes cost a sixth of a 10,000-node guard's
+        # time): in flight per scope and out of service in the pool, the proposing node excluded.
+        in_flight = dict.fromkeys(limits, 0)
+        total = out = 0
+        for name, i in g.nodes.items():
+            q = i.placement
+            same_pool = q.pool == pl.pool
+            if same_pool:
+                total += q.gpus
+            if name == p.node:
+                continue
+            flying = i.state in IN_FLIGHT
+            if flying:
+                in_flight["rack"] += q.rack == pl.rack
+                in_flight["pool"] += same_pool
+                in_flight["sku"] += q.sku == pl.sku
+            if same_pool and (flying or i.state is E):
+                out += q.gpus
         for key, limit in limits.items():
-            n = _count(g, key, getattr(pl, key), p.node, IN_FLIGHT)
+            n = in_flight[key]
             checks.append(
                 GuardCheck(
                     name=f"concurrency_{key}",
@@ -295,12 +305,6 @@ class Guard:
                     figures={"in_flight": n, "limit": limit, "emergency": g.emergency},
                 )
             )
-        total = sum(i.placement.gpus for i in g.nodes.values() if i.placement.pool == pl.pool)
-        out = sum(
-            i.placement.gpus
-            for n, i in g.nodes.items()
-            if i.placement.pool == pl.pool and n != p.node and (i.state in IN_FLIGHT or i.state is E)
-        )
         minimum = pol.min_healthy_fraction(pl.pool) * total
         after = total - out - pl.gpus
         checks.append(
