@@ -29,15 +29,30 @@ Row = tuple[str, str, str, int, tuple[tuple[str, str], ...], str]
 """pool, rack, sku, gpus, labels as pairs, state value: one distinct (placement, state) of the fleet."""
 Nodes = tuple[list[str], list[int], list[Row]]
 
+_rows: dict[str, tuple[Placement, NodeState, Row]] = {}
+"""Node → the placement and state objects its row was made from, and the row: a node's row is a pure
+function of its frozen ``Placement`` and its ``NodeState``, so it is reused while the node holds those
+very objects (held here, so their identity cannot be reused) and remade the moment either is replaced,
+as a registration or a decision does. Building 10,000 rows is most of a snapshot's cost; between two
+snapshots a handful of nodes change."""
+
+
+def _row(name: str, info: NodeInfo) -> Row:
+    hit = _rows.get(name)
+    if hit is not None and hit[0] is info.placement and hit[1] is info.state:
+        return hit[2]
+    p = info.placement
+    row = (p.pool, p.rack, p.sku, p.gpus, tuple(p.labels.items()), info.state.value)
+    _rows[name] = (p, info.state, row)
+    return row
+
 
 def encode_nodes(nodes: dict[str, NodeInfo]) -> Nodes:
     """Names in the dict's order, each node's row index, and the distinct rows."""
+    if len(_rows) > 2 * len(nodes) + 1024:
+        _rows.clear()  # nodes long gone (or another guard's): start over rather than grow
     rows: dict[Row, int] = {}
-    index = []
-    for info in nodes.values():
-        p = info.placement
-        row = (p.pool, p.rack, p.sku, p.gpus, tuple(p.labels.items()), info.state.value)
-        index.append(rows.setdefault(row, len(rows)))
+    index = [rows.setdefault(_row(name, info), len(rows)) for name, info in nodes.items()]
     return list(nodes), index, list(rows)
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from policy.engine import guard_from_bytes, guard_to_bytes
+from policy.engine import Engine, guard_from_bytes, guard_to_bytes
 from policy.guard import GuardState
 from policy.guard_record import MAGIC
-from schemas.proposal import Placement
-from tests.unit.guard_record_build import comparable, full_guard
+from policy.model import load_policy
+from schemas.common import NodeState
+from schemas.proposal import Placement, Registration
+from tests.unit.guard_record_build import T0, comparable, full_guard, placement, proposal
 
 LEGACY = Path(__file__).parent / "guard_record_data" / "legacy_guard.pkl"
 """Written by commit 2a16755 (``guard_to_bytes`` was a plain pickle of the ``GuardState``) from
@@ -74,3 +76,29 @@ def test_not_a_guard_record_is_refused() -> None:
 def _values(record: bytes) -> object:
     """A record's payload as values (the bytes may differ where pickle shares one string object)."""
     return pickle.loads(record[len(MAGIC) :])
+
+
+def test_records_follow_every_change_between_snapshots() -> None:
+    """Rows are reused between snapshots: after each change (a decision moves a node, a registration
+    moves it to another rack, a node joins) the record still decodes to the live state, in the same
+    process as the records before it and for another guard holding the same node names."""
+    engine = Engine(load_policy(None))
+    g = engine.new_guard()
+    other = full_guard()
+    for i in range(40):
+        engine.guard_step(g, Registration(node=f"gpu-{i:03d}", time=T0, placement=placement(i)))
+    guard_to_bytes(g)
+    for i in range(40):
+        if i % 3 == 0:  # moved: a new placement object with other values
+            reg = Registration(node=f"gpu-{i:03d}", time=T0, placement=placement(i + 7))
+            engine.guard_step(g, reg)
+        else:
+            engine.guard_step(g, proposal(i, NodeState.QUARANTINED if i % 2 else NodeState.SUSPECT))
+        assert comparable(guard_from_bytes(guard_to_bytes(g))) == comparable(g), f"after step {i}"
+        assert comparable(guard_from_bytes(guard_to_bytes(other))) == comparable(other)
+    assert {i.state for i in g.nodes.values()} >= {NodeState.HEALTHY, NodeState.QUARANTINED}
+    g.nodes["gpu-001"].state = NodeState.ESCALATED  # set in place, as Guard._track does
+    g.nodes["gpu-002"].placement = placement(30)
+    again = guard_from_bytes(guard_to_bytes(g))
+    assert again.nodes["gpu-001"].state is NodeState.ESCALATED
+    assert again.nodes["gpu-002"].placement == placement(30)
