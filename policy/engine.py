@@ -69,7 +69,7 @@ class NodeRuntime:
 
 
 def guard_to_bytes(g: GuardState) -> bytes:
-    """The guard's state record (``policy.guard_record``: values only, a quarter of the plain pickle)."""
+    """The guard's state record (``policy.guard_record``: values only, 0.2-0.4x the plain pickle)."""
     return guard_record.encode(g)
 
 
