@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +50,7 @@ class EmbeddedBroker:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self._own_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="breakfix-tansu-"))
         self.storage_engine = storage_engine
         self.env = dict(env or {})
@@ -117,4 +119,8 @@ class EmbeddedBroker:
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop; a log folder the broker made itself goes too, unless leaving on an error (its log is
+        what the user reads next)."""
         self.stop()
+        if self._own_dir and t is None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
