@@ -10,8 +10,8 @@ from policy.guard import Guard, GuardState, NodeInfo
 from policy.lifecycle import IN_FLIGHT
 from policy.model import load_policy
 from schemas.common import NodeState
-from schemas.decision import ActionKind
 from schemas.proposal import Placement, Proposal
+from tests.fixtures.proposals import xid79_proposal
 
 
 def _placement(rng: random.Random) -> Placement:
@@ -50,21 +50,8 @@ def test_one_pass_figures_equal_their_definitions_on_random_fleets() -> None:
         for k in range(rng.randrange(1, 60)):
             g.nodes[f"n{k}"] = NodeInfo(_placement(rng), rng.choice(states))
         node = rng.choice([*g.nodes, "newcomer"])
-        p = Proposal(
-            id="p",
-            time=datetime(2025, 1, 1, tzinfo=UTC),
-            node=node,
-            from_state=NodeState.SUSPECT,
-            to_state=NodeState.QUARANTINED,
-            trigger="t",
-            failure_class="gpu_hardware",
-            confidence=0.9,
-            action=ActionKind.GPU_RESET,
-            reasons=["r"],
-            evidence=["e"],
-            evidence_time=datetime(2025, 1, 1, tzinfo=UTC),
-            placement=g.nodes[node].placement if node in g.nodes else _placement(rng),
-        )
+        placement = g.nodes[node].placement if node in g.nodes else _placement(rng)
+        p = xid79_proposal(node, datetime(2025, 1, 1, tzinfo=UTC), 0, placement)
         checks = {c.name: c.figures for c in guard._capacity_checks(g, p)}
         want = _definitions(g, p)
         got = {f"concurrency_{k}": checks[f"concurrency_{k}"]["in_flight"] for k in ("rack", "pool", "sku")}

@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 
 from policy.engine import Engine, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
-from schemas.common import NodeState
-from schemas.decision import ActionKind
 from schemas.proposal import Placement, Proposal, Registration
 from streams.guard_stage import GuardStage
+from tests.fixtures.proposals import xid79_proposal
 
 NODES = 10_000
 QUEUED = 2_000
@@ -38,7 +37,7 @@ def test_ten_thousand_registered_nodes_fit_one_message_and_restore() -> None:
         )
     for i in range(QUEUED):  # a storm the incident logic did not absorb: most wait for a pool slot
         node = f"gpu-{i * 5:05d}"
-        p = _proposal(node, t, i)
+        p = xid79_proposal(node, t, i)
         stage.on_item(
             "proposal", (t.timestamp() + 1, node, 1), p.id, p.model_dump_json().encode(), i % 12, 0.0
         )
@@ -57,22 +56,3 @@ def _guard(engine: Engine) -> GuardStage:
     """A guard over 12 node-stage partitions that never gives up waiting on one of them."""
     kinds = {"proposal": Proposal, "registration": Registration}
     return GuardStage(engine, guard_to_bytes, guard_from_bytes, kinds, 12, 1e12)
-
-
-def _proposal(node: str, t: datetime, i: int) -> Proposal:
-    return Proposal(
-        id=f"{node}:sim-{i:x}:confidence_over_threshold",
-        time=t,
-        node=node,
-        from_state=NodeState.SUSPECT,
-        to_state=NodeState.QUARANTINED,
-        trigger="confidence_over_threshold",
-        failure_class="gpu_hardware",
-        confidence=0.8,
-        action=ActionKind.REBOOT,
-        reasons=[f"xid.79: NVRM: Xid (PCI:0000:{i % 256:02x}:00): 79, GPU has fallen off the bus (w=0.9)"]
-        * 3,
-        evidence=[f"ev-{node}-{k}-{i}" for k in range(6)],
-        evidence_time=t,
-        placement=Placement(pool=f"pool-{i % 3}", rack=f"rack-{i // 3:04d}", sku="H100", gpus=8),
-    )
