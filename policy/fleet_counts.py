@@ -1,0 +1,73 @@
+"""Capacity figures of the whole fleet, counted once and then kept up to date node by node.
+
+Why: a guard step that releases waiting proposals checks capacity once per waiting proposal. Each
+check scanned every node (about 2.3 ms at 10,000 nodes), so a storm with 400 queued proposals made one
+step take about a second while proposals queued behind it. One scan per step plus O(1) updates as
+released nodes change state gives the same figures (tests/unit/test_fleet_counts.py compares them
+with a fresh scan after every change).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from policy.lifecycle import IN_FLIGHT
+from schemas.common import NodeState
+from schemas.proposal import Placement
+
+SCOPES = ("rack", "pool", "sku")
+
+
+class Placed(Protocol):
+    placement: Placement
+    state: NodeState
+
+
+def _out_of_service(state: NodeState) -> bool:
+    """Counts against a pool's headroom: being repaired (in flight) or waiting for a person."""
+    return state in IN_FLIGHT or state is NodeState.ESCALATED
+
+
+@dataclass
+class FleetCounts:
+    pool_gpus: Counter[str] = field(default_factory=Counter)
+    out_gpus: Counter[str] = field(default_factory=Counter)
+    """pool → GPUs of its nodes that are in flight or escalated."""
+    in_flight: dict[str, Counter[str]] = field(default_factory=lambda: {s: Counter() for s in SCOPES})
+    """scope (rack, pool, sku) → value → nodes in flight."""
+
+    @classmethod
+    def scan(cls, nodes: Mapping[str, Placed]) -> FleetCounts:
+        counts = cls()
+        for info in nodes.values():
+            counts.pool_gpus[info.placement.pool] += info.placement.gpus
+            counts._add(info.placement, info.state, 1)
+        return counts
+
+    def _add(self, pl: Placement, state: NodeState, sign: int) -> None:
+        if state in IN_FLIGHT:
+            for scope in SCOPES:
+                self.in_flight[scope][getattr(pl, scope)] += sign
+        if _out_of_service(state):
+            self.out_gpus[pl.pool] += sign * pl.gpus
+
+    def move(self, pl: Placement, old: NodeState, new: NodeState) -> None:
+        """A node placed at ``pl`` changed state from ``old`` to ``new``."""
+        self._add(pl, old, -1)
+        self._add(pl, new, 1)
+
+    def others(self, pl: Placement, own: Placed | None) -> tuple[dict[str, int], int]:
+        """In flight per scope of ``pl`` and out-of-service GPUs in its pool, ``own`` (the asking
+        node's current entry, wherever it is placed) left out: a node never competes with itself."""
+        flying = {scope: self.in_flight[scope][getattr(pl, scope)] for scope in SCOPES}
+        out = self.out_gpus[pl.pool]
+        if own is not None:
+            if own.state in IN_FLIGHT:
+                for scope in SCOPES:
+                    flying[scope] -= getattr(own.placement, scope) == getattr(pl, scope)
+            if _out_of_service(own.state) and own.placement.pool == pl.pool:
+                out -= own.placement.gpus
+        return flying, out
