@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from schemas.topics import TOPICS
 from streams import metrics as stage_metrics
+from streams.sink_fetch import Columns, FetchedReader
 from streams.store.base import Store, StoreError
 from streams.store.rows import COLUMNS, EVENTS_TOPIC, TableRow, group_by_table, rows_for_message
 from streams.store.spool import Chunk, Spool, SpoolFull
@@ -60,6 +61,13 @@ def is_guard_only(topic: str, headers: Any) -> bool:
     if topic != GUARD_TOPIC or not headers:
         return False
     return any(k == "breakfix-kind" and bytes(v) in _GUARD_ONLY_KINDS for k, v in headers)
+
+
+def drop_guard_only(cols: Columns) -> Columns:
+    """The proposals topic's records less the guard-ordering ones (see :func:`is_guard_only`)."""
+    keep = [i for i, h in enumerate(cols.headers or []) if not is_guard_only(GUARD_TOPIC, h)]
+    return Columns([cols.offsets[i] for i in keep], [cols.timestamps[i] for i in keep],
+                   [cols.values[i] for i in keep])  # fmt: skip
 
 
 def ingest_table(chunks: list[Chunk]) -> pa.Table:
@@ -215,6 +223,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
         fetch_max_bytes=cfg.fetch_max_bytes,
     )
     await consumer.start()
+    reader = FetchedReader(consumer, headers_for=frozenset({cfg.topic_prefix + GUARD_TOPIC}))
     pending: list[Chunk] = []
     pending_records = 0
     offsets: dict[TopicPartition, int] = {}
@@ -249,25 +258,22 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
 
     try:
         while not stop.is_set():
-            left_ms = max(0, int((opened + cfg.batch_interval_s - time.monotonic()) * 1000))
-            got = await consumer.getmany(timeout_ms=left_ms, max_records=cfg.batch_rows - pending_records)
+            left_s = max(0.0, opened + cfg.batch_interval_s - time.monotonic())
+            got = await reader.next(left_s, cfg.batch_rows - pending_records)
             if got and core.stats.first_record_at is None:
                 core.stats.first_record_at = time.monotonic()
-            for tp, records in got.items():
-                if not records:
-                    continue
-                offsets[tp] = records[-1].offset + 1
+            for tp, cols in got.items():
+                offsets[tp] = cols.offsets[-1] + 1
                 name = tp.topic.removeprefix(cfg.topic_prefix)
-                if name == GUARD_TOPIC:
-                    kept = [r for r in records if not is_guard_only(name, r.headers)]
-                    core.stats.skipped += len(records) - len(kept)
-                    records = kept
-                if records:
+                if cols.headers is not None:  # the proposals topic: drop the guard's own records
+                    kept = drop_guard_only(cols)
+                    core.stats.skipped += len(cols) - len(kept)
+                    cols = kept
+                if cols.values:
                     pending.append(
-                        Chunk(name, tp.topic, tp.partition, [r.offset for r in records],
-                              [r.timestamp for r in records], [r.value or b"" for r in records])
-                    )  # fmt: skip
-                    pending_records += len(records)
+                        Chunk(name, tp.topic, tp.partition, cols.offsets, cols.timestamps, cols.values)
+                    )
+                    pending_records += len(cols.values)
             if pending_records >= cfg.batch_rows or time.monotonic() - opened >= cfg.batch_interval_s:
                 await hand_off()
         await hand_off()
