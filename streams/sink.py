@@ -41,7 +41,7 @@ from schemas.topics import TOPICS
 from streams import metrics as stage_metrics
 from streams.sink_fetch import Columns, FetchedReader
 from streams.store.base import Store, StoreError
-from streams.store.rows import COLUMNS, EVENTS_TOPIC, TableRow, group_by_table, rows_for_message
+from streams.store.rows import COLUMNS, EVENTS_TOPIC, Row, TableRow, group_by_table, rows_for_message
 from streams.store.spool import Chunk, Spool, SpoolFull
 from streams.store.writer import batch_token
 
@@ -123,6 +123,33 @@ class SinkStats:
     last_flush_at: float | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch made ready for the store: the telemetry as one Arrow table with its token, the other
+    topics mapped to rows. Built on the consuming side (:func:`prepare`) while the batch
+    before it is being inserted, so the insert thread only inserts; ``chunks`` are kept for the spool."""
+
+    chunks: list[Chunk]
+    telemetry: pa.Table | None
+    token: str
+    rows: dict[str, list[Row]]
+
+
+def prepare(chunks: list[Chunk]) -> Prepared:
+    """Build what :meth:`SinkCore.insert` writes: no I/O, deterministic in the records (a spooled
+    batch drained later gets the same rows and tokens)."""
+    telemetry = [c for c in chunks if c.name == EVENTS_TOPIC]
+    rows: list[TableRow] = []
+    for c in chunks:
+        if c.name != EVENTS_TOPIC:
+            for source, ts, value in zip(c.sources(), c.timestamps, c.values, strict=True):
+                received = datetime.fromtimestamp(ts / 1000, UTC)
+                rows.extend(rows_for_message(c.name, value, source, received))
+    data = ingest_table(telemetry) if telemetry else None
+    token = ingest_token(data) if data is not None else ""
+    return Prepared(chunks, data, token, group_by_table(rows))
+
+
 class SinkCore:
     """The Kafka-free part of the sink: a batch of records in, rows durable out."""
 
@@ -131,39 +158,33 @@ class SinkCore:
         self.spool = spool
         self.stats = SinkStats()
 
-    def insert(self, chunks: list[Chunk]) -> None:
+    def insert(self, batch: Prepared) -> None:
         """Insert one batch; raises StoreError if any table refused or was unreachable."""
-        telemetry = [c for c in chunks if c.name == EVENTS_TOPIC]
-        rows: list[TableRow] = []
-        for c in chunks:
-            if c.name != EVENTS_TOPIC:
-                for source, ts, value in zip(c.sources(), c.timestamps, c.values, strict=True):
-                    received = datetime.fromtimestamp(ts / 1000, UTC)
-                    rows.extend(rows_for_message(c.name, value, source, received))
         t0 = time.perf_counter()
-        if telemetry:
-            data = ingest_table(telemetry)
-            n = self.store.insert_arrow("events_ingest", data, dedup_token=ingest_token(data))
+        if batch.telemetry is not None:
+            n = self.store.insert_arrow("events_ingest", batch.telemetry, dedup_token=batch.token)
             self.stats.rows["events_ingest"] += n
-        for table, table_rows in group_by_table(rows).items():
+        for table, table_rows in batch.rows.items():
             self.store.insert(table, COLUMNS[table], table_rows, dedup_token=batch_token(table, table_rows))
             self.stats.rows[table] += len(table_rows)
         self.stats.insert_s += time.perf_counter() - t0
 
-    def flush(self, chunks: list[Chunk]) -> str:
+    def flush(self, batch: Prepared | list[Chunk]) -> str:
         """Make a batch durable: ``inserted`` or ``spooled``. Raises SpoolFull (back-pressure)."""
-        if not chunks:
+        if isinstance(batch, list):
+            batch = prepare(batch)
+        if not batch.chunks:
             return "empty"
-        self.stats.messages += sum(len(c.values) for c in chunks)
+        self.stats.messages += sum(len(c.values) for c in batch.chunks)
         self.stats.batches += 1
         if not self.spool.files():
             try:
-                self.insert(chunks)
+                self.insert(batch)
                 return "inserted"
             except StoreError as err:
-                log.warning("store refused a batch of %d chunks, spooling: %s", len(chunks), err)
+                log.warning("store refused a batch of %d chunks, spooling: %s", len(batch.chunks), err)
         # Either the store failed or older batches wait in the spool: keep order, spool this one too.
-        self.spool.put(chunks)
+        self.spool.put(batch.chunks)
         self.stats.spooled_batches += 1
         self.drain()
         return "spooled"
@@ -173,7 +194,7 @@ class SinkCore:
         drained = 0
         for path in self.spool.files():
             try:
-                self.insert(self.spool.load(path))
+                self.insert(prepare(self.spool.load(path)))
             except StoreError as err:
                 log.info("spool drain paused (%d batches waiting): %s", len(self.spool.files()), err)
                 break
@@ -230,7 +251,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
     opened = time.monotonic()
     inflight: asyncio.Task[None] | None = None
 
-    async def make_durable(batch: list[Chunk], commit: dict[TopicPartition, int]) -> None:
+    async def make_durable(batch: Prepared, commit: dict[TopicPartition, int]) -> None:
         while True:
             try:
                 await asyncio.to_thread(core.flush, batch)
@@ -245,13 +266,16 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
             core.stats.last_flush_at = time.monotonic()
 
     async def hand_off() -> None:
-        """Wait for the batch in flight, then start making the pending one durable."""
+        """Prepare the pending batch (while the one in flight is inserted), wait for the one in
+        flight, then start making the pending one durable."""
         nonlocal pending, pending_records, offsets, opened, inflight
+        # offsets alone: a batch of skipped records still moves the commit
+        batch = prepare(pending) if pending or offsets else None
         if inflight is not None:
             await inflight
             inflight = None
-        if pending or offsets:  # offsets alone: a batch of skipped records still moves the commit
-            inflight = asyncio.create_task(make_durable(pending, offsets))
+        if batch is not None:
+            inflight = asyncio.create_task(make_durable(batch, offsets))
         elif core.spool.files():
             await asyncio.to_thread(core.drain)
         pending, pending_records, offsets, opened = [], 0, {}, time.monotonic()

@@ -5,8 +5,10 @@ another (a different batch is never mistaken for it)."""
 
 from __future__ import annotations
 
-from streams.sink import ingest_table, ingest_token
-from streams.store.spool import Chunk
+import orjson
+
+from streams.sink import ingest_table, ingest_token, prepare
+from streams.store.spool import Chunk, decode, encode
 
 
 def _chunks() -> list[Chunk]:
@@ -47,3 +49,23 @@ def test_token_changes_with_any_byte_boundary_or_coordinate() -> None:
     ]
     tokens = {ingest_token(ingest_table(v)) for v in variants}
     assert base not in tokens and len(tokens) == len(variants)
+
+
+def test_a_spooled_batch_is_prepared_as_it_would_have_been_inserted() -> None:
+    """The consuming side prepares a batch once; a batch spooled and drained later is prepared again
+    from the spool file and must give the same table, token and rows, or the retry double-counts."""
+    audit = orjson.dumps({"id": "au-1", "time": "2025-03-01T00:00:00Z"})  # not an AuditRecord: a dead letter
+    chunks = [*_chunks(), Chunk("breakfix.audit", "p.breakfix.audit", 0, [4], [5_000], [audit])]
+    direct = prepare(chunks)
+    drained = prepare(decode(encode(chunks)))
+    assert direct.telemetry is not None and drained.telemetry is not None
+    assert drained.telemetry.equals(direct.telemetry)
+    assert drained.token == direct.token == ingest_token(ingest_table(_chunks()))
+    assert drained.rows == direct.rows
+    assert list(direct.rows) == ["dead_letters"] and len(direct.rows["dead_letters"]) == 1
+
+
+def test_a_batch_without_telemetry_has_no_table_or_token() -> None:
+    batch = prepare([Chunk("breakfix.audit", "breakfix.audit", 0, [1], [5_000], [b"{"])])
+    assert batch.telemetry is None and batch.token == ""
+    assert list(batch.rows) == ["dead_letters"]
