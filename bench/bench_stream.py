@@ -289,8 +289,11 @@ def node_stage_rate(
             workers.stop(proc)
 
 
-async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> list[dict[str, float]]:
-    """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s.
+async def live(
+    s: StreamSettings, rate: float, seconds: float, n_nodes: int, warmup: dict[str, float]
+) -> list[dict[str, float]]:
+    """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s,
+    once every node's inventory has registered (how long that took goes into ``warmup``).
 
     Per probe: the wall time it was sent, the broker timestamps of its proposal (node stage done) and
     of its decision (guard done), and when this reader got the decision: the hops of the latency.
@@ -306,8 +309,11 @@ async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> 
     )
     await p.start()
     await c.start()
+    for tp in c.assignment():
+        await c.position(tp)  # "latest" fixed now, before the fleet's inventory is sent
     sent_at: dict[str, float] = {}
     proposed: dict[str, float] = {}
+    registered: set[str] = set()
     latencies: list[dict[str, float]] = []
 
     async def read() -> None:
@@ -315,8 +321,11 @@ async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> 
             for tp, msgs in (await c.getmany(timeout_ms=100)).items():
                 for m in msgs:
                     if tp.topic == s.topic(PROPOSALS):
-                        if dict(m.headers).get("breakfix-kind") == b"proposal" and m.key:
+                        kind = dict(m.headers).get("breakfix-kind")
+                        if kind == b"proposal" and m.key:
                             proposed.setdefault(m.key.decode(), m.timestamp / 1000)
+                        elif kind == b"registration" and m.key:
+                            registered.add(m.key.decode())
                         continue
                     node = orjson.loads(m.value)["node"]
                     if node in sent_at:
@@ -334,6 +343,12 @@ async def live(s: StreamSettings, rate: float, seconds: float, n_nodes: int) -> 
         for i, node in enumerate(nodes + probes):
             await p.send(topic, orjson.dumps(inventory(node, time.time(), i)), key=node.encode())
         await p.flush()
+        # Steady state: the fleet's nodes registered (10,000 inventories are a start-up burst that
+        # the node stage and guard absorb once, not the steady rate), then a moment to settle.
+        t_inv = time.perf_counter()
+        while len(registered) < len(nodes) + len(probes) and time.perf_counter() - t_inv < 120:
+            await asyncio.sleep(0.1)
+        warmup["registered"], warmup["registration_s"] = len(registered), time.perf_counter() - t_inv
         await asyncio.sleep(3.0)
         t_start, k, probe = time.perf_counter(), 0, 0
         while (elapsed := time.perf_counter() - t_start) < seconds:
@@ -366,11 +381,14 @@ def latency(
     procs = [workers.start_worker(s, i, tmp / f"latency-{tag}-{i}.log") for i in range(n_workers)]
     try:
         time.sleep(12.0 + 6.0 * (n_workers - 1))  # worker start and group join (a second join: rebalance)
-        probes = asyncio.run(live(s, rate, seconds, n_nodes=n_nodes))
+        warmup: dict[str, float] = {}
+        probes = asyncio.run(live(s, rate, seconds, n_nodes, warmup))
     finally:
         for proc in procs:
             workers.stop(proc)
     out: dict[str, float] = {"rate": rate, "workers": n_workers, "nodes": n_nodes, "decisions": len(probes)}
+    out["registered"] = warmup["registered"]
+    out["registration_s"] = round(warmup["registration_s"], 1)
     for hop in ("total", "node_stage", "guard"):
         lat = sorted(p[hop] for p in probes if not math.isnan(p[hop]))
         if lat:

@@ -10,7 +10,10 @@ Durability rules (what a crash can lose):
 * Node state lives in memory and is written to the changelogged table per partition every
   ``checkpoint_events`` events or ``checkpoint_s`` seconds, and a node's state is ALWAYS written
   before its proposal or registration leaves (lifecycle and evidence changes are durable before
-  anything acts on them): :meth:`NodeStage.checkpoint_nodes` writes just those nodes.
+  anything acts on them): :meth:`NodeStage.checkpoint_nodes` writes just those nodes' buckets.
+  Nodes are packed into ``_BUCKETS`` table values per partition; a bucket is written with every
+  node's current state, so nodes sharing a proposing node's bucket are written early too, which
+  each node's own offset (below) already covers.
 * Input is acknowledged (its offset becomes committable) only after the checkpoint that covers it, so
   a crash re-delivers everything after the last checkpoint; the node skips events whose offset it has
   already applied (each node's checkpoint keeps its last applied offset) and decisions it has already
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import math
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,6 +60,13 @@ from streams.watermark import OrderKey
 _TOP = "\U0010ffff"
 """Sorts after every node id: an idle partition has sent everything up to its time."""
 _APPLIED_DECISIONS = 32
+_BUCKETS = 32
+"""Table values per partition that node records are packed into (a node's bucket: crc32 of its id).
+Faust's changelog path costs ~0.1-0.2 ms per record; one record per node made a 10,000-node fleet's
+checkpoint of a partition ~850 records and held the stage 70-170 ms (up to 0.6 s on a loaded box);
+32 values carry the same bytes for a 25th of the records. At ~8.7 KB per mature node record a
+bucket stays under the broker's 1 MB message limit up to ~3,600 nodes per partition (~43,000 nodes
+on the 12 event partitions)."""
 _GOLDEN = 0.6180339887
 """Partition p's checkpoint phase is (p * golden ratio) mod 1 of the interval: evenly spread for any
 partition count."""
@@ -231,9 +242,13 @@ class NodeStage:
         spread = self.checkpoint_s * ((p * _GOLDEN) % 1.0)
         ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall - spread)
         resend: list[GuardItem] = []
+        packed: dict[str, NodeSlot] = {}
         for node, value in stored:
             d = stored_dict(value)
             if d.get("p") != p:
+                continue
+            if node.startswith(_BUCKET_PREFIX):
+                packed.update((n, self._decode(n, rec, p)) for n, rec in d["nodes"].items())
                 continue
             if node == partition_key(p):
                 gate = {k: v for k, v in d["fleet_gate"].items() if v is not None}  # JSON has no -inf
@@ -245,8 +260,9 @@ class NodeStage:
                 ps.restored = True
                 self.clock = max(self.clock, ps.clock)
                 continue
-            slot = self._decode(node, d, p)
-            ps.nodes[node] = slot
+            ps.nodes[node] = self._decode(node, d, p)  # one record per node, as written before buckets
+        ps.nodes.update(packed)  # buckets are newer than any per-node record of the same node
+        for node, slot in ps.nodes.items():
             if slot.pending:
                 resend.extend(slot.outbox)
                 if slot.hold is not None:
@@ -544,7 +560,7 @@ class NodeStage:
     def checkpoint(self, p: int, wall: float) -> list[tuple[str, bytes]]:
         """Table writes that make partition ``p``'s state durable; the caller acks its input after."""
         ps = self.partitions[p]
-        writes = [(n, self._encode(ps.nodes[n], p)) for n in sorted(ps.dirty)]
+        writes = self._buckets(ps, p, ps.dirty)
         part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset,
                 "next": ps.inputs.to_dict()}  # fmt: skip
         times = {"next_tick": _finite(ps.next_tick), "clock": _finite(ps.clock)}
@@ -561,10 +577,7 @@ class NodeStage:
         :meth:`checkpoint`); after a crash the input is re-read and these nodes skip what their stored
         offset covers, so a proposal costs one node's state write instead of its partition's.
         """
-        ps = self.partitions[p]
-        names = sorted(set(nodes))
-        ps.dirty.difference_update(names)
-        return [(n, self._encode(ps.nodes[n], p)) for n in names]
+        return self._buckets(self.partitions[p], p, set(nodes))
 
     def progress(self, p: int, wall: float, highwater: int | None) -> OrderKey:
         """Every guard item of partition ``p`` ordered before this key has been handed out.
@@ -584,21 +597,35 @@ class NodeStage:
 
     # --- encoding -------------------------------------------------------------------------
 
-    def _encode(self, slot: NodeSlot, p: int) -> bytes:
-        return orjson.dumps(
-            {
-                "p": p,
-                "rt": base64.b64encode(slot.rt.to_bytes()).decode() if slot.rt is not None else None,
-                "offset": slot.offset,
-                "seq": slot.seq,
-                "outbox": [i.to_dict() for i in slot.outbox],
-                "hold": list(slot.hold) if slot.hold else None,
-                "applied": list(slot.applied),
-                "buffer": [b.to_dict() for b in slot.buffer],
-                "buffered_to": slot.buffered_to,
-                "clock": _finite(slot.clock),
-            }
-        )
+    def _buckets(self, ps: PartitionState, p: int, nodes: set[str]) -> list[tuple[str, bytes]]:
+        """The buckets holding ``nodes``, each with all its nodes' current state (so none is dirty)."""
+        wanted = {_bucket(n) for n in nodes}
+        members: dict[int, list[str]] = {b: [] for b in wanted}
+        for n in ps.nodes:
+            b = _bucket(n)
+            if b in wanted:
+                members[b].append(n)
+        writes = []
+        for b in sorted(wanted):
+            names = sorted(members[b])
+            ps.dirty.difference_update(names)
+            records = {n: self._record(ps.nodes[n], p) for n in names}
+            writes.append((bucket_key(p, b), orjson.dumps({"p": p, "nodes": records})))
+        return writes
+
+    def _record(self, slot: NodeSlot, p: int) -> dict[str, Any]:
+        return {
+            "p": p,
+            "rt": base64.b64encode(slot.rt.to_bytes()).decode() if slot.rt is not None else None,
+            "offset": slot.offset,
+            "seq": slot.seq,
+            "outbox": [i.to_dict() for i in slot.outbox],
+            "hold": list(slot.hold) if slot.hold else None,
+            "applied": list(slot.applied),
+            "buffer": [b.to_dict() for b in slot.buffer],
+            "buffered_to": slot.buffered_to,
+            "clock": _finite(slot.clock),
+        }
 
     def _decode(self, node: str, d: dict[str, Any], p: int) -> NodeSlot:
         hold = d.get("hold")
@@ -631,6 +658,18 @@ def _finite(t: float) -> float | None:
 
 def _infinite(t: float | None) -> float:
     return -math.inf if t is None else float(t)
+
+
+_BUCKET_PREFIX = "/nodes/"
+
+
+def _bucket(node: str) -> int:
+    return zlib.crc32(node.encode()) % _BUCKETS
+
+
+def bucket_key(p: int, b: int) -> str:
+    """Table key of bucket ``b`` of partition ``p``: a JSON object of its nodes' records."""
+    return f"{_BUCKET_PREFIX}{p}/{b}"
 
 
 def partition_key(p: int) -> str:
