@@ -438,7 +438,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
             wall = time.monotonic()
             bounds = {}
             for p in sorted(mine):
-                if held.get(p) and node.due(p, wall):
+                if node.due(p, wall) and held.get(p):  # due() first: it moves an idle grid on
                     await checkpoint(p)
                 bound = node.progress(p, wall, app.consumer.highwater(TP(events_name, p)))
                 if bound[0] > -math.inf and bound != sent_progress.get(p):

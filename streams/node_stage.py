@@ -187,7 +187,8 @@ class PartitionState:
     position: int = 0
     """Next offset of the events topic to read, for the caught-up test of :meth:`NodeStage.progress`."""
     since_checkpoint: int = 0
-    last_checkpoint_wall: float = 0.0
+    next_checkpoint_wall: float = 0.0
+    """When the partition's next time-driven checkpoint falls due: a point of its own phase grid."""
     fleet_gate: NodeGate = field(default_factory=NodeGate)
     fleet_offset: int = -1
     next_tick: float = -math.inf
@@ -239,8 +240,7 @@ class NodeStage:
         returns the outboxes of nodes awaiting a decision, to send again."""
         # Partitions' checkpoints are spread over the interval instead of all falling due together:
         # a full checkpoint holds the worker for its duration, and twelve at once were a latency spike.
-        spread = self.checkpoint_s * ((p * _GOLDEN) % 1.0)
-        ps = PartitionState(last_input_wall=wall, last_checkpoint_wall=wall - spread)
+        ps = PartitionState(last_input_wall=wall, next_checkpoint_wall=self._next_checkpoint(p, wall))
         resend: list[GuardItem] = []
         packed: dict[str, NodeSlot] = {}
         for node, value in stored:
@@ -551,11 +551,10 @@ class NodeStage:
     def due(self, p: int, wall: float) -> bool:
         ps = self.partitions[p]
         if not ps.dirty and ps.since_checkpoint == 0:
+            if wall >= ps.next_checkpoint_wall:  # nothing to write at this point: wait for the next
+                ps.next_checkpoint_wall = self._next_checkpoint(p, wall)
             return False
-        return (
-            ps.since_checkpoint >= self.checkpoint_events
-            or wall - ps.last_checkpoint_wall >= self.checkpoint_s
-        )
+        return ps.since_checkpoint >= self.checkpoint_events or wall >= ps.next_checkpoint_wall
 
     def checkpoint(self, p: int, wall: float) -> list[tuple[str, bytes]]:
         """Table writes that make partition ``p``'s state durable; the caller acks its input after."""
@@ -567,8 +566,16 @@ class NodeStage:
         writes.append((partition_key(p), orjson.dumps({**part, **times})))
         ps.dirty.clear()
         ps.since_checkpoint = 0
-        ps.last_checkpoint_wall = wall
+        ps.next_checkpoint_wall = self._next_checkpoint(p, wall)
         return writes
+
+    def _next_checkpoint(self, p: int, wall: float) -> float:
+        """The first point after ``wall`` of partition ``p``'s grid (every ``checkpoint_s``, offset by
+        its phase). A grid, not "interval after the last one": partitions idle together (a quiet fleet,
+        a worker start) all fell due at the first input after it and stayed in step, twelve
+        checkpoints in one burst every interval (the spikes of event->decision latency)."""
+        phase = self.checkpoint_s * ((p * _GOLDEN) % 1.0)
+        return phase + (math.floor((wall - phase) / self.checkpoint_s) + 1) * self.checkpoint_s
 
     def checkpoint_nodes(self, p: int, nodes: Iterable[str]) -> list[tuple[str, bytes]]:
         """Table writes for ``nodes`` only: what must be durable before their proposals leave.

@@ -82,3 +82,20 @@ def test_buckets_win_over_records_written_one_per_node_before_them() -> None:
     only_legacy = _stage()
     only_legacy.assign(P, [legacy], 2.0)
     assert only_legacy.partitions[P].nodes["gpu-0003"].offset == old_offset < 10_000
+
+
+def test_partitions_idle_together_fall_due_at_their_own_phase_not_all_at_once() -> None:
+    """Twelve partitions idle through a quiet spell (the shell asks due() every tick) and then all get
+    input: their checkpoints come one by one over the interval, not as one burst."""
+    stage = NodeStage(_stage().engine, NodeRuntime.from_bytes, _stage().gate_cfg, 60.0, checkpoint_s=5.0)
+    for p in range(12):
+        stage.assign(p, [], 0.0)
+    for k in range(2000):  # the shell's progress tick: every 0.05 s
+        assert not any(stage.due(p, k * 0.05) for p in range(12))
+    for p in range(12):
+        stage.on_event(p, 0, _raw(inventory(f"n{p}", t=0)), f"events/{p}@0", 100.0)
+    due_at = {
+        p: next(100.0 + k * 0.05 for k in range(200) if stage.due(p, 100.0 + k * 0.05)) for p in range(12)
+    }
+    assert len({round(t, 2) for t in due_at.values()}) == 12
+    assert max(due_at.values()) - min(due_at.values()) > 3.0
