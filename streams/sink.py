@@ -70,6 +70,31 @@ def drop_guard_only(cols: Columns) -> Columns:
                    [cols.values[i] for i in keep])  # fmt: skip
 
 
+_BINARY_LIMIT = (1 << 31) - 1
+"""Bytes one Arrow ``binary`` array can hold (32-bit offsets)."""
+
+
+def binary_column(values: list[bytes], limit: int = _BINARY_LIMIT) -> pa.ChunkedArray:
+    """Values → Arrow ``binary``, by one join and a cumulative sum: ``pa.array`` converts value by
+    value and grows its buffer as it goes, 1.8-4.9 µs per 700-byte record here against 0.8. Cut
+    into pieces of at most ``limit`` bytes (Arrow's 2 GiB offset limit; a batch of large records
+    can pass it)."""
+    n = len(values)
+    ends = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, values), np.int64, n), out=ends[1:])
+    pieces = []
+    first = 0
+    while True:
+        # Up to the last value ending within the limit from this piece's start; one value at least.
+        last = min(max(int(np.searchsorted(ends, ends[first] + limit, "right")) - 1, first + 1), n)
+        offsets = pa.py_buffer((ends[first : last + 1] - ends[first]).astype(np.int32))
+        data = pa.py_buffer(b"".join(values[first:last]))
+        pieces.append(pa.Array.from_buffers(pa.binary(), last - first, [None, offsets, data]))
+        first = last
+        if first >= n:
+            return pa.chunked_array(pieces, pa.binary())
+
+
 def ingest_table(chunks: list[Chunk]) -> pa.Table:
     """Telemetry chunks → the ``events_ingest`` columns, built column-wise in C (no loop per record):
     per-chunk constants (topic, partition) are repeated by numpy, the rest joined once."""
@@ -77,7 +102,7 @@ def ingest_table(chunks: list[Chunk]) -> pa.Table:
     topics = sorted({c.topic for c in chunks})
     codes = np.repeat(np.array([topics.index(c.topic) for c in chunks], np.int32), counts)
     return pa.table({
-        "raw": pa.array(list(chain.from_iterable(c.values for c in chunks)), pa.binary()),
+        "raw": binary_column(list(chain.from_iterable(c.values for c in chunks))),
         "topic": pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(topics, pa.string())),
         "partition": pa.array(np.repeat(np.array([c.partition for c in chunks], np.uint32), counts)),
         "offset": pa.array(list(chain.from_iterable(c.offsets for c in chunks)), pa.uint64()),

@@ -6,8 +6,9 @@ another (a different batch is never mistaken for it)."""
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
 
-from streams.sink import ingest_table, ingest_token, prepare
+from streams.sink import binary_column, ingest_table, ingest_token, prepare
 from streams.store.spool import Chunk, decode, encode
 
 
@@ -69,3 +70,22 @@ def test_a_batch_without_telemetry_has_no_table_or_token() -> None:
     batch = prepare([Chunk("breakfix.audit", "breakfix.audit", 0, [1], [5_000], [b"{"])])
     assert batch.telemetry is None and batch.token == ""
     assert list(batch.rows) == ["dead_letters"]
+
+
+def test_binary_column_holds_the_values_in_pieces_under_the_limit() -> None:
+    values = [b"abc", b"", b"de", b"f" * 10, b"g"]
+    whole = binary_column(values)
+    assert whole.num_chunks == 1 and whole.to_pylist() == values
+    cut = binary_column(values, limit=5)
+    assert cut.to_pylist() == values
+    assert [c.to_pylist() for c in cut.chunks] == [[b"abc", b"", b"de"], [b"f" * 10], [b"g"]]
+    assert binary_column([]).to_pylist() == []
+
+
+def test_token_is_the_one_a_value_by_value_arrow_column_gives() -> None:
+    """A batch inserted by the previous build (``pa.array`` per value) and retried by this one after
+    a crash must carry the same token, or ClickHouse would write it twice."""
+    table = ingest_table(_chunks())
+    values = table.column("raw").to_pylist()
+    before = table.set_column(0, "raw", pa.chunked_array([pa.array(values, pa.binary())]))
+    assert ingest_token(before) == ingest_token(table)
