@@ -4,7 +4,8 @@ Flow per batch (bounded by ``batch_rows`` and ``batch_interval_s``): telemetry (
 record) goes into ClickHouse as it was published, the raw Kafka values with their coordinates in one
 Arrow insert into ``events_ingest``, whose materialized views check each envelope and write it to
 ``events`` (and ``actions`` for action results) or to ``dead_letters`` with the reason
-(migration 003); Python touches no telemetry record one by one. The few records of the other topics
+(migration 003); Python only reads each record's offset, timestamp and value out of Kafka's record
+batches (:mod:`streams.sink_fetch`) and builds the batch's columns. The few records of the other topics
 are mapped to rows in Python (:mod:`streams.store.rows`). Every insert carries a deduplication token
 derived from what it holds, and only then are the Kafka offsets committed. A crash before the commit
 redelivers the batch; the token (same batch) or ReplacingMergeTree on id (a batch cut differently)
@@ -13,8 +14,9 @@ keeps counts exact.
 When the store fails, the batch's raw records go to a bounded local spool and the offsets are
 committed (the data is durable on disk); spooled batches are drained in order once the store
 answers again. When the spool is full, the sink stops consuming and retries, so Kafka holds the
-backlog. One batch is in flight while the next is read, and no more: a slow ClickHouse slows consumption
-(back-pressure) instead of growing memory.
+backlog. One batch is inserted (in a worker thread: the engine call releases the GIL) while the next
+is read and prepared, and no more: a slow ClickHouse slows consumption (back-pressure) instead of
+growing memory; offsets are committed batch after batch, in order.
 """
 
 from __future__ import annotations
