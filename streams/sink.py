@@ -185,8 +185,10 @@ class SinkCore:
         self.spool = spool
         self.stats = SinkStats()
 
-    def insert(self, batch: Prepared) -> None:
+    def insert(self, batch: Prepared | list[Chunk]) -> None:
         """Insert one batch; raises StoreError if any table refused or was unreachable."""
+        if isinstance(batch, list):
+            batch = prepare(batch)
         t0 = time.perf_counter()
         if batch.telemetry is not None:
             n = self.store.insert_arrow("events_ingest", batch.telemetry, dedup_token=batch.token)
@@ -221,7 +223,7 @@ class SinkCore:
         drained = 0
         for path in self.spool.files():
             try:
-                self.insert(prepare(self.spool.load(path)))
+                self.insert(self.spool.load(path))
             except StoreError as err:
                 log.info("spool drain paused (%d batches waiting): %s", len(self.spool.files()), err)
                 break
