@@ -69,6 +69,10 @@ class GuardState:
     """frozen scope key → (incident id, frozen until)."""
     blast: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    counts: FleetCounts | None = field(default=None, compare=False, repr=False)
+    """Capacity figures of ``nodes``, derived (never stored): counted once when first needed, then
+    kept up to date by the guard as it registers nodes and moves their state. ``nodes`` is changed
+    only through :class:`Guard` (or ``counts`` reset to None)."""
 
 
 def _ts(t: float) -> datetime:
@@ -97,8 +101,10 @@ class Guard:
         if isinstance(item, Registration):
             info = g.nodes.get(item.node)
             if info is None:
-                g.nodes[item.node] = NodeInfo(item.placement)
+                self._add_node(g, item.node, item.placement)
             else:
+                if g.counts is not None:
+                    g.counts.replace(info.placement, item.placement, info.state)
                 info.placement = item.placement
             return []
         if isinstance(item, ControlMessage):
@@ -123,9 +129,7 @@ class Guard:
             g.quarantines.clear()
             backlog, g.backlog = g.backlog, []
             if m.value.get("backlog", "resume") == "resume":
-                counts = FleetCounts.scan(g.nodes)
-                why = "released after breaker reset"
-                return [d for p in backlog for d in self._release(g, p, why, counts)]
+                return [d for p in backlog for d in self._release(g, p, "released after breaker reset")]
             return [
                 self._plain(
                     g,
@@ -151,7 +155,7 @@ class Guard:
         if len(g.seen) > MAX_SEEN:
             g.seen.popitem(last=False)
         g.clock = max(g.clock, p.time.timestamp())
-        info = g.nodes.setdefault(p.node, NodeInfo(p.placement))
+        info = g.nodes.get(p.node) or self._add_node(g, p.node, p.placement)
         queued = self._unqueue(g, p.node, p.time.timestamp())
         if p.trigger == EXPIRED:
             # A withdrawal whose queued proposal is already gone was overtaken by a decision (release,
@@ -272,12 +276,20 @@ class Guard:
             ),
         ]
 
-    def _capacity_checks(
-        self, g: GuardState, p: Proposal, counts: FleetCounts | None = None
-    ) -> list[GuardCheck]:
+    def _add_node(self, g: GuardState, node: str, placement: Placement) -> NodeInfo:
+        info = g.nodes[node] = NodeInfo(placement)
+        if g.counts is not None:
+            g.counts.add(placement, info.state)
+        return info
+
+    def _counts(self, g: GuardState) -> FleetCounts:
+        if g.counts is None:
+            g.counts = FleetCounts.scan(g.nodes)
+        return g.counts
+
+    def _capacity_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
         """Concurrency per rack/pool/SKU and the pool's headroom, the proposing node left out of the
-        in-flight figures. ``counts`` are the fleet's figures when the caller keeps them across several
-        checks (a drain); otherwise one scan."""
+        in-flight figures."""
         pol = self.policy
         pl = p.placement
         checks = []
@@ -286,7 +298,7 @@ class Guard:
             "pool": pol.concurrency.per_pool,
             "sku": pol.concurrency.per_sku,
         }
-        counts = FleetCounts.scan(g.nodes) if counts is None else counts
+        counts = self._counts(g)
         in_flight, out = counts.others(pl, g.nodes.get(p.node))
         total = counts.pool_gpus[pl.pool]
         for key, limit in limits.items():
@@ -480,11 +492,11 @@ class Guard:
             replay=p.replay,
         )
 
-    def _track(self, g: GuardState, d: Decision, counts: FleetCounts | None = None) -> None:
+    def _track(self, g: GuardState, d: Decision) -> None:
         if d.action is not ActionKind.FLEET_INCIDENT:
             info = g.nodes[d.node]
-            if counts is not None:
-                counts.move(info.placement, info.state, d.to_state)
+            if g.counts is not None:
+                g.counts.move(info.placement, info.state, d.to_state)
             info.state = d.to_state  # a held decision's to_state is where the node stays
             if not d.held and d.trigger != EXPIRED:
                 g.wait_started.pop(d.node, None)  # the node moved on: its wait for capacity is over
@@ -538,27 +550,26 @@ class Guard:
         self._track(g, d)
         return d
 
-    def _release(self, g: GuardState, p: Proposal, why: str, counts: FleetCounts) -> list[Decision]:
+    def _release(self, g: GuardState, p: Proposal, why: str) -> list[Decision]:
         info = g.nodes[p.node]
         if info.state is not p.from_state:
             return []  # superseded: the node moved on while it waited
         if not self._age_check(g, p, g.clock).passed:
             g.waiting.append(p)  # never granted this old: its node renews or withdraws it
             return []
-        capacity = self._capacity_checks(g, p, counts)
+        capacity = self._capacity_checks(g, p)
         if not all(c.passed for c in capacity):
             g.waiting.append(p)
             return []
         g.quarantines.append(g.clock)
         d = self._decide(g, p, [*self._basic_checks(g, p), *capacity], g.clock, f"d-{p.id}:released", (why,))
-        self._track(g, d, counts)
+        self._track(g, d)
         return [d]
 
     def _drain_waiting(self, g: GuardState) -> list[Decision]:
         if not g.waiting:
             return []
         waiting, g.waiting = g.waiting, []
-        counts = FleetCounts.scan(g.nodes)  # one scan per drain, kept up to date as nodes move
         out: list[Decision] = []
         for p in waiting:
             if g.nodes[p.node].state is not p.from_state:
@@ -578,11 +589,11 @@ class Guard:
                     [],
                     g.clock,
                 )
-                self._track(g, d, counts)
+                self._track(g, d)
                 out.append(d)
                 continue
             if g.breaker_open:
                 g.waiting.append(p)
                 continue
-            out.extend(self._release(g, p, "released: capacity freed", counts))
+            out.extend(self._release(g, p, "released: capacity freed"))
         return out

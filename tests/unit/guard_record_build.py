@@ -79,6 +79,8 @@ def comparable(g: GuardState) -> dict[str, Any]:
     (``OrderedDict == dict`` ignores order, ``deque == list`` is false but says nothing useful)."""
     out: dict[str, Any] = {}
     for name, v in vars(g).items():
+        if name == "counts":
+            continue  # derived from ``nodes``, never stored
         if isinstance(v, dict):
             v = [(k, (type(x).__name__, list(x)) if isinstance(x, deque) else x) for k, x in v.items()]
         elif isinstance(v, deque | list):

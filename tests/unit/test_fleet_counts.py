@@ -62,12 +62,11 @@ def test_moves_keep_the_figures_equal_to_a_fresh_scan() -> None:
 
 
 class RescanningGuard(Guard):
-    """The guard as it was: every capacity check scans the whole fleet."""
+    """The guard as it was: every capacity check counts the whole fleet afresh."""
 
-    def _capacity_checks(
-        self, g: GuardState, p: Proposal, counts: FleetCounts | None = None
-    ) -> list[GuardCheck]:
-        return super()._capacity_checks(g, p, None)
+    def _capacity_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
+        g.counts = None
+        return super()._capacity_checks(g, p)
 
 
 def _storm(ops: list[tuple[int, str]]) -> list[Proposal | Registration | ControlMessage]:
@@ -81,6 +80,11 @@ def _storm(ops: list[tuple[int, str]]) -> list[Proposal | Registration | Control
     for k, (i, op) in enumerate(ops):
         t = datetime.fromtimestamp(T0 + 20 * k, UTC)
         p = xid79_proposal(f"n{i}", t, k, placements[i]).model_copy(update={"id": f"n{i}:{k}:{op}"})
+        if op == "move":  # re-registered elsewhere (a node moved to another rack and pool)
+            moved = Placement(pool=f"p{(i + 1) % 2}", rack=f"r{(i + k) % 4}", sku="H100", gpus=4)
+            items.append(Registration(node=f"n{i}", time=t, placement=moved))
+            placements[i] = moved
+            continue
         if op == "reset":
             items.append(
                 ControlMessage(
@@ -101,13 +105,14 @@ def _run(guard: Guard, items: list[Proposal | Registration | ControlMessage]) ->
         if isinstance(item, Proposal):
             item = item.model_copy(update={"from_state": g.nodes[item.node].state})
         out += guard.step(g, item)
+        assert g.counts is None or _same(g.counts, FleetCounts.scan(g.nodes)), f"after {item}"
     return out
 
 
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 23), st.sampled_from(["q", "q", "q", "h", "h", "e", "r", "reset"])),
+        st.tuples(st.integers(0, 23), st.sampled_from(["q", "q", "q", "h", "h", "e", "r", "move", "reset"])),
         max_size=80,
     )
 )
@@ -128,3 +133,15 @@ def test_a_breaker_reset_releases_one_per_free_rack_in_one_step() -> None:
     released = [d for d in decisions if d.id.endswith(":released")]
     assert [d.node for d in released] == ["n4", "n5", "n6", "n7"]
     assert len({d.time for d in released}) == 1
+
+
+def test_a_node_moved_while_in_flight_takes_its_slot_along() -> None:
+    """n0 is quarantined in rack r0, then re-registered in r1: r0 has a free slot again, r1 none."""
+    ops = [(0, "q"), (0, "move"), (4, "q"), (5, "q")]
+    decisions = _run(Guard(AUTO), _storm(ops))
+    assert [d.model_dump() for d in decisions] == [
+        d.model_dump() for d in _run(RescanningGuard(AUTO), _storm(ops))
+    ]
+    by_node = {d.node: d for d in decisions}
+    assert by_node["n4"].to_state is NodeState.QUARANTINED  # r0: freed by the move
+    assert by_node["n5"].held  # r1: n0 is in flight there now
