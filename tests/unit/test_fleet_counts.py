@@ -16,7 +16,7 @@ from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck
 from schemas.proposal import Placement, Proposal, Registration
-from tests.fixtures.proposals import xid79_proposal
+from tests.fixtures.proposals import random_placement, xid79_proposal
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
 _raw = load_policy().model_dump(mode="json")
@@ -27,15 +27,6 @@ _raw["breaker"] |= {"max_nodes": 4, "min_nodes_for_fraction": 1000}
 _raw["max_wait_s"] = 300
 _raw["blast_radius"]["scopes"] = {"rack": 1000}
 AUTO = parse_policy(_raw)
-
-
-def _placement(rng: random.Random) -> Placement:
-    return Placement(
-        pool=f"pool-{rng.randrange(3)}",
-        rack=f"rack-{rng.randrange(6)}",
-        sku=rng.choice(["H100", "H200"]),
-        gpus=rng.choice([4, 8]),
-    )
 
 
 def _same(a: FleetCounts, b: FleetCounts) -> bool:
@@ -51,7 +42,9 @@ def test_moves_keep_the_figures_equal_to_a_fresh_scan() -> None:
     rng = random.Random(11)
     states = list(NodeState)
     for _ in range(100):
-        nodes = {f"n{k}": NodeInfo(_placement(rng), rng.choice(states)) for k in range(rng.randrange(1, 40))}
+        nodes = {
+            f"n{k}": NodeInfo(random_placement(rng), rng.choice(states)) for k in range(rng.randrange(1, 40))
+        }
         counts = FleetCounts.scan(nodes)
         for _ in range(30):
             info = nodes[rng.choice(list(nodes))]

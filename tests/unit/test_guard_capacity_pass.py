@@ -10,17 +10,8 @@ from policy.guard import Guard, GuardState, NodeInfo
 from policy.lifecycle import IN_FLIGHT
 from policy.model import load_policy
 from schemas.common import NodeState
-from schemas.proposal import Placement, Proposal
-from tests.fixtures.proposals import xid79_proposal
-
-
-def _placement(rng: random.Random) -> Placement:
-    return Placement(
-        pool=f"pool-{rng.randrange(3)}",
-        rack=f"rack-{rng.randrange(6)}",
-        sku=rng.choice(["H100", "H200"]),
-        gpus=rng.choice([4, 8]),
-    )
+from schemas.proposal import Proposal
+from tests.fixtures.proposals import random_placement, xid79_proposal
 
 
 def _definitions(g: GuardState, p: Proposal) -> dict[str, int]:
@@ -48,9 +39,9 @@ def test_one_pass_figures_equal_their_definitions_on_random_fleets() -> None:
     for _ in range(200):
         g = GuardState()
         for k in range(rng.randrange(1, 60)):
-            g.nodes[f"n{k}"] = NodeInfo(_placement(rng), rng.choice(states))
+            g.nodes[f"n{k}"] = NodeInfo(random_placement(rng), rng.choice(states))
         node = rng.choice([*g.nodes, "newcomer"])
-        placement = g.nodes[node].placement if node in g.nodes else _placement(rng)
+        placement = g.nodes[node].placement if node in g.nodes else random_placement(rng)
         p = xid79_proposal(node, datetime(2025, 1, 1, tzinfo=UTC), 0, placement)
         checks = {c.name: c.figures for c in guard._capacity_checks(g, p)}
         want = _definitions(g, p)
