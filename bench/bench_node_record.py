@@ -58,7 +58,7 @@ def fleet_runtimes(
                     recent.setdefault(d["node"], deque(maxlen=keep)).append(d["id"])
     ids = {n: list(recent.get(n, ())) for n in replay.nodes}
     for n, rt in replay.nodes.items():
-        assert list(rt.gate.ids) == [id_hash(i) for i in ids[n]], f"{n}: recording and gate disagree"
+        assert list(rt.gate.digests()) == [id_hash(i) for i in ids[n]], f"{n}: recording and gate disagree"
     return replay.nodes, ids
 
 

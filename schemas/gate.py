@@ -43,58 +43,82 @@ def id_hash(event_id: str) -> int:
     >>> id_hash("sim5-14c1a") == id_hash("sim5-14c1a") != id_hash("sim5-14c1b")
     True
     """
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(_digest_bytes(event_id), "little", signed=True)
 
 
 GateState = tuple[int | None, float, bytes]
 """(gpus, last_time, remembered id digests packed little-endian, oldest first): a checkpoint's form."""
+
+_WIDTH = 8
+"""Bytes per remembered digest."""
+
+
+def _digest_bytes(event_id: str) -> bytes:
+    """The digest of :func:`id_hash` as its 8 little-endian bytes: the form the gate keeps."""
+    return hashlib.blake2b(event_id.encode(), digest_size=_WIDTH).digest()
 
 
 @dataclass
 class NodeGate:
     gpus: int | None = None
     last_time: float = float("-inf")
-    ids: array[int] = field(default_factory=lambda: array("q"))
-    """Digests of the remembered ids, oldest first: an array, so a checkpoint copies it in one go."""
-    id_set: set[int] = field(default_factory=set)
+    packed: bytearray = field(default_factory=bytearray)
+    """Digests of the remembered ids, 8 little-endian bytes each, oldest first, in one flat buffer that
+    membership searches with ``bytes.find``. A set of 512 digests as Python ints cost a node ~54 KB
+    (int objects, the set's table and the array beside it): 540 MB on a 10,000-node fleet; this buffer
+    costs 4 KB, a checkpoint copies it as it is, and a search of 4 KB takes well under a microsecond."""
 
-    def remember(self, digest: int, max_ids: int) -> None:
-        ids = self.ids
-        ids.append(digest)
-        self.id_set.add(digest)
-        if len(ids) > max_ids:
-            self.id_set.discard(ids.pop(0))
+    def __len__(self) -> int:
+        return len(self.packed) // _WIDTH
+
+    def seen(self, digest: bytes) -> bool:
+        """Whether ``digest`` is one of the remembered ones (a match must start on an 8-byte boundary)."""
+        at = self.packed.find(digest)
+        while at != -1 and at % _WIDTH:
+            at = self.packed.find(digest, at + 1)
+        return at != -1
+
+    def remember(self, digest: bytes, max_ids: int) -> None:
+        self.packed += digest
+        if len(self.packed) > max_ids * _WIDTH:
+            del self.packed[: len(self.packed) - max_ids * _WIDTH]
+
+    def digests(self) -> array[int]:
+        """The remembered digests as :func:`id_hash` values, oldest first."""
+        return _unpack(bytes(self.packed))
 
     def to_state(self) -> GateState:
-        return self.gpus, self.last_time, _pack(self.ids)
+        return self.gpus, self.last_time, bytes(self.packed)
 
     @classmethod
     def from_state(cls, s: GateState) -> NodeGate:
         gpus, last_time, packed = s
-        return cls.of(gpus, last_time, _unpack(packed))
+        return cls(gpus=gpus, last_time=last_time, packed=bytearray(packed))
 
     @classmethod
     def of(cls, gpus: int | None, last_time: float, digests: Iterable[int]) -> NodeGate:
-        ids = digests if isinstance(digests, array) else array("q", digests)
-        return cls(gpus=gpus, last_time=last_time, ids=ids, id_set=set(ids))
+        return cls(gpus=gpus, last_time=last_time, packed=bytearray(_pack(array("q", digests))))
 
     def upgraded(self) -> NodeGate:
-        """This gate with ids as digests: a gate unpickled from a record written before digests (ids
-        held as strings) is hashed here, so it judges exactly as it did."""
-        return NodeGate.of(self.gpus, self.last_time, (_digest(i) for i in self.ids))
+        """This gate in the current form. A gate unpickled from a record written by an earlier version
+        has no buffer but ``ids`` (strings, later digests as ints) in its ``__dict__``: they are packed
+        here, so it judges exactly as it did."""
+        former = vars(self).get("ids")
+        if former is None:
+            return self
+        return NodeGate.of(self.gpus, self.last_time, (_digest(i) for i in former))
 
     def to_dict(self) -> dict[str, Any]:
-        packed = base64.b64encode(_pack(self.ids)).decode()
+        packed = base64.b64encode(self.packed).decode()
         return {"gpus": self.gpus, "last_time": self.last_time, "id_hashes": packed}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NodeGate:
         """Reads both forms: ``id_hashes`` (packed digests) and the former ``ids`` (a list of ids)."""
+        gpus, last_time = d.get("gpus"), float(d.get("last_time", float("-inf")))
         if "id_hashes" in d:
-            digests: Iterable[int] = _unpack(base64.b64decode(d["id_hashes"]))
-        else:
-            digests = (id_hash(str(i)) for i in d.get("ids", []))
-        return cls.of(d.get("gpus"), float(d.get("last_time", float("-inf"))), digests)
+            return cls(gpus=gpus, last_time=last_time, packed=bytearray(base64.b64decode(d["id_hashes"])))
+        return cls.of(gpus, last_time, (id_hash(str(i)) for i in d.get("ids", [])))
 
 
 def _digest(i: int | str) -> int:
@@ -132,8 +156,8 @@ def check_event(gate: NodeGate | None, event: Envelope, now: float, cfg: GateCon
         return DeadLetterReason.STALE, f"event is {now - t:.0f}s old (cutoff {cfg.stale_after_s:.0f}s)"
     if gate is None:
         return DeadLetterReason.UNKNOWN_NODE, f"node {event.node!r} has sent no node.inventory yet"
-    digest = id_hash(event.id)
-    if digest in gate.id_set:
+    digest = _digest_bytes(event.id)
+    if gate.seen(digest):
         return DeadLetterReason.DUPLICATE, f"event id {event.id!r} already seen for this node"
     if t < gate.last_time - cfg.allowed_lateness_s:
         return (

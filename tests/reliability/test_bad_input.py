@@ -302,7 +302,7 @@ def test_a_flood_of_one_nodes_events_and_an_unknown_node_storm(tmp_path: Path) -
     assert replay.summary.dead_letters["unknown_node"] == len(storm)
     assert replay.summary.dead_letters["duplicate"] == 400
     assert not any(n.startswith("ghost-") for n in replay.nodes), "unknown nodes must hold no state"
-    assert len(replay.nodes[node].gate.ids) <= ENGINE.gate_cfg.max_ids, "per-node memory is bounded"
+    assert len(replay.nodes[node].gate) <= ENGINE.gate_cfg.max_ids, "per-node memory is bounded"
     assert sum(d.executable for d in decisions) == sum(d.executable for d in baseline)
     assert_safe(decisions, SAMPLE)
     record(

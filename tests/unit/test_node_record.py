@@ -45,7 +45,7 @@ def comparable(rt: NodeRuntime) -> dict[str, Any]:
     window = (w.windows, w.acc_n, w.acc_temp, w.acc_temp_max, w.acc_power, w.acc_util)
     model = w.model if w.model is not None else hst_pack.unpack(w.packed) if w.packed else None
     learned = None if model is None else (hst_pack.pack(model), hst_pack.fingerprint(model))
-    gate = (rt.gate.gpus, rt.gate.last_time, list(rt.gate.ids), rt.gate.id_set)
+    gate = (rt.gate.gpus, rt.gate.last_time, bytes(rt.gate.packed))
     return {"node": rt.node, "gate": gate, "det": det, "window": window, "model": learned,
             "life": rt.life, "placement": rt.placement, "next_tick": rt.next_tick}  # fmt: skip
 
@@ -84,8 +84,7 @@ def test_record_written_by_the_former_format_is_read() -> None:
     old = pickle.loads(raw)  # the former in-memory form: ids as strings
     assert len(old.gate.ids) == 237 and all(isinstance(i, str) for i in old.gate.ids)
     rt = NodeRuntime.from_bytes(raw)
-    assert list(rt.gate.ids) == [id_hash(i) for i in old.gate.ids]
-    assert rt.gate.id_set == {id_hash(i) for i in old.gate.ids}
+    assert list(rt.gate.digests()) == [id_hash(i) for i in old.gate.ids]
     assert (rt.node, rt.gate.gpus, rt.gate.last_time) == (old.node, old.gate.gpus, old.gate.last_time)
     assert (rt.life, rt.placement, rt.next_tick) == (old.life, old.placement, old.next_tick)
     model = rt.det.window_model.model

@@ -5,6 +5,7 @@ and the river window model's packed masses (scores after its first window, a for
 from __future__ import annotations
 
 import random
+import sys
 
 from detectors import hst_pack
 from detectors.models import NodeWindowModel
@@ -26,7 +27,7 @@ def test_gate_remembers_the_same_ids_across_a_checkpoint() -> None:
         verdict = check_event(restored, dup, T0 + 10, CFG)
         assert verdict is not None and verdict[0] == DeadLetterReason.DUPLICATE
     assert check_event(restored, events[0], T0 + 10, CFG) is None
-    assert list(restored.ids) == [id_hash(e.id) for e in (*events[3:], events[0])]
+    assert list(restored.digests()) == [id_hash(e.id) for e in (*events[3:], events[0])]
 
 
 def test_partition_record_json_reads_packed_and_former_ids() -> None:
@@ -73,3 +74,18 @@ def test_trees_of_another_shape_restart_the_model() -> None:
     fresh = NodeWindowModel(None, foreign, w.windows)
     _feed(fresh, random.Random(1))
     assert fresh.model is not None and fresh.model.counter == 1, "learning starts over"
+
+
+def test_gate_matches_whole_digests_only_and_stays_one_small_buffer() -> None:
+    gate = NodeGate()
+    a, b = id_hash("a").to_bytes(8, "little", signed=True), id_hash("b").to_bytes(8, "little", signed=True)
+    gate.remember(a, 512)
+    gate.remember(b, 512)
+    straddling = a[4:] + b[:4]  # present in the buffer, but across two digests
+    assert gate.packed.find(straddling) == 4
+    assert not gate.seen(straddling) and gate.seen(a) and gate.seen(b)
+    events = [sample("n1", float(k)) for k in range(2000)]
+    for e in events:
+        assert check_event(gate, e, T0 + 3000, GateConfig()) is None
+    assert list(gate.digests()) == [id_hash(e.id) for e in events[-512:]]
+    assert sys.getsizeof(gate.packed) < 5 * 1024, "512 ids per node in ~4 KB, not ~54 KB of int objects"
