@@ -41,6 +41,7 @@ from streams.embedded_broker import free_port
 from streams.faust_transport import BreakfixApp
 from streams.gap_reader import read_range
 from streams.guard_stage import GuardStage, progress_body, read_progress
+from streams.heap import HeapKeeper
 from streams.node_stage import EngineLike, NodeStage, Outputs, stored_dict
 from streams.settings import StreamSettings
 
@@ -192,6 +193,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         )
 
     gs = {"stage": new_guard(), "on": False}
+    heap = HeapKeeper(settings.heap_freeze_s, settings.heap_full_s, time.monotonic())
     lock = asyncio.Lock()
     held: dict[int, list[Any]] = defaultdict(list)
     sent_progress: dict[int, Any] = {}
@@ -428,6 +430,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     async def node_tick() -> None:
         if not ready():
             return
+        heap.tick(time.monotonic())
         async with lock:
             events_in.inc(counted["events"])
             counted["events"] = 0
