@@ -290,10 +290,11 @@ def node_stage_rate(
 
 
 async def live(
-    s: StreamSettings, rate: float, seconds: float, n_nodes: int, warmup: dict[str, float]
+    s: StreamSettings, rate: float, seconds: float, n_nodes: int, facts: dict[str, float]
 ) -> list[dict[str, float]]:
     """Live traffic at ``rate`` events/s (event time = now); one Xid 79 on a fresh node every 0.5 s,
-    once every node's inventory has registered (how long that took goes into ``warmup``).
+    once every node's inventory has registered (how long that took goes into ``facts``, and so do the
+    probes left without a decision at the end, and how many of those got as far as a proposal).
 
     Per probe: the wall time it was sent, the broker timestamps of its proposal (node stage done) and
     of its decision (guard done), and when this reader got the decision: the hops of the latency.
@@ -351,7 +352,7 @@ async def live(
             await asyncio.sleep(0.1)  # until all are seen, or none for 5 s (this reader missed some)
             if len(registered) > last_n:
                 last_n, last_t = len(registered), time.perf_counter()
-        warmup["registered"], warmup["registration_s"] = len(registered), last_t - t_inv
+        facts["registered"], facts["registration_s"] = len(registered), last_t - t_inv
         await asyncio.sleep(3.0)
         t_start, k, probe = time.perf_counter(), 0, 0
         while (elapsed := time.perf_counter() - t_start) < seconds:
@@ -367,6 +368,8 @@ async def live(
                 probe += 1
             await asyncio.sleep(0.005)
         await asyncio.sleep(5.0)
+        facts["unanswered"] = len(sent_at)
+        facts["unanswered_proposed"] = sum(node in proposed for node in sent_at)
     finally:
         reader.cancel()
         await p.stop()
@@ -384,14 +387,15 @@ def latency(
     procs = [workers.start_worker(s, i, tmp / f"latency-{tag}-{i}.log") for i in range(n_workers)]
     try:
         time.sleep(12.0 + 6.0 * (n_workers - 1))  # worker start and group join (a second join: rebalance)
-        warmup: dict[str, float] = {}
-        probes = asyncio.run(live(s, rate, seconds, n_nodes, warmup))
+        facts: dict[str, float] = {}
+        probes = asyncio.run(live(s, rate, seconds, n_nodes, facts))
     finally:
         for proc in procs:
             workers.stop(proc)
     out: dict[str, float] = {"rate": rate, "workers": n_workers, "nodes": n_nodes, "decisions": len(probes)}
-    out["registered"] = warmup["registered"]
-    out["registration_s"] = round(warmup["registration_s"], 1)
+    out["registered"] = facts["registered"]
+    out["registration_s"] = round(facts["registration_s"], 1)
+    out["unanswered"], out["unanswered_proposed"] = facts["unanswered"], facts["unanswered_proposed"]
     for hop in ("total", "node_stage", "guard"):
         lat = sorted(p[hop] for p in probes if not math.isnan(p[hop]))
         if lat:
