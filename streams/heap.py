@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 FULL_PAUSE = Counter("breakfix_gc_full_pause_seconds", "Seconds spent in scheduled full collections")
 FULL_RUNS = Counter("breakfix_gc_full_total", "Scheduled full collections")
+FREED = Counter("breakfix_gc_full_freed_objects_total", "Objects in cycles scheduled collections freed")
 
 
 class HeapKeeper:
@@ -54,10 +55,12 @@ class HeapKeeper:
     def _full(self) -> float:
         start = time.perf_counter()
         gc.unfreeze()
-        gc.collect()
+        freed = gc.collect()
         gc.freeze()
         took = time.perf_counter() - start
         FULL_PAUSE.inc(took)
         FULL_RUNS.inc()
-        log.info("scheduled full garbage collection: %.3f s, %d objects frozen", took, gc.get_freeze_count())
+        FREED.inc(freed)
+        log.info("full garbage collection: %.3f s, %d objects in cycles freed, %d kept", took, freed,
+                 gc.get_freeze_count())  # fmt: skip
         return took
