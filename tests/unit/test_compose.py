@@ -28,6 +28,7 @@ import yaml
 from prometheus_client import REGISTRY, Metric
 
 import actuators.metrics  # noqa: F401 - registers the workflow step histogram in the default registry
+import streams.heap  # registers the workers' garbage collection counters in the default registry
 import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
 from breakfix.api import tokens as api_tokens
 from breakfix.cli.main import app
