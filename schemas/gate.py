@@ -66,7 +66,7 @@ class NodeGate:
     """Digests of the remembered ids, 8 little-endian bytes each, oldest first, in one flat buffer that
     membership searches with ``bytes.find``. A set of 512 digests as Python ints cost a node ~54 KB
     (int objects, the set's table and the array beside it): 540 MB on a 10,000-node fleet; this buffer
-    costs 4 KB, a checkpoint copies it as it is, and a search of 4 KB takes well under a microsecond."""
+    costs 4 KB, a checkpoint copies it as it is, and a search of 4 KB takes ~1.2 us (a set: ~0.3)."""
 
     def __len__(self) -> int:
         return len(self.packed) // _WIDTH
