@@ -59,6 +59,10 @@ from streams.watermark import OrderKey
 
 _TOP = "\U0010ffff"
 """Sorts after every node id: an idle partition has sent everything up to its time."""
+TICK = "!"
+"""Prefix of a tick's order key: sorts before every node id (they start with a letter or digit) and
+after the fleet's "". Offline replay runs every node's tick at T before any event stamped T, so the
+guard's order of one time step is all ticks (by node), then all events (by node)."""
 _APPLIED_DECISIONS = 32
 _BUCKETS = 32
 """Table values per partition that node records are packed into (a node's bucket: crc32 of its id).
@@ -323,6 +327,8 @@ class NodeStage:
                     slot.buffer.append(_Buffered(offset, parsed, raw, source, now, False))
                     slot.buffered_to = offset
                     ps.dirty.add(node)
+                # What it sends once drained is ordered after this (its hold caps progress below it).
+                ps.last_key = max(ps.last_key, (t, node, slot.seq))
                 return out
         self._node(ps, p, node, slot, offset, parsed, t, raw, source, now, out)
         cur = ps.nodes.get(node) if slot is None else slot
@@ -474,7 +480,7 @@ class NodeStage:
                     slot.buffer.append(_Buffered(offset, None, b"", "tick", at, replay=replay))
                     ps.dirty.add(n)
                 elif slot.rt is not None and at >= slot.rt.next_tick:
-                    self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, replay, out)
+                    self._took(ps, p, n, slot, self.engine.tick(slot.rt, at), at, replay, out, tick=True)
 
     def _drain(self, ps: PartitionState, p: int, node: str, slot: NodeSlot, out: Outputs) -> None:
         """Process the events a node received while it awaited its decision, in arrival order.
@@ -490,7 +496,8 @@ class NodeStage:
             b = slot.buffer.pop(0)
             if b.event is None:
                 if b.now >= slot.rt.next_tick:
-                    self._took(ps, p, node, slot, self.engine.tick(slot.rt, b.now), b.now, b.replay, out)
+                    step = self.engine.tick(slot.rt, b.now)
+                    self._took(ps, p, node, slot, step, b.now, b.replay, out, tick=True)
             elif b.fleet:
                 self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
             else:
@@ -512,6 +519,7 @@ class NodeStage:
         key_time: float,
         replay: bool,
         out: Outputs,
+        tick: bool = False,
     ) -> None:
         if step.runtime is not None:
             slot.rt = step.runtime
@@ -524,7 +532,7 @@ class NodeStage:
         for item in step.proposals:
             if replay and isinstance(item, Proposal) and not item.replay:
                 item = item.model_copy(update={"replay": True})  # replayed input never acts
-            key = (key_time, node, slot.seq)
+            key = (key_time, TICK + node if tick else node, slot.seq)
             slot.seq += 1
             kind = _kind(item)
             # Registrations carry no id; (node, emission number) is stable across re-processing.
@@ -598,6 +606,10 @@ class NodeStage:
         caught_up = highwater is not None and ps.position >= highwater
         if caught_up and wall - ps.last_input_wall >= self.idle_s and self.clock > -math.inf:
             bound = max(bound, (self.clock, _TOP, 0))
+        # A node awaiting its decision sends nothing more until it has it; what it sends then (the
+        # input it buffered) is ordered no lower than its own next key at the pending item's time. For
+        # a pending tick that is after every tick of the time step (ticks' keys carry TICK), so a
+        # minute tick of many held nodes reaches the guard as one batch, not one per round trip.
         for node, hold in ps.holds.items():
             bound = min(bound, (hold[0], node, hold[2] + 1))
         return bound

@@ -5,9 +5,12 @@ In streaming, proposals from the node stage's partitions reach the guard's singl
 interleaved by whichever worker was faster. Each node-stage partition therefore announces its
 progress as an order key ("every item of mine ordered before K has been sent"); the watermark is the
 minimum over all partitions, and an item is released once its key is below it, so the guard sees the
-same order as offline replay even when proposals compete for one rack's or pool's slot. A node that
-awaits a decision caps its partition's progress just after its pending proposal, because offline
-replay applies a decision (and whatever follows from it) before any later input.
+same order as offline replay even when proposals compete for one rack's or pool's slot. Within one
+event time, offline replay runs every node's tick before any event stamped that time, so a tick's key
+carries a prefix that sorts before node ids (``streams.node_stage.TICK``). A node that awaits a
+decision caps its partition's progress below the next key it could send, because offline replay
+applies a decision before the node's later input: for a pending tick, that is after every tick of
+the time step, so many nodes ticking at once reach the guard together.
 
 The wait is bounded: an item held longer than ``max_wait_s`` (wall clock: a dead worker, a partition
 nobody consumes) is released anyway, together with every item ordered before it. That trades exact
