@@ -160,7 +160,8 @@ class NodeSlot:
     seq: int = 0
     outbox: list[GuardItem] = field(default_factory=list)
     hold: OrderKey | None = None
-    """Order key of the proposal awaiting its decision: the partition's progress stops just after it."""
+    """Order key of the proposal awaiting its decision: the partition's progress stops at the node's
+    next key at that time (:meth:`NodeStage.progress`)."""
     applied: deque[str] = field(default_factory=lambda: deque(maxlen=_APPLIED_DECISIONS))
     buffer: list[_Buffered] = field(default_factory=list)
     """Checkpointed with the node: the input it holds may already be acknowledged."""

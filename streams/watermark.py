@@ -36,7 +36,8 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 OrderKey = tuple[float, str, int]
-"""(event time, node, per-node sequence number): offline replay's order of guard input."""
+"""(event time, node, per-node sequence number): offline replay's order of guard input. A tick's node
+carries a prefix that sorts before node ids (``streams.node_stage.TICK``)."""
 
 _BOTTOM: OrderKey = (float("-inf"), "", 0)
 
