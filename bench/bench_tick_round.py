@@ -103,6 +103,10 @@ class Pipeline:
             await asyncio.sleep(0.02)
 
 
+def _fillers(t: float) -> list[dict[str, Any]]:
+    return [inventory(n, "fill", t, k) for k, n in enumerate(FILLERS)]
+
+
 def _decided(pipe: Pipeline, nodes: list[str], cause: str) -> list[float]:
     """When each decision of ``nodes`` answering ``cause`` (an event id's stem: a tick's or an Xid's)
     was read; decision ids are ``d-<node>:<cause>:<trigger>``."""
@@ -113,14 +117,13 @@ def _decided(pipe: Pipeline, nodes: list[str], cause: str) -> list[float]:
 async def tick_round(pipe: Pipeline, nodes: list[str], pool: str, t_xid: float) -> dict[str, float]:
     """Hold ``nodes`` (an Xid 79 each at ``t_xid``), then run the tick after and time its decisions."""
     xid = f"x-{{node}}-{int(t_xid)}"
-    fill = [inventory(n, "fill", t_xid, k) for k, n in enumerate(FILLERS)]
-    await pipe.send([xid79(n, t_xid) | {"id": xid.format(node=n)} for n in nodes] + fill)
+    await pipe.send([xid79(n, t_xid) | {"id": xid.format(node=n)} for n in nodes] + _fillers(t_xid))
     await pipe.until(lambda: len(_decided(pipe, nodes, xid)) == len(nodes), 120, "the Xid decisions")
     await asyncio.sleep(1.0)
     tick = math.ceil((t_xid + TICK_S) / TICK_S) * TICK_S  # a node's checks fall due a tick after its event
     cause = f"tick{int(tick)}"
     trigger = [inventory(n, pool, tick + 10, k) for k, n in enumerate(nodes)]
-    t_sent = await pipe.send(trigger + [inventory(n, "fill", tick + 10, k) for k, n in enumerate(FILLERS)])
+    t_sent = await pipe.send(trigger + _fillers(tick + 10))
     await pipe.until(lambda: bool(_decided(pipe, nodes, cause)), 180, "the tick's first decision")
     quiet_since, seen = time.perf_counter(), 0
     while time.perf_counter() - quiet_since < 5.0:  # the round is over when none came for 5 s
