@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit sysdeps s3server clean
+.PHONY: demo test lint typecheck importlint docs unit sysdeps s3server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,11 +43,16 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
+# The docs site (docs/, mkdocs.yml) must build without a warning: a broken link or a page that names a
+# missing file fails the build, and so `make test`.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir .site
+
 # Two passes: the fast tests on two xdist workers (each starts its own broker and chdb; the suite is
 # mostly waiting on subprocesses, so two overlap well even on two cores), then the slow fault, load
 # and end-to-end tests one at a time, because their figures (the load generator's rate, kill timings)
 # are only meaningful on an otherwise idle machine. Either pass failing, or collecting nothing, fails.
-test: $(STAMP) sysdeps $(S3SERVER) lint typecheck importlint
+test: $(STAMP) sysdeps $(S3SERVER) lint typecheck importlint docs
 	$(BIN)/python -m pytest -m 'not slow' -n 2
 	$(BIN)/python -m pytest -m slow
 
@@ -55,4 +60,4 @@ demo: $(STAMP)
 	$(BIN)/breakfix demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .site
