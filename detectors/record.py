@@ -12,7 +12,6 @@ from array import array
 from collections import deque
 from typing import Any
 
-from detectors import hst_pack
 from detectors.models import Ewma, NodeWindowModel
 from detectors.slots import Slot
 from detectors.state import MAX_CHANGES, DetectState
@@ -100,13 +99,3 @@ def from_det_state(node: str, s: DetState) -> DetectState:
         last_hw_xid=last_hw_xid, unparsed_kernel_lines=unparsed, lemon=lemon, lemon_time=lemon_time,
         gpu_lemon=gpu_lemon, last_time=last_time, dirty=dirty,
     )  # fmt: skip
-
-
-def upgraded(st: DetectState) -> DetectState:
-    """A state unpickled from a record written before this form: its window model is kept only if it
-    has the trees this process packs (same river release and parameters)."""
-    w = st.window_model
-    w.packed = None
-    if w.model is not None and not hst_pack.same_shape(w.model):
-        w.model = None
-    return st

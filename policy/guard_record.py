@@ -1,29 +1,28 @@
 """The bytes of the guard's state: what ``GuardStage.snapshot`` writes to its changelogged table, up to
 twice per decision, for a fleet of 10,000 nodes and more.
 
-Format 1 is ``MAGIC`` followed by a pickle of builtins only (tuples, lists, dicts, strings, numbers):
-no class paths, no object graph. Nodes are three columns: names, and for each node the index of its
+Format 2 is ``MAGIC`` followed by plain values (tuples, lists, dicts, strings, numbers) in the
+data-only encoding of ``policy.record_codec``: no class paths, no object graph, nothing a reader could
+be made to run. Nodes are three columns: names, and for each node the index of its
 (placement, state) row in a table of the distinct rows, so a rack of 16 alike nodes costs one row and
 16 small integers instead of 16 pickled pydantic models. Proposals in the backlog and the waiting queue
-are their JSON form, the form the guard reads them in from the proposals topic. The plain pickle of
-the ``GuardState`` written before (it starts with pickle's PROTO opcode) is still read: a guard
-restarted after an upgrade restores from its changelog and its next snapshot is in format 1.
+are their JSON form, the form the guard reads them in from the proposals topic. Records of the
+former formats (format 1, a pickle of values, and before it a plain pickle of the ``GuardState``) are
+refused, never unpickled: the guard then rebuilds its state from its retained input.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections import OrderedDict, deque
 from typing import Any
 
+from policy import record_codec
 from policy.guard import GuardState, NodeInfo
 from schemas.common import NodeState
 from schemas.decision import Mode
 from schemas.proposal import Placement, Proposal
 
-MAGIC = b"GR\x01"
-_LEGACY = b"\x80"
-"""Pickle protocol 2 and later open with PROTO: the plain-pickle records written before format 1."""
+MAGIC = b"GR\x02"
 
 Row = tuple[str, str, str, int, tuple[tuple[str, str], ...], str]
 """pool, rack, sku, gpus, labels as pairs, state value: one distinct (placement, state) of the fleet."""
@@ -92,18 +91,16 @@ def encode(g: GuardState) -> bytes:
         {k: list(q) for k, q in g.blast.items()},
         list(g.seen),
     )
-    return MAGIC + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return record_codec.encode(MAGIC, state)
 
 
 def decode(b: bytes) -> GuardState:
-    if b.startswith(MAGIC):
-        return _state(pickle.loads(memoryview(b)[len(MAGIC) :]))
-    if b.startswith(_LEGACY):
-        g = pickle.loads(b)
-        if not isinstance(g, GuardState):
-            raise ValueError(f"not a guard record (a pickled {type(g).__name__})")
-        return g
-    raise ValueError(f"not a guard record (starts with {b[:4]!r})")
+    """The guard's state, or ``record_codec.RecordRefused`` for any other kind, format or damage."""
+    value = record_codec.decode(MAGIC, "guard", b)
+    try:
+        return _state(value)
+    except (TypeError, ValueError, KeyError, IndexError) as e:  # pydantic's ValidationError is a ValueError
+        raise record_codec.RecordRefused(f"malformed guard record ({e})") from None
 
 
 def _state(t: tuple[Any, ...]) -> GuardState:

@@ -1,29 +1,27 @@
 """The bytes of a node's checkpoint record: what the node stage writes to its changelogged table for
 every node that had input since the last checkpoint (thousands per checkpoint in a large fleet).
 
-Format 1 is ``MAGIC`` followed by a pickle of builtins only (tuples, strings, numbers, bytes, dicts):
-no class paths, no object graph, nothing but values, so it is a fraction of the size of the plain
-pickle it replaces and faster both ways. Records written before it (a plain pickle of the runtime,
-which starts with pickle's PROTO opcode) are still read: a worker restarted after an upgrade restores
-from its changelog, and the next checkpoint rewrites them in format 1.
+Format 2 is ``MAGIC`` followed by the runtime's fields as plain values (tuples, strings, numbers,
+bytes, dicts) in the data-only encoding of ``policy.record_codec``: no class paths, no object graph,
+nothing a reader could be made to run. Records of the former formats (format 1, a pickle of values,
+and before it a plain pickle of the runtime) are refused, never unpickled: the node stage then
+rebuilds the partition's state from its retained input (see ``docs/security/hardening.md``).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from typing import Any
 
-from detectors.record import DetState, det_state, from_det_state, upgraded
+from detectors.record import DetState, det_state, from_det_state
 from detectors.state import DetectState
+from policy import record_codec
 from policy.lifecycle import Life
 from schemas.common import NodeState
 from schemas.gate import GateState, NodeGate
 from schemas.proposal import Placement
 
-MAGIC = b"NR\x01"
-_LEGACY = b"\x80"
-"""Pickle protocol 2 and later open with PROTO: the plain-pickle records written before format 1."""
+MAGIC = b"NR\x02"
 _REPAIRS = 16
 
 Parts = tuple[str, NodeGate, DetectState, Life, Placement | None, float]
@@ -60,19 +58,15 @@ def encode(parts: Parts) -> bytes:
     state: tuple[str, GateState, DetState, tuple[Any, ...], tuple[Any, ...] | None, float] = (
         node, gate.to_state(), det_state(det), _life_state(life), _placement_state(placement), next_tick
     )  # fmt: skip
-    return MAGIC + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return record_codec.encode(MAGIC, state)
 
 
 def decode(b: bytes) -> Parts:
-    if b.startswith(MAGIC):
-        node, gate, det, life, placement, next_tick = pickle.loads(memoryview(b)[len(MAGIC) :])
-        return (node, NodeGate.from_state(gate), from_det_state(node, det), _life(life),
+    """The runtime's parts, or ``record_codec.RecordRefused`` for any other kind, format or damage."""
+    value = record_codec.decode(MAGIC, "node", b)
+    try:
+        node, gate, det, life, placement, next_tick = value
+        return (str(node), NodeGate.from_state(gate), from_det_state(node, det), _life(life),
                 _placement(placement), float(next_tick))  # fmt: skip
-    if b.startswith(_LEGACY):
-        return _legacy_parts(pickle.loads(b))
-    raise ValueError(f"not a node record (starts with {b[:4]!r})")
-
-
-def _legacy_parts(rt: Any) -> Parts:
-    """The parts of a runtime pickled whole before format 1 (a ``NodeRuntime`` object)."""
-    return rt.node, rt.gate.upgraded(), upgraded(rt.det), rt.life, rt.placement, rt.next_tick
+    except (TypeError, ValueError) as e:
+        raise record_codec.RecordRefused(f"malformed node record ({e})") from None

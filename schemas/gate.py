@@ -99,15 +99,6 @@ class NodeGate:
     def of(cls, gpus: int | None, last_time: float, digests: Iterable[int]) -> NodeGate:
         return cls(gpus=gpus, last_time=last_time, packed=bytearray(_pack(array("q", digests))))
 
-    def upgraded(self) -> NodeGate:
-        """This gate in the current form. A gate unpickled from a record written by an earlier version
-        has no buffer but ``ids`` (strings, later digests as ints) in its ``__dict__``: they are packed
-        here, so it judges exactly as it did."""
-        former = vars(self).get("ids")
-        if former is None:
-            return self
-        return NodeGate.of(self.gpus, self.last_time, (_digest(i) for i in former))
-
     def to_dict(self) -> dict[str, Any]:
         packed = base64.b64encode(self.packed).decode()
         return {"gpus": self.gpus, "last_time": self.last_time, "id_hashes": packed}
@@ -119,10 +110,6 @@ class NodeGate:
         if "id_hashes" in d:
             return cls(gpus=gpus, last_time=last_time, packed=bytearray(base64.b64decode(d["id_hashes"])))
         return cls.of(gpus, last_time, (id_hash(str(i)) for i in d.get("ids", [])))
-
-
-def _digest(i: int | str) -> int:
-    return id_hash(i) if isinstance(i, str) else i
 
 
 def _pack(digests: array[int]) -> bytes:

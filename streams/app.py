@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import math
 import time
 import weakref
@@ -42,8 +43,11 @@ from streams.faust_transport import BreakfixApp
 from streams.gap_reader import read_range
 from streams.guard_stage import GuardStage, progress_body, read_progress
 from streams.heap import HeapKeeper
+from streams.node_stage import REFUSED as STATE_REFUSED
 from streams.node_stage import EngineLike, NodeStage, Outputs, stored_dict
 from streams.settings import StreamSettings
+
+log = logging.getLogger(__name__)
 
 EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
 INPUT_ROLES = {"events": EVENTS, "decisions": DECISIONS}
@@ -280,6 +284,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
 
     async def take_partition(p: int) -> None:
         resend = node.assign(p, list(nodes_table.items()), time.monotonic())
+        stage_metrics.STATE_REFUSED.labels(stage="node").inc(node.partitions[p].refused)
         roles = node.unstarted(p, list(INPUT_ROLES))
         if roles:
             starts = await log_starts({role: TP(settings.topic(INPUT_ROLES[role]), p) for role in roles})
@@ -461,7 +466,17 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         gs["stage"] = new_guard()
         stored = guard_table.get(_GUARD_KEY)
         if stored is not None:
-            guard().restore(stored)
+            try:
+                guard().restore(stored)
+            except STATE_REFUSED as e:
+                # Refused, never executed: the guard starts empty and reads its inputs back from
+                # their log start, as a guard that never wrote a snapshot does.
+                log.error("the guard's stored state record was refused (%s); its state is rebuilt "
+                          "from the proposals and control topics' retained records", e)  # fmt: skip
+                stage_metrics.STATE_REFUSED.labels(stage="guard").inc()
+                gs["stage"] = new_guard()
+                stored = None
+        if stored is not None:
             confirmed = guard_table.get(_SENT_KEY)
             done = set(stored_dict(confirmed)["sent"]) if confirmed is not None else set()
             guard().outbox = [d for d in guard().outbox if d.id not in done]

@@ -38,6 +38,12 @@ INPUT_GAPS = Counter(
 INPUT_READ_BACK = Counter(
     "breakfix_input_read_back_total", "Skipped input records read back from the log and applied", ["stage"]
 )
+STATE_REFUSED = Counter(
+    "breakfix_state_records_refused_total",
+    "Stored state records refused on restore (unknown, former or corrupt format); the stage rebuilt "
+    "that state from its retained input",
+    ["stage"],
+)
 
 
 def record_gap(stage: str, read: int) -> None:

@@ -37,6 +37,8 @@ Durability rules (what a crash can lose):
 from __future__ import annotations
 
 import base64
+import binascii
+import logging
 import math
 import zlib
 from collections import deque
@@ -56,6 +58,14 @@ from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
 from streams.input_offsets import InputOffsets
 from streams.watermark import OrderKey
+
+log = logging.getLogger(__name__)
+
+REFUSED = (ValueError, KeyError, TypeError, binascii.Error, zlib.error)
+"""What decoding a stored record raises when it is not one this version reads: a state record of an
+unknown, former or corrupt format (``policy.record_codec.RecordRefused`` is a ValueError), bad JSON,
+missing fields, bad compression. Such a record is refused, never executed, and the state rebuilt from
+retained input."""
 
 _TOP = "\U0010ffff"
 """Sorts after every node id: an idle partition has sent everything up to its time."""
@@ -206,6 +216,8 @@ class PartitionState:
     """Next offset of each input topic the state needs, written with the partition record."""
     restored: bool = False
     """A partition record was in the table (else nothing of the partition was ever checkpointed)."""
+    refused: int = 0
+    """Stored records refused on restore: the partition was then rebuilt from its retained input."""
 
 
 class NodeStage:
@@ -246,7 +258,27 @@ class NodeStage:
         # Partitions' checkpoints are spread over the interval instead of all falling due together:
         # a full checkpoint holds the worker for its duration, and twelve at once were a latency spike.
         ps = PartitionState(last_input_wall=wall, next_checkpoint_wall=self._next_checkpoint(p, wall))
+        stored = list(stored)
+        try:
+            self._restore(ps, p, stored)
+        except REFUSED as e:
+            # One record this version cannot read: the partition's other records may depend on it
+            # (its clock, its input offsets), so none of them is trusted. Started as never
+            # checkpointed, the partition reads its input topics back from their log start.
+            log.error("partition %d: a stored state record was refused (%s); its state is rebuilt "
+                      "from the input topics' retained records", p, e)  # fmt: skip
+            ps = PartitionState(last_input_wall=wall, next_checkpoint_wall=ps.next_checkpoint_wall,
+                                refused=1)  # fmt: skip
         resend: list[GuardItem] = []
+        for node, slot in ps.nodes.items():
+            if slot.pending:
+                resend.extend(slot.outbox)
+                if slot.hold is not None:
+                    ps.holds[node] = slot.hold
+        self.partitions[p] = ps
+        return resend
+
+    def _restore(self, ps: PartitionState, p: int, stored: list[tuple[str, Any]]) -> None:
         packed: dict[str, NodeSlot] = {}
         for node, value in stored:
             d = stored_dict(value)
@@ -267,13 +299,6 @@ class NodeStage:
                 continue
             ps.nodes[node] = self._decode(node, d, p)  # one record per node, as written before buckets
         ps.nodes.update(packed)  # buckets are newer than any per-node record of the same node
-        for node, slot in ps.nodes.items():
-            if slot.pending:
-                resend.extend(slot.outbox)
-                if slot.hold is not None:
-                    ps.holds[node] = slot.hold
-        self.partitions[p] = ps
-        return resend
 
     def revoke(self, p: int) -> None:
         self.partitions.pop(p, None)
@@ -668,7 +693,8 @@ def stored_dict(value: bytes | dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     d = orjson.loads(value)
-    assert isinstance(d, dict)
+    if not isinstance(d, dict):
+        raise ValueError(f"a stored value is a JSON {type(d).__name__}, not an object")
     return d
 
 

@@ -1,14 +1,15 @@
 """A node's checkpoint record (policy.node_record): decoding gives back the runtime it encoded, records
-written in the former format (a plain pickle) are still read, and the new record is much smaller."""
+of the former pickle formats and crafted pickles are refused without being loaded, and the record is
+much smaller than the plain pickle it replaced."""
 
 from __future__ import annotations
 
 import pickle
-import pickletools
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from breakfix.replay import OfflineReplay
@@ -20,11 +21,12 @@ from detectors.state import DetectState
 from policy.engine import NodeRuntime
 from policy.model import load_policy
 from policy.node_record import MAGIC
-from schemas.gate import id_hash
+from policy.record_codec import RecordRefused
+from tests.unit.record_attack import attack, planted
 
 LEGACY = Path(__file__).parent / "node_record_data" / "legacy_runtime.pkl"
 """Written by commit 429b212 (``NodeRuntime.to_bytes`` was a plain pickle of the runtime) for node
-gpu-00005 of a 6-node, 45-minute simulated fleet: 237 remembered ids, 3 slots, window model built."""
+gpu-00005 of a 6-node, 45-minute simulated fleet: a record a worker upgraded from then would find."""
 SCENARIOS = ("dbe-row-remap-failure", "xid79-fallen-off-bus", "thermal-fan-failure", "tenant-report",
              "repeat-offender", "silent-agent", "sbe-rising")  # fmt: skip
 
@@ -68,33 +70,50 @@ def test_decoding_gives_back_every_field(runtimes: dict[str, NodeRuntime]) -> No
 
 
 def test_record_is_values_only_and_a_third_of_the_plain_pickle(runtimes: dict[str, NodeRuntime]) -> None:
-    rt = runtimes[sorted(runtimes)[0]]
-    b = rt.to_bytes()
-    assert b.startswith(MAGIC)
-    ops = {op.name for op, _, _ in pickletools.genops(b[len(MAGIC) :])}
-    assert not ops & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD", "NEWOBJ"}, "no class paths, no objects"
     for rt in runtimes.values():
+        b = rt.to_bytes()
+        assert b.startswith(MAGIC)
+        msgpack.unpackb(b[len(MAGIC) :], ext_hook=_no_ext, strict_map_key=False)  # plain values only
         plain = pickle.dumps(rt, protocol=pickle.HIGHEST_PROTOCOL)  # already smaller: ids as digests
-        assert len(rt.to_bytes()) < 0.6 * len(plain)
+        assert len(b) < 0.6 * len(plain)
 
 
-def test_record_written_by_the_former_format_is_read() -> None:
-    raw = LEGACY.read_bytes()
-    assert raw.startswith(b"\x80"), "the fixture is a plain pickle"
-    old = pickle.loads(raw)  # the former in-memory form: ids as strings
-    assert len(old.gate.ids) == 237 and all(isinstance(i, str) for i in old.gate.ids)
-    rt = NodeRuntime.from_bytes(raw)
-    assert list(rt.gate.digests()) == [id_hash(i) for i in old.gate.ids]
-    assert (rt.node, rt.gate.gpus, rt.gate.last_time) == (old.node, old.gate.gpus, old.gate.last_time)
-    assert (rt.life, rt.placement, rt.next_tick) == (old.life, old.placement, old.next_tick)
-    model = rt.det.window_model.model
-    assert model is not None and hst_pack.pack(model) == hst_pack.pack(old.det.window_model.model)
-    # The upgraded runtime is written in the new format and reads back the same.
-    again = NodeRuntime.from_bytes(rt.to_bytes())
-    assert comparable(again) == comparable(rt)
-    assert len(rt.to_bytes()) < len(raw) / 3
+def _no_ext(code: int, data: bytes) -> None:
+    raise AssertionError(f"extension type {code} in a record")
 
 
-def test_a_value_that_is_no_record_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a node record"):
+def test_records_of_the_former_pickle_formats_are_refused_not_loaded(tmp_path: Path) -> None:
+    with pytest.raises(RecordRefused, match=r"a pickle .*never loaded"):
+        NodeRuntime.from_bytes(LEGACY.read_bytes())
+    format1 = b"NR\x01" + pickle.dumps(("gpu-1",), protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(RecordRefused, match=r"format 1 .*never loaded"):
+        NodeRuntime.from_bytes(format1)
+
+
+def test_the_crafted_pickle_does_run_code_when_unpickled(tmp_path: Path) -> None:
+    """The attack the refusals below are tested with is real: plain ``pickle.loads`` runs it."""
+    marker = tmp_path / "ran"
+    pickle.loads(attack(marker))
+    assert planted(marker)
+
+
+@pytest.mark.parametrize("prefix", [b"", b"NR\x01", MAGIC], ids=["plain", "format-1", "current-magic"])
+def test_a_crafted_pickle_record_runs_nothing(tmp_path: Path, prefix: bytes) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(RecordRefused):
+        NodeRuntime.from_bytes(prefix + attack(marker))
+    assert not planted(marker)
+
+
+def test_corrupt_and_foreign_records_are_refused(runtimes: dict[str, NodeRuntime]) -> None:
+    good = runtimes[sorted(runtimes)[0]].to_bytes()
+    with pytest.raises(RecordRefused, match="corrupt node record"):
+        NodeRuntime.from_bytes(good[: len(good) // 2])
+    with pytest.raises(RecordRefused, match="malformed node record"):
+        NodeRuntime.from_bytes(MAGIC + msgpack.packb(["gpu-1", "too", "few"]))
+    with pytest.raises(RecordRefused, match="extension type"):
+        NodeRuntime.from_bytes(MAGIC + msgpack.packb(msgpack.ExtType(7, b"x")))
+    with pytest.raises(RecordRefused, match="not a current node record"):
         NodeRuntime.from_bytes(b'{"json": "instead"}')
+    with pytest.raises(RecordRefused, match="not a current node record"):
+        NodeRuntime.from_bytes(b"GR\x02" + good[len(MAGIC) :])  # a guard record's kind
