@@ -48,6 +48,11 @@ class Preconditions(BaseModel):
     headroom: bool = False
 
 
+ApproverRole = Literal["approver", "admin"]
+"""The roles of the API's role table that may approve (``breakfix.api.roles``; a test keeps the two
+in step): a playbook naming any other role could never be approved."""
+
+
 class Approval(BaseModel):
     """Who must approve before the first mutating step: nobody, one person holding ``role``, two
     distinct people (``two_person``, each holding ``role`` when one is named), or nobody for nodes on
@@ -56,7 +61,7 @@ class Approval(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["none", "role", "two_person", "canary_list"] = "none"
-    role: str | None = None
+    role: ApproverRole | None = None
     canary_nodes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -68,10 +68,10 @@ def from_decision(
 def approval_met(approval: Approval, node: str, approvers: tuple[Approver, ...]) -> bool:
     """Whether the playbook's approval requirement holds for this node and these approvers.
 
-    >>> sre = Approval(kind="two_person", role="sre")
-    >>> approval_met(sre, "n1", (Approver("ann", "sre"), Approver("ann", "sre")))
+    >>> two = Approval(kind="two_person", role="approver")
+    >>> approval_met(two, "n1", (Approver("ann", "approver"), Approver("ann", "approver")))
     False
-    >>> approval_met(sre, "n1", (Approver("ann", "sre"), Approver("bob", "sre")))
+    >>> approval_met(two, "n1", (Approver("ann", "approver"), Approver("bob", "approver")))
     True
     """
     qualified = {a.actor for a in approvers if approval.role is None or a.role == approval.role}

@@ -80,6 +80,10 @@ class ApprovalRule(BaseModel):
     canary_nodes: list[str] = Field(default_factory=list)
     token_required: bool
     """False only for a read-only playbook or when every node is on the playbook's canary list."""
+    approvals_needed: int = 0
+    """Distinct approvers other than the requester before execution (0, 1 or 2)."""
+    summary: str = ""
+    """The rule in one sentence, as the CLI and MCP show it."""
 
 
 class Approval(BaseModel):
@@ -99,6 +103,8 @@ class PlanContent(BaseModel):
     nodes: list[PlannedNode]
     capacity: list[PoolCapacity]
     approval: ApprovalRule
+    notes: list[str] = Field(default_factory=list)
+    """What an approver should know about the targets (a Healthy node named by hand)."""
 
     def digest(self) -> str:
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -120,6 +126,26 @@ class Plan(PlanContent):
 
 class PlanError(ValueError):
     """The request cannot be planned; the message says what to change (answered as 422)."""
+
+
+def approval_summary(needed: int, role: str | None, canary: bool, mutating: bool) -> str:
+    """The approval rule in words; one vocabulary for the plan, the refusals and the CLI.
+
+    >>> approval_summary(2, "approver", False, True)
+    'two approvers (role approver or admin), neither the requester'
+    >>> approval_summary(0, None, False, False)
+    'none: the playbook only reads'
+    """
+    if needed == 0:
+        return (
+            "none: every node is on the playbook's canary list"
+            if canary
+            else ("none: the playbook only reads" if not mutating else "none")
+        )
+    who = f"role {role or 'approver'} or admin"
+    if needed == 1:
+        return f"one approver ({who}) other than the requester"
+    return f"two approvers ({who}), neither the requester"
 
 
 def choose_playbook(catalog: Catalog, failure_class: str, action: str | None) -> Playbook:
@@ -163,16 +189,36 @@ def _risk(pb: Playbook, action: str) -> Risk:
     return "medium" if pb.mutating else "low"
 
 
-def _select(req: PlanRequest, fleet: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _select(req: PlanRequest, fleet: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The nodes a plan targets, and notes the plan shows about them.
+
+    Without ``nodes`` only the pool's nodes whose current state came from a decision of the plan's
+    failure class are candidates (a Healthy node never is: nothing is wrong with it); the selector
+    narrows that. Named nodes are taken as named, and a Healthy one among them is called out, so an
+    approver sees it was chosen by hand.
+    """
     by_name = {n["node"]: n for n in fleet}
+    klass = req.failure_class.value
+    notes: list[str] = []
+    sel = req.selector or Selector()
     if req.nodes:
         unknown = sorted(set(req.nodes) - set(by_name))
         if unknown:
             raise PlanError(f"nodes not in pool {req.pool}'s inventory: {unknown}")
         chosen = [by_name[n] for n in sorted(set(req.nodes))]
     else:
-        chosen = sorted(fleet, key=lambda n: n["node"])
-    sel = req.selector or Selector()
+        if sel.state is NodeState.HEALTHY:
+            raise PlanError("Healthy nodes are planned only when named: list them with nodes (--node)")
+        chosen = [
+            n
+            for n in sorted(fleet, key=lambda n: n["node"])
+            if n["state"] != NodeState.HEALTHY.value and n.get("failure_class") == klass
+        ]
+        if not chosen:
+            raise PlanError(
+                f"no node of pool {req.pool} is in a state of failure class {klass}: "
+                "check `breakfix nodes --pool POOL`, or name nodes with --node"
+            )
     chosen = [
         n
         for n in chosen
@@ -182,7 +228,12 @@ def _select(req: PlanRequest, fleet: Sequence[dict[str, Any]]) -> list[dict[str,
     ]
     if not chosen:
         raise PlanError(f"no node of pool {req.pool} matches the nodes/selector given")
-    return chosen
+    for n in chosen:
+        if n["state"] == NodeState.HEALTHY.value:
+            notes.append(f"{n['node']} is Healthy: included only because it was named")
+        elif n.get("failure_class") not in (None, klass):
+            notes.append(f"{n['node']} is {n['state']} for {n['failure_class']}, not {klass}: named by hand")
+    return chosen, notes
 
 
 def plan_content(
@@ -193,7 +244,7 @@ def plan_content(
         raise PlanError(f"pool {req.pool} has no nodes in the inventory")
     pb = choose_playbook(catalog, req.failure_class.value, req.action.value if req.action else None)
     action = req.action.value if req.action else pb.actions[0].value
-    chosen = _select(req, fleet)
+    chosen, notes = _select(req, fleet)
     total = sum(int(n["gpus"]) for n in fleet)
     healthy = sum(int(n["gpus"]) for n in fleet if n["state"] in SERVING)
     removed = sum(int(n["gpus"]) for n in chosen if n["state"] in SERVING) if pb.mutating else 0
@@ -224,12 +275,16 @@ def plan_content(
         for n in chosen
     ]
     canary = pb.approval.kind == "canary_list" and all(n.node in pb.approval.canary_nodes for n in nodes)
+    required = (pb.mutating or pb.approval.kind != "none") and not canary
+    needed = (2 if pb.approval.kind == "two_person" else 1) if required else 0
     rule = ApprovalRule(
         kind=pb.approval.kind,
         role=pb.approval.role,
         two_person=pb.approval.kind == "two_person",
         canary_nodes=list(pb.approval.canary_nodes),
-        token_required=(pb.mutating or pb.approval.kind != "none") and not canary,
+        token_required=required,
+        approvals_needed=needed,
+        summary=approval_summary(needed, pb.approval.role, canary, pb.mutating),
     )
     return PlanContent(
         pool=req.pool,
@@ -239,4 +294,5 @@ def plan_content(
         nodes=nodes,
         capacity=[capacity],
         approval=rule,
+        notes=notes,
     )

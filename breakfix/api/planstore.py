@@ -36,3 +36,10 @@ class PlanStore:
             plan = change(Plan.model_validate_json(row[0]))
             tx.execute("UPDATE plans SET body=? WHERE id=?", (plan.model_dump_json(), plan_id))
             return plan
+
+    def list(self, limit: int) -> list[Plan]:
+        """The newest ``limit`` plans, newest first."""
+        rows = self.db.rows(
+            "SELECT body FROM plans ORDER BY json_extract(body, '$.created_at') DESC, id LIMIT ?", (limit,)
+        )
+        return [Plan.model_validate_json(r[0]) for r in rows]

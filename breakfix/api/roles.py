@@ -6,7 +6,9 @@ Kept as a plain mapping so a reviewer reads the whole authorisation model in one
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
+
+from actuators.playbooks.model import ApproverRole
 
 Role = Literal["viewer", "operator", "approver", "agent", "repair-tenant", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "approver", "agent", "repair-tenant", "admin")
@@ -17,7 +19,10 @@ READ = frozenset(
         "nodes.get",
         "decisions.list",
         "plans.get",
+        "plans.list",
         "workflows.get",
+        "workflows.list",
+        "levers.get",
         "killswitch.get",
         "machines.get",
         "overrides.get",
@@ -55,9 +60,9 @@ OPERATIONS: dict[Role, frozenset[str]] = {
 }
 OPERATIONS["admin"] = frozenset().union(*OPERATIONS.values())
 
-APPROVER_ROLES: frozenset[Role] = frozenset({"approver", "admin"})
-"""Roles whose approval counts for a playbook's ``approval.role`` (the catalog names site roles
-such as ``sre``; the API grants them to its approvers)."""
+APPROVER_ROLES: frozenset[str] = frozenset(get_args(ApproverRole))
+"""Roles whose approval counts: a playbook's ``approval.role`` is one of them (the catalog is
+validated against the same list), and ``admin`` holds every role."""
 
 
 def allowed(role: str, operation: str) -> bool:

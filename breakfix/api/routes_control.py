@@ -3,6 +3,8 @@ Each is a :class:`~schemas.control.ControlMessage` on the compacted control topi
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -12,7 +14,9 @@ from actuators.playbooks import FailureClass
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.levers_read import LeverBook
 from breakfix.api.plans import Name
+from breakfix.api.state import StoreStateReader
 from breakfix.api.tokens import Principal
 from schemas.control import ControlKind
 from schemas.decision import ActionKind
@@ -68,16 +72,39 @@ class Published(BaseModel):
     value: dict[str, Any]
 
 
+class Lever(BaseModel):
+    key: str
+    kind: str
+    scope: str
+    value: dict[str, Any]
+    actor: str
+    reason: str
+    time: datetime
+
+
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(responses=ERRORS)
+    reader = ctx.reader
+    book = (
+        LeverBook(reader.store, reader.lock)
+        if isinstance(reader, StoreStateReader)
+        else LeverBook(None, threading.Lock())
+    )
 
     def send(kind: ControlKind, scope: str, value: dict[str, Any], who: Principal, reason: str) -> Published:
         msg = ctx.control.send(kind, scope, value, who, reason, ctx.now())
+        book.published(msg)
         return Published(id=msg.id, key=msg.key, kind=msg.kind.value, scope=msg.scope, value=msg.value)
 
     @r.get("/killswitch", name="killswitch.get", response_model=KillSwitchState, response_model_by_alias=True)
     def killswitch() -> dict[str, Any]:
         return ctx.control.state.snapshot()
+
+    @r.get("/levers", name="levers.get", response_model=list[Lever])
+    def levers(kind: ControlKind | None = None) -> list[dict[str, Any]]:
+        """The latest value of every lever set (kill switches, modes, exclusions, emergency,
+        approvals, breaker resets), optionally of one ``kind``."""
+        return book.latest(kind.value if kind else "")
 
     @r.post("/killswitch", name="killswitch.set", response_model=Published)
     def set_killswitch(body: KillSwitch, who: Who) -> Published:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from actuators.workflow import Approver
@@ -14,11 +14,13 @@ from breakfix.api.approvals import TokenRefused
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.paging import more
 from breakfix.api.params import PathId
-from breakfix.api.plans import Approval, Plan, PlanError, PlanRequest, plan_content
+from breakfix.api.plans import Approval, Plan, PlanContent, PlanError, PlanRequest, plan_content
 from breakfix.api.tokens import Principal
 
 Who = Annotated[Principal, Depends(principal)]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 class ApproveRequest(BaseModel):
@@ -58,8 +60,77 @@ def _off_canary(plan: Plan) -> str:
     return f": {', '.join(off)} not on the pre-approved canary list {rule.canary_nodes}"
 
 
+class PlanRow(BaseModel):
+    id: str
+    status: str
+    pool: str
+    failure_class: str
+    action: str
+    nodes: int
+    approvals: str
+    created_by: str
+    created_at: datetime
+    workflow_id: str | None = None
+
+
+class WorkflowRow(BaseModel):
+    id: str
+    plan_id: str
+    status: str
+    nodes: int
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(responses=ERRORS)
+
+    def runnable(plan: PlanContent, verb: str) -> None:
+        """Refuse before anything is spent when this server cannot run the plan's playbooks."""
+        missing = ctx.runner.missing({n.playbook for n in plan.nodes})
+        if missing:
+            needs = "; ".join(f"{kind}: {hint}" for kind, hint in sorted(missing.items()))
+            raise HTTPException(
+                409,
+                f"this API cannot {verb}: playbook {plan.nodes[0].playbook} needs actuator(s) "
+                f"{', '.join(sorted(missing))} it has not registered ({needs})",
+            )
+
+    @r.get("/repair-plans", name="plans.list", response_model=list[PlanRow])
+    def list_plans(response: Response, limit: Limit = 50) -> list[PlanRow]:
+        plans = ctx.plans.list(limit + 1)
+        more(response, len(plans) > limit)
+        return [
+            PlanRow(
+                id=p.id,
+                status=load(p.id).status,
+                pool=p.pool,
+                failure_class=p.failure_class,
+                action=p.action,
+                nodes=len(p.nodes),
+                approvals=f"{len(p.approvals)}/{p.approval.approvals_needed}",
+                created_by=p.created_by,
+                created_at=p.created_at,
+                workflow_id=p.workflow_id,
+            )
+            for p in plans[:limit]
+        ]
+
+    @r.get("/workflows", name="workflows.list", response_model=list[WorkflowRow])
+    def list_workflows(response: Response, limit: Limit = 50) -> list[WorkflowRow]:
+        recs = ctx.runner.book.list(limit + 1)
+        more(response, len(recs) > limit)
+        return [
+            WorkflowRow(
+                id=w.id,
+                plan_id=w.plan_id,
+                status=w.status,
+                nodes=len(w.nodes),
+                started_at=w.started_at,
+                finished_at=w.finished_at,
+            )
+            for w in recs[:limit]
+        ]
 
     def fleet(pool: str) -> list[dict[str, Any]]:
         return ctx.reader.nodes(pool=pool, limit=100_000)
@@ -93,6 +164,7 @@ def router(ctx: ApiContext) -> APIRouter:
             content = plan_content(body, fleet(body.pool), ctx.catalog, ctx.policy)
         except PlanError as err:
             raise HTTPException(422, str(err)) from err
+        runnable(content, "run this plan" if not body.dry_run else "run this plan, even after approval")
         now = ctx.now()
         status = "dry_run" if body.dry_run else "pending_approval"
         plan = Plan(
@@ -116,6 +188,15 @@ def router(ctx: ApiContext) -> APIRouter:
     def approve(plan_id: PathId, body: ApproveRequest, who: Who) -> ApproveResponse:
         plan = load(plan_id)
         usable(plan, "approve it")
+        runnable(plan, f"run plan {plan_id}, so approving it would be wasted")
+        if plan.approval.approvals_needed == 0:
+            raise HTTPException(
+                409, f"plan {plan_id} needs no approval ({plan.approval.summary}): execute it directly"
+            )
+        if plan.approval.role and who.role not in (plan.approval.role, "admin"):
+            raise HTTPException(
+                403, f"plan {plan_id} needs approval by role {plan.approval.role} or admin, not {who.role}"
+            )
         if who.actor == plan.created_by:
             raise HTTPException(
                 403,
@@ -137,7 +218,7 @@ def router(ctx: ApiContext) -> APIRouter:
             content_hash=plan.content_hash,
             expires_at=grant.expires_at,
             approvals=len(plan.approvals),
-            approvals_needed=2 if plan.approval.two_person else 1,
+            approvals_needed=plan.approval.approvals_needed,
         )
 
     @r.post("/repair-plans/{plan_id}/execute", name="plans.execute", response_model=ExecuteResponse)
@@ -152,19 +233,23 @@ def router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(409, f"the fleet changed since plan {plan_id} was made; create a new plan")
         if any(not c.headroom_ok and c.removed_gpus > 0 for c in plan.capacity):
             raise HTTPException(409, f"plan {plan_id} would take pool {plan.pool} below its healthy minimum")
+        runnable(plan, f"execute plan {plan_id}")
         rule = plan.approval
         canary = rule.kind == "canary_list" and not rule.token_required
         if rule.token_required or (who.initiator == "agent" and not canary):
+            need = max(rule.approvals_needed, 1)
+            have = len(plan.approvals)
+            if have < need:
+                raise HTTPException(
+                    403,
+                    f"plan {plan_id} has {have} of {need} approval(s) it needs ({rule.summary}"
+                    f"{_off_canary(plan)}); an approver runs `breakfix approve {plan_id}`",
+                )
             if not body.approval_token:
                 raise HTTPException(
                     403,
-                    f"plan {plan_id} needs an approval token from an approver other than {plan.created_by}"
-                    f" (approval {rule.kind}{_off_canary(plan)}); POST /repair-plans/{plan_id}/approve",
-                )
-            need = 2 if rule.two_person else 1
-            if len(plan.approvals) < need:
-                raise HTTPException(
-                    403, f"two-person rule: plan {plan_id} has {len(plan.approvals)} of {need} approvals"
+                    f"plan {plan_id} is approved but execution needs the approval token the approver "
+                    "received: pass it with --approval-token",
                 )
             try:
                 ctx.approvals.redeem(body.approval_token, plan.id, plan.content_hash, ctx.now())
@@ -177,8 +262,11 @@ def router(ctx: ApiContext) -> APIRouter:
             return p.model_copy(update={"workflow_id": "pending", "status": "executing"})
 
         ctx.plans.update(plan_id, claim)
-        role = plan.nodes[0].playbook and ctx.catalog.get(plan.nodes[0].playbook).approval.role
-        approvers = tuple(Approver(a.actor, role or a.role) for a in plan.approvals)
+        # admin holds every role: its approval counts as the playbook's role
+        role = plan.approval.role
+        approvers = tuple(
+            Approver(a.actor, role if role and a.role == "admin" else a.role) for a in plan.approvals
+        )
         wf_id = ctx.runner.start(plan, approvers, body.concurrency, body.rollback_policy)
         ctx.plans.update(plan_id, lambda p: p.model_copy(update={"workflow_id": wf_id}))
         ctx.approvals.spend_plan(plan_id)

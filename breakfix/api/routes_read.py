@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.paging import more
 from breakfix.api.params import PathId
 from schemas.common import NodeState
 from streams.store.base import StoreError
@@ -52,9 +53,11 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.get("/nodes", name="nodes.list", response_model=list[NodeRow])
     def list_nodes(
-        pool: str = "", state: NodeState | None = None, limit: Limit = 1000
+        response: Response, pool: str = "", state: NodeState | None = None, limit: Limit = 1000
     ) -> list[dict[str, Any]]:
-        return ctx.reader.nodes(pool=pool, state=state.value if state else "", limit=limit)
+        rows = ctx.reader.nodes(pool=pool, state=state.value if state else "", limit=limit + 1)
+        more(response, len(rows) > limit)
+        return rows[:limit]
 
     @r.get("/nodes/{node}", name="nodes.get", response_model=NodeDetail)
     def get_node(node: PathId) -> dict[str, Any]:
@@ -65,15 +68,19 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.get("/decisions", name="decisions.list", response_model=list[dict[str, Any]])
     def list_decisions(
-        node: str = "", since: datetime | None = None, limit: Limit = 100
+        response: Response, node: str = "", since: datetime | None = None, limit: Limit = 100
     ) -> list[dict[str, Any]]:
-        return ctx.reader.decisions(node=node, since=since, limit=limit)
+        rows = ctx.reader.decisions(node=node, since=since, limit=limit + 1)
+        more(response, len(rows) > limit)
+        return rows[:limit]
 
     @r.get("/audit", name="audit.list", response_model=list[dict[str, Any]])
     def list_audit(
-        since: datetime | None = None, actor: str = "", limit: Limit = 100
+        response: Response, since: datetime | None = None, actor: str = "", limit: Limit = 100
     ) -> list[dict[str, Any]]:
-        return ctx.reader.audit(since=since, actor=actor, limit=limit)
+        rows = ctx.reader.audit(since=since, actor=actor, limit=limit + 1)
+        more(response, len(rows) > limit)
+        return rows[:limit]
 
     @r.get("/runbooks", name="runbooks.list", response_model=list[dict[str, Any]])
     def runbooks() -> list[dict[str, Any]]:

@@ -47,9 +47,14 @@ class PlanRunner:
         events_topic: str,
         now: Callable[[], datetime],
         book: WorkflowBook | None = None,
+        unconfigured: dict[str, str] | None = None,
     ) -> None:
+        """``unconfigured``: actuator kind -> the option that would register it, quoted when a plan
+        needs a kind this server lacks (see :meth:`missing`)."""
         acts = list(actuators)
         self.catalog, self.journal, self.now = catalog, journal, now
+        self.kinds = frozenset(a.name for a in acts)
+        self.unconfigured = dict(unconfigured or {})
         self.publisher, self.events_topic = publisher, events_topic
         self.engines: dict[RollbackPolicy, WorkflowEngine] = {
             "on_failure": WorkflowEngine(catalog, acts, journal, safety, self._emit, now=now),
@@ -57,6 +62,17 @@ class PlanRunner:
         }
         self.book = book or WorkflowBook()
         self._threads: list[threading.Thread] = []
+
+    def missing(self, playbooks: Iterable[str]) -> dict[str, str]:
+        """Actuator kinds the named playbooks need that this server has not registered, each with
+        the option that would register it: a plan is refused on this before any token is spent."""
+        out: dict[str, str] = {}
+        for name in playbooks:
+            pb = self.catalog.get(name)
+            for step in [*pb.steps, *pb.rollback]:
+                if step.actuator not in self.kinds:
+                    out[step.actuator] = self.unconfigured.get(step.actuator, "no option registers it here")
+        return out
 
     # --- events -----------------------------------------------------------------------------------
     def _emit(self, event: dict[str, Any]) -> None:

@@ -40,11 +40,29 @@ class ServeOptions:
     kube_url: str | None
     kube: bool
     approval_ttl: timedelta
+    simulate: bool = False
+    """Plans act on a simulated fleet (the local stack, ``breakfix up``): no real hardware."""
+
+
+SERVE_HINTS: dict[str, str] = {
+    "kubernetes": "restart `breakfix serve` with --kube-url URL or a kubeconfig (--simulate for a "
+    "simulated fleet)",
+    "node_agent": "create the breakfix.commands topic (`breakfix topics create`) and run "
+    "`breakfix node-agent` on the nodes, then restart `breakfix serve` (--simulate for a simulated fleet)",
+    "slurm": "`breakfix serve` has no SLURM actuator: run SLURM playbooks from the actuator stage "
+    "(`breakfix run --role actuators --slurm`), or use --simulate for a simulated fleet",
+    "validate": "restart `breakfix serve` (validation is always registered) or use --simulate",
+    "ticket": "restart `breakfix serve` (tickets are always registered)",
+    "health_override": "restart `breakfix serve` (health overrides are always registered)",
+}
+"""What to add to ``breakfix serve`` for each actuator kind a plan may need."""
 
 
 def _actuators(opts: ServeOptions, parts: Parts) -> Wired:
     """The actuators the stage's shared wiring builds for this server (the API's machine and ticket
     parts included); kinds that could not be built are notes, not a refusal to serve."""
+    if opts.simulate:
+        return _simulated(opts, parts)
     return build_actuators(
         ActuatorOptions(
             broker=opts.broker, node_agent=True, kube=opts.kube, kube_url=opts.kube_url if opts.kube else None
@@ -53,6 +71,23 @@ def _actuators(opts: ServeOptions, parts: Parts) -> Wired:
         tickets=parts.tickets,
         strict=False,
     )
+
+
+def _simulated(opts: ServeOptions, parts: Parts) -> Wired:
+    """The API's own health overrides and tickets, and a simulated fleet for every step that would
+    touch hardware (Kubernetes, SLURM, node agent, validation). Simulated durations run 100x faster,
+    and the fleet's ledger lives in the state directory, so a restarted API remembers its actions."""
+    import time
+
+    from actuators.simulated import SimulatedActuator, SimulatedFleet
+
+    fleet = SimulatedFleet(
+        now=time.time, wait=lambda s: time.sleep(s / 100), ledger=opts.state_dir / "fleet-ledger.jsonl"
+    )
+    real = build_actuators(ActuatorOptions(symptoms=False), health=parts.health, tickets=parts.tickets)
+    kept = [a for a in real.actuators if a.name in ("ticket", "health_override")]
+    sim = [SimulatedActuator(k, fleet) for k in ("kubernetes", "slurm", "node_agent", "validate")]
+    return Wired(actuators=[*kept, *sim], notes=["plans act on a simulated fleet (--simulate)"])
 
 
 def serve(opts: ServeOptions) -> None:
@@ -74,6 +109,9 @@ def serve(opts: ServeOptions) -> None:
         policy=policy,
         approval_ttl=opts.approval_ttl,
         broker=opts.broker,
+        unconfigured={k: SERVE_HINTS.get(k, v) for k, v in wired.unconfigured.items()}
+        if not opts.simulate
+        else {},
     )
     try:
         uvicorn.run(create_app(ctx), host=opts.host, port=opts.port, log_level="info")

@@ -87,6 +87,7 @@ def build_context(
     plan_ttl: timedelta = timedelta(hours=4),
     now: Callable[[], datetime] = utc_now,
     broker: str | None = None,
+    unconfigured: dict[str, str] | None = None,
 ) -> ApiContext:
     """``broker``: the bootstrap servers to follow the control topic from (levers set by other
     API replicas or processes); the publisher's broker in practice."""
@@ -108,6 +109,7 @@ def build_context(
         topics.events,
         now,
         WorkflowBook(parts.state),
+        unconfigured,
     )
     machines = MachineService(
         parts.machines,

@@ -84,3 +84,11 @@ class WorkflowBook:
         """Workflows a previous API process left running (it stopped or crashed mid-way)."""
         rows = self.db.rows("SELECT body FROM workflows WHERE status='running' ORDER BY id")
         return [WorkflowRecord.model_validate_json(r[0]) for r in rows]
+
+    def list(self, limit: int) -> list[WorkflowRecord]:
+        """The newest ``limit`` workflows, newest first."""
+        rows = self.db.rows(
+            "SELECT body FROM workflows ORDER BY json_extract(body, '$.started_at') DESC, id LIMIT ?",
+            (limit,),
+        )
+        return [WorkflowRecord.model_validate_json(r[0]) for r in rows]

@@ -35,6 +35,9 @@ def serve(
     approval_ttl: int = typer.Option(
         30, "--approval-ttl", min=1, help="Minutes an approval token stays valid."
     ),
+    simulate: bool = typer.Option(
+        False, "--simulate", help="Plans act on a simulated fleet (local stack; never real hardware)."
+    ),
 ) -> None:
     """Serve the operator HTTP API (OpenAPI at /openapi.json, Prometheus metrics at /metrics).
 
@@ -58,6 +61,7 @@ def serve(
         kube_url=kube_url,
         kube=kube,
         approval_ttl=timedelta(minutes=approval_ttl),
+        simulate=simulate,
     )
     try:
         run_server(opts)

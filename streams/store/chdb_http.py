@@ -175,7 +175,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = decompress(self._body(), self.headers.get("Content-Encoding", ""))
             status, payload, headers = self.server.execute(user, params, body)
         except HttpError as err:
-            self._reply(err.status, f"Code: {err.code}. {err}".encode(), {"X-ClickHouse-Exception-Code": str(err.code)})
+            self._reply(
+                err.status,
+                f"Code: {err.code}. {err}".encode(),
+                {"X-ClickHouse-Exception-Code": str(err.code)},
+            )
             return
         except Exception as err:  # the engine's error goes back as ClickHouse would send it
             msg = str(err)
@@ -214,7 +218,11 @@ class _Server(ThreadingHTTPServer):
             return None
         user = users.get(name)
         if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):
-            raise HttpError(401, 516, f"{name}: Authentication failed: password is incorrect, or there is no user with such name")
+            raise HttpError(
+                401,
+                516,
+                f"{name}: Authentication failed: password is incorrect, or there is no user with such name",
+            )
         return user
 
     def execute(
@@ -235,7 +243,7 @@ class _Server(ThreadingHTTPServer):
             if not _SETTING_NAME.match(name):
                 raise HttpError(400, 115, f"Unknown setting {name!r}")
         with self.lock:
-            conn = chdb.connect(self.data_path)  # a fresh handle per request: settings never leak
+            conn = chdb.connect(self.data_path)  # type: ignore[no-untyped-call] # a fresh handle per request: settings never leak
             try:
                 if params.get("database"):
                     conn.query(f"USE `{params['database'].replace('`', '')}`", "TabSeparated")
@@ -277,7 +285,11 @@ class ChdbHttpServer:
     same port, which is how tests make the store go down and come back."""
 
     def __init__(
-        self, chdb_path: str | Path, port: int = 0, host: str = "127.0.0.1", config: ServerConfig | None = None
+        self,
+        chdb_path: str | Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        config: ServerConfig | None = None,
     ) -> None:
         self.path = os.path.realpath(chdb_path)
         self.host, self.port = host, port

@@ -111,7 +111,7 @@ def test_bad_plan_requests_are_422_saying_what_to_fix(
 def test_plan_executes_against_kubernetes_with_an_approvers_token(api_server: ApiServer) -> None:
     p = plan(api_server, failure_class="gpu_hardware", action="gpu_reset", nodes=["gpu-node-1"])
     missing = execute(api_server, p["id"])
-    assert missing.status_code == 403 and "approval token" in missing.json()["detail"]
+    assert missing.status_code == 403 and "0 of 1 approval" in missing.json()["detail"]
     own = approve(api_server, p["id"], role="admin")  # admin-user did not request it: allowed
     assert own.status_code == 200
     token = approve(api_server, p["id"]).json()
@@ -170,7 +170,7 @@ def test_two_person_rule_for_rma(api_server: ApiServer) -> None:
     first = approve(api_server, p["id"]).json()
     assert (first["approvals"], first["approvals_needed"]) == (1, 2)
     one = execute(api_server, p["id"], approval_token=first["approval_token"])
-    assert one.status_code == 403 and "two-person" in one.json()["detail"]
+    assert one.status_code == 403 and "1 of 2 approval(s)" in one.json()["detail"]
     second = approve(api_server, p["id"], role="approver2").json()
     assert second["approvals"] == 2
     ok = execute(api_server, p["id"], approval_token=second["approval_token"])
@@ -188,7 +188,7 @@ def test_agent_needs_a_token_unless_the_playbook_lists_the_node_as_canary(api_se
     # refusal says which nodes the list does not cover.
     unlisted = plan(api_server, role="agent", failure_class="node_os", action="reboot", nodes=["gpu-node-3"])
     refused = execute(api_server, unlisted["id"], role="agent")
-    assert refused.status_code == 403 and "approval token" in refused.json()["detail"]
+    assert refused.status_code == 403 and "not on the pre-approved canary list" in refused.json()["detail"]
     assert "gpu-node-3 not on the pre-approved canary list ['gpu-node-4']" in refused.json()["detail"]
     assert approve(api_server, unlisted["id"], role="agent").status_code == 403
     ran = execute(api_server, listed["id"], role="agent")
@@ -215,7 +215,10 @@ def test_kill_switch_pauses_an_approved_plan_before_it_mutates(api_server: ApiSe
 
 
 def test_plan_that_breaks_headroom_is_refused(api_server: ApiServer) -> None:
-    p = plan(api_server, pool="infer", failure_class="node_os", action="reboot")
+    p = plan(
+        api_server, pool="infer", failure_class="node_os", action="reboot", nodes=["inf-node-1", "inf-node-2"]
+    )
+    assert p["notes"] == [f"inf-node-{i} is Healthy: included only because it was named" for i in (1, 2)]
     cap = p["capacity"][0]
     assert (cap["removed_gpus"], cap["min_healthy_gpus"], cap["headroom_ok"]) == (16, 8, False)
     assert {n["risk"] for n in p["nodes"]} == {"high"}

@@ -134,7 +134,7 @@ def interrupted_workflow(state_file: Path, plan: Plan) -> str:
             started_at=datetime.now(UTC),
             nodes={n.node: n.playbook for n in plan.nodes},
             plan=plan,
-            approvers=[(a.actor, "sre") for a in plan.approvals],
+            approvers=[(a.actor, "approver") for a in plan.approvals],
         )
         WorkflowBook(db).create(rec)
         return rec.id

@@ -120,7 +120,7 @@ def cleanup_request(**over: Any) -> WorkRequest:
         action="reimage",
         from_state="Quarantined",
         playbook="stale-compute-cleanup",
-        approvers=(Approver("ann", "sre"),),
+        approvers=(Approver("ann", "approver"),),
     )
     fields.update(over)
     return WorkRequest(**fields)
