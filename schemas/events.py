@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from schemas.clock_events import MAX_MASK, clock_event_names
 from schemas.common import (
     MAX_GPUS_PER_NODE,
     SCHEMA_VERSION,
@@ -85,7 +86,27 @@ class GpuReading(_Data):
     row_remap_failure: bool | None = None
     pcie_replay: Counter | None = None
     nvlink_crc_errors: Counter | None = None
-    throttle_reasons: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list)
+    throttle_reasons: Annotated[
+        list[Annotated[str, Field(max_length=64)]],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"type": "string", "maxLength": 64}},
+                    {"type": "integer", "minimum": 0, "maximum": MAX_MASK},
+                ],
+                "description": "Clock-event reason names, or the integer bitmask NVML and DCGM report "
+                "(nvmlClocksEventReason* bits), decoded to names on validation.",
+            },
+            mode="validation",
+        ),
+    ] = Field(default_factory=list)
+
+    @field_validator("throttle_reasons", mode="before")
+    @classmethod
+    def _decode_mask(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return clock_event_names(value)
+        return value
 
 
 class GpuSampleData(_Data):

@@ -36,7 +36,9 @@ class CollectorUnavailable(RuntimeError):
 class Collector(Protocol):
     """One source. ``poll`` yields the events of one round and may block until ``deadline``
     (``time.monotonic()`` seconds) to wait for streamed events (Xid events, watch events, log lines);
-    it must return by then. ``nodes`` are the node ids it currently reports on (for heartbeats)."""
+    it must return by then. ``nodes`` are the node ids it currently reports on (for heartbeats).
+    A collector that drops parts of what it reads (a bad series, a refused field) counts them by
+    reason in an ``unused`` Counter attribute, which :func:`run` reports."""
 
     name: str
     interval_s: float
@@ -104,9 +106,16 @@ class RunStats:
     rounds: int = 0
     events: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    unused: Counter[str] = field(default_factory=Counter)
+    """Series, lines or fields the collector read but could not use, by reason (its ``unused``)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "events": dict(self.events), "refused": dict(self.refused)}
+        return {
+            "rounds": self.rounds,
+            "events": dict(self.events),
+            "refused": dict(self.refused),
+            "unused": dict(self.unused),
+        }
 
 
 def _send_all(sink: Sink, events: Iterable[Event], stats: RunStats) -> None:
@@ -152,4 +161,5 @@ def run(
             stop.wait(max(0.0, deadline - time.monotonic()))
     finally:
         collector.close()
+        stats.unused.update(getattr(collector, "unused", None) or {})
     return stats

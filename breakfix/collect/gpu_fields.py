@@ -1,47 +1,49 @@
-"""GPU vocabulary shared by the NVML and dcgm-exporter collectors: throttle reasons and PCI bus ids.
+"""What the NVML and dcgm-exporter collectors share: PCI bus ids and per-field validation.
 
-Both sources report the same NVML clock-event bitmask (DCGM_FI_DEV_CLOCK_THROTTLE_REASONS is that
-mask), and both name GPUs by PCI bus id in different spellings; one mapping keeps them comparable.
+Both sources name GPUs by PCI bus id in different spellings; one mapping keeps them comparable. Both
+must turn a reading the contract refuses into a valid one minus the bad field (counted), never into
+a dead-lettered scrape. Their shared clock-event bitmask is decoded by :mod:`schemas.clock_events`.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-# nvmlClocksEventReason* bits (nvml.h). Idle and application-clock settings are not faults but are
-# kept so a consumer sees the whole mask; detectors decide which names matter.
-THROTTLE_BITS: tuple[tuple[int, str], ...] = (
-    (0x001, "gpu_idle"),
-    (0x002, "applications_clocks_setting"),
-    (0x004, "sw_power_cap"),
-    (0x008, "hw_slowdown"),
-    (0x010, "sync_boost"),
-    (0x020, "sw_thermal"),
-    (0x040, "hw_thermal"),
-    (0x080, "hw_power_brake"),
-    (0x100, "display_clock_setting"),
-    (0x200, "board_limit"),
-    (0x400, "reliability"),
-)
+from pydantic import ValidationError
+
+from schemas.events import GpuReading
 
 _BUS_ID = re.compile(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})(?:\.[0-7])?$")
 
 
-def throttle_names(mask: int) -> list[str]:
-    """Names of the set bits, in bit order; unknown bits become ``bit_0x...`` rather than vanish.
+def valid_reading(fields: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """One GPU's fields made valid for the ``gpu.sample`` contract by dropping the fields it refuses.
 
-    >>> throttle_names(0x8 | 0x40)
-    ['hw_slowdown', 'hw_thermal']
-    >>> throttle_names(0x10000)
-    ['bit_0x10000']
+    The pipeline dead-letters an event whole, so one absurd value (a temperature of 644245923 that
+    an exporter once reported) would cost the node its whole scrape; a collector drops that field
+    instead, to ``None``/absent, and reports its name so the caller counts it. Returns ``(None, ...)``
+    when the GPU itself is unusable (its index is refused).
+
+    >>> valid_reading({"index": 0, "temp_c": 644245923.0, "util": 50.0})
+    ({'index': 0, 'util': 50.0}, ['temp_c'])
+    >>> valid_reading({"index": 99})
+    (None, ['index'])
     """
-    names = [name for bit, name in THROTTLE_BITS if mask & bit]
-    known = 0
-    for bit, _ in THROTTLE_BITS:
-        known |= bit
-    names.extend(f"bit_{1 << i:#x}" for i in range(64) if mask & ~known & (1 << i))
-    return names
+    kept = dict(fields)
+    dropped: list[str] = []
+    while True:
+        try:
+            GpuReading.model_validate(kept)
+        except ValidationError as err:
+            bad = {str(e["loc"][0]) for e in err.errors() if e["loc"]} or {"index"}
+            if "index" in bad:
+                return None, [*dropped, "index"]
+            dropped.extend(sorted(bad))
+            kept = {k: v for k, v in kept.items() if k not in bad}
+            continue
+        return kept, dropped
 
 
 def bus_id(domain: int, bus: int, device: int) -> str:

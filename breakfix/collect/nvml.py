@@ -13,14 +13,16 @@ import ctypes
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar, cast
 
 import pynvml
 
 from breakfix.collect.base import CollectorUnavailable, Event
-from breakfix.collect.gpu_fields import bus_id, throttle_names
+from breakfix.collect.gpu_fields import bus_id, valid_reading
 from breakfix.collect.inventory import InventoryConfig, inventory_event
+from schemas.clock_events import clock_event_names
 from streams.producer import build_event
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class NvmlCollector:
         self.inventory = inventory or InventoryConfig()
         self._clock = clock
         self._unsupported: set[str] = set()
+        self.unused: Counter[str] = Counter()
         self._last_inventory: float | None = None
         try:
             self.nvml.nvmlInit()
@@ -209,13 +212,18 @@ class NvmlCollector:
             "row_remap_failure": None if remap is None else bool(remap[3]),
             "pcie_replay": replay,
             "nvlink_crc_errors": crc,
-            "throttle_reasons": [] if reasons is None else throttle_names(reasons),
+            "throttle_reasons": [] if reasons is None else clock_event_names(reasons),
         }
 
     def sample(self) -> Event:
-        return build_event(
-            "gpu.sample", SOURCE, self.node, {"gpus": [self.reading(i) for i in range(len(self.handles))]}
-        )
+        """One gpu.sample; a value the contract refuses is dropped to null and counted in ``unused``."""
+        gpus = []
+        for i in range(len(self.handles)):
+            fields, dropped = valid_reading(self.reading(i))
+            self.unused.update(f"refused:{name}" for name in dropped)
+            if fields is not None:
+                gpus.append(fields)
+        return build_event("gpu.sample", SOURCE, self.node, {"gpus": gpus})
 
     def inventory_event(self) -> Event:
         names = {self._read("name", self.nvml.nvmlDeviceGetName, h) for h in self.handles} - {None}

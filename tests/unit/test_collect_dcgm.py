@@ -84,7 +84,11 @@ def test_scrape_maps_dcgm_fields(exporter: Exporter) -> None:
     assert (hot.sbe_volatile, hot.dbe_volatile, hot.pcie_replay, hot.nvlink_crc_errors) == (4, 1, 12, 37)
     assert (hot.row_remap_pending, hot.row_remap_failure) == (True, False)
     assert hot.throttle_reasons == ["hw_slowdown", "sw_thermal", "hw_thermal"]  # 104 = 0x68
-    assert hot.model_extra == {"uncorrectable_remapped_rows": 1, "correctable_remapped_rows": 2}
+    assert hot.model_extra == {
+        "uncorrectable_remapped_rows": 1,
+        "correctable_remapped_rows": 2,
+        "bus_id": "0000:2a:00",
+    }
 
 
 def test_fields_the_exporter_does_not_export_stay_null(exporter: Exporter) -> None:
@@ -149,3 +153,98 @@ def test_run_rounds_heartbeat_per_node(exporter: Exporter) -> None:
     hbs = [e for e in got if isinstance(e, AgentHeartbeat)]
     assert [(h.node, h.data.collector) for h in hbs] == [("gpu-node-07", "dcgm")] * 3
     assert stats.events["node.inventory"] == 1 and stats.events["gpu.sample"] == 3
+
+
+def test_one_unconvertible_series_costs_that_series_not_the_scrape(exporter: Exporter) -> None:
+    # dcgm-exporter prints this value for a field it cannot render (internal/pkg/collector/const.go).
+    exporter.text += (
+        'DCGM_FI_DEV_COMPUTE_PIDS{gpu="0",UUID="GPU-9f3c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",'
+        'Hostname="gpu-node-07"} ERROR - FAILED TO CONVERT TO STRING\n'
+        'DCGM_FI_DEV_GPU_TEMP{gpu="1",Hostname="gpu-node-07"} 9223372036854775794\n'
+    )
+    c = DcgmCollector(exporter.url)
+    _, sample = _parsed(c)
+    assert isinstance(sample, GpuSample) and [g.index for g in sample.data.gpus] == [0, 1]
+    assert sample.data.gpus[1].temp_c == 86  # DCGM's "not supported" blank never overwrites a reading
+    assert c.unused == {"exporter_error": 1, "blank": 1}
+
+
+def _mig_line(name: str, gi: int, value: float, host: str = "hostname") -> str:
+    return (
+        f'{name}{{gpu="0",UUID="GPU-m",pci_bus_id="00000000:18:00.0",device="nvidia0",'
+        f'modelName="NVIDIA A100",GPU_I_PROFILE="3g.40gb",GPU_I_ID="{gi}",{host}="mig-node"}} {value}\n'
+    )
+
+
+def test_mig_series_stay_per_instance_and_the_gpu_takes_the_worst(exporter: Exporter) -> None:
+    exporter.text = (
+        _mig_line("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", 1, 0)
+        + _mig_line("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", 2, 3)
+        + _mig_line("DCGM_FI_DEV_GPU_TEMP", 1, 60)
+        + _mig_line("DCGM_FI_DEV_GPU_TEMP", 2, 61)
+        + _mig_line("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", 2, 0x40)
+        + _mig_line("DCGM_FI_DEV_XID_ERRORS", 1, 0)
+        + _mig_line("DCGM_FI_DEV_XID_ERRORS", 2, 0)
+    )
+    c = DcgmCollector(exporter.url)
+    _, sample = _parsed(c)
+    assert isinstance(sample, GpuSample) and sample.node == "mig-node"
+    (gpu,) = sample.data.gpus
+    assert (gpu.dbe_volatile, gpu.temp_c, gpu.throttle_reasons) == (3, 61, ["hw_thermal"])
+    mig = (gpu.model_extra or {})["mig"]
+    assert [(m["gpu_instance_id"], m["profile"], m["dbe_volatile"], m["temp_c"]) for m in mig] == [
+        (1, "3g.40gb", 0, 60.0),
+        (2, "3g.40gb", 3, 61.0),
+    ]
+    exporter.text = exporter.text.replace(
+        'GPU_I_ID="2",hostname="mig-node"} 0', 'GPU_I_ID="2",hostname="mig-node"} 94'
+    )
+    xids = [e for e in _parsed(c) if isinstance(e, GpuXid)]
+    assert [(x.data.gpu, x.data.xid, (x.data.model_extra or {})["gpu_instance"]) for x in xids] == [
+        (0, 94, 2)
+    ]
+
+
+# The metric names of dcgm-exporter's shipped etc/default-counters.csv (NVIDIA/dcgm-exporter@d5e5f510).
+DEFAULT_COUNTERS = [
+    "DCGM_FI_DEV_SM_CLOCK",
+    "DCGM_FI_DEV_MEM_CLOCK",
+    "DCGM_FI_DEV_MEMORY_TEMP",
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_MEM_COPY_UTIL",
+    "DCGM_FI_DEV_ENC_UTIL",
+    "DCGM_FI_DEV_DEC_UTIL",
+    "DCGM_FI_DEV_XID_ERRORS",
+    "DCGM_FI_DEV_FB_FREE",
+    "DCGM_FI_DEV_FB_USED",
+    "DCGM_FI_DEV_FB_RESERVED",
+    "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+    "DCGM_FI_DEV_VGPU_LICENSE_STATUS",
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+    "DCGM_FI_PROF_DRAM_ACTIVE",
+    "DCGM_FI_PROF_PCIE_TX_BYTES",
+    "DCGM_FI_PROF_PCIE_RX_BYTES",
+]
+
+
+def test_the_default_exporter_configuration_is_named_once_with_the_lines_to_add(
+    exporter: Exporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter.text = "".join(f'{n}{{gpu="0",UUID="GPU-d",hostname="n1"}} 1\n' for n in DEFAULT_COUNTERS)
+    c = DcgmCollector(exporter.url)
+    _parsed(c)
+    _parsed(c)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert sorted(c.missing) == ["ECC", "clock events", "row remapping"]
+    for line in ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, counter", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS, gauge"):
+        assert line in warnings[0]
+    assert "DCGM_FI_DEV_XID_ERRORS" not in warnings[0]

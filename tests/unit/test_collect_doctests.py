@@ -7,12 +7,15 @@ from types import ModuleType
 
 import pytest
 
-from breakfix.collect import gpu_fields, heartbeat, inventory, kmsg, kube, slurm
+from breakfix.collect import dcgm, gpu_fields, heartbeat, inventory, kmsg, kube, slurm
+from schemas import clock_events
 from streams import producer
 
 
 @pytest.mark.parametrize(
-    "module", [gpu_fields, heartbeat, inventory, kmsg, kube, slurm, producer], ids=lambda m: m.__name__
+    "module",
+    [clock_events, dcgm, gpu_fields, heartbeat, inventory, kmsg, kube, slurm, producer],
+    ids=lambda m: m.__name__,
 )
 def test_doctests(module: ModuleType) -> None:
     result = doctest.testmod(module)

@@ -157,12 +157,17 @@ def test_once_writes_inventory_sample_heartbeat_to_a_valid_recording(tmp_path: P
     assert nvml.shutdowns == 1 and nvml.freed_sets == 1
 
 
-def test_absurd_reading_is_refused_not_written(tmp_path: Path) -> None:
+def test_an_absurd_field_is_dropped_and_counted_the_rest_of_the_scrape_is_written(tmp_path: Path) -> None:
     gpus = _gpus()
     gpus[0].temp_c = 10**9
     out = tmp_path / "nvml.jsonl"
     sink = RecordingSink(out)
     stats = run(NvmlCollector("gpu01", NvmlDouble(gpus)), sink, once=True)
     sink.close()
-    assert stats.refused == {"absurd_value": 1}
-    assert [i.type for i in read_recording(out)] == ["node.inventory", "agent.heartbeat"]  # type: ignore[union-attr]
+    assert stats.refused == {} and stats.unused == {"refused:temp_c": 1}
+    items = list(read_recording(out))
+    assert [i.type for i in items] == ["node.inventory", "gpu.sample", "agent.heartbeat"]  # type: ignore[union-attr]
+    sample = items[1]
+    assert isinstance(sample, GpuSample)
+    assert sample.data.gpus[0].temp_c is None and sample.data.gpus[0].power_w is not None
+    assert sample.data.gpus[1].temp_c == gpus[1].temp_c

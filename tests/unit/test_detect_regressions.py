@@ -35,9 +35,9 @@ def test_gsp_timeout_without_a_change_is_still_hardware() -> None:
 
 def test_throttle_reasons_as_the_simulator_and_collectors_name_them_are_thermal_evidence() -> None:
     # thermal-fan-failure: the simulator wrote HW_THERMAL_SLOWDOWN, which matched nothing.
-    from breakfix.collect.gpu_fields import throttle_names
+    from schemas.clock_events import clock_event_names
 
-    names = set(throttle_names(0x020 | 0x040))
+    names = set(clock_event_names(0x020 | 0x040))
     assert names <= set(CAT.throttle_thermal_reasons)
     hot = [sample("n1", 15 * i, g0={"temp_c": 93.0, "throttle_reasons": sorted(names)}) for i in range(1, 30)]
     st, now = run(hot)
