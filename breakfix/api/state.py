@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from breakfix.api.sqlguard import readonly_select
-from streams.store.base import Rows, Store
-from streams.store.client_store import ClientStore
+from breakfix.api import sqlguard
+from streams.store.base import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST = datetime(2299, 12, 31, tzinfo=UTC)  # DateTime64's upper bound
@@ -79,29 +78,26 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _value(v) for k, v in row.items()}
 
 
-def _in_store_database(store: Store, statement: str) -> Rows:
-    """Run ``statement`` with ``store.database`` current. clickhouse-connect keeps the current
-    database on the client (sent as the HTTP ``database`` parameter, or applied with ``USE`` on
-    the chdb handle), so it is set for this statement and put back; the caller holds the lock that
-    serialises every use of the client."""
-    if not isinstance(store, ClientStore):
-        return store.query(statement)
-    client = store.client
-    previous = client.database
-    client.database = store.database
-    try:
-        return store.query(statement)
-    finally:
-        client.database = previous
-
-
 class StoreStateReader:
-    """Reads through one :class:`~streams.store.base.Store`; calls are serialised because the
-    embedded engine (chdb) is one connection shared by every request thread."""
+    """Reads through a :class:`~streams.store.base.Store` connection; calls on one connection are
+    serialised (a clickhouse-connect client, chdb's included, serves one thread at a time).
 
-    def __init__(self, store: Store, lock: threading.Lock | None = None) -> None:
+    Ad-hoc SQL has a connection and a lock of its own (``sql_store``, a session with the product's
+    database current), so one heavy analyst query, bounded by ``sql_limits``, never holds up the
+    product's own reads, audit writes or levers."""
+
+    def __init__(
+        self,
+        store: Store,
+        lock: threading.Lock | None = None,
+        sql_store: Store | None = None,
+        sql_limits: sqlguard.Limits | None = None,
+    ) -> None:
         self.store = store
         self.lock = lock or threading.Lock()
+        self.sql_store = sql_store or store
+        self.sql_lock = threading.Lock() if sql_store is not None else self.lock
+        self.sql_limits = sql_limits or sqlguard.Limits()
 
     def _q(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self.lock:
@@ -144,11 +140,11 @@ class StoreStateReader:
         return {r["scope"]: (bool(orjson.loads(r["value"] or "{}").get("on", True)), r["at"]) for r in rows}
 
     def sql(self, query: str, limit: int = 1000) -> dict[str, Any]:
-        """A read-only SELECT (see :mod:`breakfix.api.sqlguard`) with the store's database as the
-        current one, so ``FROM audit`` names the product's table; raises ValueError on refusal."""
-        statement = readonly_select(query, limit)
-        with self.lock:
-            rows = _in_store_database(self.store, statement)
+        """One read-only SELECT of the product's tables judged by ClickHouse's parser and run under
+        the limits (:mod:`breakfix.api.sqlguard`); raises ``SqlRefused`` (a ValueError) on refusal,
+        ``StoreError`` when ClickHouse stops it (time, memory)."""
+        with self.sql_lock:
+            rows = sqlguard.run(self.sql_store, query, limit, self.sql_limits)
         return {
             "columns": list(rows.columns),
             "rows": [[_value(v) for v in r] for r in rows.rows],

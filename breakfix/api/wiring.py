@@ -28,12 +28,18 @@ from breakfix.api.machines import MachineService
 from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import Publisher
 from breakfix.api.runner import PlanRunner
+from breakfix.api.sqlguard import Limits
 from breakfix.api.state import StoreStateReader
 from breakfix.api.statedb import StateDb
 from breakfix.api.tokens import TokenTable
 from breakfix.api.workflows import WorkflowBook
 from policy.model import Policy, load_policy
 from streams.store.base import Store
+from streams.store.client_store import ClientStore
+
+
+def _session(store: Store) -> Store:
+    return store.session() if isinstance(store, ClientStore) else store
 
 
 @dataclass(frozen=True)
@@ -88,14 +94,20 @@ def build_context(
     now: Callable[[], datetime] = utc_now,
     broker: str | None = None,
     unconfigured: dict[str, str] | None = None,
+    sql_store: Store | None = None,
+    sql_limits: Limits | None = None,
 ) -> ApiContext:
     """``broker``: the bootstrap servers to follow the control topic from (levers set by other
-    API replicas or processes); the publisher's broker in practice."""
+    API replicas or processes); the publisher's broker in practice. ``sql_store``: where ad-hoc SQL
+    runs (a read-only user on a ClickHouse server), by default a session of ``store``."""
     policy = policy or load_policy()
     catalog = catalog or load_catalog()
     topics = topics or Topics()
-    lock = threading.Lock()  # one embedded engine connection: reads and audit writes take turns
-    reader = StoreStateReader(store, lock)
+    # Audit writes, the product's reads and ad-hoc SQL each have a connection and a lock: a slow
+    # read never holds up the audit row every call (the kill switch's included) writes.
+    lock = threading.Lock()
+    reads = _session(store)
+    reader = StoreStateReader(reads, threading.Lock(), sql_store or _session(store), sql_limits)
     parts.control.seed(reader.killswitches())
     control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
     if control is None:

@@ -43,8 +43,12 @@ class Store(Protocol):
         """Run DDL or a statement without a result set."""
         ...
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> Rows:
-        """Run a SELECT; ``{name:Type}`` placeholders are bound server-side from ``params``."""
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Rows:
+        """Run a SELECT; ``{name:Type}`` placeholders are bound server-side from ``params``;
+        ``settings`` go with the request as the client's own (the statement text cannot change them
+        once they include ``readonly = 1``)."""
         ...
 
     def insert(

@@ -17,5 +17,6 @@ def open_chdb(path: str | Path, database: str = "breakfix") -> ClientStore:
     """Open (creating if needed) the chdb engine at ``path`` through clickhouse-connect."""
     p = Path(path).expanduser().resolve()
     p.mkdir(parents=True, exist_ok=True)
-    client = clickhouse_connect.get_client(dsn=f"chdb:///{p}")
-    return ClientStore(client, database, "chdb")
+    dsn = f"chdb:///{p}"
+    return ClientStore(clickhouse_connect.get_client(dsn=dsn), database, "chdb",
+                       lambda: clickhouse_connect.get_client(dsn=dsn))  # fmt: skip

@@ -7,7 +7,7 @@ including how errors are classified for the sink, is common.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -31,12 +31,27 @@ def _dedup(token: str | None) -> dict[str, int | str] | None:
 
 
 class ClientStore:
-    """A Store over any clickhouse-connect client."""
+    """A Store over any clickhouse-connect client; ``connect`` makes another client to the same engine
+    (for :meth:`session`)."""
 
-    def __init__(self, client: Client, database: str, kind: str) -> None:
+    def __init__(
+        self, client: Client, database: str, kind: str, connect: Callable[[], Client] | None = None
+    ) -> None:
         self.client = client
         self.database = database
         self.kind = kind
+        self._connect = connect
+
+    def session(self) -> ClientStore:
+        """Another connection to the same engine with ``database`` current, for work that must not
+        queue behind this one's (one heavy analyst query must not hold up audit writes: each
+        connection is used by one thread at a time, and separate ones run side by side, chdb's
+        included)."""
+        if self._connect is None:
+            raise ValueError(f"this {self.kind} store cannot open another connection")
+        client = self._connect()
+        client.database = self.database
+        return ClientStore(client, self.database, self.kind, self._connect)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -44,9 +59,11 @@ class ClientStore:
         except (DatabaseError, OperationalError, OSError) as err:
             raise _classify(err) from err
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> Rows:
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Rows:
         try:
-            result = self.client.query(sql, parameters=params)
+            result = self.client.query(sql, parameters=params, settings=settings)
         except (DatabaseError, OperationalError, OSError) as err:
             raise _classify(err) from err
         return Rows(tuple(result.column_names), [tuple(r) for r in result.result_rows])

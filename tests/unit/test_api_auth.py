@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from breakfix.api import cli_line as cli_line_module
 from breakfix.api.cli_line import cli_line
 from breakfix.api.roles import OPERATIONS, READ, ROLES, allowed, roles_for
-from breakfix.api.sqlguard import readonly_select
+from breakfix.api.sqlguard import SqlRefused, judge, parse_ast
 from breakfix.api.tokens import ENV_FILE, ENV_JSON, Principal, TokenError, load_tokens
 
 
@@ -69,21 +70,63 @@ def test_cli_lines_replay_the_call() -> None:
     assert cli_line("no.such.op", {}) == ""
 
 
+# ``EXPLAIN AST`` output of chdb 4.4 (ClickHouse 26.9) for the statements named, with the
+# ``FORMAT Native`` clickhouse-connect appends; the attacks' full runs are in
+# tests/integration/test_api_sql_attacks.py.
+_OUTFILE = """SelectWithUnionQuery (children 3)
+ ExpressionList (children 1)
+  SelectQuery (children 1)
+   ExpressionList (children 1)
+    Literal UInt64_1
+ Literal '/tmp/x.pth'
+ Identifier Native"""  # SELECT 1 INTO/**/OUTFILE '/tmp/x.pth'
+_JOIN_URL = """SelectWithUnionQuery (children 2)
+ ExpressionList (children 1)
+  SelectQuery (children 2)
+   ExpressionList (children 1)
+    Asterisk
+   TablesInSelectQuery (children 2)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      TableIdentifier db.t (alias t)
+    TablesInSelectQueryElement (children 2)
+     TableExpression (children 1)
+      Function url (children 1)
+       ExpressionList (children 2)
+        Literal 'http://x'
+        Identifier CSV
+     TableJoin (children 1)
+      Literal UInt64_1
+ Identifier Native"""  # SELECT * FROM db.t AS t JOIN url('http://x', CSV) ON 1
+_NUMBERS = """SelectWithUnionQuery (children 2)
+ ExpressionList (children 1)
+  SelectQuery (children 2)
+   ExpressionList (children 1)
+    Asterisk
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      Function numbers (children 1)
+       ExpressionList (children 1)
+        Literal UInt64_10
+ Identifier Native"""  # SELECT * FROM numbers(10)
+
+
 @pytest.mark.parametrize(
-    ("query", "fragment"),
+    ("ast", "database", "fragment"),
     [
-        ("", "empty"),
-        ("DROP TABLE x", "only SELECT"),
-        ("SELECT 1; DROP TABLE x", "one statement"),
-        ("SELECT 1 SETTINGS readonly=0", "SETTINGS"),
-        ("INSERT INTO t SELECT 1", "only SELECT"),
+        (_OUTFILE, "db", "INTO OUTFILE"),
+        (_JOIN_URL, "db", "url()"),
+        (_JOIN_URL.replace("Function url", "Function numbers"), "other", "table db.t"),
+        (_NUMBERS.replace(" Identifier Native", " Identifier JSON"), "db", "FORMAT"),
+        ("InsertQuery   (children 1)\n Identifier t", "db", "only one SELECT"),
     ],
 )
-def test_sql_guard_refuses(query: str, fragment: str) -> None:
-    with pytest.raises(ValueError, match=fragment):
-        readonly_select(query, 10)
+def test_sql_judge_refuses(ast: str, database: str, fragment: str) -> None:
+    with pytest.raises(SqlRefused, match=re.escape(fragment)):
+        judge(parse_ast(ast.splitlines()), database)
 
 
-def test_sql_guard_wraps_read_only() -> None:
-    sql = readonly_select("WITH a AS (SELECT 1 AS x) SELECT x FROM a;", 5)
-    assert sql == "SELECT * FROM (WITH a AS (SELECT 1 AS x) SELECT x FROM a) LIMIT 5 SETTINGS readonly = 1"
+def test_sql_judge_allows_a_select_of_the_database_and_generated_rows() -> None:
+    judge(parse_ast(_NUMBERS.splitlines()), "db")
+    judge(parse_ast(_JOIN_URL.replace("Function url", "Function numbers").splitlines()), "db")
