@@ -1,9 +1,15 @@
 """What the controller says about a node, parsed from ``sinfo --json`` and ``squeue --json`` (22.05+).
 
 Pure parsing, no I/O, so the rules that decide ownership and job-awareness are unit-testable on
-recorded controller output. The reason string is how ownership is proven: a drain is ours only when
-its reason starts with :data:`actuators.base.REASON_PREFIX` (``breakfix:``), followed by the decision
-id. An operator's drain, whatever it says, is never ours.
+recorded controller output. Node documents differ by Slurm release and are read here once for every
+caller: up to 22.05 (openapi v0.0.38) ``state`` is one base state and flags such as DRAIN are in
+``state_flags``; from 23.02 ``state`` is a list holding the base state *and* the flags
+(``["MIXED", "DRAIN"]``), and from 23.11 times such as ``reason_changed_at`` are objects
+``{"set", "infinite", "number"}`` (slurm.schedmd.com/slurmrestd.html shows one).
+
+The reason string is how ownership is proven: a drain is ours only when its reason starts with
+:data:`actuators.base.REASON_PREFIX` (``breakfix:``), followed by the decision id. An operator's
+drain, whatever it says, is never ours.
 """
 
 from __future__ import annotations
@@ -33,6 +39,44 @@ def decision_of(reason: str) -> str | None:
         return None
     rest = reason[len(REASON_PREFIX) :].split()
     return rest[0] if rest else None
+
+
+# Slurm's base node states (NODE_STATE_BASE in slurm.h); everything else in a state list is a flag.
+BASE_STATES = frozenset({"UNKNOWN", "DOWN", "IDLE", "ALLOCATED", "ERROR", "MIXED", "FUTURE"})
+
+
+def state_of(node: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """(base state, flags), upper case, from either node document shape.
+
+    >>> state_of({"state": "idle", "state_flags": ["DRAIN"]})
+    ('IDLE', frozenset({'DRAIN'}))
+    >>> base, flags = state_of({"state": ["MIXED", "DRAIN", "REBOOT_REQUESTED"]})
+    >>> base, sorted(flags)
+    ('MIXED', ['DRAIN', 'REBOOT_REQUESTED'])
+    """
+    raw = node.get("state")
+    words = [str(w).upper() for w in (raw if isinstance(raw, list) else [raw] if raw else [])]
+    words += [str(f).upper() for f in node.get("state_flags") or ()]
+    base = next((w for w in words if w in BASE_STATES), "UNKNOWN")
+    return base, frozenset(w for w in words if w != base)
+
+
+def time_of(value: Any) -> int | None:
+    """Epoch seconds from a plain number (<= 23.02) or a ``{"set", "infinite", "number"}`` object;
+    None when unset, infinite or zero (Slurm's "never").
+
+    >>> time_of(1795465009), time_of({"set": True, "infinite": False, "number": 1769096589})
+    (1795465009, 1769096589)
+    >>> time_of({"set": False, "infinite": False, "number": 0}), time_of(0)
+    (None, None)
+    """
+    if isinstance(value, dict):
+        if not value.get("set") or value.get("infinite"):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
 
 
 def gpu_count(gres: str) -> int:
@@ -87,15 +131,16 @@ def parse_nodes(doc: dict[str, Any]) -> dict[str, SlurmNode]:
         raise ValueError("sinfo --json output has no 'nodes' list")
     out: dict[str, SlurmNode] = {}
     for n in doc["nodes"]:
+        state, flags = state_of(n)
         out[str(n["name"])] = SlurmNode(
             name=str(n["name"]),
-            state=str(n.get("state", "unknown")).upper(),
-            flags=frozenset(str(f).upper() for f in n.get("state_flags") or ()),
+            state=state,
+            flags=flags,
             reason=str(n.get("reason") or ""),
             reason_set_by=str(n.get("reason_set_by_user") or ""),
             gpus=gpu_count(str(n.get("gres") or "")),
             gpus_used=gpu_count(str(n.get("gres_used") or "")),
-            boot_time=int(n.get("boot_time") or 0),
+            boot_time=time_of(n.get("boot_time")) or 0,
         )
     return out
 

@@ -5,13 +5,18 @@ A node's SLURM state becomes the ``SlurmState`` condition: ``True`` when the nod
 ``False`` when it is DOWN, DRAIN(ed/ing), FAIL or not responding; the reason text, who set it and
 when are kept, because the guard must never lift a drain an operator set (reason ownership). Only
 changes are published. Commands run through an injectable runner with a timeout: a hung slurmctld
-must cost one missed round, not a stuck collector. JSON output needs SLURM >= 21.08 (openapi v0.0.37+;
-Debian's 22.05 answers v0.0.38).
+must cost one missed round, not a stuck collector.
+
+JSON output needs SLURM >= 21.08 (Debian's 22.05 answers openapi v0.0.38); every document shape
+since is read by :mod:`actuators.slurm.nodes` (flags in ``state`` from 23.02, time objects from
+23.11). Where ``sinfo --json`` fails (older SLURM, or no JSON plugin), the collector falls back to
+``scontrol show node -o`` and ``squeue --noheader --format=%T|%r`` text, says so once, and stays there.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 from collections import Counter
@@ -19,9 +24,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from actuators.slurm.node_text import parse_show_node
+from actuators.slurm.nodes import state_of, time_of
 from breakfix.collect.base import CollectorUnavailable, Event
 from breakfix.collect.inventory import InventoryConfig, inventory_event
 from streams.producer import build_event
+
+log = logging.getLogger(__name__)
 
 SOURCE = "collect.slurm"
 CONDITION = "SlurmState"
@@ -71,38 +80,54 @@ def gres_gpus(gres: str) -> int:
     return sum(int(n) for n in _GPU_GRES.findall(gres or ""))
 
 
-def node_state(node: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """(base state, flags) upper case, from v0.0.38's ``state`` + ``state_flags``.
-
-    >>> node_state({"state": "idle", "state_flags": ["DRAIN"]})
-    ('IDLE', ['DRAIN'])
-    """
-    state = node.get("state")
-    base = str(state[0] if isinstance(state, list) and state else state or "UNKNOWN").upper()
-    return base, [str(f).upper() for f in node.get("state_flags") or []]
-
-
 def condition_of(node: Mapping[str, Any]) -> dict[str, Any]:
-    """The SlurmState node.condition data for one sinfo node."""
-    base, flags = node_state(node)
-    available = base not in _UNAVAILABLE and not (set(flags) & _UNAVAILABLE)
+    """The SlurmState node.condition data for one node document (JSON of any release, or text).
+
+    >>> c = condition_of({"state": ["MIXED", "DRAIN"], "reason": "bad DIMM"})
+    >>> c["status"], c["reason"]
+    ('False', 'MIXED+DRAIN')
+    """
+    base, flags = state_of(dict(node))
+    available = base not in _UNAVAILABLE and not (flags & _UNAVAILABLE)
     reason = str(node.get("reason") or "")
     who = str(node.get("reason_set_by_user") or "")
-    when = node.get("reason_changed_at")
+    changed = time_of(node.get("reason_changed_at"))
+    when = None if changed is None or not reason else datetime.fromtimestamp(changed, UTC).isoformat()
     message = reason
     if reason and who:
         message += f" (set by {who}"
-        if isinstance(when, int) and when > 0:
-            message += f" at {datetime.fromtimestamp(when, UTC).isoformat()}"
+        if when is not None:
+            message += f" at {when}"
         message += ")"
     return {
         "condition": CONDITION,
         "status": "True" if available else "False",
-        "reason": "+".join([base, *flags]),
+        "reason": "+".join([base, *sorted(flags)]),
         "message": message,
         "slurm_reason": reason,
         "reason_set_by": who or None,
+        "reason_time": when,
     }
+
+
+def jobs_from_text(text: str) -> list[dict[str, Any]]:
+    """``squeue --noheader --format=%T|%r`` lines → the job fields read from ``squeue --json``; the
+    text adds detail after a comma (``ReqNodeNotAvail, UnavailableNodes:gpu02``) that JSON keeps apart.
+
+    >>> jobs = jobs_from_text("PENDING|ReqNodeNotAvail, UnavailableNodes:gpu02\\nRUNNING|")
+    >>> [j["state_reason"] for j in jobs]
+    ['ReqNodeNotAvail', 'None']
+    """
+    out = []
+    for line in text.splitlines():
+        state, _, reason = line.strip().partition("|")
+        if state:
+            out.append({"job_state": state, "state_reason": reason.split(",")[0].strip() or "None"})
+    return out
+
+
+class _NoJson(RuntimeError):
+    """The command gave no JSON document (not supported here); the text form may still work."""
 
 
 class SlurmCollector:
@@ -124,14 +149,41 @@ class SlurmCollector:
         self._conditions: dict[str, tuple[str, str, str]] = {}
         self._allocatable: dict[str, int] = {}
         self._inventory: dict[str, tuple[Any, ...]] = {}
+        self.text_mode = False
+        """True once ``sinfo --json`` failed and ``scontrol show node`` text answered instead."""
 
     def _json(self, argv: Sequence[str]) -> dict[str, Any]:
-        out = json.loads(self.runner(argv, self.timeout_s))
+        try:
+            out = json.loads(self.runner(argv, self.timeout_s))
+        except (RuntimeError, ValueError) as err:
+            raise _NoJson(str(err)) from err
         if not isinstance(out, dict):
-            raise ValueError(f"{argv[0]} --json did not return an object")
-        for err in out.get("errors") or []:
-            raise RuntimeError(f"{argv[0]}: {err}")
+            raise _NoJson(f"{argv[0]} --json did not return an object")
+        for problem in out.get("errors") or []:
+            raise RuntimeError(f"{argv[0]}: {problem}")
         return out
+
+    def _text_round(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        nodes = parse_show_node(self.runner(["scontrol", "show", "node", "-o"], self.timeout_s))["nodes"]
+        jobs = jobs_from_text(self.runner(["squeue", "--noheader", "--format=%T|%r"], self.timeout_s))
+        return nodes, jobs
+
+    def _read(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Nodes and jobs from JSON, or from text where this SLURM gives no JSON."""
+        if self.text_mode:
+            return self._text_round()
+        try:
+            nodes = self._json(["sinfo", "--json"]).get("nodes") or []
+            jobs = self._json(["squeue", "--json"]).get("jobs") or []
+        except _NoJson as err:
+            try:
+                found = self._text_round()
+            except (RuntimeError, ValueError, KeyError):
+                raise RuntimeError(f"SLURM gave neither JSON ({err}) nor scontrol text") from err
+            log.warning("SLURM answered no JSON (%s): reading `scontrol show node -o` text from now on", err)
+            self.text_mode = True
+            return found
+        return nodes, jobs
 
     def _node_events(self, node: Mapping[str, Any]) -> Iterator[Event]:
         name = str(node["name"])
@@ -172,8 +224,7 @@ class SlurmCollector:
         return build_event("scheduler.state", SOURCE, None, data)
 
     def poll(self, deadline: float) -> Iterator[Event]:
-        nodes = self._json(["sinfo", "--json"]).get("nodes") or []
-        jobs = self._json(["squeue", "--json"]).get("jobs") or []
+        nodes, jobs = self._read()
         for node in nodes:
             yield from self._node_events(node)
         yield self._cluster_state(jobs)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from breakfix.collect.slurm import SlurmCollector, subprocess_runner
-from schemas.events import NodeCondition, SchedulerState
+from schemas.events import NodeCondition, NodeInventory, SchedulerState
 from streams.producer import check
 from tests.fixtures.slurm import SlurmCluster
 
@@ -56,3 +57,37 @@ def test_pending_jobs_show_up_with_their_reason(slurm: SlurmCluster) -> None:
     assert cluster.data.pending_pods == 1
     assert sum(cluster.data.unschedulable.values()) == 1
     assert cluster.data.allocatable_gpus == 0
+
+
+def test_scontrol_text_is_read_as_the_json_of_the_same_live_cluster(slurm: SlurmCluster) -> None:
+    """Slurm without JSON: `scontrol show node -o` text gives the same conditions as `sinfo --json`."""
+    slurm.scontrol("update", "NodeName=gpu02", "State=DRAIN", "Reason=ops: GPU 3 xid=79 twice, see TICKET-12")
+    slurm.run("sbatch", "--wrap", "sleep 30", "-N", "1", "--gres=gpu:4", "-w", "gpu02")
+    real = subprocess_runner(slurm.env)
+
+    def no_json(argv: Sequence[str], timeout_s: float) -> str:
+        if "--json" in argv:
+            raise RuntimeError(f"{argv[0]}: error: unrecognized option '--json'")
+        return real(argv, timeout_s)
+
+    def view(events: list[Any]) -> dict[str | None, Any]:
+        out: dict[str | None, Any] = {}
+        for e in events:
+            if isinstance(e, NodeCondition):
+                out[e.node] = (e.data.status, e.data.reason, e.data.message, e.data.model_extra)
+            elif isinstance(e, NodeInventory):
+                out[f"inv:{e.node}"] = (e.data.gpus, e.data.pool)
+            elif isinstance(e, SchedulerState):
+                out[f"sched:{e.node}"] = e.data.model_dump()
+        return out
+
+    text = SlurmCollector(no_json)
+    from_text, from_json = view(_round(text)), view(_round(SlurmCollector(real)))
+    assert text.text_mode
+    assert from_text == from_json
+    status, reason, _, extra = from_text["gpu02"]
+    assert (status, reason) == ("False", "IDLE+DRAIN")
+    assert (
+        extra["slurm_reason"] == "ops: GPU 3 xid=79 twice, see TICKET-12" and extra["reason_set_by"] == "root"
+    )
+    assert from_text["sched:None"]["pending_pods"] == 1

@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+from actuators.slurm import node_text
 from breakfix.collect import dcgm, gpu_fields, heartbeat, inventory, kmsg, kube, slurm
 from schemas import clock_events
 from streams import producer
@@ -14,7 +15,7 @@ from streams import producer
 
 @pytest.mark.parametrize(
     "module",
-    [clock_events, dcgm, gpu_fields, heartbeat, inventory, kmsg, kube, slurm, producer],
+    [clock_events, dcgm, gpu_fields, heartbeat, inventory, kmsg, kube, slurm, producer, node_text],
     ids=lambda m: m.__name__,
 )
 def test_doctests(module: ModuleType) -> None:

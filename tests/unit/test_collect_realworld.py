@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from breakfix.collect.dcgm import DcgmCollector
+from breakfix.collect.slurm import SlurmCollector
 from schemas.deadletter import DeadLetter
-from schemas.events import GpuSample, GpuXid, NodeInventory
+from schemas.events import GpuSample, GpuXid, NodeCondition, NodeInventory
 from streams.producer import check
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +87,56 @@ def _dcgm_disagreement(case: dict[str, Any]) -> str | None:
     return None
 
 
+def _slurm_runner(case: dict[str, Any]) -> Any:
+    """Answers like a controller that gives the case's JSON, or (text cases) no JSON at all."""
+    raw = case["raw"]
+
+    def run(argv: Sequence[str], _timeout: float) -> str:
+        if case["format"] == "text":
+            if "--json" in argv:
+                raise RuntimeError(f"{argv[0]}: error: unrecognized option '--json'")
+            return raw if argv[0] == "scontrol" else ""
+        doc = json.loads(raw) if isinstance(raw, str) else raw
+        doc = doc[case["raw_key"]] if "raw_key" in case else doc
+        return json.dumps(doc if argv[0] == "sinfo" else {"jobs": []})
+
+    return run
+
+
+def _slurm_disagreement(case: dict[str, Any]) -> str | None:
+    collector = SlurmCollector(_slurm_runner(case))
+    events = [check(e) for e in collector.poll(0)]
+    refused = [e for e in events if isinstance(e, DeadLetter)]
+    assert not refused, f"{case['id']}: the collector made an invalid event: {refused}"
+    conds = {e.node: e.data for e in events if isinstance(e, NodeCondition)}
+    inventory = {e.node: e.data for e in events if isinstance(e, NodeInventory)}
+    want = case["expected"]["nodes"]
+    if set(conds) != set(want):
+        return f"nodes {sorted(conds)} != {sorted(want)}"
+    for node, fields in want.items():
+        c, extra = conds[node], conds[node].model_extra or {}
+        read = {
+            "status": c.status,
+            "reason": c.reason,
+            "reason_set_by": extra.get("reason_set_by"),
+            "slurm_reason": extra.get("slurm_reason"),
+            "reason_time": extra.get("reason_time"),
+            "gpus": inventory[node].gpus,
+            "pool": inventory[node].pool,
+        }
+        expect = {k: v for k, v in fields.items() if k != "reason_time_local"}
+        if "reason_time_local" in fields:  # scontrol text: the controller's local time, no zone
+            expect["reason_time"] = datetime.fromisoformat(fields["reason_time_local"]).astimezone()
+        if isinstance(expect.get("reason_time"), int):
+            expect["reason_time"] = datetime.fromtimestamp(expect["reason_time"], UTC)
+        if isinstance(expect.get("reason_time"), datetime):
+            expect["reason_time"] = expect["reason_time"].astimezone(UTC).isoformat()
+        got = {k: read[k] for k in expect}
+        if got != expect:
+            return f"{node}: {got} != {expect}"
+    return None
+
+
 def _agreement(family: str, judge: Any) -> tuple[int, dict[str, str]]:
     total, wrong = 0, {}
     for case in cases(family):
@@ -95,9 +147,11 @@ def _agreement(family: str, judge: Any) -> tuple[int, dict[str, str]]:
     return total, wrong
 
 
-@pytest.mark.parametrize(("family", "judge"), [("dcgm", _dcgm_disagreement)])
-def test_real_inputs_are_read_as_their_reference_reads_them(family: str, judge: Any) -> None:
+@pytest.mark.parametrize(
+    ("family", "judge", "at_least"), [("dcgm", _dcgm_disagreement, 10), ("slurm", _slurm_disagreement, 9)]
+)
+def test_real_inputs_are_read_as_their_reference_reads_them(family: str, judge: Any, at_least: int) -> None:
     total, wrong = _agreement(family, judge)
-    assert total >= 10, f"{family}: too few cases to judge ({total})"
+    assert total >= at_least, f"{family}: too few cases to judge ({total})"
     agreed = (total - wrong.__len__()) / total
     assert agreed >= AGREEMENT, f"{family}: {agreed:.0%} of {total} agree; disagreements: {wrong}"

@@ -53,7 +53,11 @@ def test_first_round_reports_every_node_and_the_drain_with_who_set_it() -> None:
     drained = conds["gpu02"]
     assert (drained.condition, drained.status, drained.reason) == ("SlurmState", "False", "IDLE+DRAIN")
     assert drained.message.startswith("ops: bad fan (set by root at ")
-    assert drained.model_extra == {"slurm_reason": "ops: bad fan", "reason_set_by": "root"}
+    assert drained.model_extra == {
+        "slurm_reason": "ops: bad fan",
+        "reason_set_by": "root",
+        "reason_time": "2026-11-23T20:16:49+00:00",
+    }
     assert (conds["gpu01"].status, conds["gpu01"].reason, conds["gpu01"].message) == ("True", "IDLE", "")
     alloc = {e.node: e.data.allocatable_gpus for e in events if isinstance(e, SchedulerState)}
     assert alloc == {"gpu01": 4, "gpu02": 0, "gpu03": 4, "gpu04": 4, None: 12}
@@ -107,3 +111,48 @@ def test_a_recording_of_two_rounds_passes_the_pipeline_gate(tmp_path: Path) -> N
     items = list(read_recording(out))  # the same gate the node stage applies (inventory first, ...)
     assert not [i for i in items if isinstance(i, DeadLetter)], items
     assert stats.rounds == 2 and stats.events["agent.heartbeat"] == 8
+
+
+def test_without_json_the_collector_reads_scontrol_text_and_stays_there() -> None:
+    calls: list[list[str]] = []
+    text = (
+        "NodeName=gpu01 State=MIXED+DRAIN Gres=gpu:8 Partitions=h100 "
+        "OS=Linux 5.15 #1 SMP Reason=GPU 2 fell off the bus [ops@2026-12-01T10:00:00]\n"
+    )
+
+    def runner(argv: Sequence[str], timeout_s: float) -> str:
+        calls.append(list(argv))
+        if "--json" in argv:
+            raise RuntimeError(f"{argv[0]} --json exited 1: sinfo: unrecognized option '--json'")
+        return text if argv[0] == "scontrol" else "PENDING|Resources\n"
+
+    c = SlurmCollector(runner)
+    events = _round(c)
+    cond = next(e for e in events if isinstance(e, NodeCondition))
+    assert (cond.node, cond.data.status, cond.data.reason) == ("gpu01", "False", "MIXED+DRAIN")
+    assert (
+        cond.data.model_extra is not None
+        and cond.data.model_extra["slurm_reason"] == "GPU 2 fell off the bus"
+    )
+    inv = next(e for e in events if isinstance(e, NodeInventory))
+    assert (inv.data.gpus, inv.data.pool) == (8, "h100")
+    calls.clear()
+    _round(c)
+    assert all("--json" not in argv for argv in calls)  # no JSON retry every round
+
+
+def test_a_controller_error_in_json_is_not_taken_for_missing_json() -> None:
+    runner = Captured()
+    runner.sinfo["errors"] = [{"error": "Unable to contact slurm controller", "errno": 1}]
+    c = SlurmCollector(runner)
+    with pytest.raises(RuntimeError, match="Unable to contact"):
+        _round(c)
+    assert not c.text_mode
+
+
+def test_neither_json_nor_text_fails_the_round_naming_both() -> None:
+    def runner(argv: Sequence[str], timeout_s: float) -> str:
+        raise RuntimeError(f"{argv[0]} exited 1: slurm_load_node error: Unable to contact slurm controller")
+
+    with pytest.raises(RuntimeError, match="neither JSON"):
+        _round(SlurmCollector(runner))

@@ -67,3 +67,25 @@ def test_draining_vs_drained_and_active_jobs_by_exact_node_name() -> None:
     assert parsed["gpu02"].drain_phase(0) == "DRAINED"
     assert parsed["gpu03"].drain_phase(0) == "-"
     assert (parsed["gpu01"].gpus, parsed["gpu01"].gpus_used) == (4, 2)
+
+
+def test_slurm_23_documents_keep_flags_in_the_state_list_and_times_as_objects() -> None:
+    # Shapes of slurm.schedmd.com/slurmrestd.html's node example (24.11): state is a list of the base
+    # state and its flags; times are {"set", "infinite", "number"} objects.
+    doc = {
+        "nodes": [
+            {
+                "name": "gpu07",
+                "state": ["MIXED", "DRAIN", "REBOOT_REQUESTED"],
+                "reason": "breakfix: d-9 xid79",
+                "reason_set_by_user": "root",
+                "gres": "gpu:h100:8(S:0-1)",
+                "gres_used": "gpu:h100:2(IDX:0-1)",
+                "boot_time": {"set": True, "infinite": False, "number": 1720820315},
+            }
+        ]
+    }
+    n = parse_nodes(doc)["gpu07"]
+    assert (n.state, n.flags) == ("MIXED", frozenset({"DRAIN", "REBOOT_REQUESTED"}))
+    assert n.drain_flag and n.rebooting and n.ours and n.boot_time == 1720820315
+    assert n.drain_phase(active_jobs=1) == "DRAINING" and (n.gpus, n.gpus_used) == (8, 2)
