@@ -1,4 +1,5 @@
-"""The signal catalog as typed data: loaded from catalog.yaml, overridable per pool/SKU by policy."""
+"""The signal catalog as typed data: loaded from catalog.yaml (Xids from NVIDIA's catalog, nvidia_xids.yaml),
+overridable per pool/SKU by policy."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detectors.nvidia_catalog import xid_catalog
 from schemas.common import FailureDomain
 from schemas.decision import ActionKind
 
@@ -26,6 +28,8 @@ class Signal(BaseModel):
     decisive: bool = False
     application: bool = False
     sympathetic: bool = False
+    informational: bool = False
+    """NVIDIA says to ignore it: kept for the audit trail with no weight, never evidence of a fault."""
     half_life_s: Annotated[float, Field(gt=0)] | None
     action: ActionKind
     source: str
@@ -89,9 +93,19 @@ def format_errors(err: ValidationError) -> str:
     return "\n".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
 
 
+def xid_signals() -> dict[int, dict[str, Any]]:
+    """Every Xid of NVIDIA's catalog read as a signal (``detectors/nvidia_xids.yaml``)."""
+    nv = xid_catalog()
+    return {
+        code: {"name": e.description, **nv.reading(code), "source": nv.source} for code, e in nv.xids.items()
+    }
+
+
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    """The signal catalog; its Xids come from NVIDIA's catalog unless the file lists its own."""
     with open(path) as f:
         raw = yaml.safe_load(f)
+    raw.setdefault("xids", xid_signals())
     return Catalog.model_validate(raw)
 
 

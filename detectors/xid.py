@@ -1,8 +1,10 @@
 """Xids from NVML events and from kernel lines: one meaning, two sources, one slot.
 
-Attribution rules (NVIDIA's catalog): application Xids (13, 31, 43, 69, 45) blame the program, and
-the same application Xid on several GPUs of one job blames the job; NVLink-family Xids on several GPUs
-at once, or right after another GPU's hardware Xid, are sympathetic to that first failure.
+Attribution rules (NVIDIA's catalog): Xids whose immediate resolution is to restart the application
+blame the program, and the same application Xid on several GPUs of one job blames the job; Xids NVIDIA
+says to ignore are kept with no weight; NVLink-family Xids on several GPUs at once, or right after
+another GPU's hardware Xid, are sympathetic to that first failure. Per-line rules (NVLink5 severity,
+Xid 154's recovery action, SXid fatality) are read in :mod:`detectors.xid_reading`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,30 @@ from datetime import datetime
 
 from detectors.catalog import Catalog
 from detectors.emit import observe
-from detectors.kernel_parser import parse_kernel_line
+from detectors.kernel_parser import NODE_LEVEL_KINDS, KernelFinding, parse_kernel_line
 from detectors.state import MAX_JOBS, DetectState
+from detectors.xid_reading import Reading, read_sxid, read_xid
 from schemas.events import GpuXid, NodeKernel
 from schemas.evidence import Evidence
 
 SYMPATHY_WINDOW_S = 60.0
 FABRIC_FANOUT = 3
+REMAP_CHAIN_S = 3600.0
+"""An Xid 63 (row remap recorded) this soon after an Xid 48 on the same GPU is that DBE's remap."""
+
+
+def _note_job(st: DetectState, job: str, gpu: int) -> None:
+    if job in st.app_xid_gpus or len(st.app_xid_gpus) < MAX_JOBS:
+        st.app_xid_gpus.setdefault(job, set()).add(gpu)
+    else:
+        # Forget the oldest job first: bounded memory on nodes that run many jobs.
+        st.app_xid_gpus.pop(next(iter(st.app_xid_gpus)))
+        st.app_xid_gpus[job] = {gpu}
 
 
 def _xid(
     st: DetectState,
-    cat: Catalog,
-    code: int,
+    r: Reading,
     gpu: int | None,
     job: str | None,
     event_id: str,
@@ -32,19 +45,29 @@ def _xid(
     now: float,
     detail: str,
 ) -> list[Evidence]:
-    sig = cat.xid(code)
-    key = f"xid.{code}"
+    sig, key, code = r.signal, r.key, r.code
+    detail = detail or sig.name
+    if r.rule != "catalog":
+        detail = f"{detail} [{r.rule}]"
+    if r.clears:
+        for k in [k for k in st.slots if k[1] == gpu and k[2].startswith(f"xid.{code}.")]:
+            del st.slots[k]
+            st.dirty = True
     if sig.application:
         if job is not None and gpu is not None:
-            if job in st.app_xid_gpus or len(st.app_xid_gpus) < MAX_JOBS:
-                st.app_xid_gpus.setdefault(job, set()).add(gpu)
-            else:
-                # Forget the oldest job first: bounded memory on nodes that run many jobs.
-                st.app_xid_gpus.pop(next(iter(st.app_xid_gpus)))
-                st.app_xid_gpus[job] = {gpu}
+            _note_job(st, job, gpu)
         if job is not None and len(st.app_xid_gpus.get(job, ())) >= 2:
             detail = f"job {job}: application Xid {code} on GPUs {sorted(st.app_xid_gpus[job])}"
-        ev = observe(st, key, sig, gpu, event_id, source, when, now, "application", detail or sig.name)
+        ev = observe(st, key, sig, gpu, event_id, source, when, now, "application", detail)
+        return [ev] if ev else []
+    if sig.informational:
+        if code == 63 and (sig.domain.value, gpu, "xid.48") in st.slots:
+            detail = (
+                f"{detail}: the row remap of the earlier Xid 48, applied by the GPU reset the 48 proposes"
+            )
+        ev = observe(
+            st, key, sig, gpu, event_id, source, when, now, detail=f"informational ({r.resolution}): {detail}"
+        )
         return [ev] if ev else []
     attribution = "hardware"
     if sig.sympathetic and st.last_hw_xid is not None:
@@ -66,25 +89,30 @@ def _xid(
             detail = f"Xid {code} on {len(fanout)} GPUs within {SYMPATHY_WINDOW_S:.0f}s: fabric-level"
     if not sig.sympathetic and gpu is not None:
         st.last_hw_xid = (now, gpu)
-    ev = observe(st, key, sig, gpu, event_id, source, when, now, attribution, detail or sig.name)  # type: ignore[arg-type]
+    ev = observe(st, key, sig, gpu, event_id, source, when, now, attribution, detail)  # type: ignore[arg-type]
     return [ev] if ev else []
 
 
 def detect_xid(st: DetectState, ev: GpuXid, cat: Catalog, now: float) -> list[Evidence]:
     extra = ev.data.model_extra or {}
     job = extra.get("job")
+    message = ev.data.message or ""
     return _xid(
         st,
-        cat,
-        ev.data.xid,
+        read_xid(cat, ev.data.xid, message),
         ev.data.gpu,
         job if isinstance(job, str) else None,
         ev.id,
         ev.source,
         ev.time,
         now,
-        ev.data.message or "",
+        message,
     )
+
+
+def _detail(f: KernelFinding) -> str:
+    mig = f" (MIG GPU instance {f.gpu_instance})" if f.gpu_instance is not None else ""
+    return f"{f.message[:200]}{mig}"
 
 
 def detect_kernel(st: DetectState, ev: NodeKernel, cat: Catalog, now: float) -> list[Evidence]:
@@ -94,17 +122,25 @@ def detect_kernel(st: DetectState, ev: NodeKernel, cat: Catalog, now: float) -> 
         return []
     gpu = st.bus_to_gpu.get(finding.bus_id) if finding.bus_id else None
     if finding.kind == "xid" and finding.xid is not None:
-        return _xid(st, cat, finding.xid, gpu, None, ev.id, ev.source, ev.time, now, finding.message)
+        reading = read_xid(cat, finding.xid, finding.message)
+        return _xid(st, reading, gpu, None, ev.id, ev.source, ev.time, now, _detail(finding))
+    if finding.kind == "sxid" and finding.xid is not None:
+        if finding.fatal is None:
+            return []  # a later line of an SXid report: the first line carried its meaning
+        r = read_sxid(cat, finding.xid, finding.fatal, finding.link)
+        detail = f"SXid {r.code} {r.signal.name} [{r.rule}]"
+        out = observe(st, r.key, r.signal, None, ev.id, ev.source, ev.time, now, detail=detail)
+        return [out] if out else []
     sig = cat.kernel_patterns[finding.kind]
     out = observe(
         st,
         f"kernel.{finding.kind}",
         sig,
-        None if finding.kind in ("sxid", "mce", "hung_task") else gpu,
+        None if finding.kind in NODE_LEVEL_KINDS else gpu,
         ev.id,
         ev.source,
         ev.time,
         now,
-        detail=finding.message[:200],
+        detail=_detail(finding),
     )
     return [out] if out else []

@@ -1,0 +1,114 @@
+"""One Xid or SXid line read the way NVIDIA's catalog reads it, including the per-line rules.
+
+Most Xids mean one thing whatever the line says. For some NVIDIA gives per-line rules, applied here:
+- NVLink5 Xids 144-150 print a unit and a severity: Fatal / Link Fatal → RESET_GPU, Non-fatal → IGNORE;
+- Xid 154 names the driver's new recovery action: the product follows it (None clears the earlier one);
+- Xids 94/95 print what was contained or not; 63 after a 48 is the row-remap step of the 48 workflow;
+- an SXid line says Fatal or Non-fatal and names the link: the line's own fatality decides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from detectors.catalog import Catalog, Signal
+from detectors.nvidia_catalog import sxid_catalog, xid_catalog
+from schemas.decision import ActionKind
+
+NVLINK5 = range(144, 151)
+_SEVERITY = re.compile(r"\b(Link Fatal|Fatal|Non-?fatal)\b", re.IGNORECASE)
+_UNIT = re.compile(r"^(?P<unit>[A-Z][A-Z0-9_/]*)\b")
+_RECOVERY = re.compile(r"to 0x(?P<to>[0-9a-fA-F]+)(?: \((?P<name>[^)]*)\))?")
+_CONTAINED = re.compile(r"\b(?P<kind>Contained|Uncontained): (?P<unit>[\w ]+?)\s*\(")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    code: int
+    key: str
+    """Slot key: one per meaning, so a non-fatal and a fatal report of one Xid never share a slot."""
+    signal: Signal
+    resolution: str
+    """NVIDIA's resolution that applies to this line."""
+    rule: str
+    """Which rule decided (``catalog``, or the per-line rule and what it read)."""
+    clears: bool = False
+    """Xid 154 back to None: the driver withdrew its earlier recovery action."""
+
+
+def _informational(sig: Signal) -> Signal:
+    return sig.model_copy(
+        update={"weight": 0.0, "decisive": False, "action": ActionKind.NONE, "informational": True}
+    )
+
+
+def read_xid(cat: Catalog, code: int, message: str) -> Reading:
+    """The reading of Xid ``code`` printed with ``message`` (the text after pid/name)."""
+    sig = cat.xid(code)
+    key = f"xid.{code}"
+    entry = xid_catalog().xids.get(code)
+    resolution = entry.immediate if entry else "UNLISTED"
+    if code in NVLINK5:
+        return _nvlink5(cat, code, sig, key, message)
+    if code == 154:
+        return _recovery(code, sig, key, message)
+    if code in (94, 95):
+        m = _CONTAINED.search(message)
+        if m:
+            return Reading(code, key, sig, resolution, f"{m['kind'].lower()} error in {m['unit'].strip()}")
+    return Reading(code, key, sig, resolution, "catalog")
+
+
+def _nvlink5(cat: Catalog, code: int, sig: Signal, key: str, message: str) -> Reading:
+    m = _SEVERITY.search(message)
+    if m is None:
+        return Reading(code, key, sig, "WORKFLOW_NVLINK5_ERR", "no severity on the line: NVLink5 workflow")
+    severity = m[1].lower()
+    unit_m = _UNIT.match(message.strip())
+    unit = unit_m["unit"] if unit_m else "?"
+    resolution = xid_catalog().nvlink5.severities.get(severity, "WORKFLOW_NVLINK5_ERR")
+    rule = f"NVLink5 unit {unit}, severity {m[1]}"
+    if resolution == "IGNORE":
+        return Reading(code, f"{key}.nonfatal", _informational(sig), resolution, rule)
+    reset = sig.model_copy(update={"weight": max(sig.weight, 0.6), "action": ActionKind.GPU_RESET})
+    return Reading(code, f"{key}.fatal", reset, resolution, rule)
+
+
+def _recovery(code: int, sig: Signal, key: str, message: str) -> Reading:
+    m = _RECOVERY.search(message)
+    target = xid_catalog().recovery_actions.get(int(m["to"], 16)) if m else None
+    if target is None:
+        return Reading(code, key, sig, "XID_154", "recovery action not named on the line")
+    rule = f"recovery action now {target.name}"
+    if target.action == ActionKind.NONE:
+        return Reading(code, key, _informational(sig), "XID_154", rule, clears=True)
+    follow = sig.model_copy(
+        update={
+            "weight": 0.9 if target.decisive else 0.5,
+            "decisive": target.decisive,
+            "action": target.action,
+            "informational": False,
+        }
+    )
+    return Reading(code, f"{key}.{target.action.value}", follow, f"XID_154: {target.name}", rule)
+
+
+def read_sxid(cat: Catalog, code: int, fatal: bool, link: int | None) -> Reading:
+    """An SXid report line that states its fatality (continuation lines carry none and are not read)."""
+    nv = sxid_catalog()
+    entry = nv.sxids.get(code)
+    name = entry.name if entry else f"SXid {code}"
+    where = f" on link {link}" if link is not None else ""
+    if not fatal:
+        reading = nv.nonfatal_signal.model_dump(exclude_unset=True)
+        sig = Signal(name=name, informational=True, source="nvidia-sxid", **reading)
+        return Reading(code, f"sxid.{code}.nonfatal", sig, "IGNORE", f"non-fatal{where}")
+    resolution = entry.immediate if entry and entry.immediate else "RESET_FABRIC"
+    action = nv.immediate_actions[resolution]
+    base = nv.fatal_signal.model_dump(exclude_unset=True)
+    weight = base.pop("weight") if action != ActionKind.NONE else base.pop("weight") * 0.0
+    sig = Signal(name=name, weight=weight, source="nvidia-sxid", **{**base, "action": action})
+    if action == ActionKind.NONE:
+        sig = _informational(sig)
+    return Reading(code, f"sxid.{code}", sig, resolution, f"fatal{where}")
