@@ -102,6 +102,17 @@ class NvLink5(BaseModel):
     units: dict[int, list[str]]
 
 
+class LineDeviation(BaseModel):
+    """A per-line rule under which one line proposes more than its Xid's immediate resolution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    xid: int
+    rule: str
+    action: ActionKind
+    why: str
+
+
 class XidCatalog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,6 +121,7 @@ class XidCatalog(BaseModel):
     resolutions: dict[str, ProductReading]
     nvlink5: NvLink5
     recovery_actions: dict[int, RecoveryAction]
+    line_deviations: list[LineDeviation] = []
     xids: dict[int, XidEntry]
 
     @model_validator(mode="after")
@@ -129,7 +141,10 @@ class XidCatalog(BaseModel):
         """The product's reading of one Xid: its resolution's default with its own overrides."""
         e = self.xids[code]
         base = self.resolutions[e.immediate].model_dump(exclude_unset=True)
-        return {**base, **e.product.model_dump(exclude_unset=True)}
+        own = e.product.model_dump(exclude_unset=True)
+        if own.get("action", ActionKind.NONE) != ActionKind.NONE:
+            base.pop("informational", None)  # an entry that proposes an action is not informational
+        return {**base, **own}
 
 
 SxidFatality = Literal["always", "potential", "never"]

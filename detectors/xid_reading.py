@@ -20,7 +20,10 @@ NVLINK5 = range(144, 151)
 _SEVERITY = re.compile(r"\b(Link Fatal|Fatal|Non-?fatal)\b", re.IGNORECASE)
 _UNIT = re.compile(r"^(?P<unit>[A-Z][A-Z0-9_/]*)\b")
 _RECOVERY = re.compile(r"to 0x(?P<to>[0-9a-fA-F]+)(?: \((?P<name>[^)]*)\))?")
-_CONTAINED = re.compile(r"\b(?P<kind>Contained|Uncontained): (?P<unit>[\w ]+?)\s*\(")
+_CONTAINED = re.compile(r"\b(?P<kind>Contained|Uncontained): (?P<unit>[\w ]+?)\s*[(.]")
+# The driver's error-containment report ends "RST: Yes|No, D-RST: Yes|No": whether it marked the GPU for
+# a reset, or for a drain and reset (open-gpu-kernel-modules, _gpuGenerateErrorLog for GA100 and later).
+_RESET_FLAGS = re.compile(r"RST: (?P<rst>Yes|No), D-RST: (?P<drst>Yes|No)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +57,21 @@ def read_xid(cat: Catalog, code: int, message: str) -> Reading:
     if code == 154:
         return _recovery(code, sig, key, message)
     if code in (94, 95):
-        m = _CONTAINED.search(message)
-        if m:
-            return Reading(code, key, sig, resolution, f"{m['kind'].lower()} error in {m['unit'].strip()}")
+        return _containment(code, sig, key, resolution, message)
     return Reading(code, key, sig, resolution, "catalog")
+
+
+def _containment(code: int, sig: Signal, key: str, resolution: str, message: str) -> Reading:
+    m = _CONTAINED.search(message)
+    rule = f"{m['kind'].lower()} error in {m['unit'].strip()}" if m else "catalog"
+    flags = _RESET_FLAGS.search(message)
+    marked = flags is not None and "Yes" in (flags["rst"], flags["drst"])
+    if code == 94 and marked:
+        reset = sig.model_copy(update={"weight": 0.6, "action": ActionKind.GPU_RESET, "application": False})
+        return Reading(
+            code, f"{key}.reset", reset, resolution, f"{rule}; the driver marked the GPU for reset"
+        )
+    return Reading(code, key, sig, resolution, rule)
 
 
 def _nvlink5(cat: Catalog, code: int, sig: Signal, key: str, message: str) -> Reading:
@@ -75,9 +89,19 @@ def _nvlink5(cat: Catalog, code: int, sig: Signal, key: str, message: str) -> Re
     return Reading(code, f"{key}.fatal", reset, resolution, rule)
 
 
-def _recovery(code: int, sig: Signal, key: str, message: str) -> Reading:
+def recovery_target(message: str) -> int | None:
+    """The recovery action an Xid 154 line changes to (nvmlGpuRecoveryAction_t value).
+
+    >>> recovery_target("GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)")
+    4
+    """
     m = _RECOVERY.search(message)
-    target = xid_catalog().recovery_actions.get(int(m["to"], 16)) if m else None
+    return int(m["to"], 16) if m else None
+
+
+def _recovery(code: int, sig: Signal, key: str, message: str) -> Reading:
+    to = recovery_target(message)
+    target = xid_catalog().recovery_actions.get(to) if to is not None else None
     if target is None:
         return Reading(code, key, sig, "XID_154", "recovery action not named on the line")
     rule = f"recovery action now {target.name}"

@@ -1,8 +1,10 @@
 """Kernel log collector: node.kernel for GPU-relevant lines from a file, /dev/kmsg or journald.
 
-Only a cheap prefilter runs here (NVRM, Xid, SXid, NVSwitch, ECC, MCE, "fallen off the bus", ...);
-parsing a line into a fault is the detectors' job, so every line that could matter is forwarded
-verbatim and the node stage stays the one place that interprets kernel text.
+Only a cheap prefilter runs here (NVRM, Xid, SXid, NVSwitch, ECC, MCE, "fallen off the bus", hung tasks,
+soft lockups, ...); parsing a line into a fault is the detectors' job, so every line that could matter is
+forwarded verbatim and the node stage stays the one place that interprets kernel text. The one exception
+is joining: the driver prints "The NVIDIA GPU <bus> ... has fallen off the bus" over three lines, and
+only the first names the GPU, so those lines are forwarded as one event.
 
 Three readers share one interface (``read(deadline) -> list[(line, ids)]``):
 - :class:`FileFollower` follows a log file across rotation (new inode) and truncation, like ``tail -F``;
@@ -31,6 +33,7 @@ import orjson
 from breakfix.collect.base import CollectorUnavailable, Event
 from breakfix.collect.gpu_fields import SYSFS_PCI, pci_gpus
 from breakfix.collect.inventory import InventoryConfig, inventory_event
+from detectors.kernel_parser import starts_fallen_off_message
 from streams.producer import build_event
 
 SOURCE = "collect.kernel"
@@ -40,8 +43,12 @@ INVENTORY_EVERY_S = 600.0
 PREFILTER = re.compile(
     r"NVRM|NVSwitch|\bS?Xid\b|nvidia-(?:nvswitch|peermem|uvm|modeset)|fallen off the bus|"
     r"\bECC\b|EDAC|\bMCE\b|[Mm]achine [Cc]heck|mce: |Hardware Error|\bPCIe Bus Error\b|\bAER\b|"
-    r"GPU has fallen|NVLink|nvidia-fabricmanager",
+    r"GPU has fallen|NVLink|nvidia-fabricmanager|"
+    # kernel/hung_task.c and kernel/watchdog.c: a hung runtime or a stuck driver thread (detectors read both).
+    r"blocked for more than \d+ seconds|soft lockup - CPU",
 )
+MAX_JOINED = 4
+"""Lines of one multi-line driver message held for joining, at most."""
 
 
 def interesting(line: str) -> bool:
@@ -53,6 +60,48 @@ def interesting(line: str) -> bool:
     False
     """
     return PREFILTER.search(line) is not None
+
+
+Line = tuple[str, str | None, datetime | None]
+
+
+class MessageJoiner:
+    """Holds the first line of the driver's multi-line "fallen off the bus" message and the NVRM lines
+    after it, and gives them back as one line (id and time of the first), so the bus id stays with it.
+
+    >>> j = MessageJoiner()
+    >>> j.feed(("NVRM: The NVIDIA GPU 0000:18:00.0", None, None))
+    []
+    >>> j.feed(("NVRM: (PCI ID: 10de:2901) installed in this system has", None, None))
+    []
+    >>> [text] = j.feed(("NVRM: fallen off the bus and is not responding to commands.", None, None))
+    >>> text[0].count("NVRM")
+    3
+    """
+
+    def __init__(self) -> None:
+        self._held: list[Line] = []
+
+    def feed(self, item: Line) -> list[Line]:
+        out: list[Line] = []
+        if self._held:
+            if "NVRM:" in item[0] and len(self._held) < MAX_JOINED:
+                self._held.append(item)
+                return [self._joined()] if "fallen off the bus" in item[0] else []
+            out.append(self._joined())
+        if starts_fallen_off_message(item[0]):
+            self._held = [item]
+            return out
+        return [*out, item]
+
+    def flush(self) -> list[Line]:
+        return [self._joined()] if self._held else []
+
+    def _joined(self) -> Line:
+        text = "\n".join(line for line, _, _ in self._held)
+        _, stable_id, when = self._held[0]
+        self._held = []
+        return text, stable_id, when
 
 
 class Reader(Protocol):
@@ -267,6 +316,7 @@ class KernelLogCollector:
         self.forwarded = 0
         self.skipped = 0
         self._last_inventory: float | None = None
+        self._joiner = MessageJoiner()
 
     def poll(self, deadline: float) -> Iterator[Event]:
         now = time.monotonic()
@@ -275,7 +325,10 @@ class KernelLogCollector:
             bus_ids = pci_gpus(self.sysfs_pci)
             yield inventory_event(SOURCE, self.node, self.inventory, gpus=len(bus_ids), gpu_bus_ids=bus_ids)
         while True:
-            batch = self.reader.read(deadline)
+            batch = [out for item in self.reader.read(deadline) for out in self._joiner.feed(item)]
+            done = time.monotonic() >= deadline
+            if done:
+                batch += self._joiner.flush()
             for line, stable_id, when in batch:
                 if not line.strip() or not interesting(line):
                     self.skipped += 1
@@ -283,7 +336,7 @@ class KernelLogCollector:
                 self.forwarded += 1
                 event_id = f"{SOURCE}-{self.node}-{stable_id}" if stable_id else None
                 yield build_event("node.kernel", SOURCE, self.node, {"line": line[:MAX_LINE]}, when, event_id)
-            if time.monotonic() >= deadline:
+            if done:
                 return
 
     def nodes(self) -> list[str]:
