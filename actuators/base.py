@@ -2,7 +2,7 @@
 
 Where this sits: the workflow engine (actuators/workflow/) walks a playbook's steps and hands each one
 to the actuator registered under ``step.actuator`` (``kubernetes``, ``slurm``, ``node_agent``,
-``ticket``, ``health_override``, ``validate``). Actuators are the only code that touches real
+``ticket``, ``health_override``, ``validate``, ``nico``). Actuators are the only code that touches real
 infrastructure, so the contract carries the safety rules with it:
 
 - every mutating step calls :func:`ensure_allowed` at the last moment (kill switch and exclusions may
@@ -29,7 +29,7 @@ OWNER = "breakfix"
 TAINT_KEY = "breakfix.io/quarantine"
 REASON_PREFIX = "breakfix:"
 
-ActuatorKind = Literal["kubernetes", "slurm", "node_agent", "ticket", "health_override", "validate"]
+ActuatorKind = Literal["kubernetes", "slurm", "node_agent", "ticket", "health_override", "validate", "nico"]
 ACTUATOR_KINDS: tuple[str, ...] = get_args(ActuatorKind)
 
 
