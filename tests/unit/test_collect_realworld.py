@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 
 from breakfix.collect.dcgm import DcgmCollector
+from detectors.catalog import default_catalog
+from detectors.signals import detect_condition
+from detectors.state import DetectState
 from breakfix.collect.slurm import SlurmCollector
 from schemas.deadletter import DeadLetter
 from schemas.events import GpuSample, GpuXid, NodeCondition, NodeInventory
 from streams.producer import check
+from tests.builders import ev
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared" / "realworld"
@@ -137,6 +141,22 @@ def _slurm_disagreement(case: dict[str, Any]) -> str | None:
     return None
 
 
+def _npd_disagreement(case: dict[str, Any]) -> str | None:
+    """A problem condition NPD sets True must become evidence in a failure domain; False must not."""
+    raw = case["raw"]
+    event = ev("node.condition", "n1", 60, raw)
+    found = detect_condition(DetectState("n1"), event, default_catalog(), event.time.timestamp())  # type: ignore[arg-type]
+    want = case["expected"]["problem"] and raw["status"] == "True"
+    if want and not found:
+        return f"{raw['condition']}={raw['status']} is no evidence"
+    if not want and found:
+        return f"{raw['condition']}={raw['status']} became evidence {found}"
+    cleared = ev("node.condition", "n1", 61, dict(raw, status="False"))
+    if detect_condition(DetectState("n1"), cleared, default_catalog(), 61.0):  # type: ignore[arg-type]
+        return f"{raw['condition']}=False (no problem) became evidence"
+    return None
+
+
 def _agreement(family: str, judge: Any) -> tuple[int, dict[str, str]]:
     total, wrong = 0, {}
     for case in cases(family):
@@ -148,7 +168,12 @@ def _agreement(family: str, judge: Any) -> tuple[int, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("family", "judge", "at_least"), [("dcgm", _dcgm_disagreement, 10), ("slurm", _slurm_disagreement, 9)]
+    ("family", "judge", "at_least"),
+    [
+        ("dcgm", _dcgm_disagreement, 10),
+        ("slurm", _slurm_disagreement, 9),
+        ("npd", _npd_disagreement, 13),
+    ],
 )
 def test_real_inputs_are_read_as_their_reference_reads_them(family: str, judge: Any, at_least: int) -> None:
     total, wrong = _agreement(family, judge)
