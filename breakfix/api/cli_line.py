@@ -133,8 +133,20 @@ _BUILDERS: dict[str, Callable[[Args], list[str]]] = {
         str(a.get("ticket_id", "")),
         *_opt("--resolution", a.get("resolution")),
     ],
-    "sql.query": lambda a: ["sql", str(a.get("query", ""))],
+    "sql.query": lambda a: ["sql", "--api", str(a.get("query", ""))],
 }
+
+
+API_COMMANDS = frozenset(build({})[0] for build in _BUILDERS.values())
+"""The commands an audit line can name: each one a call of the API (``sql`` only with ``--api``)."""
+
+
+def through_api(args: list[str]) -> bool:
+    """Whether ``breakfix ARGS`` only talks to the API (what ``audit replay`` may run): one of the
+    operator verbs, never a raw-store option, and ``sql`` only in its ``--api`` form."""
+    if not args or args[0] not in API_COMMANDS or "--store" in args:
+        return False
+    return args[0] != "sql" or "--api" in args
 
 
 def cli_line(operation: str, args: Args) -> str:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json, store_errors
 from breakfix.cli.metrics_cmd import serve_metrics
+from breakfix.cli.ops_common import SERVER_OPT, TOKEN_OPT, call
 from streams.store.base import Rows, Store, StoreError, StoreUnavailable
 from streams.store.dsn import open_store
 from streams.store.migrate import Retention, migrate, set_retention
@@ -118,12 +119,26 @@ def db_migrate(
 def sql(
     query: str = typer.Argument(..., help="One SQL statement; tables live in the 'breakfix' database."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    api: bool = typer.Option(
+        False, "--api", help="Ask the HTTP API (one read-only SELECT, your token's role and audit record)."
+    ),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print rows as a JSON list of objects."),
 ) -> None:
-    """Run SQL against the audit store and print the result.
+    """Run SQL against the audit store (you need its credentials) or, with --api, through the API.
 
     Example: breakfix sql "SELECT to_state, count() FROM breakfix.decisions FINAL GROUP BY to_state"
+    Example: breakfix sql --api "SELECT actor, count() FROM audit GROUP BY actor" --token "$TOKEN"
     """
+    if api:
+        got = call(server, token, lambda c: c.sql(query))
+        rows = Rows(tuple(got["columns"]), [tuple(r) for r in got["rows"]])
+        if as_json:
+            print_json(_jsonable(rows))
+        else:
+            _print_rows(rows)
+        return
     s = _open(store)
     try:
         rows = s.query(query)

@@ -2,7 +2,9 @@
 
 Every API call's audit record carries the equivalent ``breakfix`` command line (``params.cli``).
 Replay runs that line through this CLI with YOUR server and token, so an operator can repeat exactly
-what an agent did over MCP, under their own role and their own audit record.
+what an agent did over MCP, under their own role and their own audit record. Only lines that are API
+calls are run (``breakfix.api.cli_line.through_api``): the API judges the call again under the
+replayer's role, and nothing reaches the store but through it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import click
 import typer
 
+from breakfix.api.cli_line import through_api
 from breakfix.cli.common import console, err_console, fail
 from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit, table
 from breakfix.opsclient import ApiTarget
@@ -91,6 +94,14 @@ def audit_replay(
     args = shlex.split(line)[1:] if line.startswith("breakfix ") else []
     if not args:
         fail(f"audit record {audit_id} ({record.get('action')}) has no replayable command line")
+    if not through_api(args):
+        # A line recorded by an older version (``breakfix sql QUERY`` ran on the raw store) or
+        # written into the store by hand: run it, and a refused DELETE becomes a real one under
+        # the replayer's name. Only API calls are replayed, so the API judges them again.
+        fail(
+            f"audit record {audit_id} names a command that does not go through the API: {line}",
+            "run the equivalent API command yourself (e.g. `breakfix sql --api QUERY`), under your token",
+        )
     if REDACTED in args:
         fail(
             "this call carried an approval token, which is never recorded",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from breakfix.cli.main import app
+from schemas.audit import AuditRecord
+from streams.store.rows import COLUMNS, audit_row
 from tests.fixtures import api as fx
 
 api_server = fx.api_server
@@ -195,3 +199,43 @@ def test_audit_list_and_replay_with_my_token(cli: Any, api_server: fx.ApiServer)
 
     missing = cli("operator", "audit", "replay", "api-nope")
     assert missing.exit_code == 2 and "no audit record" in missing.stderr
+
+
+def _audit_rows(api_server: fx.ApiServer) -> int:
+    return int(api_server.store.query(f"SELECT count() FROM {api_server.store.database}.audit").rows[0][0])
+
+
+def test_replaying_a_refused_sql_call_goes_through_the_api_under_my_token(
+    cli: Any, api_server: fx.ApiServer
+) -> None:
+    """An agent's refused ``DELETE`` must stay refused when an operator replays it: the replay asks
+    the API (which judges it again under the operator's role), never the raw store."""
+    delete = "ALTER TABLE audit DELETE WHERE 1"
+    refused = cli("agent", "sql", "--api", delete)
+    assert refused.exit_code == 1 and "HTTP 422" in refused.stderr, refused.output
+    rows = ok_json(cli("viewer", "audit", "list", "--actor", "agent-user", "--json"))
+    record = next(r for r in rows if r["action"] == "sql.query" and r["status"] == 422)
+    assert record["params"]["cli"].startswith("breakfix sql --api ")
+    before = _audit_rows(api_server)
+    replayed = cli("operator", "audit", "replay", record["id"])
+    assert replayed.exit_code == 1 and "HTTP 422" in replayed.stderr, replayed.output
+    assert _audit_rows(api_server) > before, "nothing was deleted, and the replay itself was audited"
+    mine = ok_json(cli("viewer", "audit", "list", "--actor", "operator-user", "--limit", "5", "--json"))
+    assert any(r["action"] == "sql.query" and r["status"] == 422 for r in mine)
+
+
+def test_a_recorded_line_that_bypasses_the_api_is_never_replayed(cli: Any, api_server: fx.ApiServer) -> None:
+    """A line as older versions recorded it (``breakfix sql QUERY`` ran on the raw store), or one
+    written into the store by whoever can: replay refuses it and runs nothing."""
+    store = api_server.store
+    lines = ("breakfix sql 'TRUNCATE TABLE audit'", "breakfix db migrate --store chdb:///tmp/x",
+             "breakfix nodes --store chdb:///tmp/x")  # fmt: skip
+    for line in lines:
+        forged = AuditRecord(id=f"api-forged-{uuid.uuid4().hex}", time=datetime.now(UTC), actor="agent-user",
+                             role="agent", initiator="agent", surface="mcp", action="sql.query",
+                             allowed=False, status=422, params={"cli": line})  # fmt: skip
+        store.insert("audit", COLUMNS["audit"], [audit_row(forged)])
+        before = _audit_rows(api_server)
+        res = cli("operator", "audit", "replay", forged.id)
+        assert res.exit_code == 2 and "does not go through the API" in res.stderr, res.output
+        assert _audit_rows(api_server) >= before
