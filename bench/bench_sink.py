@@ -34,7 +34,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker
 from streams.sink import SinkConfig, SinkCore, ingest_table, run_sink
 from streams.store.base import Store
@@ -59,13 +59,13 @@ async def produce(bootstrap: str, prefix: str, values: list[bytes]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics(
-        [NewTopic(prefix + t.name, 12 if t.name == "breakfix.events" else 1, 1) for t in TOPICS]
+        [NewTopic(prefix + t.name, 12 if t.name == Topic.EVENTS else 1, 1) for t in TOPICS]
     )
     await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     for i, v in enumerate(values):
-        await producer.send(prefix + "breakfix.events", v, key=f"node-{i % 1000:04d}".encode())
+        await producer.send(prefix + Topic.EVENTS, v, key=f"node-{i % 1000:04d}".encode())
     await producer.flush()
     await producer.stop()
 
@@ -82,7 +82,7 @@ def raw_insert_s(store: Store, rows: list[TableRow]) -> float:
 
 def staging_insert_s(store: Store, values: list[bytes]) -> float:
     """Seconds for one insert of the published values through the sink's ClickHouse-side checks."""
-    chunk = Chunk("breakfix.events", "bench.breakfix.events", 0, list(range(len(values))),
+    chunk = Chunk(Topic.EVENTS, "bench.breakfix.events", 0, list(range(len(values))),
                   [1_740_787_200_000] * len(values), values)  # fmt: skip
     t0 = time.perf_counter()
     store.insert_arrow("events_ingest", ingest_table([chunk]))
@@ -126,7 +126,7 @@ def main() -> None:
         now = datetime.now(UTC)
         map_t0 = time.perf_counter()
         rows = [
-            r for i, v in enumerate(values) for r in rows_for_message("breakfix.events", v, f"p@{i}", now)
+            r for i, v in enumerate(values) for r in rows_for_message(Topic.EVENTS, v, f"p@{i}", now)
         ]
         map_s = time.perf_counter() - map_t0
         for k in range(args.repeat):

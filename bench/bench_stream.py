@@ -35,13 +35,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from schemas.topics import Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
 from streams.guard_stage import read_progress
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
-EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
+EVENTS, DECISIONS, PROPOSALS = Topic.EVENTS, Topic.DECISIONS, Topic.PROPOSALS
 MARKERS = 24
 """Nodes whose last heartbeat closes the pre-filled stream."""
 

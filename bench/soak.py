@@ -32,12 +32,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from schemas.topics import Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
-EVENTS = "breakfix.events"
+EVENTS = Topic.EVENTS
 STEADY_RATE_10K = 700.0
 """Events/s of a 10,000-node fleet at steady state (one scrape per node every ~14 s)."""
 

@@ -12,7 +12,8 @@ from datetime import datetime
 from detectors.catalog import Signal
 from detectors.slots import Slot
 from detectors.state import DetectState
-from schemas.evidence import Attribution, Evidence
+from schemas.evidence import Evidence
+from schemas.vocab import Attribution
 
 
 def observe(
@@ -24,7 +25,7 @@ def observe(
     source: str,
     when: datetime,
     now: float,
-    attribution: Attribution = "hardware",
+    attribution: Attribution = Attribution.HARDWARE,
     detail: str = "",
     weight: float | None = None,
     model: bool = False,
@@ -41,7 +42,7 @@ def observe(
             sig.half_life_s,
             sig.decisive,
             sig.action.value,
-            attribution,
+            attribution.value,
             source,
             now,
             now,

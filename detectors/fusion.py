@@ -15,6 +15,7 @@ from detectors.slots import EXPIRED_BELOW, Slot
 from detectors.state import DetectState
 from schemas.common import FailureDomain
 from schemas.decision import ACTION_COST, ActionKind
+from schemas.vocab import Attribution, FailureClass
 
 HARDWARE_DOMAINS = frozenset(
     {
@@ -58,8 +59,8 @@ class Assessment:
     signals: int
     top_signal: str
     action: ActionKind
-    failure_class: str
-    attribution: str
+    failure_class: FailureClass
+    attribution: Attribution
     reasons: tuple[str, ...]
     event_ids: tuple[str, ...]
     evidence_time: float
@@ -127,7 +128,7 @@ def _assess(
         for i in s.event_ids:
             if i not in ids:
                 ids.append(i)
-    attribution = "tenant" if top.attribution == "tenant" else "hardware"
+    attribution = Attribution.TENANT if top.attribution == Attribution.TENANT else Attribution.HARDWARE
     return Assessment(
         domain,
         gpu,
@@ -136,7 +137,7 @@ def _assess(
         independent,
         top.signal,
         action,
-        "tenant_report" if attribution == "tenant" else domain.value,
+        FailureClass.TENANT_REPORT if attribution == Attribution.TENANT else FailureClass.of(domain),
         attribution,
         reasons,
         tuple(ids[:32]),
@@ -146,7 +147,7 @@ def _assess(
 
 
 def _attribute_change(a: Assessment, st: DetectState, cfg: FusionConfig) -> Assessment:
-    if a.decisive or a.domain not in CHANGE_PRONE or a.attribution != "hardware":
+    if a.decisive or a.domain not in CHANGE_PRONE or a.attribution != Attribution.HARDWARE:
         return a
     for t, kind, version in reversed(st.changes):
         if 0 <= a.episode_start - t <= cfg.change_window_s:
@@ -159,8 +160,8 @@ def _attribute_change(a: Assessment, st: DetectState, cfg: FusionConfig) -> Asse
                 a.signals,
                 a.top_signal,
                 ActionKind.ROLLBACK_CHANGE,
-                "change_regression",
-                "change",
+                FailureClass.CHANGE_REGRESSION,
+                Attribution.CHANGE,
                 (why, *a.reasons),
                 a.event_ids,
                 a.evidence_time,
@@ -184,8 +185,8 @@ def _application(st: DetectState, app: list[Slot], now: float, cfg: FusionConfig
         1,
         live[0].signal,
         ActionKind.OBSERVE,
-        "workload_symptom",
-        "application",
+        FailureClass.WORKLOAD_SYMPTOM,
+        Attribution.APPLICATION,
         (f"application Xids on GPUs {sorted(jobs[job])} of job {job}: the job's fault, not the GPUs'",),
         ids,
         max(s.last_time for s in live),
@@ -204,11 +205,11 @@ def fuse(st: DetectState, now: float, cfg: FusionConfig) -> list[Assessment]:
     app: list[Slot] = []
     monitoring: list[Slot] = []
     for s in st.slots.values():
-        if s.attribution == "application":
+        if s.attribution == Attribution.APPLICATION:
             app.append(s)
-        elif s.attribution == "monitoring":
+        elif s.attribution == Attribution.MONITORING:
             monitoring.append(s)
-        elif s.attribution == "sympathetic":
+        elif s.attribution == Attribution.SYMPATHETIC:
             continue
         elif s.domain == FailureDomain.WORKLOAD_SYMPTOM:
             workload.setdefault(s.gpu, []).append(s)
@@ -248,8 +249,8 @@ def fuse(st: DetectState, now: float, cfg: FusionConfig) -> list[Assessment]:
                 1,
                 monitoring[0].signal,
                 ActionKind.TICKET,
-                "monitoring",
-                "monitoring",
+                FailureClass.MONITORING,
+                Attribution.MONITORING,
                 tuple(s.detail for s in monitoring),
                 ids,
                 max(s.last_time for s in monitoring),

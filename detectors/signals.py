@@ -19,6 +19,7 @@ from schemas.events import (
     WorkloadEvent,
 )
 from schemas.evidence import Evidence
+from schemas.vocab import Attribution
 
 SILENT_AFTER_INTERVALS = 3.0
 
@@ -106,7 +107,7 @@ def detect_tenant(st: DetectState, ev: TenantReport, cat: Catalog, now: float) -
         ev.source,
         ev.time,
         now,
-        "tenant",
+        Attribution.TENANT,
         detail=f"tenant report on {ev.data.instance_id}: {ev.data.summary}",
     )
     return [e] if e else []
@@ -132,7 +133,7 @@ def check_silence(st: DetectState, cat: Catalog, now: float, event_id: str) -> l
                 "breakfix",
                 datetime.fromtimestamp(now, UTC),
                 now,
-                "monitoring",
+                Attribution.MONITORING,
                 detail=f"collector {collector} silent for {now - last:.0f}s (interval {interval:.0f}s)",
             )
             if e:

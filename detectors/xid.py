@@ -18,6 +18,7 @@ from detectors.state import MAX_JOBS, DetectState
 from detectors.xid_reading import Reading, read_sxid, read_xid
 from schemas.events import GpuXid, NodeKernel
 from schemas.evidence import Evidence
+from schemas.vocab import Attribution
 
 SYMPATHY_WINDOW_S = 60.0
 FABRIC_FANOUT = 3
@@ -58,7 +59,7 @@ def _xid(
             _note_job(st, job, gpu)
         if job is not None and len(st.app_xid_gpus.get(job, ())) >= 2:
             detail = f"job {job}: application Xid {code} on GPUs {sorted(st.app_xid_gpus[job])}"
-        ev = observe(st, key, sig, gpu, event_id, source, when, now, "application", detail)
+        ev = observe(st, key, sig, gpu, event_id, source, when, now, Attribution.APPLICATION, detail)
         return [ev] if ev else []
     if sig.informational:
         if code == 63 and (sig.domain.value, gpu, "xid.48") in st.slots:
@@ -69,11 +70,11 @@ def _xid(
             st, key, sig, gpu, event_id, source, when, now, detail=f"informational ({r.resolution}): {detail}"
         )
         return [ev] if ev else []
-    attribution = "hardware"
+    attribution = Attribution.HARDWARE
     if sig.sympathetic and st.last_hw_xid is not None:
         t0, g0 = st.last_hw_xid
         if now - t0 <= SYMPATHY_WINDOW_S and g0 != gpu:
-            attribution = "sympathetic"
+            attribution = Attribution.SYMPATHETIC
             detail = f"Xid {code} follows a hardware Xid on GPU {g0} {now - t0:.0f}s earlier"
     if sig.sympathetic and attribution == "hardware":
         fanout = {
@@ -89,7 +90,7 @@ def _xid(
             detail = f"Xid {code} on {len(fanout)} GPUs within {SYMPATHY_WINDOW_S:.0f}s: fabric-level"
     if not sig.sympathetic and gpu is not None:
         st.last_hw_xid = (now, gpu)
-    ev = observe(st, key, sig, gpu, event_id, source, when, now, attribution, detail)  # type: ignore[arg-type]
+    ev = observe(st, key, sig, gpu, event_id, source, when, now, attribution, detail)
     return [ev] if ev else []
 
 

@@ -35,6 +35,7 @@ from schemas.events import ActionResult, ChangeEvent, Envelope, NodeInventory, R
 from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate, Rejection, check_event
 from schemas.proposal import Placement, Proposal, Registration
+from schemas.vocab import Attribution, Trigger
 
 
 @dataclass
@@ -203,7 +204,7 @@ class Engine:
     def apply_decision(self, rt: NodeRuntime, decision: Decision) -> NodeStep:
         t = decision.time.timestamp()
         apply(rt.life, decision, t)
-        if decision.trigger == "repair_completed" and not decision.held:
+        if decision.trigger == Trigger.REPAIR_COMPLETED and not decision.held:
             add_lemon(rt.det, decision.gpu, t, self.policy.thresholds.lemon_half_life_s)
             self._forget_repaired(rt, decision)
         return NodeStep(rt)
@@ -214,7 +215,7 @@ class Engine:
         keep = {
             k: s
             for k, s in rt.det.slots.items()
-            if s.attribution in ("tenant",)
+            if s.attribution == Attribution.TENANT
             or (decision.gpu is not None and s.gpu not in (None, decision.gpu))
         }
         rt.det.slots = keep

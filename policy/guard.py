@@ -22,6 +22,7 @@ from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.proposal import Placement, Proposal, Registration
+from schemas.vocab import FailureClass, Trigger
 
 Q, E, H, S = NodeState.QUARANTINED, NodeState.ESCALATED, NodeState.HEALTHY, NodeState.SUSPECT
 MUTATING = frozenset(
@@ -38,7 +39,7 @@ MUTATING = frozenset(
     }
 )
 MAX_SEEN = 50_000
-CHANGE_CLASS = "change_regression"
+CHANGE_CLASS = FailureClass.CHANGE_REGRESSION
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Guard:
                     g,
                     p,
                     p.from_state,
-                    "backlog_discarded",
+                    Trigger.BACKLOG_DISCARDED,
                     ActionKind.NONE,
                     [f"breaker reset by {m.actor} with --discard-backlog"],
                     [],
@@ -181,7 +182,8 @@ class Guard:
     def _blast(self, g: GuardState, p: Proposal) -> tuple[str, str, int] | None:
         """Count nodes raising the same class per scope; the first to cross a threshold opens one incident
         and freezes automated quarantine of that class in that scope."""
-        if p.to_state not in (S, Q) or p.failure_class in ("tenant_report", "monitoring"):
+        no_blast = (FailureClass.TENANT_REPORT, FailureClass.MONITORING)
+        if p.to_state not in (S, Q) or p.failure_class in no_blast:
             return None
         br = self.policy.blast_radius
         now = p.time.timestamp()
@@ -361,7 +363,7 @@ class Guard:
             return self._held(
                 g, p, [chk], f"automated quarantine frozen in {frozen[1]} by incident {frozen[0]}", frozen[0]
             )
-        if p.failure_class == "tenant_report":
+        if p.failure_class == FailureClass.TENANT_REPORT:
             # Seed 002: a tenant's report takes the machine out of allocation at once, capacity or not.
             return self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id)
         breaker = self._breaker(g)
@@ -474,7 +476,7 @@ class Guard:
             gpu=None,
             from_state=state,
             to_state=state,
-            trigger="blast_radius",
+            trigger=Trigger.BLAST_RADIUS,
             failure_class=p.failure_class,
             confidence=p.confidence,
             action=ActionKind.FLEET_INCIDENT,
@@ -583,7 +585,7 @@ class Guard:
                     g,
                     p,
                     E,
-                    "capacity_wait_expired",
+                    Trigger.CAPACITY_WAIT_EXPIRED,
                     ActionKind.TICKET,
                     [f"waited {g.clock - start:.0f}s for a slot: needs a person"],
                     [],

@@ -16,6 +16,8 @@ from policy.model import Policy
 from schemas.common import FailureDomain, NodeState
 from schemas.decision import ActionKind, Decision
 from schemas.events import ActionResult, RepairStatus, TenantReport
+from schemas.vocab import ACTIONABLE_ATTRIBUTIONS, FailureClass, Trigger
+from schemas.vocab import Attribution as A
 
 H, S, Q, R, V, E = (
     NodeState.HEALTHY,
@@ -27,12 +29,12 @@ H, S, Q, R, V, E = (
 )
 IN_FLIGHT = frozenset({Q, R, V})
 REPAIR_ACTIONS = frozenset({"gpu_reset", "reboot", "drain", "reimage", "rma", "ticket"})
-REPAIR_STARTED = "repair_started"
+REPAIR_STARTED = Trigger.REPAIR_STARTED
 """Trigger of Quarantined → Repairing: an actuator reported the repair run ``in_progress``."""
 RUN_STEP = "workflow"
 """``step`` of a workflow run's own outcome (its last result); other steps report one step each. A
 result with no step ("") is also read as a run's outcome (producers other than the workflow engine)."""
-EXPIRED = "expired_while_waiting"
+EXPIRED = Trigger.EXPIRED_WHILE_WAITING
 """Trigger of a node's withdrawal of its queued proposal once that proposal outlived the stale cutoff,
 and of the guard's non-acting decision that retires it."""
 TENANT_CATEGORY_DOMAIN = {
@@ -102,13 +104,13 @@ def _from(
 def pick(assessments: list[Assessment]) -> Assessment | None:
     """The assessment that drives the lifecycle: hardware/tenant first, then change, application,
     monitoring - so a silent agent or a buggy job never masks a real fault."""
-    order = {"hardware": 0, "tenant": 0, "change": 1, "application": 2, "monitoring": 3}
+    order = {A.HARDWARE: 0, A.TENANT: 0, A.CHANGE: 1, A.APPLICATION: 2, A.MONITORING: 3}
     best = sorted(assessments, key=lambda a: (order.get(a.attribution, 4), -a.confidence))
     return best[0] if best else None
 
 
 def can_act(a: Assessment, policy: Policy, lemon: float) -> bool:
-    if a.attribution not in ("hardware", "tenant") or a.action in (ActionKind.NONE, ActionKind.OBSERVE):
+    if a.attribution not in ACTIONABLE_ATTRIBUTIONS or a.action in (ActionKind.NONE, ActionKind.OBSERVE):
         return False
     if a.decisive and a.failure_class in policy.single_signal_classes:
         return True
@@ -124,7 +126,7 @@ def _quarantine(life: Life, a: Assessment, policy: Policy, lemon: float, now: fl
         return _from(
             a,
             E,
-            "repeat_offender",
+            Trigger.REPEAT_OFFENDER,
             ActionKind.RMA,
             (f"lemon score {lemon:.2f} >= {t.lemon_rma_after}: hardware ticket instead of another repair",),
         )
@@ -132,14 +134,14 @@ def _quarantine(life: Life, a: Assessment, policy: Policy, lemon: float, now: fl
         return _from(
             a,
             E,
-            "retry_budget_exhausted",
+            Trigger.RETRY_BUDGET_EXHAUSTED,
             ActionKind.TICKET,
             (
                 f"{len(recent)} repairs in {policy.retry_budget.window_s:.0f}s (budget "
                 f"{policy.retry_budget.max_repairs})",
             ),
         )
-    return _from(a, Q, "decisive_signal" if a.decisive else "confidence_over_threshold")
+    return _from(a, Q, Trigger.DECISIVE_SIGNAL if a.decisive else Trigger.CONFIDENCE_OVER_THRESHOLD)
 
 
 def renewal_due(life: Life, policy: Policy, now: float) -> bool:
@@ -174,7 +176,7 @@ def evaluate(
     """Time- and evidence-driven transitions (called when evidence changed or the clock ticked)."""
     t = policy.thresholds
     a = pick(assessments)
-    top = max((x.confidence for x in assessments if x.attribution != "application"), default=0.0)
+    top = max((x.confidence for x in assessments if x.attribution != A.APPLICATION), default=0.0)
     if top < t.exit and (a is None or a.confidence < t.exit):
         life.quiet_since = now if life.quiet_since is None else life.quiet_since
     else:
@@ -188,16 +190,16 @@ def evaluate(
             return _quarantine(life, a, policy, lemon, now)
         if st is H and a.confidence >= t.suspect_enter:
             trigger = {
-                "change": "change_attributed",
-                "application": "application_fault",
-                "monitoring": "agent_silent",
-            }.get(a.attribution, "evidence_rising")
-            action = ActionKind.OBSERVE if a.attribution in ("hardware", "application") else a.action
+                A.CHANGE: Trigger.CHANGE_ATTRIBUTED,
+                A.APPLICATION: Trigger.APPLICATION_FAULT,
+                A.MONITORING: Trigger.AGENT_SILENT,
+            }.get(a.attribution, Trigger.EVIDENCE_RISING)
+            action = ActionKind.OBSERVE if a.attribution in (A.HARDWARE, A.APPLICATION) else a.action
             return _from(a, S, trigger, action)
     if st is S and life.quiet_since is not None and quiet_for >= t.healthy_hold_s:
         return Draft(
             H,
-            "evidence_cleared",
+            Trigger.EVIDENCE_CLEARED,
             life.failure_class,
             top,
             ActionKind.NONE,
@@ -208,7 +210,7 @@ def evaluate(
     if st is Q and not life.executable and life.quiet_since is not None and quiet_for >= t.healthy_hold_s:
         return Draft(
             H,
-            "cleared_without_action",
+            Trigger.CLEARED_WITHOUT_ACTION,
             life.failure_class,
             top,
             ActionKind.RETURN_TO_SERVICE,
@@ -219,15 +221,15 @@ def evaluate(
     if st is V and life.validated_at is not None:
         if (
             a is not None
-            and a.attribution == "hardware"
+            and a.attribution == A.HARDWARE
             and can_act(a, policy, lemon)
             and a.evidence_time > life.since
         ):
-            return _from(a, E, "fault_recurred_during_validation", ActionKind.TICKET)
+            return _from(a, E, Trigger.FAULT_RECURRED_DURING_VALIDATION, ActionKind.TICKET)
         if now - life.validated_at >= t.validation_hold_s and top < t.exit:
             return Draft(
                 H,
-                "returned_to_service",
+                Trigger.RETURNED_TO_SERVICE,
                 life.failure_class,
                 top,
                 ActionKind.RETURN_TO_SERVICE,
@@ -255,8 +257,8 @@ def on_tenant_report(life: Life, ev: TenantReport, policy: Policy, now: float) -
     )
     return Draft(
         Q,
-        "tenant_reported_issue",
-        "tenant_report",
+        Trigger.TENANT_REPORTED_ISSUE,
+        FailureClass.TENANT_REPORT,
         1.0,
         action,
         why,
@@ -277,8 +279,8 @@ def on_repair_status(life: Life, ev: RepairStatus, now: float) -> Draft | None:
         life.validated_at = now
         return Draft(
             V,
-            "repair_reported_completed",
-            "tenant_report",
+            Trigger.REPAIR_REPORTED_COMPLETED,
+            FailureClass.TENANT_REPORT,
             1.0,
             ActionKind.VALIDATE,
             (f"repair tenant reports Completed: {ev.data.repair_details or 'no details'}",),
@@ -288,8 +290,8 @@ def on_repair_status(life: Life, ev: RepairStatus, now: float) -> Draft | None:
     shown = "missing" if status is None else repr(status)
     return Draft(
         E,
-        "repair_not_completed",
-        "tenant_report",
+        Trigger.REPAIR_NOT_COMPLETED,
+        FailureClass.TENANT_REPORT,
         1.0,
         ActionKind.TICKET,
         (f"repair tenant released the machine with repair_status {shown}: out-for-repair",),
@@ -317,19 +319,23 @@ def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
         return None
     if d.status in ("failed", "timeout", "refused"):
         if life.state in (Q, R):
-            return Draft(E, "repair_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+            return Draft(E, Trigger.REPAIR_FAILED, fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
         if life.state is V:
-            return Draft(E, "validation_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+            return Draft(
+                E, Trigger.VALIDATION_FAILED, fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu
+            )
         return None
     if life.state is Q and d.status == "in_progress" and d.action in REPAIR_ACTIONS:
         # A record of the transition, not a request for work (the repair already runs): action NONE,
         # so the guard never makes it executable and no actuator starts a second run for it.
         return Draft(R, REPAIR_STARTED, fc, 1.0, ActionKind.NONE, reasons, ids, now, life.gpu)
     if life.state in (Q, R) and d.status == "succeeded" and d.action in REPAIR_ACTIONS:
-        return Draft(V, "repair_completed", fc, 1.0, ActionKind.VALIDATE, reasons, ids, now, life.gpu)
+        return Draft(V, Trigger.REPAIR_COMPLETED, fc, 1.0, ActionKind.VALIDATE, reasons, ids, now, life.gpu)
     if life.state is V and d.action == "validate" and d.status == "succeeded":
         if d.validation == "failed":
-            return Draft(E, "validation_failed", fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu)
+            return Draft(
+                E, Trigger.VALIDATION_FAILED, fc, 1.0, ActionKind.TICKET, reasons, ids, now, life.gpu
+            )
         life.validated_at = now
     return None
 
@@ -359,8 +365,8 @@ def apply(life: Life, decision: Decision, now: float) -> None:
     if decision.to_state is H:
         life.validated_at = None
         life.tenant_issue = False
-    if decision.to_state is V and decision.trigger == "repair_completed":
+    if decision.to_state is V and decision.trigger == Trigger.REPAIR_COMPLETED:
         life.repairs.append(now)
         life.validated_at = None
-    if decision.trigger == "repair_reported_completed":
+    if decision.trigger == Trigger.REPAIR_REPORTED_COMPLETED:
         life.validated_at = now

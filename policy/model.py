@@ -11,22 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.catalog import Catalog, default_catalog
 from detectors.fusion import FusionConfig
 from schemas.decision import ActionKind, Mode
+from schemas.vocab import FAILURE_CLASSES
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
-FAILURE_CLASSES = (
-    "gpu_hardware",
-    "gpu_memory",
-    "thermal_power",
-    "nvlink_fabric",
-    "network",
-    "node_os",
-    "container_runtime",
-    "workload_symptom",
-    "monitoring",
-    "tenant_report",
-    "change_regression",
-    "fleet_incident",
-)
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 

@@ -1,12 +1,18 @@
-"""Vocabulary shared by every contract: versions, node states, failure domains, bounded numbers."""
+"""What every contract shares: the schema version, bounded numbers and identifiers, event time.
+
+The words (node states, failure domains and classes, triggers, scopes) live in :mod:`schemas.vocab`;
+``NodeState`` and ``FailureDomain`` are re-exported here for the contracts that import them with these.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, Field
+
+from schemas.vocab import FailureDomain as FailureDomain
+from schemas.vocab import NodeState as NodeState
 
 # Bumped only for a breaking change (a field removed, renamed or retyped). Additive changes
 # (new optional fields, new event types) keep the version; consumers must ignore what they do not know.
@@ -25,31 +31,6 @@ ShortText = Annotated[str, Field(max_length=1024)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
 EventTime = AwareDatetime
 """Event time: RFC 3339 with an explicit offset. Naive timestamps are refused (invalid_value)."""
-
-
-class NodeState(StrEnum):
-    """Lifecycle of a node (and of a GPU where evidence names one); see DESIGN.md "Node states"."""
-
-    HEALTHY = "Healthy"
-    SUSPECT = "Suspect"
-    QUARANTINED = "Quarantined"
-    REPAIRING = "Repairing"
-    VALIDATING = "Validating"
-    ESCALATED = "Escalated"
-
-
-class FailureDomain(StrEnum):
-    """Where a fault lives. Fusion corroborates within a domain across independent sources."""
-
-    GPU_HARDWARE = "gpu_hardware"
-    GPU_MEMORY = "gpu_memory"
-    THERMAL_POWER = "thermal_power"
-    NVLINK_FABRIC = "nvlink_fabric"
-    NETWORK = "network"
-    NODE_OS = "node_os"
-    CONTAINER_RUNTIME = "container_runtime"
-    WORKLOAD_SYMPTOM = "workload_symptom"
-    MONITORING = "monitoring"
 
 
 def epoch(t: datetime) -> float:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import EventTime, FailureDomain, GpuIndex, NodeId
-
-Attribution = Literal["hardware", "application", "change", "sympathetic", "monitoring", "tenant"]
-"""Who the evidence blames. Only ``hardware`` and ``tenant`` evidence can move a node toward
-quarantine; the rest are kept for the audit trail and for incident/rollback decisions."""
+from schemas.common import EventTime, GpuIndex, NodeId
+from schemas.vocab import Attribution, FailureDomain
 
 
 class Evidence(BaseModel):
@@ -28,5 +25,5 @@ class Evidence(BaseModel):
     source: str
     time: EventTime
     event_ids: list[str]
-    attribution: Attribution = "hardware"
+    attribution: Attribution = Attribution.HARDWARE
     detail: str = ""

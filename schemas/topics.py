@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    """Every topic's name, spelled once. A deployment may prefix them all (``StreamSettings.topic``)."""
+
+    EVENTS = "breakfix.events"
+    DEADLETTER = "breakfix.deadletter"
+    EVIDENCE = "breakfix.evidence"
+    PROPOSALS = "breakfix.proposals"
+    DECISIONS = "breakfix.decisions"
+    COMMANDS = "breakfix.commands"
+    AUDIT = "breakfix.audit"
+    CONTROL = "breakfix.control"
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    name: str
+    name: Topic
     partitions: int
     key: str
     compacted: bool
@@ -18,7 +32,7 @@ class TopicSpec:
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        "breakfix.events",
+        Topic.EVENTS,
         12,
         "node id (empty for fleet-wide events)",
         False,
@@ -26,16 +40,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         "All telemetry, tenant reports, repair status, heartbeats and action results.",
     ),
     TopicSpec(
-        "breakfix.deadletter",
+        Topic.DEADLETTER,
         1,
         "node id or empty",
         False,
         "dead-letter",
         "Rejected input with reason, message and raw payload.",
     ),
-    TopicSpec("breakfix.evidence", 12, "node id", False, "evidence", "Evidence items from the node stage."),
+    TopicSpec(Topic.EVIDENCE, 12, "node id", False, "evidence", "Evidence items from the node stage."),
     TopicSpec(
-        "breakfix.proposals",
+        Topic.PROPOSALS,
         1,
         "node id",
         False,
@@ -43,7 +57,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Transition proposals; one partition so the guard is a single writer.",
     ),
     TopicSpec(
-        "breakfix.decisions",
+        Topic.DECISIONS,
         12,
         "node id",
         False,
@@ -51,11 +65,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         "One decision per node-state transition (actuators' idempotency key: decision id).",
     ),
     TopicSpec(
-        "breakfix.commands", 12, "node id", False, "action-request", "Commands to node agents and actuators."
+        Topic.COMMANDS, 12, "node id", False, "action-request", "Commands to node agents and actuators."
     ),
-    TopicSpec("breakfix.audit", 1, "actor", False, "audit", "Every API/CLI/MCP call and control change."),
+    TopicSpec(Topic.AUDIT, 1, "actor", False, "audit", "Every API/CLI/MCP call and control change."),
     TopicSpec(
-        "breakfix.control",
+        Topic.CONTROL,
         1,
         "kind:scope",
         True,

@@ -45,12 +45,13 @@ from schemas.control import ControlKind, ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.recording import dumps
+from schemas.topics import Topic
 from streams.settings import StreamSettings
 
 log = logging.getLogger("breakfix.actuators")
 
-DECISIONS, EVENTS = "breakfix.decisions", "breakfix.events"
-CONTROL, DEADLETTER = "breakfix.control", "breakfix.deadletter"
+DECISIONS, EVENTS = Topic.DECISIONS, Topic.EVENTS
+CONTROL, DEADLETTER = Topic.CONTROL, Topic.DEADLETTER
 
 Emit = Callable[[dict[str, Any]], None]
 """Publish one action.result event (called from a workflow thread; returns once the broker acked)."""

@@ -33,10 +33,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import _current_event
 from faust.types import TP
+from pydantic import ValidationError
 
 from schemas.control import ControlMessage
 from schemas.recording import dumps
-from schemas.topics import TOPIC_BY_NAME
+from schemas.topics import TOPIC_BY_NAME, Topic
 from streams import metrics as stage_metrics
 from streams.embedded_broker import free_port
 from streams.faust_transport import BreakfixApp
@@ -49,10 +50,10 @@ from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
-EVENTS, DECISIONS, PROPOSALS = "breakfix.events", "breakfix.decisions", "breakfix.proposals"
+EVENTS, DECISIONS, PROPOSALS = Topic.EVENTS, Topic.DECISIONS, Topic.PROPOSALS
 INPUT_ROLES = {"events": EVENTS, "decisions": DECISIONS}
 """The node stage's input topics by the role names its checkpoint keeps their offsets under."""
-CONTROL, EVIDENCE, DEADLETTER = "breakfix.control", "breakfix.evidence", "breakfix.deadletter"
+CONTROL, EVIDENCE, DEADLETTER = Topic.CONTROL, Topic.EVIDENCE, Topic.DEADLETTER
 _GUARD_KEY = "guard"
 _SENT_KEY = "guard-sent"
 """Ids of the last outbox confirmed sent: a small record instead of a second full snapshot per
@@ -534,7 +535,13 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         kind = headers.get("breakfix-kind", b"").decode()
         to_ack = guard_marks if event is not None else []
         if topic == control_name:
-            guard().on_control(ControlMessage.model_validate_json(value))
+            try:
+                lever = ControlMessage.model_validate_json(value)
+            except ValidationError as err:  # a lever that fits no kind is never applied, nor fatal
+                log.warning("ignoring a bad control message at offset %s: %s", offset, err)
+                to_ack.append(event)
+                return False
+            guard().on_control(lever)
             to_ack.append(event)
             return True
         if kind == "progress":

@@ -30,9 +30,10 @@ from schemas.deadletter import DeadLetter
 from schemas.events import Envelope, event_type_of
 from schemas.parse import parse_event
 from schemas.recording import dumps
+from schemas.topics import Topic
 
-EVENTS_TOPIC = "breakfix.events"
-DEADLETTER_TOPIC = "breakfix.deadletter"
+EVENTS_TOPIC = Topic.EVENTS
+DEADLETTER_TOPIC = Topic.DEADLETTER
 
 T = TypeVar("T")
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Topic
 from streams import metrics as stage_metrics
 from streams.sink_fetch import Columns, FetchedReader
 from streams.store.base import Store, StoreError
@@ -49,7 +49,7 @@ from streams.store.writer import batch_token
 
 log = logging.getLogger("breakfix.sink")
 
-GUARD_TOPIC = "breakfix.proposals"
+GUARD_TOPIC = Topic.PROPOSALS
 _GUARD_ONLY_KINDS = frozenset({b"progress", b"registration"})
 """``breakfix-kind`` header values the node stage sends on the proposals topic for the guard alone
 (streams/app.py): watermark progress marks and placement registrations. They order and size the

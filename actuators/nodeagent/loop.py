@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from actuators.nodeagent.agent import NodeAgent
 from schemas.actions import ActionRequest
 from schemas.events import as_dict
+from schemas.topics import Topic
 
-COMMANDS_TOPIC = "breakfix.commands"
-EVENTS_TOPIC = "breakfix.events"
+COMMANDS_TOPIC = Topic.COMMANDS
+EVENTS_TOPIC = Topic.EVENTS
 log = logging.getLogger("breakfix.node_agent")
 
 

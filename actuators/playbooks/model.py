@@ -8,7 +8,6 @@ steps that undo a failed run (rollback), and who must approve it. The workflow e
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,24 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from actuators.base import StepSpec
 from schemas.common import NodeState
 from schemas.decision import ActionKind
-
-
-class FailureClass(StrEnum):
-    """The failure-class vocabulary playbooks are written against (the failure domains plus the
-    classes the guard assigns to non-hardware causes)."""
-
-    GPU_HARDWARE = "gpu_hardware"
-    GPU_MEMORY = "gpu_memory"
-    THERMAL_POWER = "thermal_power"
-    NVLINK_FABRIC = "nvlink_fabric"
-    NETWORK = "network"
-    NODE_OS = "node_os"
-    CONTAINER_RUNTIME = "container_runtime"
-    WORKLOAD_SYMPTOM = "workload_symptom"
-    MONITORING = "monitoring"
-    TENANT_REPORT = "tenant_report"
-    CHANGE_REGRESSION = "change_regression"
-    FLEET_INCIDENT = "fleet_incident"
+from schemas.vocab import FailureClass
 
 
 class Preconditions(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from schemas.events import GpuXid, WorkloadEvent
 from schemas.parse import validate_event_dict
+from schemas.topics import Topic
 
 SYMPTOM_TYPES = frozenset({"gpu.xid", "workload.event"})
 
@@ -54,7 +55,7 @@ class SymptomLog:
 class KafkaSymptoms:
     """The :class:`~actuators.validation.Symptoms` source: event time of each node's latest symptom."""
 
-    def __init__(self, broker: str, topic: str = "breakfix.events") -> None:
+    def __init__(self, broker: str, topic: str = Topic.EVENTS) -> None:
         self.broker, self.topic = broker, topic
         self.log = SymptomLog()
         self._loop = asyncio.new_event_loop()

@@ -25,6 +25,7 @@ from actuators.health import HealthOverrideActuator, JsonMachineStore
 from actuators.tickets import JiraBackend, JsonTicketStore, TicketActuator, TicketService
 from actuators.validation import GpuCapacity, Symptoms, Validator
 from actuators.workflow import NodeFacts
+from schemas.topics import Topic
 
 T = TypeVar("T")
 
@@ -213,7 +214,7 @@ def _symptoms(opts: ActuatorOptions, wired: Wired, strict: bool) -> Symptoms | N
     def build() -> Symptoms:
         from breakfix.actuation.symptoms import KafkaSymptoms
 
-        feed = KafkaSymptoms(broker, opts.topic_prefix + "breakfix.events")
+        feed = KafkaSymptoms(broker, opts.topic_prefix + Topic.EVENTS)
         wired.closers.append(feed.close)
         return feed
 

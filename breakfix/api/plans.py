@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from actuators.playbooks import Catalog, FailureClass, Playbook
+from actuators.playbooks import Catalog, Playbook
 from breakfix.api.params import ID_PATTERN
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind
+from schemas.vocab import FailureClass
 
 SERVING = frozenset({NodeState.HEALTHY.value, NodeState.SUSPECT.value})
 """States in which a node's GPUs still count as healthy capacity (a Suspect node still serves)."""

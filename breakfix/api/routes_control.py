@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from actuators.playbooks import FailureClass
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
@@ -20,6 +19,7 @@ from breakfix.api.state import StoreStateReader
 from breakfix.api.tokens import Principal
 from schemas.control import ControlKind
 from schemas.decision import ActionKind
+from schemas.vocab import FailureClass
 
 Who = Annotated[Principal, Depends(principal)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]

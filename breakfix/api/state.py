@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from breakfix.api import sqlguard
+from schemas.control import ControlKind
+from schemas.vocab import sql_literal
 from streams.store.base import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,9 +62,11 @@ WHERE time >= {since:DateTime64(3)} AND ({actor:String} = '' OR actor = {actor:S
 ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
-_KILLSWITCHES = """
-SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL
-WHERE kind = 'killswitch' GROUP BY scope ORDER BY scope"""
+_KILLSWITCHES = (
+    "SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL WHERE kind = "
+    + sql_literal(ControlKind.KILLSWITCH)
+    + " GROUP BY scope ORDER BY scope"
+)
 
 
 def _value(v: Any) -> Any:

@@ -34,6 +34,7 @@ from breakfix.api.statedb import StateDb
 from breakfix.api.tokens import TokenTable
 from breakfix.api.workflows import WorkflowBook
 from policy.model import Policy, load_policy
+from schemas.topics import Topic
 from streams.store.base import Store
 from streams.store.client_store import ClientStore
 
@@ -44,9 +45,9 @@ def _session(store: Store) -> Store:
 
 @dataclass(frozen=True)
 class Topics:
-    events: str = "breakfix.events"
-    control: str = "breakfix.control"
-    audit: str = "breakfix.audit"
+    events: str = Topic.EVENTS
+    control: str = Topic.CONTROL
+    audit: str = Topic.AUDIT
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from breakfix.cli.common import console, fail, print_json
+from schemas.topics import Topic
 
 
 def produce(
@@ -37,8 +38,8 @@ def produce(
     async def send_all() -> EventProducer:
         p = EventProducer(
             settings.broker,
-            topic=settings.topic("breakfix.events"),
-            deadletter_topic=settings.topic("breakfix.deadletter"),
+            topic=settings.topic(Topic.EVENTS),
+            deadletter_topic=settings.topic(Topic.DEADLETTER),
         )
         await p.start()
         try:

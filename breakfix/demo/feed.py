@@ -22,9 +22,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
+from schemas.topics import Topic
 from streams.settings import StreamSettings
 
-EVENTS = "breakfix.events"
+EVENTS = Topic.EVENTS
 
 
 @dataclass

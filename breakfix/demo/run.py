@@ -40,7 +40,7 @@ from breakfix.simulate.clock import DEFAULT_START, parse_start
 from breakfix.simulate.engine import SimConfig, simulate, ticks_of
 from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, shipped
 from policy.model import DEFAULT_POLICY, load_policy
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 from streams.store.base import Store
@@ -50,7 +50,7 @@ from streams.workers import settings_env, start_worker
 AUTO_CLASSES = ("gpu_hardware", "gpu_memory")
 # The proposals topic also carries the node stage's watermark marks, which the sink would dead-letter
 # as malformed proposals; the demo stores everything else.
-SUNK = tuple(t.name for t in TOPICS if t.name != "breakfix.proposals")
+SUNK = tuple(t.name for t in TOPICS if t.name != Topic.PROPOSALS)
 # The last fallback when the fleet is too small for (nearly) every shipped scenario.
 SMALL_MIX = ("xid79-fallen-off-bus", "dbe-row-remap-failure", "sbe-rising", "thermal-fan-failure", "noise")
 LAG_S = 30.0

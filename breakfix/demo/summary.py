@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from breakfix.simulate.labels import read_labels
+from schemas.vocab import OUT_OF_SERVICE, sql_in
 from streams.store.base import Store
 
 MATCH_S = 1800
-REMOVED = "('Quarantined', 'Repairing', 'Validating')"
+REMOVED = sql_in(OUT_OF_SERVICE)
 
 LABELS_DDL = """
 CREATE TABLE IF NOT EXISTS $db.demo_labels

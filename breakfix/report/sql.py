@@ -7,7 +7,9 @@ FINAL so a batch the at-least-once sink wrote twice never draws twice.
 
 from __future__ import annotations
 
-REMOVED = "('Quarantined', 'Repairing', 'Validating')"
+from schemas.vocab import OUT_OF_SERVICE, sql_in
+
+REMOVED = sql_in(OUT_OF_SERVICE)
 
 # The time span the report covers; buckets of the over-time plots are sized from it.
 SPAN = """

@@ -30,6 +30,7 @@ from breakfix.score.matching import LabelIndex, Tolerance
 from breakfix.simulate.labels import HARDWARE_CLASSES, Label
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
+from schemas.vocab import QUARANTINE_TRIGGERS
 
 DESTRUCTIVE = frozenset({ActionKind.REBOOT, ActionKind.DRAIN, ActionKind.REIMAGE, ActionKind.RMA})
 DETECTED = frozenset({NodeState.SUSPECT, NodeState.QUARANTINED})
@@ -37,7 +38,6 @@ OUT_OF_SERVICE = frozenset(
     {NodeState.QUARANTINED, NodeState.REPAIRING, NodeState.VALIDATING, NodeState.ESCALATED}
 )
 IN_SERVICE = frozenset({NodeState.HEALTHY, NodeState.SUSPECT})
-QUARANTINE_TRIGGERS = frozenset({"decisive_signal", "confidence_over_threshold"})
 
 
 def _ratio(num: int, den: int) -> float | None:

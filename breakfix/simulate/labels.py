@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from policy.model import FAILURE_CLASSES
+from schemas.vocab import FAILURE_CLASSES
 
 HARDWARE_CLASSES: frozenset[str] = frozenset({"gpu_hardware", "gpu_memory", "thermal_power", "nvlink_fabric"})
 

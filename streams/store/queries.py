@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.vocab import OUT_OF_SERVICE, sql_in
 from streams.store.base import Rows, Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-REMOVED_STATES = "('Quarantined', 'Repairing', 'Validating')"
+REMOVED_STATES = sql_in(OUT_OF_SERVICE)
 
 _VALIDATIONS = """(SELECT node, time AS validated_at, validation FROM $db.actions FINAL
         WHERE kind = 'result' AND validation != '')"""

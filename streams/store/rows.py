@@ -26,6 +26,7 @@ from schemas.decision import Decision
 from schemas.events import Envelope, event_type_of
 from schemas.evidence import Evidence
 from schemas.proposal import Proposal
+from schemas.topics import Topic
 
 Row = tuple[Any, ...]
 TableRow = tuple[str, Row]
@@ -221,15 +222,15 @@ def model_rows(obj: BaseModel, received: datetime | None = None) -> list[TableRo
 # --- Kafka messages ------------------------------------------------------------------------------
 
 _MODELS: dict[str, type[BaseModel]] = {
-    "breakfix.deadletter": DeadLetter,
-    "breakfix.evidence": Evidence,
-    "breakfix.proposals": Proposal,
-    "breakfix.decisions": Decision,
-    "breakfix.commands": ActionRequest,
-    "breakfix.audit": AuditRecord,
-    "breakfix.control": ControlMessage,
+    Topic.DEADLETTER: DeadLetter,
+    Topic.EVIDENCE: Evidence,
+    Topic.PROPOSALS: Proposal,
+    Topic.DECISIONS: Decision,
+    Topic.COMMANDS: ActionRequest,
+    Topic.AUDIT: AuditRecord,
+    Topic.CONTROL: ControlMessage,
 }
-EVENTS_TOPIC = "breakfix.events"
+EVENTS_TOPIC = Topic.EVENTS
 
 
 def unparseable_row(raw: bytes, reason: str, message: str, source: str, received: datetime) -> Row:

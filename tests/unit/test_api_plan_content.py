@@ -71,7 +71,7 @@ def test_selector_filters_by_rack_and_state() -> None:
     [
         ({"nodes": ["ghost"]}, "ghost"),
         ({"selector": {"sku": "B200"}}, "matches"),
-        ({"failure_class": "fleet_incident", "action": "reboot"}, "no node-level playbook"),
+        ({"failure_class": "monitoring", "action": "reboot"}, "no node-level playbook"),
     ],
 )
 def test_unplannable_requests_say_why(over: dict[str, Any], message: str) -> None:
