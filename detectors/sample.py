@@ -81,6 +81,9 @@ class _Scrape:
             self.note("row_remap_failure", i, "row remapping failed: the GPU has run out of spare rows")
         if g.row_remap_pending:
             self.note("row_remap_pending", i, "row remap pending: a GPU reset applies it")
+        action = g.recovery_action
+        if action and action != "none" and f"recovery_{action}" in self.cat.samples:
+            self.note(f"recovery_{action}", i, f"the driver recommends recovery action {action}")
         if g.throttle_reasons:
             hit = [r for r in g.throttle_reasons if r in self.cat.throttle_thermal_reasons]
             if hit:
@@ -104,8 +107,10 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
         if prev is not None and prev[1] != cur and cur != _NO_COUNTERS:
             scrape.counters(i, prev[1], cur, now - prev[0])
         counters[i] = (now, cur)
-        if g.row_remap_failure or g.row_remap_pending or g.throttle_reasons:
+        if g.row_remap_failure or g.row_remap_pending or g.throttle_reasons or g.recovery_action:
             scrape.flags(g)
+        if g.recovery_action == "none" and slots:
+            _recovered(st, cat, i)
         if g.row_remap_pending is False and slots and ("gpu_memory", i, "row_remap_pending") in slots:
             clear(st, "gpu_memory", i, "row_remap_pending")
         t = g.temp_c
@@ -125,6 +130,13 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
     if learn:
         _window(scrape, gpus)
     return scrape.out
+
+
+def _recovered(st: DetectState, cat: Catalog, gpu: int) -> None:
+    """The driver reads "none" again (after the reset or reboot): its recovery evidence is spent."""
+    for key, sig in cat.samples.items():
+        if key.startswith("recovery_"):
+            clear(st, sig.domain.value, gpu, key)
 
 
 def _window(scrape: _Scrape, gpus: list[GpuReading]) -> None:

@@ -101,6 +101,10 @@ class GpuReading(_Data):
         ),
     ] = Field(default_factory=list)
 
+    recovery_action: Annotated[str, Field(max_length=32)] | None = None
+    """The driver's recommended recovery (``schemas.gpu_recovery`` names: none, gpu_reset,
+    node_reboot, drain_p2p, drain_and_reset, ...); null where the driver cannot say."""
+
     @field_validator("throttle_reasons", mode="before")
     @classmethod
     def _decode_mask(cls, value: object) -> object:

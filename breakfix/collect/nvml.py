@@ -4,7 +4,9 @@ NVML is reached through :class:`Nvml`, the handful of nvidia-ml-py (``pynvml``) 
 real implementation is the ``pynvml`` module itself, tests pass a double that raises the library's
 own :class:`pynvml.NVMLError` codes. A field NVML reports as not supported (or not permitted) is
 ``None`` in the sample - never 0, because 0 SBE errors and "cannot count SBE errors" mean different
-things to a detector. A GPU that answers ``GPU is lost`` is reported with ``lost: true``.
+things to a detector. A GPU that answers ``GPU is lost`` is reported with ``lost: true``. Where the
+driver exposes it (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION), each reading carries the recovery action
+the driver recommends, which the detectors treat as evidence.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from breakfix.collect.base import CollectorUnavailable, Event
 from breakfix.collect.gpu_fields import bus_id, valid_reading
 from breakfix.collect.inventory import InventoryConfig, inventory_event
 from schemas.clock_events import clock_event_names
+from schemas.gpu_recovery import recovery_action_name
 from streams.producer import build_event
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class Nvml(Protocol):
     def nvmlDeviceGetNvLinkState(self, handle: Any, link: int) -> int: ...
     def nvmlDeviceGetNvLinkErrorCounter(self, handle: Any, link: int, counter: int) -> int: ...
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int: ...
+    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: list[int]) -> Any: ...
     def nvmlEventSetCreate(self) -> Any: ...
     def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None: ...
     def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> Any: ...
@@ -158,6 +162,16 @@ class NvmlCollector:
             links.append(link)
         return links
 
+    def _recovery_action(self, handle: Any) -> str:
+        """The driver's recommended recovery for this GPU (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION).
+
+        Field reads succeed as a call and fail per field: a driver without the field answers
+        NOT_SUPPORTED in the value's ``nvmlReturn``, which is raised here like any NVML error."""
+        (value,) = self.nvml.nvmlDeviceGetFieldValues(handle, [pynvml.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION])
+        if value.nvmlReturn != pynvml.NVML_SUCCESS:
+            raise pynvml.NVMLError(value.nvmlReturn)
+        return recovery_action_name(int(value.value.uiVal))
+
     def _nvlink_crc(self, index: int) -> int | None:
         total: int | None = None
         for link in self._links[index]:
@@ -198,6 +212,7 @@ class NvmlCollector:
             replay = self._read("pcie_replay", nv.nvmlDeviceGetPcieReplayCounter, h)
             crc = self._nvlink_crc(index)
             reasons = self._read("throttle_reasons", nv.nvmlDeviceGetCurrentClocksEventReasons, h)
+            recovery = self._read("recovery_action", self._recovery_action, h)
         except _GpuLost:
             return {"index": index, "bus_id": self.bus_ids[index], "lost": True}
         return {
@@ -213,6 +228,7 @@ class NvmlCollector:
             "pcie_replay": replay,
             "nvlink_crc_errors": crc,
             "throttle_reasons": [] if reasons is None else clock_event_names(reasons),
+            "recovery_action": recovery,
         }
 
     def sample(self) -> Event:

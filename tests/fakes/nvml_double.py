@@ -37,6 +37,9 @@ class FakeGpu:
     nvlinks: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0})
     """link → CRC flit error count; links absent here answer NOT_SUPPORTED like a missing link."""
     clock_reasons: int | None = 0
+    recovery_action: int | None = pynvml.NVML_GPU_RECOVERY_ACTION_NONE
+    """NVML_FI_DEV_GET_GPU_RECOVERY_ACTION's value; None: the driver predates the field (the call
+    succeeds, the field's own nvmlReturn says NOT_SUPPORTED, as NVML does per field)."""
     errors: dict[str, int] = field(default_factory=dict)
     """call name (e.g. 'temperature') → NVML error code it raises."""
     xid_supported: bool = True
@@ -167,6 +170,20 @@ class NvmlDouble:
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(self._value(self._gpu(handle, "clock_reasons").clock_reasons))
+
+    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: list[int]) -> Any:
+        """Like NVML: one ``c_nvmlFieldValue_t`` per id, each with its own return code."""
+        gpu = self._gpu(handle, "field_values")
+        values = (pynvml.c_nvmlFieldValue_t * len(fieldIds))()
+        for slot, field_id in zip(values, fieldIds, strict=True):
+            slot.fieldId = field_id
+            if field_id == pynvml.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and gpu.recovery_action is not None:
+                slot.nvmlReturn = pynvml.NVML_SUCCESS
+                slot.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
+                slot.value.uiVal = gpu.recovery_action
+            else:
+                slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+        return values
 
     def nvmlEventSetCreate(self) -> Any:
         return pynvml.c_nvmlEventSet_t()

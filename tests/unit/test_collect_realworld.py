@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from breakfix.collect.dcgm import DcgmCollector
+from breakfix.collect.slurm import SlurmCollector
 from detectors.catalog import default_catalog
 from detectors.signals import detect_condition
 from detectors.state import DetectState
-from breakfix.collect.slurm import SlurmCollector
 from schemas.deadletter import DeadLetter
 from schemas.events import GpuSample, GpuXid, NodeCondition, NodeInventory
 from streams.producer import check
