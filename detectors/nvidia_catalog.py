@@ -21,6 +21,8 @@ from schemas.decision import ActionKind
 
 XIDS_PATH = Path(__file__).with_name("nvidia_xids.yaml")
 SXIDS_PATH = Path(__file__).with_name("nvidia_sxids.yaml")
+PEER_DIFFERENCES_PATH = Path(__file__).with_name("peer_differences.yaml")
+"""Where the product differs from NVSentinel's and gpud's published Xid mappings, and why."""
 
 LADDER = ("ignore", "restart the application", "GPU reset", "node reboot", "hardware ticket")
 """The ladder of costs the catalog is judged on, cheapest first."""

@@ -8,6 +8,7 @@ from breakfix.cli import (
     collect_cmd,
     db_cmd,
     demo_cmd,
+    explain_cmd,
     mcp_cmd,
     nodeagent_cmd,
     ops_approve,
@@ -64,6 +65,7 @@ for module in (
     ops_approve,
     mcp_cmd,
     serve_cmd,
+    explain_cmd,
 ):
     module.register(app)
 

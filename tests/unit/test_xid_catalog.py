@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from detectors.catalog import default_catalog
 from detectors.nvidia_catalog import (
     NVIDIA_RUNG,
+    PEER_DIFFERENCES_PATH,
     PRODUCT_RUNG,
     XIDS_PATH,
     XidCatalog,
@@ -25,7 +26,7 @@ from detectors.xid_reading import read_sxid, read_xid
 
 ROOT = Path(__file__).resolve().parents[2]
 REFDATA = ROOT / ".." / "shared" / "realworld" / "refdata"
-CROSSCHECK = yaml.safe_load((ROOT / "tests" / "corpus" / "crosscheck.yaml").read_text())
+CROSSCHECK = yaml.safe_load(PEER_DIFFERENCES_PATH.read_text())
 CAT = default_catalog()
 
 
