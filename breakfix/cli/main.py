@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from breakfix.cli import (
@@ -28,9 +30,13 @@ from breakfix.cli import (
     score_cmd,
     serve_cmd,
     simulate_cmd,
+    stack_cmd,
     topics_cmd,
     validate_cmd,
 )
+from breakfix.cli.common import fail
+from breakfix.cli.errors import explain
+from breakfix.stack.context import apply_context
 
 app = typer.Typer(
     name="breakfix",
@@ -41,6 +47,7 @@ app = typer.Typer(
 )
 
 for module in (
+    stack_cmd,
     validate_cmd,
     schema_cmd,
     demo_cmd,
@@ -70,5 +77,30 @@ for module in (
     module.register(app)
 
 
+@app.callback()
+def _global(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an unexpected error (anywhere on the line)."
+    ),
+) -> None:
+    """Break-fix automation for GPU fleets: detect, quarantine, repair, validate, return to service.
+
+    Commands read the context file `breakfix up` writes (broker, API URL, token) for what their
+    options and BREAKFIX_* environment variables leave unset.
+    """
+
+
 def main() -> None:
-    app()
+    """Run a command; an unexpected error is one or two lines (what happened, what to do next), and
+    its traceback only with ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    apply_context()
+    try:
+        app()
+    except Exception as err:
+        if debug:
+            raise
+        message, hint = explain(err)
+        fail(message, hint, code=1)

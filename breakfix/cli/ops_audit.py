@@ -32,13 +32,16 @@ audit_app = typer.Typer(
 AUDIT_COLUMNS = ("id", "time", "actor", "role", "initiator", "action", "status", "allowed", "cli")
 # Recorded in place of a secret: a replay must bring its own approval, never reuse someone else's.
 REDACTED = "<approval-token>"
+SINCE_OPT = typer.Option(
+    None, "--since", help="Only records after this: a duration (1h, 7d) or an RFC 3339 time."
+)
 
 
 @audit_app.callback()
 def audit_default(
     ctx: typer.Context,
     actor: str | None = typer.Option(None, "--actor", help="Only this actor's calls."),
-    since: str | None = typer.Option(None, "--since", help="RFC 3339 time; only records after it."),
+    since: str | None = SINCE_OPT,
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many records, newest first."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
@@ -52,7 +55,7 @@ def audit_default(
 @audit_app.command("list")
 def audit_list(
     actor: str | None = typer.Option(None, "--actor", help="Only this actor's calls."),
-    since: str | None = typer.Option(None, "--since", help="RFC 3339 time; only records after it."),
+    since: str | None = SINCE_OPT,
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many records, newest first."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
@@ -62,18 +65,20 @@ def audit_list(
 
     Example: breakfix audit list --actor triage-agent --limit 20
     """
-    rows = call(server, token, lambda c: c.list_audit(actor=actor, since=since, limit=limit))
+    page = call(server, token, lambda c: c.audit_page(actor=actor, since=since, limit=limit))
     emit(
-        rows,
+        page.rows,
         as_json,
-        lambda r: console.print(table(f"audit ({len(r)})", [_flat(x) for x in r], AUDIT_COLUMNS)),
+        lambda r: console.print(
+            table(f"audit ({len(r)})", [_flat(x) for x in r], AUDIT_COLUMNS, page.more)
+        ),
     )
 
 
 @audit_app.command("replay")
 def audit_replay(
     audit_id: str = typer.Argument(..., help="Audit record id (from `breakfix audit list`)."),
-    since: str | None = typer.Option(None, "--since", help="Search records after this RFC 3339 time."),
+    since: str | None = SINCE_OPT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command instead of running it."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,

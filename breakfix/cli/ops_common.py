@@ -6,8 +6,11 @@ printed as the API's own ``detail`` plus the next step, never as a traceback.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -18,6 +21,7 @@ from breakfix.opsclient import ApiError, ApiTarget, OpsClient
 from breakfix.opsclient.config import TOKEN_ENV, URL_ENV
 
 T = TypeVar("T")
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 SERVER_OPT = typer.Option(
     None, "--server", help=f"API base URL (default ${URL_ENV} or http://127.0.0.1:8080)."
@@ -55,12 +59,32 @@ def call(server: str | None, token: str | None, fn: Callable[[OpsClient], T]) ->
         client.close()
 
 
+def short_time(value: str, now: datetime | None = None) -> str:
+    """An RFC 3339 time as a table shows it: ``HH:MM`` today (UTC), ``MM-DD HH:MM`` before (the
+    JSON output keeps the full time).
+
+    >>> short_time("2026-01-05T07:08:09.5Z", datetime(2026, 1, 5, 9, tzinfo=UTC))
+    '07:08'
+    >>> short_time("2026-01-04T07:08:09+00:00", datetime(2026, 1, 5, 9, tzinfo=UTC))
+    '01-04 07:08'
+    """
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return value
+    today = (now or datetime.now(UTC)).date()
+    return t.strftime("%H:%M") if t.date() == today else t.strftime("%m-%d %H:%M")
+
+
 def cell(value: Any) -> str:
-    """One table cell: lists joined, floats shortened, missing values blank."""
+    """One table cell: lists joined, floats shortened, times compact, missing values blank (never
+    ``nan``)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return "" if math.isnan(value) else f"{value:.2f}"
+    if isinstance(value, str) and _RFC3339.match(value):
+        return short_time(value)
     if isinstance(value, list | tuple):
         return ", ".join(cell(v) for v in value)
     if isinstance(value, dict):
@@ -68,11 +92,30 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Table:
-    """A rich table of ``columns`` from dict rows (keys the API did not send stay blank)."""
-    out = Table(title=title, title_justify="left")
+HEADERS = {"failure_class": "class", "confidence": "conf", "playbook_version": "version", "gpus": "gpu"}
+"""Shorter column headers, so a fleet table fits 80 columns."""
+
+
+def table(
+    title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], more: bool = False
+) -> Table:
+    """A compact table of ``columns`` from dict rows (keys the API did not send stay blank): no
+    borders, one space between columns, so the usual fleet listing fits an 80-column terminal. A
+    value too wide folds onto a second line instead of being cut. ``more``: the API had more rows
+    than the limit, said under the table."""
+    out = Table(
+        title=title,
+        title_justify="left",
+        box=None,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        header_style="bold",
+        caption="more rows exist: raise --limit or narrow the filter" if more else None,
+        caption_justify="left",
+    )
     for i, col in enumerate(columns):
-        out.add_column(col, no_wrap=i == 0)  # ids stay whole and greppable however narrow the terminal
+        # ids stay whole and greppable however narrow the terminal
+        out.add_column(HEADERS.get(col, col), no_wrap=i == 0, overflow="fold")
     for row in rows:
         out.add_row(*(cell(row.get(col)) for col in columns))
     return out

@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 import typer
 
 from breakfix.cli.common import console, fail
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, cell, done, emit, fields, table
 from breakfix.opsclient.client import Mode
 
 mode_app = typer.Typer(
@@ -69,6 +69,43 @@ def mode_set(
     emit(answer, as_json, lambda _: done(f"{failure_class} is now {mode}"))
 
 
+@mode_app.command("show")
+def mode_show(
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show the mode of every failure class an operator set, with who set it, when and why.
+
+    Example: breakfix mode show
+    """
+    rows = call(server, token, lambda c: c.levers("mode"))
+    emit(rows, as_json, lambda r: _render_levers("modes set (others follow the policy file)", r))
+
+
+def levers(
+    kind: str | None = typer.Option(
+        None, "--kind", help="killswitch, mode, exclusion, emergency, approval or breaker_reset."
+    ),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show every lever that was set (kill switches, modes, exclusions, emergency, approvals, breaker
+    resets): its latest value, who set it, when and why.
+
+    Example: breakfix levers --kind killswitch
+    """
+    rows = call(server, token, lambda c: c.levers(kind))
+    emit(rows, as_json, lambda r: _render_levers("levers", r))
+
+
+def _render_levers(title: str, rows: list[dict[str, Any]]) -> None:
+    flat = [{**r, "value": cell(r.get("value"))} for r in rows]
+    columns = ("scope", "kind", "value", "actor", "time", "reason")
+    console.print(table(f"{title} ({len(rows)})", flat, columns))
+
+
 @breaker_app.command("reset")
 def breaker_reset(
     discard_backlog: bool = typer.Option(
@@ -102,5 +139,6 @@ def _render_killswitch(state: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("killswitch")(killswitch)
+    app.command("levers")(levers)
     app.add_typer(mode_app, name="mode")
     app.add_typer(breaker_app, name="breaker")

@@ -18,7 +18,10 @@ plan_app = typer.Typer(
     help="Repair plans: create (dry run or executable), show, execute.", no_args_is_help=True
 )
 
-PLAN_NODE_COLUMNS = ("node", "pool", "rack", "gpu", "action", "playbook", "playbook_version", "risk")
+PLAN_NODE_COLUMNS = ("node", "state", "rack", "gpu", "action", "playbook", "playbook_version", "risk")
+PLAN_FIELDS = ("status", "pool", "failure_class", "action", "created_by", "created_at", "expires_at",
+               "workflow_id")  # fmt: skip
+PLAN_LIST_COLUMNS = ("id", "status", "pool", "failure_class", "nodes", "approvals")
 CAPACITY_COLUMNS = ("pool", "total_gpus", "healthy_gpus", "removed_gpus", "min_healthy_gpus", "headroom_ok")
 
 
@@ -61,6 +64,25 @@ def create(
         ),
     )
     emit(plan, as_json, render_plan)
+
+
+@plan_app.command("list")
+def list_plans(
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many plans, newest first."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List repair plans, newest first: status, target, approvals received of those needed.
+
+    Example: breakfix plan list --limit 20
+    """
+    page = call(server, token, lambda c: c.list_plans(limit))
+    emit(
+        page.rows,
+        as_json,
+        lambda r: console.print(table(f"plans ({len(r)})", r, PLAN_LIST_COLUMNS, page.more)),
+    )
 
 
 @plan_app.command("show")
@@ -110,7 +132,14 @@ def execute(
 
 def render_plan(plan: dict[str, Any]) -> None:
     """Header, then the nodes the plan touches, then capacity per pool against its headroom."""
-    console.print(fields(f"plan {plan.get('id', '')}", plan, skip=("nodes", "capacity")))
+    header = {k: v for k, v in plan.items() if k in PLAN_FIELDS}
+    rule = plan.get("approval") or {}
+    header["approval"] = rule.get("summary") or rule.get("kind", "")
+    if plan.get("approvals"):
+        header["approved by"] = ", ".join(a.get("actor", "") for a in plan["approvals"])
+    console.print(fields(f"plan {plan.get('id', '')}", header))
+    for note in plan.get("notes") or []:
+        console.print(f"[yellow]note:[/] {note}")
     console.print(table("nodes", plan.get("nodes") or [], PLAN_NODE_COLUMNS))
     capacity = plan.get("capacity") or []
     console.print(table("capacity", capacity, CAPACITY_COLUMNS))

@@ -20,7 +20,9 @@ DECISION_COLUMNS = ("time", "node", "from_state", "to_state", "failure_class", "
 
 def decisions(
     node: str | None = typer.Option(None, "--node", help="Only this node's decisions."),
-    since: str | None = typer.Option(None, "--since", help="RFC 3339 time; only decisions after it."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only decisions after this: a duration (1h, 30m, 7d) or an RFC 3339 time."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
@@ -28,10 +30,14 @@ def decisions(
 ) -> None:
     """List recent decisions (one per node state transition), newest first.
 
-    Example: breakfix decisions --node gpu-a-r01-n03 --since 2026-05-01T00:00:00Z
+    Example: breakfix decisions --node gpu-00019 --since 1h
     """
-    rows = call(server, token, lambda c: c.list_decisions(node=node, since=since, limit=limit))
-    emit(rows, as_json, lambda r: console.print(table(f"decisions ({len(r)})", r, DECISION_COLUMNS)))
+    page = call(server, token, lambda c: c.decisions_page(node=node, since=since, limit=limit))
+    emit(
+        page.rows,
+        as_json,
+        lambda r: console.print(table(f"decisions ({len(r)})", r, DECISION_COLUMNS, page.more)),
+    )
 
 
 def runbooks(

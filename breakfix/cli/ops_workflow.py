@@ -11,13 +11,37 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from breakfix.cli.common import console, err_console, print_json
 from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, api, call, emit, fields, table
 
-workflow_app = typer.Typer(help="Workflows started by `breakfix plan execute`.", no_args_is_help=True)
+workflow_app = typer.Typer(
+    help="Workflows started by `breakfix plan execute`: list, show, watch.", no_args_is_help=True
+)
 
 # Statuses after which nothing more happens without a person ("paused" waits for one).
 TERMINAL = frozenset(
     {"succeeded", "completed", "failed", "escalated", "rejected", "rolled_back", "cancelled", "paused"}
 )
 SUCCESS = frozenset({"succeeded", "completed"})
+
+
+WORKFLOW_LIST_COLUMNS = ("id", "plan_id", "status", "nodes", "started_at", "finished_at")
+
+
+@workflow_app.command("list")
+def list_workflows(
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many workflows, newest first."),
+    server: str | None = SERVER_OPT,
+    token: str | None = TOKEN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List workflows, newest first: the plan each runs, status, start and end.
+
+    Example: breakfix workflow list --limit 20
+    """
+    page = call(server, token, lambda c: c.list_workflows(limit))
+    emit(
+        page.rows,
+        as_json,
+        lambda r: console.print(table(f"workflows ({len(r)})", r, WORKFLOW_LIST_COLUMNS, page.more)),
+    )
 
 
 @workflow_app.command("show")

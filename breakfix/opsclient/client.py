@@ -7,11 +7,13 @@ answers are the API's JSON, untouched, because the API owns the shapes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
 from breakfix.opsclient.config import ApiTarget
+from breakfix.opsclient.durations import since_param
 from breakfix.opsclient.errors import ApiError, detail_text, hint_for
 
 JSON = dict[str, Any]
@@ -20,7 +22,18 @@ Template = Literal["RequestRepair", "OutForRepair"]
 Mode = Literal["shadow", "recommend", "auto"]
 Rollback = Literal["on_failure", "none"]
 
-_UNREACHABLE_HINT = "start `breakfix serve` or point --server / BREAKFIX_API_URL at a running API"
+_UNREACHABLE_HINT = (
+    "start the local stack with `breakfix up` (or `breakfix serve`), or point --server / "
+    "BREAKFIX_API_URL at a running API"
+)
+MORE_HEADER = "X-Breakfix-More"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[JSON]
+    more: bool
+    """The API had more rows than the limit asked for."""
 
 
 class OpsClient:
@@ -53,6 +66,16 @@ class OpsClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> Any:
         """One call; any answer other than 2xx becomes an ApiError carrying the API's own message."""
+        return self._call(method, path, params, body)[0]
+
+    def page(self, path: str, params: dict[str, Any] | None = None) -> Page:
+        """A list route: its rows and whether the API had more than the limit (``X-Breakfix-More``)."""
+        data, headers = self._call("GET", path, params, None)
+        return Page(list(data), headers.get(MORE_HEADER, "false") == "true")
+
+    def _call(
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any
+    ) -> tuple[Any, httpx.Headers]:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             resp = self._http.request(method, path, params=query or None, json=body)
@@ -69,7 +92,7 @@ class OpsClient:
         except ValueError:
             data = resp.text
         if resp.is_success:
-            return data
+            return data, resp.headers
         raise ApiError(
             detail_text(data, f"HTTP {resp.status_code}"),
             status=resp.status_code,
@@ -88,7 +111,13 @@ class OpsClient:
     def list_decisions(
         self, node: str | None = None, since: str | None = None, limit: int | None = None
     ) -> list[JSON]:
-        return list(self.request("GET", "/decisions", params={"node": node, "since": since, "limit": limit}))
+        return self.decisions_page(node, since, limit).rows
+
+    def decisions_page(
+        self, node: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> Page:
+        """``since``: an RFC 3339 time or a duration such as ``1h``."""
+        return self.page("/decisions", {"node": node, "since": since_param(since), "limit": limit})
 
     # repair plans and workflows
     def create_plan(
@@ -129,6 +158,16 @@ class OpsClient:
         if approval_token:
             body["approval_token"] = approval_token
         return dict(self.request("POST", f"/repair-plans/{plan_id}/execute", body=body))
+
+    def list_plans(self, limit: int = 50) -> Page:
+        return self.page("/repair-plans", {"limit": limit})
+
+    def list_workflows(self, limit: int = 50) -> Page:
+        return self.page("/workflows", {"limit": limit})
+
+    def levers(self, kind: str | None = None) -> list[JSON]:
+        """The latest value of every lever set (kill switch, mode, exclusion, emergency, ...)."""
+        return list(self.request("GET", "/levers", params={"kind": kind}))
 
     def get_workflow(self, workflow_id: str) -> JSON:
         return dict(self.request("GET", f"/workflows/{workflow_id}"))
@@ -189,7 +228,13 @@ class OpsClient:
     def list_audit(
         self, actor: str | None = None, since: str | None = None, limit: int | None = None
     ) -> list[JSON]:
-        return list(self.request("GET", "/audit", params={"actor": actor, "since": since, "limit": limit}))
+        return self.audit_page(actor, since, limit).rows
+
+    def audit_page(
+        self, actor: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> Page:
+        """``since``: an RFC 3339 time or a duration such as ``1h``."""
+        return self.page("/audit", {"actor": actor, "since": since_param(since), "limit": limit})
 
     def list_runbooks(self) -> list[JSON]:
         return list(self.request("GET", "/runbooks"))

@@ -12,7 +12,8 @@ from typing import Any
 _HINTS: dict[int, str] = {
     400: "fix the request as the message says",
     401: "set BREAKFIX_API_TOKEN (or pass --token) to a token the API knows",
-    403: "this call needs another role: use a token with the role named above",
+    403: "use a token of a role named above (--token or BREAKFIX_API_TOKEN; on the local stack "
+    "BREAKFIX_AS=<role>)",
     404: "check the id: `breakfix nodes`, `breakfix audit list` show what exists",
     409: "the object changed or was already used: fetch it again and retry with its current state",
     410: "the approval expired: run `breakfix approve PLAN_ID` again",

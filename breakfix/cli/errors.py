@@ -1,0 +1,46 @@
+"""Unexpected errors as one or two lines: what happened, and what to do next.
+
+Commands report the failures they expect themselves; this is the last net for the rest (a broker
+that is down, an API that does not answer, a file that cannot be read), so a user never reads a
+56-line traceback to learn that nothing listens on the broker's port. ``--debug`` shows it anyway.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from streams.store.base import StoreError, StoreUnavailable
+
+DEBUG_HINT = "rerun with --debug for the traceback"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
+
+
+def explain(err: BaseException) -> tuple[str, str]:
+    """(message, hint) for an exception no command handled."""
+    name = type(err).__name__
+    module = type(err).__module__
+    if module.startswith(("aiokafka", "kafka")) or name in ("KafkaConnectionError", "KafkaTimeoutError"):
+        return (
+            f"the Kafka broker is unreachable ({_first_line(err)})",
+            "start the local stack with `breakfix up`, or pass --broker HOST:PORT (or set BREAKFIX_BROKER)",
+        )
+    if module.startswith(("httpx", "httpcore")):
+        return (
+            f"the API is unreachable ({_first_line(err)})",
+            "start the local stack with `breakfix up`, or pass --server URL (or set BREAKFIX_API_URL)",
+        )
+    if isinstance(err, StoreUnavailable):
+        return f"the store is unreachable: {_first_line(err)}", "check --store or BREAKFIX_STORE_DSN"
+    if isinstance(err, StoreError):
+        return f"the store refused: {_first_line(err)}", "run `breakfix db migrate` if tables are missing"
+    if isinstance(err, ConnectionError | TimeoutError) or (
+        isinstance(err, OSError) and err.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH)
+    ):
+        return f"connection failed: {_first_line(err)}", "is the service running? `breakfix status` shows it"
+    if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
+        return f"{_first_line(err)}", "check the path and its permissions"
+    return f"unexpected error: {_first_line(err)}", DEBUG_HINT
