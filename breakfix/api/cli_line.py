@@ -63,6 +63,9 @@ _BUILDERS: dict[str, Callable[[Args], list[str]]] = {
         *_opt("--rollback", a.get("rollback_policy")),
     ],
     "workflows.get": lambda a: ["workflow", "show", str(a.get("workflow_id", ""))],
+    "workflows.list": lambda a: ["workflow", "list", *_opt("--limit", a.get("limit"))],
+    "plans.list": lambda a: ["plan", "list", *_opt("--limit", a.get("limit"))],
+    "levers.get": lambda a: ["levers", *_opt("--kind", a.get("kind"))],
     "killswitch.get": lambda a: ["killswitch", "show"],
     "killswitch.set": lambda a: [
         "killswitch",

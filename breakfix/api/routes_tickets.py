@@ -77,7 +77,18 @@ def router(ctx: ApiContext) -> APIRouter:
             labels=(f"opened-by-{who.initiator}",),
         )
         filed = ctx.tickets.file(draft, author=who.actor)
-        return {"ticket": filed.ticket.model_dump(mode="json"), "created": filed.created}
+        if filed.created:
+            return {"ticket": filed.ticket.model_dump(mode="json"), "created": True}
+        # One open ticket per node: the caller's text became a comment on it. Answer the ticket as
+        # it is now (comment included) and say so, so an agent knows its summary was kept.
+        ticket = get(filed.ticket.key)
+        return {
+            "ticket": ticket.model_dump(mode="json"),
+            "created": False,
+            "appended": {"summary": body.summary, "details": body.details},
+            "note": f"{body.node} already had open ticket {ticket.key}: your summary and details were "
+            "added to it as a comment",
+        }
 
     @r.post("/tickets/{ticket_id}/close", name="tickets.close", response_model=Ticket)
     def close(ticket_id: PathId, body: TicketClose, who: Who) -> Ticket:

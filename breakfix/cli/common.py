@@ -13,7 +13,7 @@ from rich.console import Console
 from streams.store.base import Store, StoreError, StoreUnavailable
 
 console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, hint: str = "", code: int = 2) -> NoReturn:

@@ -8,15 +8,22 @@ that is down, an API that does not answer, a file that cannot be read), so a use
 from __future__ import annotations
 
 import errno
+import re
 
 from streams.store.base import StoreError, StoreUnavailable
 
 DEBUG_HINT = "rerun with --debug for the traceback"
 
 
+_NOISE = re.compile(r",? ?<AddressFamily\.\w+: \d+>")
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
+    name = type(err).__name__
+    lines = str(err).strip().splitlines()
+    text = _NOISE.sub("", lines[0])[:300] if lines else ""
+    text = text.removeprefix(f"{name}: ")
+    return f"{name}: {text}" if text else name
 
 
 def explain(err: BaseException) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -34,7 +35,7 @@ from breakfix.cli import (
     topics_cmd,
     validate_cmd,
 )
-from breakfix.cli.common import fail
+from breakfix.cli.common import err_console
 from breakfix.cli.errors import explain
 from breakfix.stack.context import apply_context
 
@@ -96,6 +97,11 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     if debug:
         sys.argv.remove("--debug")
+    if not debug:
+        # Client libraries log a connection failure before raising it; the raised error is reported
+        # below as one line, so their own lines (and asyncio's about unclosed clients) stay quiet.
+        for name in ("aiokafka", "kafka", "asyncio", "httpx"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     apply_context()
     try:
         app()
@@ -103,4 +109,6 @@ def main() -> None:
         if debug:
             raise
         message, hint = explain(err)
-        fail(message, hint, code=1)
+        err_console.print(f"[bold red]error:[/] {message}")
+        err_console.print(f"[yellow]hint:[/] {hint}")
+        sys.exit(1)

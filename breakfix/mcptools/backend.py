@@ -1,8 +1,10 @@
 """How a tool reaches the API: with the calling agent's own token, through the shared ops client.
 
 Over streamable HTTP each agent sends its bearer token to the MCP server and we pass it on
-unchanged, so the API (not this process) decides who it is; over stdio the server runs with the
-token it was started with. Either way the API sees an agent-role caller, applies the same role checks
+unchanged, so the API (not this process) decides who it is; a client that sent none is refused, never
+served as the server's own identity (whoever reaches the port would otherwise act as it). Over stdio
+the server runs with the token it was started with (its one client is the process that spawned it).
+Either way the API sees an agent-role caller, applies the same role checks
 as for the CLI, and writes the audit record with initiator = agent and surface = mcp.
 """
 
@@ -36,14 +38,52 @@ def bearer(headers: Mapping[str, str] | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+_AGENT_HINTS: dict[int, str] = {
+    400: "change the arguments as the message says and call the tool again",
+    401: "this MCP server has no API token the API accepts: a person must configure one "
+    "(`breakfix mcp --token-file FILE`, BREAKFIX_API_TOKEN_FILE, or `breakfix up`'s context file); "
+    "over HTTP, send your own `Authorization: Bearer <token>` header",
+    403: "your token's role may not do this: ask a person to do it or to give you a token of a "
+    "role the message names",
+    404: "the id does not exist: look it up first (list_nodes, read_ticket, get_repair_plan)",
+    409: "the object changed or was already used: read it again (get_repair_plan, get_workflow) "
+    "and act on its current state",
+    410: "it expired: create it again (create_repair_plan) and ask a person for a new approval",
+    422: "the arguments are not valid: fix the field the message names; allowed values are in this "
+    "tool's input schema and in list_runbooks",
+    429: "wait a minute and call again",
+}
+
+
+def agent_hint(status: int | None) -> str:
+    """What an agent can do next after a refusal, in terms of the tools it has (never CLI flags)."""
+    if status is None:
+        return "the API did not answer: a person must check that `breakfix serve` (or `breakfix up`) runs"
+    if status >= 500:
+        return "the API failed: report the message to a person; retrying will not help"
+    return _AGENT_HINTS.get(status, "")
+
+
 class ApiBackend:
-    def __init__(self, target: ApiTarget, transport: httpx.BaseTransport | None = None) -> None:
+    """``per_client``: use only the token each request carries (MCP over HTTP); otherwise the
+    server's own (stdio)."""
+
+    def __init__(
+        self, target: ApiTarget, transport: httpx.BaseTransport | None = None, per_client: bool = False
+    ) -> None:
         self.target = target
+        self.per_client = per_client
         self._transport = transport
 
     def call(self, tool: str, headers: Mapping[str, str] | None, fn: Callable[[OpsClient], T]) -> T:
         """Run ``fn`` against the API as the caller; a refusal becomes a tool error the agent can read."""
-        target = ApiTarget(self.target.url, bearer(headers) or self.target.token)
+        token = bearer(headers) if self.per_client else (bearer(headers) or self.target.token)
+        if self.per_client and not token:
+            raise ToolError(
+                f"{tool} refused: this MCP server acts only with the caller's own token and your request "
+                "carried none. Next: send `Authorization: Bearer <your API token>` with every request."
+            )
+        target = ApiTarget(self.target.url, token)
         with OpsClient(target, surface="mcp", transport=self._transport) as client:
             try:
                 return fn(client)
@@ -60,4 +100,5 @@ def refusal(tool: str, exc: ApiError) -> str:
     needs_person = exc.status == 403 or (exc.status is not None and "approv" in exc.detail.lower())
     if human and needs_person:
         return f"{text}. This needs a person: {human}."
-    return f"{text}. Next: {exc.hint}." if exc.hint else text
+    hint = agent_hint(exc.status)
+    return f"{text}. Next: {hint}." if hint else text

@@ -15,10 +15,11 @@ def serve(
 ) -> None:
     """Block serving MCP until the client disconnects (stdio) or the process is stopped (http).
 
-    Over HTTP the endpoint is ``http://HOST:PORT/mcp``; each agent should send its own
-    ``Authorization: Bearer`` token, which is passed on to the API (the server's token is the fallback).
+    Over HTTP the endpoint is ``http://HOST:PORT/mcp``; each agent sends its own
+    ``Authorization: Bearer`` token, which is passed on to the API; a request without one is refused
+    (the server's own token is never used over HTTP).
     """
-    server = build_server(target)
+    server = build_server(target, per_client=transport == "http")
     if transport == "stdio":
         server.run("stdio")
     else:

@@ -9,6 +9,7 @@ a human.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -20,6 +21,17 @@ from breakfix.mcptools.backend import ApiBackend
 from breakfix.opsclient import ApiTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gpu-breakfix")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+VERSION = _version()
+"""The product version the server reports in its MCP ``initialize`` answer (serverInfo.version)."""
 
 INSTRUCTIONS = (
     "Tools over the gpu-breakfix operator API. Reads, ticket creation and repair-plan creation are "
@@ -36,10 +48,13 @@ def _hints(name: str) -> ToolAnnotations:
     )
 
 
-def build_server(target: ApiTarget, transport: httpx.BaseTransport | None = None) -> MCPServer:
-    """An MCP server whose tools call the API at ``target`` (``transport`` only for in-process tests)."""
-    api = ApiBackend(target, transport)
-    server = MCPServer("breakfix", instructions=INSTRUCTIONS, log_level="WARNING")
+def build_server(
+    target: ApiTarget, transport: httpx.BaseTransport | None = None, per_client: bool = False
+) -> MCPServer:
+    """An MCP server whose tools call the API at ``target`` (``transport`` only for in-process tests).
+    ``per_client``: each request's own bearer token only, never ``target.token`` (MCP over HTTP)."""
+    api = ApiBackend(target, transport, per_client)
+    server = MCPServer("breakfix", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
 
     def tool(name: str, what: str) -> Callable[[F], F]:
         return server.tool(name=name, description=describe(name, what), annotations=_hints(name))
@@ -82,7 +97,11 @@ def build_server(target: ApiTarget, transport: httpx.BaseTransport | None = None
             return api.call("read_ticket", ctx.headers, lambda c: c.get_ticket(ticket_id))
         return {"tickets": api.call("read_ticket", ctx.headers, lambda c: c.list_tickets(node))}
 
-    @tool("create_ticket", "Open an incident ticket for a node.")
+    @tool(
+        "create_ticket",
+        "Open an incident ticket for a node. A node has at most one open ticket: when it already has "
+        "one, your summary and details are added to it as a comment (answer: created=false, note).",
+    )
     def create_ticket(node: str, summary: str, ctx: Context, details: str = "") -> dict[str, Any]:
         return api.call("create_ticket", ctx.headers, lambda c: c.create_ticket(node, summary, details))
 

@@ -136,10 +136,10 @@ def test_stdio_session(api_server: fx.ApiServer) -> None:
 
 @pytest.fixture
 def mcp_http(api_server: fx.ApiServer) -> Iterator[str]:
-    """``breakfix mcp --transport http`` with NO token of its own: each agent brings its bearer token."""
+    """``breakfix mcp --transport http`` started with an admin token in its environment, which it
+    must never lend out: each agent brings its own bearer token."""
     port = free_port()
-    env = {**os.environ, "BREAKFIX_API_URL": api_server.url}
-    env.pop("BREAKFIX_API_TOKEN", None)
+    env = {**os.environ, "BREAKFIX_API_URL": api_server.url, "BREAKFIX_API_TOKEN": api_server.tokens["admin"]}
     exe = Path(sys.executable).with_name("breakfix")
     proc = subprocess.Popen(
         [str(exe), "mcp", "--transport", "http", "--port", str(port)],
@@ -188,4 +188,29 @@ def test_streamable_http_session(api_server: fx.ApiServer, mcp_http: str) -> Non
             return await client.call_tool("list_nodes", {})
 
     refused = anyio.run(anonymous)
-    assert refused.is_error and "HTTP 401" in text(refused) and "BREAKFIX_API_TOKEN" in text(refused)
+    assert refused.is_error and "HTTP 401" in text(refused) and "Authorization: Bearer" in text(refused)
+
+
+def test_http_client_without_a_token_is_refused_never_served_as_the_server(
+    api_server: fx.ApiServer, mcp_http: str
+) -> None:
+    """The MCP server holds an admin token in its environment; a client that sends no token of its
+    own is refused before any API call, and the mutation it asked for never happens."""
+    def tickets() -> int:
+        answer = httpx.get(
+            api_server.url + "/tickets", headers={"Authorization": f"Bearer {api_server.tokens['admin']}"}
+        )
+        return len(answer.json())
+
+    before = tickets()
+
+    async def anonymous() -> Any:
+        async with (
+            httpx2.AsyncClient(timeout=30) as http,
+            Client(streamable_http_client(mcp_http, http_client=http), read_timeout_seconds=30) as client,
+        ):
+            return await client.call_tool("create_ticket", {"node": "gpu-node-2", "summary": "x"})
+
+    refused = anyio.run(anonymous)
+    assert refused.is_error and "carried none" in text(refused)
+    assert tickets() == before

@@ -52,4 +52,6 @@ def test_refusal_names_the_human_step_only_when_a_person_is_needed() -> None:
     approval = refusal("execute_repair_plan", ApiError("needs an approval token", status=403))
     assert "breakfix approve PLAN_ID" in approval
     missing = refusal("get_node", ApiError("no node n9", status=404, hint="check the id"))
-    assert missing.endswith("Next: check the id.") and "person" not in missing
+    # hints are written for the agent, in terms of its tools, never the CLI's flags
+    assert missing.endswith("look it up first (list_nodes, read_ticket, get_repair_plan).")
+    assert "person" not in missing and "--" not in missing
