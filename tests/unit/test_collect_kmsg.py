@@ -187,3 +187,16 @@ def test_journal_reader_parses_journalctl_json(tmp_path: Path) -> None:
     assert lines == [XID, "NVRM: GPU at PCI:0000:3b:00: GPU-x \ufffd"]
     assert events[0].time.timestamp() == 1_700_000_000
     assert events[0].id.startswith("collect.kernel-gpu01-")
+
+
+def test_prefilter_keeps_the_hung_task_and_soft_lockup_lines_the_detectors_read(tmp_path: Path) -> None:
+    # Real shapes: leptonai/gpud#117 (hung task behind a stuck GPU), leptonai/gpud cpu kmsg_matcher.go.
+    hung = "[Sat Oct 12 18:38:44 2024] INFO: task cache_mgr_event:620917 blocked for more than 120 seconds."
+    lockup = "[Sun Jan  5 18:28:55 2025] watchdog: BUG: soft lockup - CPU#18 stuck for 27s! [python3:2254956]"
+    log = tmp_path / "kern.log"
+    log.write_text("")
+    c = KernelLogCollector("gpu01", FileFollower(log), sysfs_pci=tmp_path / "none")
+    _lines(c)
+    with open(log, "a") as f:
+        f.write(f"{hung}\n{NOISE}\n{lockup}\n")
+    assert _lines(c, 0.5) == [hung, lockup]
