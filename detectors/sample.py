@@ -1,24 +1,39 @@
-"""gpu.sample → evidence: counter deltas become rates, flags and throttle reasons become signals, and
-temperatures feed the weak online models. The hot path: one call per node scrape, so the common case
-(counters unchanged, no flags, temperature inside its baseline) costs a few attribute reads per GPU."""
+"""gpu.sample → evidence: counter increases become windowed rates (``detectors.rates``), flags and
+throttle reasons become signals, and temperatures feed the weak online models. The hot path: one call
+per node scrape, so the common case (counters unchanged, no flags, temperature inside its baseline)
+costs a few attribute reads per GPU.
+
+Thermal readings are judged on persistence: one scrape at or above the temperature threshold, or one
+thermal clock event, is a blip every fleet sees daily; the same reading on two consecutive scrapes of
+the GPU is evidence."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from detectors.catalog import Catalog, Signal
 from detectors.emit import clear, observe
 from detectors.models import LEARN_EVERY, WARM_UP, Ewma
-from detectors.state import DetectState
+from detectors.rates import RateWindow, fires
+from detectors.state import DetectState, GpuCounters
 from schemas.events import GpuReading, GpuSample
 from schemas.evidence import Evidence
 
 MODEL_Z = 4.0
 MODEL_WEIGHT = 0.10
-_NO_COUNTERS = (None, None, None, None)
+_HOT_TEMP, _HOT_THROTTLE, _HOT_POWER = 1, 2, 4
+"""Bits of a GPU's thermal readings on its previous scrape (``GpuCounters``' last field)."""
+_NO_WINDOWS: tuple[None, None, None] = (None, None, None)
 _RATES = (
     (0, "sbe_rate", "SBEs"),
     (2, "pcie_replay_rate", "PCIe replays"),
     (3, "nvlink_crc_rate", "NVLink CRC errors"),
 )
+
+
+def _windows(prev: GpuCounters) -> tuple[Any, ...]:
+    """The rate windows remembered for a GPU (records written before windows existed have none)."""
+    return prev[2] if len(prev) > 2 else _NO_WINDOWS
 
 
 def _delta(new: int | None, old: int | None) -> int:
@@ -27,11 +42,6 @@ def _delta(new: int | None, old: int | None) -> int:
         return 0
     return new - old
 
-
-def _rate_exceeds(sig: Signal, delta: int, dt: float) -> bool:
-    if delta <= 0 or dt <= 0 or sig.threshold is None or sig.per_s is None:
-        return False
-    return delta * (sig.per_s / dt) >= sig.threshold
 
 
 class _Scrape:
@@ -63,20 +73,38 @@ class _Scrape:
         if e is not None:
             self.out.append(e)
 
-    def counters(self, i: int, prev: tuple[int | None, ...], cur: tuple[int | None, ...], dt: float) -> None:
-        """Deltas of the counters read in both scrapes; one read only now (None before) is no delta."""
-        if _delta(cur[1], prev[1]) > 0:
+    def counters(self, i: int, prev: GpuCounters | None, cur: tuple[int | None, ...]) -> tuple[Any, ...]:
+        """Increases of the counters read in this scrape and before (a counter absent from a scrape
+        keeps its last reading); rate counters feed their windows. Returns the readings and windows
+        to remember."""
+        if prev is None:
+            return cur, (None, None, None)
+        old = prev[1]
+        known = tuple(c if c is not None else o for c, o in zip(cur, old, strict=True))
+        if known == old:
+            return known, _windows(prev)
+        if _delta(cur[1], old[1]) > 0:
             self.note("dbe", i, f"volatile DBE count rose to {cur[1]}")
-        for pos, key, what in _RATES:
-            new, old = cur[pos], prev[pos]
-            if new is None or old is None or new <= old:
+        wins = list(_windows(prev))
+        for n, (pos, key, what) in enumerate(_RATES):
+            d = _delta(cur[pos], old[pos])
+            if d <= 0:
                 continue
-            d = new - old
-            if _rate_exceeds(self.cat.samples[key], d, dt):
-                self.note(key, i, f"{d} {what} in {dt:.0f}s")
+            sig = self.cat.samples[key]
+            if sig.threshold is None or sig.per_s is None:
+                continue
+            w = RateWindow.new(self.now) if wins[n] is None else RateWindow.of(wins[n])
+            count = w.add(d, self.now, sig.per_s)
+            wins[n] = w.state()
+            if fires(count, w, sig.threshold):
+                self.note(key, i, f"{count:.0f} {what} in the last {sig.per_s:.0f}s (+{d} this scrape)")
+        return known, tuple(wins)
 
-    def flags(self, g: GpuReading) -> None:
+    def flags(self, g: GpuReading, was_hot: int) -> int:
+        """Row-remap flags act at once; thermal clock events only when the previous scrape had them too.
+        Returns this scrape's thermal bits."""
         i = g.index
+        hot = 0
         if g.row_remap_failure:
             self.note("row_remap_failure", i, "row remapping failed: the GPU has run out of spare rows")
         if g.row_remap_pending:
@@ -87,10 +115,15 @@ class _Scrape:
         if g.throttle_reasons:
             hit = [r for r in g.throttle_reasons if r in self.cat.throttle_thermal_reasons]
             if hit:
-                self.note("throttle_thermal", i, f"clock events: {', '.join(hit)}")
+                hot |= _HOT_THROTTLE
+                if was_hot & _HOT_THROTTLE:
+                    self.note("throttle_thermal", i, f"clock events on consecutive scrapes: {', '.join(hit)}")
             hit = [r for r in g.throttle_reasons if r in self.cat.throttle_power_reasons]
             if hit:
-                self.note("throttle_power", i, f"clock events: {', '.join(hit)}")
+                hot |= _HOT_POWER
+                if was_hot & _HOT_POWER:
+                    self.note("throttle_power", i, f"clock events on consecutive scrapes: {', '.join(hit)}")
+        return hot
 
 
 def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> list[Evidence]:
@@ -104,20 +137,26 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
         i = g.index
         cur = (g.sbe_volatile, g.dbe_volatile, g.pcie_replay, g.nvlink_crc_errors)
         prev = counters.get(i)
-        if prev is not None and prev[1] != cur and cur != _NO_COUNTERS:
-            scrape.counters(i, prev[1], cur, now - prev[0])
-        counters[i] = (now, cur)
+        was_hot = prev[3] if prev is not None and len(prev) > 3 else 0
+        if prev is not None and prev[1] == cur:
+            known, wins = cur, _windows(prev)
+        else:
+            known, wins = scrape.counters(i, prev, cur)
+        hot = 0
         if g.row_remap_failure or g.row_remap_pending or g.throttle_reasons or g.recovery_action:
-            scrape.flags(g)
+            hot = scrape.flags(g, was_hot)
         if g.recovery_action == "none" and slots:
             _recovered(st, cat, i)
         if g.row_remap_pending is False and slots and ("gpu_memory", i, "row_remap_pending") in slots:
             clear(st, "gpu_memory", i, "row_remap_pending")
         t = g.temp_c
+        if t is not None and temp_thr is not None and t >= temp_thr:
+            hot |= _HOT_TEMP
+            if was_hot & _HOT_TEMP:
+                scrape.note("temp_high", i, f"{t:.0f} C at or above {temp_thr:.0f} C on consecutive scrapes")
+        counters[i] = (now, known, wins, hot)
         if t is None:
             continue
-        if temp_thr is not None and t >= temp_thr:
-            scrape.note("temp_high", i, f"{t:.0f} C at or above {temp_thr:.0f} C")
         m = models.get(i)
         if m is None:
             m = models[i] = Ewma()

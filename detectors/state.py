@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.models import Ewma, NodeWindowModel
 from detectors.slots import Slot, SlotKey
@@ -14,8 +15,11 @@ MAX_CHANGES = 8
 MAX_JOBS = 16
 
 
-GpuCounters = tuple[float, tuple[int | None, int | None, int | None, int | None]]
-"""(scrape time, (sbe, dbe, pcie replay, nvlink crc)) of a GPU's previous scrape."""
+GpuCounters = tuple[Any, ...]
+"""(scrape time, (sbe, dbe, pcie replay, nvlink crc), rate windows, thermal bits) of a GPU's previous
+scrape: the last reading of each counter, the ``detectors.rates`` window state of the SBE, PCIe replay
+and NVLink CRC counters (None before their first increase), and which thermal readings it had.
+Records written before windows existed hold only the first two."""
 
 
 @dataclass

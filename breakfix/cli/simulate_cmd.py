@@ -42,6 +42,12 @@ def simulate_cmd(
     ),
     labels: Path | None = typer.Option(None, "--labels", help="Write ground-truth labels (JSONL) here."),
     start: str = typer.Option(DEFAULT_START, "--start", help="Recording start, RFC 3339 with offset."),
+    background: bool = typer.Option(
+        True,
+        "--background/--no-background",
+        help="A real fleet's everyday noise on healthy nodes (corrected ECC errors, PCIe replays, user "
+        "Xids, job crashes, NCCL timeouts, thermal blips, restarts), at published fleet-study rates.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate a GPU fleet and inject faults from scenario files.
@@ -57,6 +63,8 @@ def simulate_cmd(
     except ValueError as err:
         fail(f"--start: {err}", "e.g. --start 2026-01-05T00:00:00Z")
     cfg = SimConfig(nodes=nodes, hours=hours, seed=seed, start=t0, scenarios=scenarios)
+    if not background:
+        cfg.noise = None
     began = time.perf_counter()
     try:
         result = _run(cfg, out, labels)
@@ -71,6 +79,7 @@ def simulate_cmd(
         "hours": hours,
         "seed": seed,
         "scenarios": [s.name for s in scenarios],
+        "background": background,
         "events": result.events,
         "bytes": result.bytes,
         "seconds": round(elapsed, 2),

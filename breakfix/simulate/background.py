@@ -6,6 +6,10 @@ slow health counters, and the agent's heartbeat (collector ``nvml``, every 60 s)
 kubelet resyncs Ready; now and then a benign kernel line or an inference latency blip; per pool, the
 scheduler's view every minute. Injectors rewrite a node's readings through ``patch`` and silence
 channels through ``muted``; nothing here knows about faults.
+
+With ``noise`` (the default) the fleet also reports what a real fleet's healthy nodes do
+(``breakfix.simulate.noise_model``): corrected ECC errors and PCIe replays in the counters, user
+programs' Xids, job crashes, NCCL timeouts, thermal blips and restarts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 from breakfix.simulate.faults.base import CONDITION, HEARTBEAT, SAMPLE, Fault, Timed, event
 from breakfix.simulate.fleet import GPUS_PER_NODE, Fleet, Node
+from breakfix.simulate.noise_model import FleetNoise, NoiseRates
 from breakfix.simulate.rand import randint
 
 TICK_S = 15
@@ -35,11 +40,14 @@ BENIGN_KERNEL = (
 
 
 class Background:
-    def __init__(self, fleet: Fleet, seed: int) -> None:
+    def __init__(self, fleet: Fleet, seed: int, noise: NoiseRates | None = None) -> None:
         self.fleet = fleet
         self.seed = seed
         n = len(fleet.nodes)
         self.rng = np.random.default_rng(seed)
+        self.noise = (
+            None if noise is None else FleetNoise(fleet, np.random.default_rng([seed, 24]), TICK_S, noise)
+        )
         self.offset = [randint(seed, 0, TICK_S - 2, "offset", node.name) for node in fleet.nodes]
         self.training = np.array([node.workload == "training" for node in fleet.nodes])
         self.idle_c = np.array([node.sku.idle_c for node in fleet.nodes])[:, None]
@@ -74,34 +82,48 @@ class Background:
         draw = self.rng.random((n, 2)).tolist()
         p_kernel = KERNEL_PER_HOUR * TICK_S / 3600
         p_blip = LATENCY_BLIP_PER_HOUR * TICK_S / 3600
-        out: list[Timed] = []
+        noise = self.noise
+        out: list[Timed] = [] if noise is None else noise.step(t0)
+        zeros = [0] * GPUS_PER_NODE
+        sbe_l = pcie_l = [zeros] * n
+        if noise is not None:
+            sbe_l, pcie_l = noise.sbe.tolist(), noise.pcie.tolist()
         for i, node in enumerate(self.fleet.nodes):
             t = t0 + self.offset[i]
             name = node.name
             phase = (k + i) % HEALTH_EVERY == 0
-            if not muted or (SAMPLE, i) not in muted:
+            restarting = noise is not None and noise.silent(i, t)
+            if (not muted or (SAMPLE, i) not in muted) and not restarting:
+                sbe = sbe_l[i]
                 gpus = [
                     {
                         "index": g,
                         "temp_c": tg,
                         "power_w": pg,
                         "util": ug,
-                        "sbe_volatile": 0,
+                        "sbe_volatile": sbe[g],
                         "dbe_volatile": 0,
                     }
                     for g, tg, pg, ug in zip(range(GPUS_PER_NODE), t_l[i], p_l[i], u_l[i], strict=True)
                 ]
                 if phase:
-                    for r in gpus:
+                    pcie = pcie_l[i]
+                    for g, r in enumerate(gpus):
                         r.update(
                             row_remap_pending=False,
                             row_remap_failure=False,
-                            pcie_replay=0,
+                            pcie_replay=pcie[g],
                             nvlink_crc_errors=0,
                         )
+                if noise is not None and i in noise.hot:
+                    g, peak = noise.hot[i]
+                    gpus[g]["temp_c"] = max(gpus[g]["temp_c"], peak)
+                    gpus[g]["throttle_reasons"] = ["sw_thermal"]
                 for fault in patch.get(i, ()):
                     fault.patch(node, t, gpus)
                 out.append(event(t, "gpu.sample", "dcgm-exporter", name, {"gpus": gpus}))
+            if restarting:
+                continue
             if phase and (not muted or (HEARTBEAT, i) not in muted):
                 hb = {"collector": "nvml", "interval_s": 60}
                 out.append(event(t + 1, "agent.heartbeat", "node-agent", name, hb))

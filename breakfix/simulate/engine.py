@@ -20,6 +20,7 @@ from breakfix.simulate.background import TICK_S, Background
 from breakfix.simulate.faults.base import Fault, Timed, event
 from breakfix.simulate.fleet import build_fleet
 from breakfix.simulate.labels import Label, write_labels
+from breakfix.simulate.noise_model import NoiseRates
 from breakfix.simulate.scenario import Scenario, build
 
 Progress = Callable[[int], None]
@@ -39,6 +40,8 @@ class SimConfig:
     start: int
     scenarios: list[Scenario] = field(default_factory=list)
     gzip_level: int = 3
+    noise: NoiseRates | None = field(default_factory=NoiseRates)
+    """A real fleet's everyday background (``breakfix.simulate.noise_model``); None: silent healthy nodes."""
 
 
 @dataclass
@@ -72,7 +75,7 @@ def simulate(
     end = cfg.start + n_ticks * TICK_S
     injection = build(cfg.scenarios, fleet, cfg.seed, cfg.start, end)
     faults = injection.faults
-    background = Background(fleet, cfg.seed)
+    background = Background(fleet, cfg.seed, cfg.noise)
     result = SimResult(
         labels=sorted((lb for f in faults for lb in f.labels()), key=lambda lb: (lb.start, lb.id))
     )

@@ -12,8 +12,15 @@ from tests.detection_harness import CAT, CFG, POLICY, run, top
 
 
 def test_one_thermal_spike_never_reaches_the_act_threshold() -> None:
+    """A one-scrape blip (hot and throttling once) is at most weak model evidence, below Suspect; the
+    same reading on the next scrape is thermal evidence."""
     warm = [sample("n1", 15 * i) for i in range(1, 40)]
-    st, now = run([*warm, sample("n1", 15 * 40, g3={"temp_c": 99.0, "throttle_reasons": ["hw_thermal"]})])
+    blip = sample("n1", 15 * 40, g3={"temp_c": 99.0, "throttle_reasons": ["hw_thermal"]})
+    st, now = run([*warm, blip])
+    a = top(st, now)
+    assert a is None or (a.confidence < POLICY.thresholds.suspect_enter and not can_act(a, POLICY, 0.0))
+    again = sample("n1", 15 * 41, g3={"temp_c": 99.0, "throttle_reasons": ["hw_thermal"]})
+    st, now = run([*warm, blip, again])
     a = top(st, now)
     assert a is not None and a.domain.value == "thermal_power"
     assert a.confidence <= CFG.single_cap + 0.15 and not can_act(a, POLICY, 0.0)

@@ -176,7 +176,7 @@ class _RisingSbe(GpuFault):
 
     def apply(self, node: Node, t: int, gpus: Gpus) -> None:
         x = min(1.0, (t - self.start) / self.ramp)
-        gpus[self.gpu]["sbe_volatile"] = 1 + int(self.peak * x * x)
+        gpus[self.gpu]["sbe_volatile"] = gpus[self.gpu].get("sbe_volatile", 0) + 1 + int(self.peak * x * x)
         if x >= 0.8:
             set_health(gpus[self.gpu], row_remap_pending=True)
 

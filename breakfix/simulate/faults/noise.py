@@ -23,7 +23,8 @@ class _Spike(GpuFault):
 
 class _OneSbe(GpuFault):
     def apply(self, node: Node, t: int, gpus: Gpus) -> None:
-        gpus[self.gpu]["sbe_volatile"] = 1  # a volatile counter keeps its value until the next reset
+        # A volatile counter keeps its value until the next reset: one more than the background's.
+        gpus[self.gpu]["sbe_volatile"] = gpus[self.gpu].get("sbe_volatile", 0) + 1
 
 
 class TempSpikeSpec(GpuSpec):
