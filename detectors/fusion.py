@@ -2,9 +2,9 @@
 
 Noisy-OR over *independent* signals (one slot per signal, so two collectors reporting one Xid count
 once). One non-decisive signal alone is capped below any act threshold; online models are capped;
-workload symptoms on the same GPU corroborate hardware domains; symptoms that begin soon after a
-change touched the node are attributed to the change; application and sympathetic evidence never
-count as hardware evidence.
+workload symptoms on the same GPU corroborate hardware domains, unless a crashed job explains them
+(then they are part of that job's finding); symptoms that begin soon after a change touched the node
+are attributed to the change; application and sympathetic evidence never count as hardware evidence.
 """
 
 from __future__ import annotations
@@ -218,23 +218,24 @@ def fuse(st: DetectState, now: float, cfg: FusionConfig) -> list[Assessment]:
         else:
             hw.setdefault((s.domain, s.gpu), []).append(s)
     out: list[Assessment] = []
+    app_a = _application(st, app, now, cfg)
     for domain in node_level:
         hw.setdefault((domain, None), [])
     for (domain, gpu), slots in hw.items():
         merged = slots + node_level.get(domain, []) if gpu is not None else node_level.get(domain, [])
+        # A crashed job's symptoms (its pods crash-looping) are the job's, never hardware corroboration.
         corr = (
             workload.get(gpu, []) + (workload.get(None, []) if gpu is not None else [])
-            if domain in HARDWARE_DOMAINS
+            if domain in HARDWARE_DOMAINS and app_a is None
             else []
         )
         a = _assess(domain, gpu, merged, corr, now, cfg)
         if a is not None:
             out.append(_attribute_change(a, st, cfg))
-    for gpu, slots in workload.items():
+    for gpu, slots in workload.items() if app_a is None else ():
         a = _assess(FailureDomain.WORKLOAD_SYMPTOM, gpu, slots, [], now, cfg)
         if a is not None:
             out.append(_attribute_change(a, st, cfg))
-    app_a = _application(st, app, now, cfg)
     if app_a is not None:
         out.append(app_a)
     if monitoring:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from policy.fleet_counts import FleetCounts
-from policy.lifecycle import EXPIRED
+from policy.lifecycle import EXPIRED, JOB_FAULT
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
@@ -163,6 +163,10 @@ class Guard:
             # escalation, discard) that is on its way to the node and answers it.
             return [] if queued is None else [self._expire(g, queued, p), *self._drain_waiting(g)]
         out: list[Decision] = []
+        if p.trigger == JOB_FAULT:
+            out.append(self._job_fault(g, p))
+            out.extend(self._drain_waiting(g))
+            return out
         if p.failure_class == CHANGE_CLASS and p.to_state is not Q:
             out.append(self._change(g, p))
             self._track(g, out[-1])
@@ -230,6 +234,24 @@ class Guard:
         g.incidents[key] = (inc, until)
         d = self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id, (f"opens change incident {inc}",))
         return d.model_copy(update={"incident_id": inc})
+
+    def _job_fault(self, g: GuardState, p: Proposal) -> Decision:
+        """A job's crash is one job-level finding: the first node's report opens it, every other node of
+        the job joins it. No node moves, nothing is executable, no blast-radius count rises: the job is
+        at fault, not its hardware."""
+        now = p.time.timestamp()
+        key = f"job:{p.job}:{JOB_FAULT}"
+        until = now + self.policy.blast_radius.window_s * 4
+        hit = g.incidents.get(key)
+        if hit is not None and hit[1] >= now:
+            g.incidents[key] = (hit[0], max(hit[1], until))
+            inc, why = hit[0], f"part of job finding {hit[0]}: job {p.job} crashed, its GPUs are not at fault"
+        else:
+            inc = "job-" + hashlib.sha1(f"{key}:{now}".encode()).hexdigest()[:12]
+            g.incidents[key] = (inc, until)
+            why = f"opens job finding {inc}: job {p.job} crashed; no node is suspected for it"
+        d = self._decide(g, p, [], now, "d-" + p.id, (why,))
+        return d.model_copy(update={"incident_id": inc, "executable": False})
 
     def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
         now = p.time.timestamp()

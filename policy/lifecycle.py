@@ -34,6 +34,7 @@ REPAIR_STARTED = Trigger.REPAIR_STARTED
 RUN_STEP = "workflow"
 """``step`` of a workflow run's own outcome (its last result); other steps report one step each. A
 result with no step ("") is also read as a run's outcome (producers other than the workflow engine)."""
+JOB_FAULT = Trigger.JOB_FAULT
 EXPIRED = Trigger.EXPIRED_WHILE_WAITING
 """Trigger of a node's withdrawal of its queued proposal once that proposal outlived the stale cutoff,
 and of the guard's non-acting decision that retires it."""
@@ -66,6 +67,9 @@ class Life:
     repairs: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     tenant_issue: bool = False
     auto_repaired: bool = False
+    job_reported: str | None = None
+    """The job whose crash this node last reported as a job-level finding: reported once, never a
+    node transition."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,15 @@ def _quarantine(life: Life, a: Assessment, policy: Policy, lemon: float, now: fl
     return _from(a, Q, Trigger.DECISIVE_SIGNAL if a.decisive else Trigger.CONFIDENCE_OVER_THRESHOLD)
 
 
+def _job_fault(life: Life, a: Assessment) -> Draft | None:
+    """A job's crash, reported once per job by each node it ran on and never as a transition; a node
+    whose proposal waits in the guard's queue keeps it (a report would replace it there)."""
+    if a.job is None or a.job == life.job_reported or life.held_class is not None:
+        return None
+    life.job_reported = a.job
+    return _from(a, life.state, JOB_FAULT, ActionKind.OBSERVE)
+
+
 def renewal_due(life: Life, policy: Policy, now: float) -> bool:
     """The node's queued proposal is older than the stale cutoff: it no longer speaks for the node."""
     return life.held_at is not None and now >= life.held_at + policy.stale_cutoff_s
@@ -186,15 +199,15 @@ def evaluate(
     if renewal_due(life, policy, now):
         return _renew(life, a, policy, lemon, now)
     if st in (H, S) and a is not None:
+        if a.attribution == A.APPLICATION:
+            return _job_fault(life, a)
         if can_act(a, policy, lemon) and life.held_class != a.failure_class:
             return _quarantine(life, a, policy, lemon, now)
         if st is H and a.confidence >= t.suspect_enter:
-            trigger = {
-                A.CHANGE: Trigger.CHANGE_ATTRIBUTED,
-                A.APPLICATION: Trigger.APPLICATION_FAULT,
-                A.MONITORING: Trigger.AGENT_SILENT,
-            }.get(a.attribution, Trigger.EVIDENCE_RISING)
-            action = ActionKind.OBSERVE if a.attribution in (A.HARDWARE, A.APPLICATION) else a.action
+            trigger = {A.CHANGE: Trigger.CHANGE_ATTRIBUTED, A.MONITORING: Trigger.AGENT_SILENT}.get(
+                a.attribution, Trigger.EVIDENCE_RISING
+            )
+            action = ActionKind.OBSERVE if a.attribution == A.HARDWARE else a.action
             return _from(a, S, trigger, action)
     if st is S and life.quiet_since is not None and quiet_for >= t.healthy_hold_s:
         return Draft(
@@ -345,6 +358,8 @@ def apply(life: Life, decision: Decision, now: float) -> None:
     if decision.action is ActionKind.FLEET_INCIDENT:
         return
     life.pending = None
+    if decision.trigger == JOB_FAULT:
+        return  # a job-level finding: the node stays where it is
     if decision.held:
         life.held_class = decision.failure_class
         life.held_at = decision.time.timestamp() if decision.incident_id is None else None

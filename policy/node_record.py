@@ -31,15 +31,17 @@ Parts = tuple[str, NodeGate, DetectState, Life, Placement | None, float]
 def _life_state(life: Life) -> tuple[Any, ...]:
     return (life.state.value, life.since, life.pending, life.decision_id, life.failure_class, life.gpu,
             life.action, life.executable, life.held_class, life.held_at, life.quiet_since,
-            life.validated_at, tuple(life.repairs), life.tenant_issue, life.auto_repaired)  # fmt: skip
+            life.validated_at, tuple(life.repairs), life.tenant_issue, life.auto_repaired,
+            life.job_reported)  # fmt: skip
 
 
 def _life(t: tuple[Any, ...]) -> Life:
+    """A lifecycle from its record; records written before ``job_reported`` existed lack it."""
     (state, since, pending, decision_id, failure_class, gpu, action, executable, held_class, held_at,
-     quiet_since, validated_at, repairs, tenant_issue, auto_repaired) = t  # fmt: skip
+     quiet_since, validated_at, repairs, tenant_issue, auto_repaired) = t[:15]  # fmt: skip
     return Life(NodeState(state), since, pending, decision_id, failure_class, gpu, action, executable,
                 held_class, held_at, quiet_since, validated_at, deque(repairs, maxlen=_REPAIRS),
-                tenant_issue, auto_repaired)  # fmt: skip
+                tenant_issue, auto_repaired, t[15] if len(t) > 15 else None)  # fmt: skip
 
 
 def _placement_state(p: Placement | None) -> tuple[Any, ...] | None:

@@ -108,7 +108,9 @@ class Trigger(StrEnum):
     CONFIDENCE_OVER_THRESHOLD = "confidence_over_threshold"
     EVIDENCE_RISING = "evidence_rising"
     CHANGE_ATTRIBUTED = "change_attributed"
-    APPLICATION_FAULT = "application_fault"
+    JOB_FAULT = "job_fault"
+    """A node's report of a crashed job (application Xids on its GPUs): a job-level finding, never a
+    transition; the guard folds every node's report of one job into one finding."""
     AGENT_SILENT = "agent_silent"
     EVIDENCE_CLEARED = "evidence_cleared"
     CLEARED_WITHOUT_ACTION = "cleared_without_action"

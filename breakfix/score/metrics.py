@@ -14,7 +14,8 @@ Definitions (also in the README):
 * MTTR: label start → first Healthy decision after that detection.
 * capacity: GPUs out of service per pool (Quarantined/Repairing/Validating/Escalated, per GPU where a
   decision names one), from non-shadow decisions; its maximum against the headroom fraction.
-* storms and changes: per scope, incidents (fleet_incident) or rollbacks vs quarantines and drains.
+* storms and changes: per scope, incidents (fleet_incident, or a job-level finding for a crashed job)
+  or rollbacks vs quarantines and drains.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from breakfix.score.inputs import NodeInfo
 from breakfix.score.matching import LabelIndex, Tolerance
 from breakfix.simulate.labels import HARDWARE_CLASSES, Label
+from policy.lifecycle import JOB_FAULT
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.vocab import QUARANTINE_TRIGGERS
@@ -56,6 +58,11 @@ def _dist(values: list[float]) -> dict[str, float | int | None]:
         "p95": round(p95, 1),
         "max": round(ordered[-1], 1),
     }
+
+
+def _job_finding(d: Decision, remedy: ActionKind) -> bool:
+    """A job's crash is its own incident: one job-level finding that every node of the job joins."""
+    return remedy is ActionKind.FLEET_INCIDENT and d.trigger == JOB_FAULT
 
 
 def _acts(d: Decision) -> bool:
@@ -242,7 +249,7 @@ class Scorer:
             lo = min(lb.start.timestamp() for lb in members) - self.index.tol.before_s
             hi = max((lb.end or lb.start).timestamp() for lb in members) + self.index.tol.after_s
             inside = [d for d in self.decisions if d.node in nodes and lo <= d.time.timestamp() <= hi]
-            remedies = {d.incident_id or d.id for d in inside if d.action is remedy}
+            remedies = {d.incident_id or d.id for d in inside if d.action is remedy or _job_finding(d, remedy)}
             out.append(
                 {
                     "scenario": scenario,
