@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from policy.fleet_counts import FleetCounts
-from policy.lifecycle import EXPIRED, JOB_FAULT
+from policy.lifecycle import EXPIRED, IN_FLIGHT, JOB_FAULT
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
@@ -351,6 +351,29 @@ class Guard:
         )
         return checks
 
+    def _wait_reason(self, g: GuardState, p: Proposal, capacity: list[GuardCheck]) -> str:
+        """Why a fault waits, naming the nodes that hold its slots: it is released when one of them
+        returns to service or is escalated (a scan of the fleet, only when a proposal is held)."""
+        failed = [c.name for c in capacity if not c.passed]
+        holders: list[str] = []
+        for name in failed:
+            scope = name.removeprefix("concurrency_")
+            if scope == name:
+                continue
+            value = getattr(p.placement, scope)
+            holders += [
+                f"{n} ({scope} {value}, {info.state.value})"
+                for n, info in sorted(g.nodes.items())
+                if n != p.node and info.state in IN_FLIGHT and getattr(info.placement, scope) == value
+            ]
+        why = f"waiting for capacity ({', '.join(failed)})"
+        if holders:
+            why += (
+                f": in flight {', '.join(dict.fromkeys(holders))}; released when a slot frees "
+                "(one of them returns to service or is escalated)"
+            )
+        return why
+
     def _breaker(self, g: GuardState) -> GuardCheck:
         br = self.policy.breaker
         while g.quarantines and g.clock - g.quarantines[0] > br.window_s:
@@ -394,10 +417,9 @@ class Guard:
             return self._held(g, p, [breaker], "fleet circuit breaker open: queued until a person resets it")
         capacity = self._capacity_checks(g, p)
         if not all(c.passed for c in capacity):
-            failed = ", ".join(c.name for c in capacity if not c.passed)
             g.waiting.append(p)
             self._note_wait(g, p.node, now)
-            return self._held(g, p, capacity, f"waiting for capacity ({failed})")
+            return self._held(g, p, capacity, self._wait_reason(g, p, capacity))
         g.quarantines.append(now)
         return self._decide(g, p, [*self._basic_checks(g, p), breaker, *capacity], now, "d-" + p.id)
 

@@ -18,6 +18,7 @@ from tests.builders import T0
 
 _raw = load_policy().model_dump(mode="json")
 _raw["modes"]["classes"] = {"gpu_hardware": "auto"}
+_raw["concurrency"] |= {"per_pool": 2, "per_sku": 4}  # a site looser than the shipped one-per-scope
 AUTO = parse_policy(_raw)
 
 
@@ -194,3 +195,31 @@ def test_no_sequence_drains_below_headroom_or_puts_two_of_a_rack_in_flight(
         escalated = sum(n.placement.gpus for n in s.nodes.values() if n.state is NodeState.ESCALATED)
         # Quarantines granted by the guard never push the pool below its minimum (escalations are human).
         assert out == 0 or 240 - out - escalated >= 0.85 * 240 or escalated > 0.15 * 240 - 8
+
+
+def test_shipped_default_is_one_node_in_flight_per_pool_and_the_second_fault_says_whom_it_waits_for() -> None:
+    """The stated guardrail: one node in flight per rack, pool and SKU unless emergency mode. A second
+    fault in the pool waits, its decision names the node holding the slot, and it is released when that
+    node returns to service."""
+    shipped = load_policy()
+    assert (shipped.concurrency.per_rack, shipped.concurrency.per_pool, shipped.concurrency.per_sku) == (1, 1, 1)
+    g, s = fleet(40, policy=shipped)
+    first = g.step(s, prop("n0", 10, place(0, "r0")))[0]
+    assert first.to_state is NodeState.QUARANTINED and not first.held
+    second = g.step(s, prop("n1", 11, place(1, "r1")))[0]
+    assert second.held and second.to_state is NodeState.SUSPECT
+    assert second.reasons[0].startswith("waiting for capacity (concurrency_pool, concurrency_sku): in flight n0")
+    assert check(second, "concurrency_pool") == {"in_flight": 1, "limit": 1, "emergency": False}
+    back = prop("n0", 900, place(0, "r0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE)
+    back = back.model_copy(update={"from_state": NodeState.QUARANTINED, "trigger": "cleared_without_action"})
+    out = g.step(s, back)
+    released = [d for d in out if d.node == "n1"]
+    assert len(released) == 1 and released[0].to_state is NodeState.QUARANTINED
+    assert released[0].reasons[0] == "released: capacity freed"
+
+
+def test_emergency_mode_lifts_the_one_in_flight_limit() -> None:
+    g, s = fleet(40, policy=load_policy())
+    g.step(s, ctl(ControlKind.EMERGENCY, "global", on=True))
+    out = [g.step(s, prop(f"n{i}", 10 + i, place(i, f"r{i}")))[0] for i in range(2)]
+    assert [d.held for d in out] == [False, False]

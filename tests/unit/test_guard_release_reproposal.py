@@ -17,7 +17,10 @@ from schemas.events import Envelope
 from schemas.proposal import Proposal, Registration
 from tests.builders import T0, ev, inventory, xid
 
-POLICY = load_policy()
+POLICY = load_policy().model_copy(
+    update={"concurrency": load_policy().concurrency.model_copy(update={"per_pool": 2, "per_sku": 4})}
+)
+"""A site that allows two nodes of a pool in flight (the shipped default is one)."""
 HUNG = "[661560.000000] INFO: task containerd:6160 blocked for more than 120 seconds."
 Q, S, H = NodeState.QUARANTINED, NodeState.SUSPECT, NodeState.HEALTHY
 
@@ -97,7 +100,7 @@ def _pool_full_and_n2_waiting(f: Fleet, flap_until: float) -> Decision:
     for e in flapping("n2", 20, flap_until):
         f.feed(e)
     held = [d for d in f.of("n2") if d.held]
-    assert len(held) == 1 and held[0].reasons[0] == "waiting for capacity (concurrency_pool)"
+    assert len(held) == 1 and held[0].reasons[0].startswith("waiting for capacity (concurrency_pool): in flight n0")
     return held[0]
 
 
@@ -137,7 +140,7 @@ def test_a_fault_still_there_is_renewed_by_its_node_and_quarantined_when_a_slot_
         f.feed(e)
     assert not [d for d in f.of("n2") if d.trigger == EXPIRED]
     again = [d for d in f.of("n2") if d.held and d.time.timestamp() > held.time.timestamp()]
-    assert len(again) == 1 and again[0].reasons[0] == "waiting for capacity (concurrency_pool)"
+    assert len(again) == 1 and again[0].reasons[0].startswith("waiting for capacity (concurrency_pool): in flight n0")
     assert again[0].time.timestamp() >= held.time.timestamp() + POLICY.stale_cutoff_s
     assert [p.id for p in f.guard.waiting] == [again[0].id.removeprefix("d-")]
     out = _free_slot(f, "n0", t + 700)

@@ -24,7 +24,10 @@ from schemas.proposal import Placement, Proposal, Registration
 from tests.builders import T0
 
 H, S, Q, E = NodeState.HEALTHY, NodeState.SUSPECT, NodeState.QUARANTINED, NodeState.ESCALATED
-POLICY = load_policy()
+POLICY = load_policy().model_copy(
+    update={"concurrency": load_policy().concurrency.model_copy(update={"per_pool": 2, "per_sku": 4})}
+)
+"""A site that allows two nodes of a pool in flight (the shipped default is one)."""
 CUTOFF = POLICY.stale_cutoff_s
 
 
