@@ -68,6 +68,18 @@ class Assessment:
     job: str | None = None
 
 
+DBE_SIGNALS = frozenset({"dbe", "xid.48"})
+REMAP_PENDING = "row_remap_pending"
+
+
+def _decisive_pair(values: list[tuple[float, Slot]]) -> bool:
+    """A double-bit error whose row remap is pending is decisive together, though neither is alone:
+    NVIDIA's GPU memory error management says the remap applies only at the next GPU reset, so until
+    then the faulty row stays in use. (A remap failure is decisive on its own, in the catalog.)"""
+    live = {s.signal for v, s in values if v >= 0.05 and s.gpu is not None}
+    return REMAP_PENDING in live and not live.isdisjoint(DBE_SIGNALS)
+
+
 def _expire(st: DetectState, now: float) -> None:
     dead = [
         k for k, s in st.slots.items() if s.half_life_s is not None and s.effective(now, 1.0) < EXPIRED_BELOW
@@ -106,7 +118,7 @@ def _assess(
         miss *= 1.0 - v
     miss *= 1.0 - min(model_total, cfg.model_cap)
     conf = 1.0 - miss
-    decisive = any(s.decisive and v >= 0.5 for v, s in values)
+    decisive = any(s.decisive and v >= 0.5 for v, s in values) or _decisive_pair(values)
     # Independent means different signals seen in different events: two signals read from one scrape
     # (a hot GPU that also throttles once) are one observation, not corroboration.
     strong_slots = [s for v, s in values if v >= 0.05]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.catalog import Catalog, Signal
+from detectors.catalog import Catalog
 from detectors.emit import clear, observe
 from detectors.models import LEARN_EVERY, WARM_UP, Ewma
 from detectors.rates import RateWindow, fires
@@ -41,7 +41,6 @@ def _delta(new: int | None, old: int | None) -> int:
     if new is None or old is None or new < old:
         return 0
     return new - old
-
 
 
 class _Scrape:

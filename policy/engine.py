@@ -198,6 +198,8 @@ class Engine:
             evidence_time=datetime.fromtimestamp(d.evidence_time, UTC),
             placement=rt.placement,
             job=d.job,
+            signal=d.signal,
+            decisive=d.decisive,
             replay=replay,
         )
 

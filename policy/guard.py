@@ -22,7 +22,7 @@ from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.proposal import Placement, Proposal, Registration
-from schemas.vocab import FailureClass, Trigger
+from schemas.vocab import QUARANTINE_TRIGGERS, FailureClass, Trigger
 
 Q, E, H, S = NodeState.QUARANTINED, NodeState.ESCALATED, NodeState.HEALTHY, NodeState.SUSPECT
 MUTATING = frozenset(
@@ -78,6 +78,12 @@ class GuardState:
 
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+def _family(p: Proposal, decisive: bool | None = None) -> str:
+    """What a blast-radius count and freeze compare: class, strongest signal and strength."""
+    strong = p.decisive if decisive is None else decisive
+    return f"{p.failure_class}:{p.signal or '-'}:{'decisive' if strong else 'corroborated'}"
 
 
 def _scopes(p: Placement, job: str | None) -> dict[str, str]:
@@ -184,21 +190,26 @@ class Guard:
         return out
 
     def _blast(self, g: GuardState, p: Proposal) -> tuple[str, str, int] | None:
-        """Count nodes raising the same class per scope; the first to cross a threshold opens one incident
-        and freezes automated quarantine of that class in that scope."""
-        no_blast = (FailureClass.TENANT_REPORT, FailureClass.MONITORING)
-        if p.to_state not in (S, Q) or p.failure_class in no_blast:
+        """Count nodes that would each have acted on the same signal, per scope: the first to cross a
+        scope's threshold opens one incident and freezes automated quarantine of that signal in every
+        scope the triggering node belongs to. Only quarantine proposals count (a Suspect node is worth a
+        look, not an action), and only like with like: a storm of one signal never freezes another, and
+        a weaker storm never freezes a decisive node-local fault (``_family``)."""
+        if p.to_state is not Q or p.trigger not in QUARANTINE_TRIGGERS:
+            return None
+        if p.failure_class in (FailureClass.TENANT_REPORT, FailureClass.MONITORING):
             return None
         br = self.policy.blast_radius
         now = p.time.timestamp()
         opened = None
         scopes = _scopes(p.placement, p.job)
+        fam = _family(p)
         covered = self._frozen(g, p) is not None
         for scope, value in scopes.items():
             limit = br.scopes.get(scope)
             if limit is None:
                 continue
-            key = f"{scope}:{value}:{p.failure_class}"
+            key = f"{scope}:{value}:{fam}"
             q = g.blast.setdefault(key, deque())
             while q and now - q[0][0] > br.window_s:
                 q.popleft()
@@ -211,9 +222,9 @@ class Guard:
                 inc = "inc-" + hashlib.sha1(f"{key}:{q[0][0]}".encode()).hexdigest()[:12]
                 opened = (inc, key, len(q))
         if opened is not None:
-            # One storm, one incident: freeze this class in every scope the triggering node belongs to.
+            # One storm, one incident: freeze this signal in every scope the triggering node belongs to.
             for scope, value in scopes.items():
-                g.incidents[f"{scope}:{value}:{p.failure_class}"] = (opened[0], now + br.window_s * 4)
+                g.incidents[f"{scope}:{value}:{fam}"] = (opened[0], now + br.window_s * 4)
         return opened
 
     def _change(self, g: GuardState, p: Proposal) -> Decision:
@@ -254,13 +265,24 @@ class Guard:
         return d.model_copy(update={"incident_id": inc, "executable": False})
 
     def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
+        """The open incident that freezes this proposal: one of its own signal family, at its own
+        strength or, for a non-decisive proposal, a decisive storm of the same signal."""
         now = p.time.timestamp()
+        families = [_family(p)]
+        if not p.decisive:
+            families.append(_family(p, decisive=True))
         for scope, value in _scopes(p.placement, p.job).items():
-            key = f"{scope}:{value}:{p.failure_class}"
-            hit = g.incidents.get(key)
-            if hit is not None and hit[1] >= now:
-                return hit[0], key
+            for fam in families:
+                key = f"{scope}:{value}:{fam}"
+                hit = g.incidents.get(key)
+                if hit is not None and hit[1] >= now:
+                    return hit[0], key
         return None
+
+    def _openers(self, g: GuardState, key: str) -> list[str]:
+        """Nodes that raised the incident's signal in its scope within the window (those that opened it,
+        and any that joined since)."""
+        return sorted({n for _, n in g.blast.get(key, ())})
 
     def _stale_check(self, g: GuardState, p: Proposal) -> GuardCheck:
         age = g.clock - p.evidence_time.timestamp()
@@ -402,12 +424,18 @@ class Guard:
         now = p.time.timestamp()
         frozen = self._frozen(g, p)
         if frozen is not None:
+            nodes = self._openers(g, frozen[1])
             chk = GuardCheck(
-                name="blast_radius", passed=False, figures={"incident": frozen[0], "scope": frozen[1]}
+                name="blast_radius",
+                passed=False,
+                figures={"incident": frozen[0], "scope": frozen[1], "nodes": len(nodes)},
             )
-            return self._held(
-                g, p, [chk], f"automated quarantine frozen in {frozen[1]} by incident {frozen[0]}", frozen[0]
+            shown = ", ".join(nodes[:10]) + (f" and {len(nodes) - 10} more" if len(nodes) > 10 else "")
+            why = (
+                f"automated quarantine frozen in {frozen[1]} by incident {frozen[0]}: the same signal "
+                f"({p.signal or p.failure_class}) on {shown}"
             )
+            return self._held(g, p, [chk], why, frozen[0])
         if p.failure_class == FailureClass.TENANT_REPORT:
             # Seed 002: a tenant's report takes the machine out of allocation at once, capacity or not.
             return self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id)
@@ -527,9 +555,10 @@ class Guard:
             mode=Mode.RECOMMEND,
             executable=False,
             reasons=[
-                f"{n} nodes raised {p.failure_class} in {key} within "
-                f"{self.policy.blast_radius.window_s:.0f}s: one fleet incident, automated "
-                "quarantine frozen in that scope"
+                f"{n} nodes would each have been quarantined for {p.signal or p.failure_class} in {key} "
+                f"within {self.policy.blast_radius.window_s:.0f}s: one fleet incident, automated "
+                "quarantine of that signal frozen in that scope",
+                f"nodes: {', '.join(self._openers(g, key))}",
             ],
             evidence=p.evidence,
             guard=[chk],

@@ -85,6 +85,9 @@ class Draft:
     gpu: int | None = None
     domain: FailureDomain | None = None
     job: str | None = None
+    signal: str | None = None
+    """The strongest signal behind it: blast radius counts like with like."""
+    decisive: bool = False
 
 
 def _from(
@@ -102,6 +105,8 @@ def _from(
         a.gpu,
         a.domain,
         a.job,
+        a.top_signal,
+        a.decisive,
     )
 
 

@@ -46,6 +46,12 @@ class Proposal(BaseModel):
     """Time of the newest evidence behind the proposal; the guard's stale cutoff compares against it."""
     placement: Placement
     job: str | None = None
+    signal: str | None = None
+    """The strongest signal behind the proposal (``xid.79``, ``sbe_rate``, ...): the guard's blast radius
+    compares nodes raising the same signal, never a weaker one with a decisive one."""
+    decisive: bool = False
+    """The evidence includes a signal the catalog marks decisive (fallen off the bus, DBE with a row
+    remap failure, uncontained ECC): node-local, never frozen by an incident of another signal."""
     replay: bool = False
     schema_version: int = SCHEMA_VERSION
 

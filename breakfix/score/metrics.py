@@ -249,7 +249,9 @@ class Scorer:
             lo = min(lb.start.timestamp() for lb in members) - self.index.tol.before_s
             hi = max((lb.end or lb.start).timestamp() for lb in members) + self.index.tol.after_s
             inside = [d for d in self.decisions if d.node in nodes and lo <= d.time.timestamp() <= hi]
-            remedies = {d.incident_id or d.id for d in inside if d.action is remedy or _job_finding(d, remedy)}
+            remedies = {
+                d.incident_id or d.id for d in inside if d.action is remedy or _job_finding(d, remedy)
+            }
             out.append(
                 {
                     "scenario": scenario,

@@ -185,3 +185,17 @@ def test_kernel_line_maps_bus_id_to_gpu_index_via_inventory() -> None:
     )
     a = top(st, now)
     assert a is not None and a.gpu == 2
+
+
+def test_a_dbe_with_its_row_remap_pending_is_decisive_together() -> None:
+    """Xid 48 and row_remap_pending on one GPU: NVIDIA's memory error management applies the remap only
+    at a GPU reset, so the pair is a decisive node-local fault (never frozen by another signal's storm)."""
+    warm = [sample("n1", 15 * i) for i in range(1, 5)]
+    st, now = run(
+        [*warm, xid("n1", 80, 48, gpu=5), sample("n1", 90, g5={"dbe_volatile": 1, "row_remap_pending": True})]
+    )
+    a = top(st, now)
+    assert a is not None and a.gpu == 5 and a.domain.value == "gpu_memory" and a.decisive
+    st, now = run([*warm, xid("n1", 80, 48, gpu=5)])
+    alone = top(st, now)
+    assert alone is not None and not alone.decisive

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy.guard import Guard, GuardState
-from policy.lifecycle import IN_FLIGHT
+from policy.lifecycle import IN_FLIGHT, JOB_FAULT
 from policy.model import load_policy, parse_policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
@@ -150,6 +150,8 @@ def test_replayed_input_is_never_executable() -> None:
 
 
 def test_77_nodes_over_11_racks_with_xid45_within_minutes_one_incident_zero_quarantines() -> None:
+    """A job's teardown storm is one job-level finding: every node reports it, no node moves, nothing
+    executes, and no fleet incident is counted from it."""
     g, s = fleet(77, racks=11)
     out = []
     for i in range(77):
@@ -157,15 +159,66 @@ def test_77_nodes_over_11_racks_with_xid45_within_minutes_one_incident_zero_quar
             f"n{i}",
             5 * i,
             place(i, f"r{i % 11}"),
-            to=NodeState.SUSPECT,
+            to=NodeState.HEALTHY,
             cls="workload_symptom",
             action=ActionKind.OBSERVE,
             job="llm-teardown",
         )
-        out += g.step(s, p.model_copy(update={"from_state": NodeState.HEALTHY}))
+        out += g.step(s, p.model_copy(update={"from_state": NodeState.HEALTHY, "trigger": JOB_FAULT}))
+    assert len(out) == 77 and len({d.incident_id for d in out}) == 1
+    assert out[0].reasons[0].startswith("opens job finding") and "part of job finding" in out[1].reasons[0]
+    assert all(d.from_state is d.to_state is NodeState.HEALTHY and not d.executable for d in out)
+    assert not [d for d in out if d.action is ActionKind.FLEET_INCIDENT]
+
+
+LOOSE = parse_policy(_raw | {"concurrency": {"per_rack": 1, "per_pool": 20, "per_sku": 20}})
+"""Room for many nodes in flight, so only the blast radius holds anything."""
+
+
+def _q(node: str, t: float, i: int, signal: str, decisive: bool, cls: str = "gpu_memory") -> Proposal:
+    p = prop(node, t, place(i, f"r{i}"), cls=cls, action=ActionKind.GPU_RESET)
+    trigger = "decisive_signal" if decisive else "confidence_over_threshold"
+    return p.model_copy(update={"signal": signal, "decisive": decisive, "trigger": trigger})
+
+
+def test_a_suspect_storm_opens_no_incident() -> None:
+    """Being worth a look is not acting: 40 nodes turning Suspect on one signal count for nothing."""
+    g, s = fleet(60, racks=60, policy=load_policy())
+    out = []
+    for i in range(40):
+        p = _q(f"n{i}", 5 * i, i, "sbe_rate", False).model_copy(
+            update={"to_state": NodeState.SUSPECT, "trigger": "evidence_rising", "action": ActionKind.OBSERVE,
+                    "from_state": NodeState.HEALTHY}
+        )  # fmt: skip
+        out += g.step(s, p)
+    assert not [d for d in out if d.action is ActionKind.FLEET_INCIDENT] and not s.incidents
+
+
+def test_a_storm_freezes_its_own_signal_never_a_decisive_fault_of_another() -> None:
+    """Five nodes that would each be quarantined for contained ECC errors (Xid 94) in one pool open an
+    incident; a sixth is frozen and told which nodes opened it; a DBE with a pending row remap (decisive,
+    another signal) on a node of the same pool is still quarantined."""
+    g, s = fleet(200, racks=200, policy=LOOSE)
+    out = []
+    for i in range(5):
+        out += g.step(s, _q(f"n{i}", 10 * i, i, "xid.94", False))
     incidents = [d for d in out if d.action is ActionKind.FLEET_INCIDENT]
-    assert len(incidents) == 1
-    assert not [d for d in out if d.to_state is NodeState.QUARANTINED]
+    assert len(incidents) == 1 and incidents[0].reasons[1] == "nodes: n0, n1, n2, n3, n4"
+    sixth = g.step(s, _q("n5", 60, 5, "xid.94", False))[0]
+    assert sixth.held and sixth.incident_id == incidents[0].incident_id
+    assert "the same signal (xid.94) on n0, n1, n2, n3, n4" in sixth.reasons[0]
+    dbe = g.step(s, _q("n6", 70, 6, "dbe", True))[0]
+    assert dbe.to_state is NodeState.QUARANTINED and not dbe.held
+
+
+def test_a_storm_of_the_same_decisive_signal_is_an_incident_as_designed() -> None:
+    g, s = fleet(200, racks=200, policy=LOOSE)
+    for i in range(5):
+        g.step(s, _q(f"n{i}", 10 * i, i, "xid.79", True, "gpu_hardware"))
+    sixth = g.step(s, _q("n5", 60, 5, "xid.79", True, "gpu_hardware"))[0]
+    assert sixth.held and sixth.incident_id is not None
+    other = g.step(s, _q("n6", 70, 6, "xid.95", True))[0]
+    assert other.to_state is NodeState.QUARANTINED
 
 
 def test_a_redelivered_proposal_gets_no_second_decision() -> None:
@@ -202,13 +255,19 @@ def test_shipped_default_is_one_node_in_flight_per_pool_and_the_second_fault_say
     fault in the pool waits, its decision names the node holding the slot, and it is released when that
     node returns to service."""
     shipped = load_policy()
-    assert (shipped.concurrency.per_rack, shipped.concurrency.per_pool, shipped.concurrency.per_sku) == (1, 1, 1)
+    assert (shipped.concurrency.per_rack, shipped.concurrency.per_pool, shipped.concurrency.per_sku) == (
+        1,
+        1,
+        1,
+    )
     g, s = fleet(40, policy=shipped)
     first = g.step(s, prop("n0", 10, place(0, "r0")))[0]
     assert first.to_state is NodeState.QUARANTINED and not first.held
     second = g.step(s, prop("n1", 11, place(1, "r1")))[0]
     assert second.held and second.to_state is NodeState.SUSPECT
-    assert second.reasons[0].startswith("waiting for capacity (concurrency_pool, concurrency_sku): in flight n0")
+    assert second.reasons[0].startswith(
+        "waiting for capacity (concurrency_pool, concurrency_sku): in flight n0"
+    )
     assert check(second, "concurrency_pool") == {"in_flight": 1, "limit": 1, "emergency": False}
     back = prop("n0", 900, place(0, "r0"), to=NodeState.HEALTHY, action=ActionKind.RETURN_TO_SERVICE)
     back = back.model_copy(update={"from_state": NodeState.QUARANTINED, "trigger": "cleared_without_action"})

@@ -100,7 +100,9 @@ def _pool_full_and_n2_waiting(f: Fleet, flap_until: float) -> Decision:
     for e in flapping("n2", 20, flap_until):
         f.feed(e)
     held = [d for d in f.of("n2") if d.held]
-    assert len(held) == 1 and held[0].reasons[0].startswith("waiting for capacity (concurrency_pool): in flight n0")
+    assert len(held) == 1 and held[0].reasons[0].startswith(
+        "waiting for capacity (concurrency_pool): in flight n0"
+    )
     return held[0]
 
 
@@ -140,7 +142,9 @@ def test_a_fault_still_there_is_renewed_by_its_node_and_quarantined_when_a_slot_
         f.feed(e)
     assert not [d for d in f.of("n2") if d.trigger == EXPIRED]
     again = [d for d in f.of("n2") if d.held and d.time.timestamp() > held.time.timestamp()]
-    assert len(again) == 1 and again[0].reasons[0].startswith("waiting for capacity (concurrency_pool): in flight n0")
+    assert len(again) == 1 and again[0].reasons[0].startswith(
+        "waiting for capacity (concurrency_pool): in flight n0"
+    )
     assert again[0].time.timestamp() >= held.time.timestamp() + POLICY.stale_cutoff_s
     assert [p.id for p in f.guard.waiting] == [again[0].id.removeprefix("d-")]
     out = _free_slot(f, "n0", t + 700)

@@ -17,7 +17,9 @@ from breakfix.simulate.scenario import load_scenario, resolve
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimResult]:
     out = tmp_path_factory.mktemp("naive") / "rec.jsonl.gz"
     scenarios = [load_scenario(p) for p in resolve(["noise", "silent-agent", "xid79-fallen-off-bus"])]
-    return out, simulate(SimConfig(24, 2.0, 3, parse_start(DEFAULT_START), scenarios), out)
+    # The scenarios' own noise only: the fleet background would have the naive rules act on those nodes
+    # before the labelled moment.
+    return out, simulate(SimConfig(24, 2.0, 3, parse_start(DEFAULT_START), scenarios, noise=None), out)
 
 
 def test_naive_quarantines_every_noise_node_and_no_silent_one(sim: tuple[Path, SimResult]) -> None:
