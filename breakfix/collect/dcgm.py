@@ -61,6 +61,7 @@ WANTED_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
             "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
             "DCGM_EXP_CLOCK_EVENTS_COUNT",
+            "DCGM_FI_EXP_CLOCK_THROTTLE_REASONS_COUNT",
         ),
         ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS, gauge, Current clock event reasons (bitmask).",),
     ),

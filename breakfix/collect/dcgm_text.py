@@ -55,7 +55,12 @@ BOOL_FIELDS = {
 }
 # The throttle mask was renamed "clocks event reasons" in DCGM 3.3; exporters ship either name.
 CLOCK_MASK_FIELDS = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"}
-CLOCK_EVENTS_COUNT = "DCGM_EXP_CLOCK_EVENTS_COUNT"
+# Reasons counted in the exporter's window; before dcgm-exporter a3ae347 the metric was
+# DCGM_FI_EXP_CLOCK_THROTTLE_REASONS_COUNT with a throttle_reason label.
+CLOCK_EVENTS_COUNT = {
+    "DCGM_EXP_CLOCK_EVENTS_COUNT": "clock_event",
+    "DCGM_FI_EXP_CLOCK_THROTTLE_REASONS_COUNT": "throttle_reason",
+}
 XID_LAST = "DCGM_FI_DEV_XID_ERRORS"
 XID_COUNT = "DCGM_EXP_XID_ERRORS_COUNT"
 
@@ -138,8 +143,8 @@ def _apply(unit: Unit, name: str, labels: dict[str, str], value: float | int) ->
         if value != int(value) or not 0 <= value < 2**64:
             return "not_a_mask"
         unit.clock_mask = int(value)
-    elif name == CLOCK_EVENTS_COUNT:
-        label = labels.get("clock_event", "")
+    elif name in CLOCK_EVENTS_COUNT:
+        label = labels.get(CLOCK_EVENTS_COUNT[name], "")
         if value > 0 and label:
             unit.clock_events.add(_CLOCK_EVENT_LABELS.get(label, label))
     elif name == XID_LAST:

@@ -67,6 +67,7 @@ def _dcgm_read(case: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[int, in
             read["mig"] = [[m["gpu_instance_id"], m["profile"]] for m in read.get("mig", [])]
             gpus[str(g.index)] = read
     xids = [(e.data.gpu, e.data.xid) for e in events if isinstance(e, GpuXid)]
+    case["missing_read"] = sorted(collector.missing)
     return nodes, xids, dict(collector.unused)
 
 
@@ -86,6 +87,8 @@ def _dcgm_disagreement(case: dict[str, Any]) -> str | None:
                 return f"{node} GPU {index}: {got} != {fields}"
     if "unused" in exp and unused != exp["unused"]:
         return f"unused {unused} != {exp['unused']}"
+    if "missing" in exp and case["missing_read"] != exp["missing"]:
+        return f"missing fields {case['missing_read']} != {exp['missing']}"
     if [tuple(x) for x in exp.get("xids", [])] != xids:
         return f"xids {xids} != {exp.get('xids', [])}"
     return None
