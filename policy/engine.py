@@ -213,11 +213,14 @@ class Engine:
 
     @staticmethod
     def _forget_repaired(rt: NodeRuntime, decision: Decision) -> None:
-        """A completed repair resets what it repaired; a persisting fault returns as new evidence."""
+        """A completed repair resets what it repaired; a persisting fault returns as new evidence. A
+        tenant's report stays unless the repair was of that report (the repair system's playbook
+        validated the machine and released it Completed, which clears the report on NICo too)."""
+        repaired_report = decision.failure_class == "tenant_report"
         keep = {
             k: s
             for k, s in rt.det.slots.items()
-            if s.attribution == Attribution.TENANT
+            if (s.attribution == Attribution.TENANT and not repaired_report)
             or (decision.gpu is not None and s.gpu not in (None, decision.gpu))
         }
         rt.det.slots = keep
