@@ -35,7 +35,7 @@ from schemas.events import ActionResult, ChangeEvent, Envelope, NodeInventory, R
 from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate, Rejection, check_event
 from schemas.proposal import Placement, Proposal, Registration
-from schemas.vocab import Attribution, Trigger
+from schemas.vocab import Attribution, FailureClass, Trigger
 
 
 @dataclass
@@ -216,7 +216,7 @@ class Engine:
         """A completed repair resets what it repaired; a persisting fault returns as new evidence. A
         tenant's report stays unless the repair was of that report (the repair system's playbook
         validated the machine and released it Completed, which clears the report on NICo too)."""
-        repaired_report = decision.failure_class == "tenant_report"
+        repaired_report = decision.failure_class == FailureClass.TENANT_REPORT
         keep = {
             k: s
             for k, s in rt.det.slots.items()

@@ -82,10 +82,11 @@ def recording(path: Path, extra: list[dict[str, Any]]) -> Path:
     for i, node in enumerate(FLEET):
         inv = {"pool": "p1", "rack": f"r{i % 5}", "sku": "H100", "gpus": 8, "labels": {}}
         events.append(_ev(f"inv-{node}", "node.inventory", node, 0, inv))
+    quiet = {"temp_c": 55.0, "power_w": 400.0, "util": 90.0, "sbe_volatile": 0, "dbe_volatile": 0,
+             "pcie_replay": 0, "nvlink_crc_errors": 0}  # fmt: skip
+    gpus = [{"index": g, **quiet} for g in range(8)]
     for k in range(1, 90):
         for node in FLEET:
-            gpus = [{"index": g, "temp_c": 55.0, "power_w": 400.0, "util": 90.0, "sbe_volatile": 0,
-                     "dbe_volatile": 0, "pcie_replay": 0, "nvlink_crc_errors": 0} for g in range(8)]  # fmt: skip
             events.append(_ev(f"s-{node}-{k}", "gpu.sample", node, 60 * k, {"gpus": gpus}))
     events += extra
     events.sort(key=lambda e: e["time"])
