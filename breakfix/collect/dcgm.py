@@ -153,8 +153,9 @@ class DcgmCollector:
             parsed = {self.node: {i: g for gpus in parsed.values() for i, g in gpus.items()}}
         self._seen = sorted(parsed)
         for node, gpus in sorted(parsed.items()):
-            ordered = [gpus[i] for i in sorted(gpus)]
-            readings = [r for r in (self._reading(g) for g in ordered) if r is not None]
+            usable = [(g, self._reading(g)) for g in (gpus[i] for i in sorted(gpus))]
+            ordered = [g for g, r in usable if r is not None]
+            readings = [r for _, r in usable if r is not None]
             if self._rounds % INVENTORY_EVERY_ROUNDS == 0:
                 yield self._inventory(node, ordered)
             yield build_event("gpu.sample", SOURCE, node, {"gpus": readings})

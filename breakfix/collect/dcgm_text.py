@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import TypeAdapter, ValidationError
 
 from breakfix.collect.gpu_fields import normalize_bus_id
+from schemas.common import NodeId
 
 FAILED_TO_CONVERT = "ERROR - FAILED TO CONVERT TO STRING"
+MAX_XID = 10_000  # the gpu.xid contract's bound
+_NODE_ID = TypeAdapter(NodeId)
 
 _INT32_BLANK = 0x7FFFFFF0
 _INT64_BLANK = 0x7FFFFFFFFFFFFFF0
@@ -149,13 +153,25 @@ def _apply(unit: Unit, name: str, labels: dict[str, str], value: float | int) ->
             unit.clock_events.add(_CLOCK_EVENT_LABELS.get(label, label))
     elif name == XID_LAST:
         code = labels.get("err_code", "")  # dcgm-exporter >= 4 labels the value with its code
-        unit.xid_last = int(code) if code.isdigit() else int(value)
+        xid = int(code) if code.isdigit() else int(value)
+        if not 0 <= xid <= MAX_XID:
+            return "bad_xid"
+        unit.xid_last = xid
     elif name == XID_COUNT:
-        xid = labels.get("xid", "")
-        if not xid.isdigit():
-            return "no_xid_label"
-        unit.xid_counts[int(xid)] = int(value)
+        label = labels.get("xid", "")
+        if not label.isdigit() or not 0 < int(label) <= MAX_XID:
+            return "bad_xid"
+        unit.xid_counts[int(label)] = int(value)
     return None
+
+
+def _valid_node(node: str) -> bool:
+    """A hostname label the contract accepts as a node id (else every event of it would be refused)."""
+    try:
+        _NODE_ID.validate_python(node)
+    except ValidationError:
+        return False
+    return True
 
 
 def parse_scrape(text: str, default_node: str) -> Scrape:
@@ -185,6 +201,9 @@ def parse_scrape(text: str, default_node: str) -> Scrape:
             unused["not_finite"] += 1
             continue
         node = labels.get("hostname") or labels.get("Hostname") or default_node
+        if node not in nodes and not _valid_node(node):
+            unused["bad_hostname"] += 1
+            continue
         index = int(labels["gpu"])
         gpu = nodes[node].setdefault(index, Gpu(index))
         gpu.bus_id = gpu.bus_id or normalize_bus_id(labels.get("pci_bus_id", ""))

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from breakfix.collect.base import run
 from breakfix.collect.dcgm import DcgmCollector
+from schemas.deadletter import DeadLetter
 from schemas.events import AgentHeartbeat, GpuSample, GpuXid, NodeInventory
 from streams.producer import check
 
@@ -248,3 +251,50 @@ def test_the_default_exporter_configuration_is_named_once_with_the_lines_to_add(
     for line in ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, counter", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS, gauge"):
         assert line in warnings[0]
     assert "DCGM_FI_DEV_XID_ERRORS" not in warnings[0]
+
+
+_NAMES = [
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+    "DCGM_FI_DEV_ROW_REMAP_PENDING",
+    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
+    "DCGM_FI_DEV_XID_ERRORS",
+    "DCGM_EXP_XID_ERRORS_COUNT",
+    "DCGM_EXP_CLOCK_EVENTS_COUNT",
+    "DCGM_FI_DEV_SM_CLOCK",
+]
+_VALUES = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["ERROR - FAILED TO CONVERT TO STRING", "9223372036854775794", "140737488355328", "NaN"]),
+)
+_LABEL = st.text(alphabet="abcXYZ019 _-./:@", max_size=12)
+
+
+@st.composite
+def _scrape_line(draw: st.DrawFn) -> str:
+    labels = {
+        "gpu": draw(st.one_of(st.integers(-2, 70).map(str), _LABEL)),
+        "hostname": draw(st.one_of(st.just("node-1"), _LABEL)),
+        "pci_bus_id": draw(st.one_of(st.just("00000000:3B:00.0"), _LABEL)),
+    }
+    if draw(st.booleans()):
+        labels["GPU_I_ID"] = draw(st.one_of(st.integers(0, 14).map(str), _LABEL))
+    for extra in ("xid", "err_code", "clock_event"):
+        if draw(st.booleans()):
+            labels[extra] = draw(st.one_of(st.integers(-5, 20_000).map(str), _LABEL))
+    body = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    line = f"{draw(st.sampled_from(_NAMES))}{{{body}}} {draw(_VALUES)}"
+    return draw(st.sampled_from([line, line[: len(line) // 2], "# TYPE x gauge", ""]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_scrape_line(), max_size=12), min_size=2, max_size=3))
+def test_no_scrape_makes_the_collector_raise_or_send_an_invalid_event(scrapes: list[list[str]]) -> None:
+    texts = ["\n".join(lines) for lines in scrapes]
+    c = DcgmCollector("http://x/metrics", node=None, fetch=lambda _u, _t: texts.pop(0))
+    while texts:
+        refused = [e for e in (check(ev) for ev in c.poll(0)) if isinstance(e, DeadLetter)]
+        assert not refused, refused
