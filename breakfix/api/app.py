@@ -44,7 +44,12 @@ class _Asgi:
         await self.app(scope, receive, send)
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body (1 MiB): every operation's body is a few hundred bytes; ad-hoc SQL and
+plan bodies stay far below it."""
+
+
+def create_app(ctx: ApiContext, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Before the first request: catch up with the control topic (levers set elsewhere), then
@@ -76,6 +81,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.router.routes.append(Route("/metrics", endpoint=_Asgi(metrics), include_in_schema=False))
     app.mount("/metrics", metrics)  # also answers /metrics/ and query strings prometheus adds
     errors.install(app)
-    auth.install(app, ctx)
+    auth.install(app, ctx, max_body_bytes)
     app.state.ctx = ctx
     return app

@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from breakfix.api.anonymous import AnonymousFailures
 from breakfix.api.audit import CallFacts, Surface
+from breakfix.api.bodylimit import BodyLimit
 from breakfix.api.cli_line import cli_line
 from breakfix.api.context import ApiContext
 from breakfix.api.roles import allowed, roles_for
@@ -67,7 +69,26 @@ def _args(path_params: dict[str, Any], request: Request, body: bytes) -> dict[st
     return args
 
 
-def install(app: FastAPI, ctx: ApiContext) -> None:
+def install(app: FastAPI, ctx: ApiContext, max_body_bytes: int) -> None:
+    """The auth-and-audit middleware, and outside it the body limit (so it runs first)."""
+    anonymous = AnonymousFailures()
+
+    async def refused_anonymous(reason: str, method: str, path: str, status: int) -> None:
+        """Counted always; audited as one summary line per minute (breakfix.api.anonymous)."""
+        summary = anonymous.note(reason, method, path)
+        if summary is None:
+            return
+        facts = CallFacts(actor="anonymous", role="none", initiator="human", surface="api",
+                          operation="anonymous.refused", method=method, path=path, body=b"", status=status,
+                          detail=summary.detail(), cli="")  # fmt: skip
+        try:
+            await run_in_threadpool(ctx.audit.record, facts, ctx.now())
+        except Exception:
+            log.exception("audit line for refused anonymous requests could not be written")
+
+    async def too_large(method: str, path: str) -> None:
+        await refused_anonymous("body_too_large", method, path, 413)
+
     @app.middleware("http")
     async def authorise_and_audit(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -83,25 +104,24 @@ def install(app: FastAPI, ctx: ApiContext) -> None:
         surface: Surface = surface_hdr if surface_hdr in ("api", "cli", "mcp") else "api"  # type: ignore[assignment]
         request.state.audit_detail = ""
         if who is None:
-            response: Response = JSONResponse(
+            await refused_anonymous("unauthenticated", request.method, path, 401)
+            return JSONResponse(
                 {"detail": "missing or unknown bearer token: send 'Authorization: Bearer <token>'"},
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-            request.state.audit_detail = "unauthenticated"
-        else:
-            request.state.principal = who
-            try:
-                response = await call_next(request)
-            except Exception as err:  # audited, then answered as a 500 without internals
-                log.exception("unhandled error in %s %s", request.method, path)
-                request.state.audit_detail = f"internal error: {type(err).__name__}"
-                response = JSONResponse({"detail": "internal error; see the API server log"}, status_code=500)
+        request.state.principal = who
+        try:
+            response = await call_next(request)
+        except Exception as err:  # audited, then answered as a 500 without internals
+            log.exception("unhandled error in %s %s", request.method, path)
+            request.state.audit_detail = f"internal error: {type(err).__name__}"
+            response = JSONResponse({"detail": "internal error; see the API server log"}, status_code=500)
         operation, path_params = _route(request)
         facts = CallFacts(
-            actor=who.actor if who else "anonymous",
-            role=who.role if who else "none",
-            initiator=who.initiator if who else "human",  # type: ignore[arg-type]
+            actor=who.actor,
+            role=who.role,
+            initiator=who.initiator,  # type: ignore[arg-type]
             surface=surface,
             operation=operation or "unknown",
             method=request.method,
@@ -116,3 +136,5 @@ def install(app: FastAPI, ctx: ApiContext) -> None:
         except Exception:  # the answer stands (the call already happened); the gap is logged loudly
             log.exception("audit record for %s %s could not be written", request.method, path)
         return response
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, refused=too_large)

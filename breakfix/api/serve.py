@@ -17,9 +17,9 @@ from pathlib import Path
 import uvicorn
 
 from breakfix.actuation import ActuatorOptions, Wired, build_actuators
-from breakfix.api.app import create_app
+from breakfix.api.app import MAX_BODY_BYTES, create_app
 from breakfix.api.publisher import KafkaPublisher
-from breakfix.api.tokens import load_tokens
+from breakfix.api.tokens import GENERATE, TokenError, load_tokens
 from breakfix.api.wiring import Parts, build_context, make_parts
 from policy.model import load_policy
 from streams.store.dsn import open_store
@@ -40,6 +40,12 @@ class ServeOptions:
     kube_url: str | None
     kube: bool
     approval_ttl: timedelta
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    sql_store: str | None = None
+    """Where ad-hoc SQL runs (a read-only ClickHouse user); None: a session of ``store``."""
+    migrate: bool = True
     simulate: bool = False
     """Plans act on a simulated fleet (the local stack, ``breakfix up``): no real hardware."""
 
@@ -92,9 +98,19 @@ def _simulated(opts: ServeOptions, parts: Parts) -> Wired:
 
 def serve(opts: ServeOptions) -> None:
     tokens = load_tokens(opts.tokens)
+    if tokens.weak:
+        raise TokenError(
+            "refusing to serve with example or weak tokens: "
+            + "; ".join(tokens.weak)
+            + f". Generate each token with {GENERATE}"
+        )
+    if (opts.tls_cert is None) != (opts.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
     policy = load_policy(opts.policy)
     store = open_store(opts.store)
-    migrate(store)
+    if opts.migrate:
+        migrate(store)
+    sql_store = open_store(opts.sql_store) if opts.sql_store else None
     publisher = KafkaPublisher(opts.broker)
     parts = make_parts(opts.state_dir, policy)
     wired = _actuators(opts, parts)
@@ -109,15 +125,25 @@ def serve(opts: ServeOptions) -> None:
         policy=policy,
         approval_ttl=opts.approval_ttl,
         broker=opts.broker,
+        sql_store=sql_store,
         unconfigured={k: SERVE_HINTS.get(k, v) for k, v in wired.unconfigured.items()}
         if not opts.simulate
         else {},
     )
     try:
-        uvicorn.run(create_app(ctx), host=opts.host, port=opts.port, log_level="info")
+        uvicorn.run(
+            create_app(ctx, max_body_bytes=opts.max_body_bytes),
+            host=opts.host,
+            port=opts.port,
+            log_level="info",
+            ssl_certfile=str(opts.tls_cert) if opts.tls_cert else None,
+            ssl_keyfile=str(opts.tls_key) if opts.tls_key else None,
+        )
     finally:
         ctx.runner.wait(30)
         wired.close()
         publisher.close()
         parts.close()
         store.close()
+        if sql_store is not None:
+            sql_store.close()

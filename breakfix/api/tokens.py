@@ -40,9 +40,30 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+MIN_TOKEN_CHARS = 24
+"""``secrets.token_urlsafe(32)`` gives 43 characters; anything under 24 is guessable or a placeholder."""
+EXAMPLE_MARKS = ("change-me", "changeme", "example", "replace-me")
+"""Words of the placeholders shipped in ``deploy/api/tokens.yaml`` and of their usual imitations."""
+GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def weakness(token: str) -> str | None:
+    """Why ``token`` must not guard a production API (an example or short value), or None."""
+    lowered = token.lower()
+    mark = next((m for m in EXAMPLE_MARKS if m in lowered), None)
+    if mark is not None:
+        return f"it contains {mark!r}, as the shipped examples do"
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"it has {len(token)} characters (at least {MIN_TOKEN_CHARS})"
+    return None
+
+
 class TokenTable:
     def __init__(self, entries: dict[str, Principal]) -> None:
         self._by_digest = {_digest(t): p for t, p in entries.items()}
+        self.weak = [f"the token of {p.actor} ({p.role}): {why}" for t, p in entries.items()
+                     if (why := weakness(t)) is not None]  # fmt: skip
+        """Entries ``breakfix serve`` refuses to start with (it names the actor, never the token)."""
 
     def __len__(self) -> int:
         return len(self._by_digest)

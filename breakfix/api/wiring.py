@@ -40,6 +40,7 @@ from streams.store.client_store import ClientStore
 
 
 def _session(store: Store) -> Store:
+    """A connection of its own to ``store``'s engine, with its database current."""
     return store.session() if isinstance(store, ClientStore) else store
 
 
@@ -108,7 +109,7 @@ def build_context(
     # read never holds up the audit row every call (the kill switch's included) writes.
     lock = threading.Lock()
     reads = _session(store)
-    reader = StoreStateReader(reads, threading.Lock(), sql_store or _session(store), sql_limits)
+    reader = StoreStateReader(reads, threading.Lock(), _session(sql_store or store), sql_limits)
     parts.control.seed(reader.killswitches())
     control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
     if control is None:

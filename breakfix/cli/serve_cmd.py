@@ -38,13 +38,33 @@ def serve(
     simulate: bool = typer.Option(
         False, "--simulate", help="Plans act on a simulated fleet (local stack; never real hardware)."
     ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP (with --tls-key)."
+    ),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    max_body_kib: int = typer.Option(
+        1024, "--max-body-kib", min=1, help="Largest request body accepted (413 before auth or parsing)."
+    ),
+    sql_store: str | None = typer.Option(
+        None,
+        "--sql-store",
+        help="Store DSN for ad-hoc SQL, e.g. a read-only ClickHouse user (default: a session of --store).",
+    ),
+    migrate: bool = typer.Option(
+        True, "--migrate/--no-migrate", help="Create/upgrade the store's tables first (needs DDL rights)."
+    ),
 ) -> None:
     """Serve the operator HTTP API (OpenAPI at /openapi.json, Prometheus metrics at /metrics).
 
     Example: breakfix serve --host 127.0.0.1 --port 8080 --store chdb:///var/lib/breakfix/chdb
     --broker kafka-1:9092 --tokens /etc/breakfix/tokens.yaml
 
-    Tokens file example (YAML): "s3cret-token": {actor: alice, role: approver}
+    Example (HTTPS): breakfix serve --host 0.0.0.0 --port 8443 --tls-cert /etc/breakfix/api.pem
+    --tls-key /etc/breakfix/api-key.pem --tokens /etc/breakfix/tokens.yaml
+
+    Tokens file example (YAML): "<43 random characters>": {actor: alice, role: approver}; serve
+    refuses example and short tokens (make each with python -c 'import secrets;
+    print(secrets.token_urlsafe(32))').
     """
     from breakfix.api.serve import ServeOptions
     from breakfix.api.serve import serve as run_server
@@ -62,6 +82,11 @@ def serve(
         kube=kube,
         approval_ttl=timedelta(minutes=approval_ttl),
         simulate=simulate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_body_bytes=max_body_kib * 1024,
+        sql_store=sql_store,
+        migrate=migrate,
     )
     try:
         run_server(opts)
@@ -71,8 +96,8 @@ def serve(
             "write a tokens file of lines '<token>': {actor: <name>, role: <role>} with role one of "
             "viewer, operator, approver, agent, repair-tenant, admin",
         )
-    except (ConnectionError, OSError) as err:
-        fail(f"could not start the API: {err}", "check --broker and --store")
+    except (ConnectionError, OSError, ValueError) as err:
+        fail(f"could not start the API: {err}", "check --broker, --store and --tls-cert/--tls-key")
 
 
 def register(app: typer.Typer) -> None:
