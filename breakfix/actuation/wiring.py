@@ -36,6 +36,7 @@ HINTS: dict[str, str] = {
     "breakfix.commands topic)",
     "ticket": "configure --tickets DIR (built-in store) or --jira URL --jira-project KEY",
     "health_override": "configure --machines DIR (machine records for health overrides)",
+    "nico": "configure --nico FILE (NICo URL, org, core, repair tenant; JWT in BREAKFIX_NICO_TOKEN)",
 }
 
 
@@ -61,6 +62,8 @@ class ActuatorOptions:
     jira_url: str | None = None
     jira_project: str | None = None
     machines_dir: Path | None = None
+    nico_config: Path | None = None
+    """NICo as the quarantine and repair target (actuators/nico/config.py describes the file)."""
     auto_repair_enabled: bool = False
     workload_cmd: str | None = None
     symptoms: bool = True
@@ -105,6 +108,7 @@ def build_actuators(
     wired = Wired([])
     _optional(wired, strict, "health_override", lambda: _add(wired, health or _health(opts)))
     _optional(wired, strict, "ticket", lambda: _add(wired, _tickets(opts, tickets)))
+    _optional(wired, strict, "nico", lambda: _nico(opts, wired))
     agent = _optional(wired, strict, "node_agent", lambda: _node_agent(opts, wired))
     capacity: GpuCapacity | None = None
     if opts.wants_kube:
@@ -159,6 +163,20 @@ def _tickets(opts: ActuatorOptions, service: TicketService | None) -> TicketActu
         )
         service = TicketService(backend)
     return TicketActuator(service) if service is not None else None
+
+
+def _nico(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
+    if opts.nico_config is None:
+        return None
+    from actuators.nico.config import NicoConfigError, load_config
+    from actuators.nico.connect import connect
+
+    try:
+        clients = connect(load_config(opts.nico_config))
+    except NicoConfigError as err:
+        raise ActuationConfigError(str(err)) from err
+    wired.closers.append(clients.close)
+    return _add(wired, clients.actuator())
 
 
 def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:

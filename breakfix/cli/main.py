@@ -13,6 +13,7 @@ from breakfix.cli import (
     demo_cmd,
     explain_cmd,
     mcp_cmd,
+    nico_cmd,
     nodeagent_cmd,
     ops_approve,
     ops_audit,
@@ -74,6 +75,7 @@ for module in (
     mcp_cmd,
     serve_cmd,
     explain_cmd,
+    nico_cmd,
 ):
     module.register(app)
 

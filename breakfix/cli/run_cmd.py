@@ -58,6 +58,9 @@ def run(
     machines: Path | None = typer.Option(
         None, "--machines", help="actuators: machine records for NICo-style health overrides."
     ),
+    nico: Path | None = typer.Option(
+        None, "--nico", help="actuators: NICo as repair target (YAML file; JWT in BREAKFIX_NICO_TOKEN)."
+    ),
     workload_cmd: str | None = typer.Option(
         None,
         "--workload-cmd",
@@ -92,6 +95,7 @@ def run(
     Example: breakfix run --role actuators --broker kafka-1:9092 --kubeconfig ~/.kube/config --node-agent
       --tickets /var/lib/breakfix/tickets --state-dir /var/lib/breakfix/actuators
     Example: breakfix run --role actuators --broker kafka-1:9092 --slurm --slurm-gpus 8 --node-agent
+    Example: breakfix run --role actuators --broker kafka-1:9092 --nico /etc/breakfix/nico.yaml --node-agent
     """
     if role == "actuators":
         if simulate:
@@ -113,6 +117,7 @@ def run(
                 jira_url=jira,
                 jira_project=jira_project,
                 machines_dir=machines,
+                nico_config=nico,
                 workload_cmd=workload_cmd,
             ),
         )
@@ -169,7 +174,7 @@ def _run_simulated(
 
 _NOTHING = (
     "configure at least one of --kube-url/--kubeconfig/--kube, --slurm, --node-agent, --tickets/--jira, "
-    "--machines (or --simulate for a simulated fleet)"
+    "--machines, --nico (or --simulate for a simulated fleet)"
 )
 
 

@@ -290,3 +290,30 @@ def test_online_repair_keeps_the_tenants_instance(nico: NicoRig, tmp_path: Path)
     assert machine["instanceId"] == inst and list(nico.fake.instances) == [inst]
     assert machine["labels"]["repair_status"] == "Completed"
     assert nico.fake.sources(M) == {"request-online-repair"}  # the tenant exits online repair itself
+
+
+def test_the_actuator_stage_registers_nico_from_its_config(
+    nico: NicoRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators
+
+    cfg = tmp_path / "nico.yaml"
+    t = nico.cfg.tenant
+    cfg.write_text(
+        f"url: {nico.fake.url}\norg: {nico.fake.org}\ngrpc: {nico.fake.grpc_target}\ngrpc_tls: false\n"
+        f"repair_tenant: {{tenant_id: {t.tenant_id}, vpc_id: {t.vpc_id}, vpc_prefix_id: {t.vpc_prefix_id}, "
+        f"operating_system_id: {t.operating_system_id}}}\n"
+    )
+    monkeypatch.delenv("BREAKFIX_NICO_TOKEN", raising=False)
+    with pytest.raises(ActuationConfigError, match="BREAKFIX_NICO_TOKEN"):
+        build_actuators(ActuatorOptions(nico_config=cfg, symptoms=False))
+    monkeypatch.setenv("BREAKFIX_NICO_TOKEN", REPAIR_TOKEN)
+    wired = build_actuators(ActuatorOptions(nico_config=cfg, symptoms=False))
+    try:
+        assert "nico" in wired.kinds and "nico" not in wired.unconfigured
+        nico.fake.add_machine(M)
+        actuator = next(a for a in wired.actuators if a.name == "nico")
+        assert actuator.owns(M) is False
+    finally:
+        wired.close()
+    assert "--nico FILE" in build_actuators(ActuatorOptions(symptoms=False)).unconfigured["nico"]

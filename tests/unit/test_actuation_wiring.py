@@ -19,7 +19,7 @@ from breakfix.actuation.workload import CommandWorkload
 def test_only_configured_kinds_are_registered_and_the_rest_say_how(tmp_path: Path) -> None:
     wired = build_actuators(ActuatorOptions(tickets_dir=tmp_path / "t", machines_dir=tmp_path / "m"))
     assert wired.kinds == ["health_override", "ticket", "validate"]
-    assert set(wired.unconfigured) == {"kubernetes", "slurm", "node_agent"}
+    assert set(wired.unconfigured) == {"kubernetes", "slurm", "node_agent", "nico"}
     assert wired.unconfigured["kubernetes"] == HINTS["kubernetes"] and "--kube-url" in HINTS["kubernetes"]
     assert any("symptom feed" in n for n in wired.notes), "no broker: the quiet window cannot pass"
     validator = next(a for a in wired.actuators if isinstance(a, Validator))

@@ -1,0 +1,43 @@
+"""Build the NICo clients one configuration describes (REST always, gRPC when the core is named)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from actuators.nico.actuator import NicoActuator
+from actuators.nico.config import NicoConfig
+from actuators.nico.health import GrpcHealthReports
+from actuators.nico.rest import NicoRest
+
+
+@dataclass
+class NicoClients:
+    cfg: NicoConfig
+    rest: NicoRest
+    health: GrpcHealthReports | None
+    close: Callable[[], None]
+
+    def actuator(self) -> NicoActuator:
+        return NicoActuator(self.cfg, self.rest, self.health)
+
+
+def connect(cfg: NicoConfig) -> NicoClients:
+    rest = NicoRest(cfg.url, cfg.org, cfg.token, api_name=cfg.api_name)
+    channel: grpc.Channel | None = None
+    if cfg.grpc_target:
+        channel = (
+            grpc.secure_channel(cfg.grpc_target, grpc.ssl_channel_credentials())
+            if cfg.grpc_tls
+            else grpc.insecure_channel(cfg.grpc_target)
+        )
+    health = GrpcHealthReports(channel, cfg.token) if channel is not None else None
+
+    def close() -> None:
+        rest.close()
+        if channel is not None:
+            channel.close()
+
+    return NicoClients(cfg, rest, health, close)

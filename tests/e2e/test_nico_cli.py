@@ -1,0 +1,93 @@
+"""``breakfix nico poll`` as an operator runs it: a config file, the JWT in the environment, the real
+Tansu broker; a tenant's release on the NICo stand-in becomes one tenant.report on the events topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.embedded_broker import EmbeddedBroker
+from tests.fixtures.nico import REPAIR_TOKEN, start
+
+pytestmark = pytest.mark.integration
+BREAKFIX = [sys.executable, "-c", "from breakfix.cli.main import main; main()"]
+M = "fm100gpu07"
+
+
+def config(path: Path, url: str, grpc: str, tenant: str) -> Path:
+    path.write_text(
+        f"url: {url}\norg: acme\ngrpc: {grpc}\ngrpc_tls: false\nrepair_tenant:\n  tenant_id: {tenant}\n"
+        "  vpc_id: 5e28ad7c-5fb7-46d6-a28a-fc0ba6fdc4a3\n"
+        "  vpc_prefix_id: 000bc42b-f946-472e-83d4-ddf7e365e148\n"
+        "  operating_system_id: eaeb86ee-c435-444e-9e01-8346f67f194b\n"
+    )
+    return path
+
+
+def cli(*args: str, token: str | None = REPAIR_TOKEN, prefix: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BREAKFIX_TOPIC_PREFIX": prefix}
+    env.pop("BREAKFIX_NICO_TOKEN", None)
+    if token:
+        env["BREAKFIX_NICO_TOKEN"] = token
+    return subprocess.run([*BREAKFIX, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+async def topics(broker: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(prefix + "breakfix.events", 2, 1), NewTopic(prefix + "breakfix.deadletter", 1, 1)]
+        )
+    finally:
+        await admin.close()
+
+
+async def read(broker: str, topic: str) -> list[dict[str, object]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[dict[str, object]] = []
+    try:
+        async with asyncio.timeout(20):
+            while not out:
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(json.loads(m.value) for m in msgs if m.value)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def test_poll_once_publishes_the_released_machine_as_a_tenant_report(
+    tansu: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"nico{unique}."
+    asyncio.run(topics(tansu.url, prefix))
+    for rig in start():
+        rig.fake.add_machine(M)
+        rig.fake.place(M, rig.tenant)
+        rig.tenant_release(M, "Network", "DPU link flaps")
+        cfg = config(tmp_path / "nico.yaml", rig.fake.url, rig.fake.grpc_target, rig.repair.tenant_id)
+        done = cli("nico", "poll", "--nico", str(cfg), "--broker", tansu.url, "--once", prefix=prefix)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert f"repair work: {M} (NETWORK)" in done.stdout
+    events = asyncio.run(read(tansu.url, prefix + "breakfix.events"))
+    assert [(e["type"], e["node"], e["data"]["category"]) for e in events] == [
+        ("tenant.report", M, "NETWORK")
+    ]  # type: ignore[index]
+
+
+def test_a_missing_token_or_a_bad_key_is_named(tmp_path: Path) -> None:
+    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "t")
+    no_token = cli("nico", "poll", "--nico", str(cfg), "--once", token=None)
+    assert no_token.returncode != 0 and "BREAKFIX_NICO_TOKEN" in no_token.stdout + no_token.stderr
+    cfg.write_text(cfg.read_text().replace("org: acme", "organisation: acme"))
+    bad = cli("nico", "poll", "--nico", str(cfg), "--once")
+    assert bad.returncode != 0 and "organisation" in bad.stdout + bad.stderr
