@@ -10,6 +10,7 @@ import yaml
 
 from detectors.catalog import Catalog, default_catalog
 from detectors.nvidia_catalog import LADDER, NVIDIA_RUNG, PEER_DIFFERENCES_PATH, sxid_catalog, xid_catalog
+from schemas.gpu_recovery import RECOVERY_ACTIONS
 
 
 def _cell(text: Any) -> str:
@@ -50,17 +51,18 @@ def _deviations() -> list[str]:
     return rows
 
 
-def _line_rules() -> list[str]:
+def _line_rules(cat: Catalog) -> list[str]:
     nv = xid_catalog()
     out = ["| NVLink5 Xid | units NVIDIA lists |", "| --- | --- |"]
     out += [f"| {x} | {', '.join(f'`{u}`' for u in units)} |" for x, units in nv.nvlink5.units.items()]
     out += ["", "| severity printed on the line | NVIDIA resolution |", "| --- | --- |"]
     out += [f"| {sev} | {res} |" for sev, res in nv.nvlink5.severities.items()]
-    out += ["", "| Xid 154 target | NVIDIA name | product action | acts alone |", "| --- | --- | --- | --- |"]
-    out += [
-        f"| 0x{v:x} | {r.name} | {r.action.value} | {'yes' if r.decisive else 'no'} |"
-        for v, r in nv.recovery_actions.items()
-    ]
+    out += ["", "| Xid 154 target (and NVML recovery action) | name | product action | acts alone |"]
+    out += ["| --- | --- | --- | --- |"]
+    for code, name in RECOVERY_ACTIONS.items():
+        s = cat.samples.get(f"recovery_{name}")
+        action, alone = (s.action.value, "yes" if s.decisive else "no") if s else ("none (withdraws)", "—")
+        out.append(f"| 0x{code:x} | {name} | {action} | {alone} |")
     return out
 
 
@@ -137,7 +139,7 @@ def render(cat: Catalog | None = None) -> str:
         "whether the driver marked the GPU for reset (`RST:`/`D-RST:`); an Xid 63 after a 48 on the same "
         "GPU is that DBE's row remap; an SXid line from its printed fatality and link.",
         "",
-        *_line_rules(),
+        *_line_rules(cat),
         "",
         "## Xids",
         "",

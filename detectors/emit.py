@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from detectors.catalog import Signal
+from detectors.catalog import Catalog, Signal
 from detectors.slots import Slot
 from detectors.state import DetectState
 from schemas.evidence import Evidence
@@ -33,7 +33,7 @@ def observe(
     key = (sig.domain.value, gpu, signal_key)
     slot = st.slots.get(key)
     w = sig.weight if weight is None else weight
-    if slot is None or (slot.half_life_s is not None and slot.effective(now, 1.0) < 0.02):
+    if slot is None or slot.expired(now):
         slot = Slot(
             sig.domain,
             gpu,
@@ -80,6 +80,14 @@ def observe(
         attribution=attribution,
         detail=detail or sig.name,
     )
+
+
+def clear_recovery(st: DetectState, cat: Catalog, gpu: int | None) -> None:
+    """The driver's recovery action reads none again (NVML field, or an Xid 154 back to None): every
+    recovery evidence of that GPU is spent."""
+    for key, sig in cat.samples.items():
+        if key.startswith("recovery_"):
+            clear(st, sig.domain.value, gpu, key)
 
 
 def clear(st: DetectState, domain: str, gpu: int | None, signal_key: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detectors.slots import EXPIRED_BELOW, Slot
+from detectors.slots import Slot
 from detectors.state import DetectState
 from schemas.common import FailureDomain
 from schemas.decision import ACTION_COST, ActionKind
@@ -81,9 +81,7 @@ def _decisive_pair(values: list[tuple[float, Slot]]) -> bool:
 
 
 def _expire(st: DetectState, now: float) -> None:
-    dead = [
-        k for k, s in st.slots.items() if s.half_life_s is not None and s.effective(now, 1.0) < EXPIRED_BELOW
-    ]
+    dead = [k for k, s in st.slots.items() if s.expired(now)]
     for k in dead:
         del st.slots[k]
 

@@ -89,14 +89,6 @@ class XidEntry(BaseModel):
     """Why the product's action is costlier than NVIDIA's immediate resolution (required if it is)."""
 
 
-class RecoveryAction(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    action: ActionKind
-    decisive: bool = False
-
-
 class NvLink5(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -122,7 +114,6 @@ class XidCatalog(BaseModel):
     source: str
     resolutions: dict[str, ProductReading]
     nvlink5: NvLink5
-    recovery_actions: dict[int, RecoveryAction]
     line_deviations: list[LineDeviation] = []
     xids: dict[int, XidEntry]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.catalog import Catalog
-from detectors.emit import clear, observe
+from detectors.emit import clear, clear_recovery, observe
 from detectors.models import LEARN_EVERY, WARM_UP, Ewma
 from detectors.rates import RateWindow, fires
 from detectors.state import DetectState, GpuCounters
@@ -145,7 +145,7 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
         if g.row_remap_failure or g.row_remap_pending or g.throttle_reasons or g.recovery_action:
             hot = scrape.flags(g, was_hot)
         if g.recovery_action == "none" and slots:
-            _recovered(st, cat, i)
+            clear_recovery(st, cat, i)
         if g.row_remap_pending is False and slots and ("gpu_memory", i, "row_remap_pending") in slots:
             clear(st, "gpu_memory", i, "row_remap_pending")
         t = g.temp_c
@@ -168,13 +168,6 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
     if learn:
         _window(scrape, gpus)
     return scrape.out
-
-
-def _recovered(st: DetectState, cat: Catalog, gpu: int) -> None:
-    """The driver reads "none" again (after the reset or reboot): its recovery evidence is spent."""
-    for key, sig in cat.samples.items():
-        if key.startswith("recovery_"):
-            clear(st, sig.domain.value, gpu, key)
 
 
 def _window(scrape: _Scrape, gpus: list[GpuReading]) -> None:

@@ -43,6 +43,16 @@ class Slot:
         dt = now - self.last_time
         return w if dt <= 0 else w * 0.5 ** (dt / self.half_life_s)
 
+    def expired(self, now: float) -> bool:
+        """Decayed below ``EXPIRED_BELOW``. A weightless slot (an Xid NVIDIA says to ignore, kept for the
+        audit trail) lasts one half-life after its last event, so a storm of them is one slot, not one
+        new evidence item per line."""
+        if self.half_life_s is None:
+            return False
+        if self.weight == 0:
+            return now - self.last_time > self.half_life_s
+        return self.effective(now, 1.0) < EXPIRED_BELOW
+
     def add_event(self, event_id: str) -> None:
         if len(self.event_ids) >= MAX_EVENT_IDS:
             del self.event_ids[1]  # keep the first (episode start) and the newest

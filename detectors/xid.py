@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from detectors.catalog import Catalog
-from detectors.emit import observe
+from detectors.emit import clear_recovery, observe
 from detectors.kernel_parser import NODE_LEVEL_KINDS, KernelFinding, parse_kernel_line
 from detectors.state import MAX_JOBS, DetectState
 from detectors.xid_reading import Reading, read_sxid, read_xid
@@ -37,6 +37,7 @@ def _note_job(st: DetectState, job: str, gpu: int) -> None:
 
 def _xid(
     st: DetectState,
+    cat: Catalog,
     r: Reading,
     gpu: int | None,
     job: str | None,
@@ -51,9 +52,7 @@ def _xid(
     if r.rule != "catalog":
         detail = f"{detail} [{r.rule}]"
     if r.clears:
-        for k in [k for k in st.slots if k[1] == gpu and k[2].startswith(f"xid.{code}.")]:
-            del st.slots[k]
-            st.dirty = True
+        clear_recovery(st, cat, gpu)
     if sig.application:
         if job is not None and gpu is not None:
             _note_job(st, job, gpu)
@@ -98,8 +97,11 @@ def detect_xid(st: DetectState, ev: GpuXid, cat: Catalog, now: float) -> list[Ev
     extra = ev.data.model_extra or {}
     job = extra.get("job")
     message = ev.data.message or ""
+    gi = extra.get("gpu_instance")
+    detail = f"{message} (MIG GPU instance {gi})" if isinstance(gi, int) else message
     return _xid(
         st,
+        cat,
         read_xid(cat, ev.data.xid, message),
         ev.data.gpu,
         job if isinstance(job, str) else None,
@@ -107,7 +109,7 @@ def detect_xid(st: DetectState, ev: GpuXid, cat: Catalog, now: float) -> list[Ev
         ev.source,
         ev.time,
         now,
-        message,
+        detail,
     )
 
 
@@ -124,7 +126,7 @@ def detect_kernel(st: DetectState, ev: NodeKernel, cat: Catalog, now: float) -> 
     gpu = st.bus_to_gpu.get(finding.bus_id) if finding.bus_id else None
     if finding.kind == "xid" and finding.xid is not None:
         reading = read_xid(cat, finding.xid, finding.message)
-        return _xid(st, reading, gpu, None, ev.id, ev.source, ev.time, now, _detail(finding))
+        return _xid(st, cat, reading, gpu, None, ev.id, ev.source, ev.time, now, _detail(finding))
     if finding.kind == "sxid" and finding.xid is not None:
         if finding.fatal is None:
             return []  # a later line of an SXid report: the first line carried its meaning

@@ -2,7 +2,8 @@
 
 Most Xids mean one thing whatever the line says. For some NVIDIA gives per-line rules, applied here:
 - NVLink5 Xids 144-150 print a unit and a severity: Fatal / Link Fatal → RESET_GPU, Non-fatal → IGNORE;
-- Xid 154 names the driver's new recovery action: the product follows it (None clears the earlier one);
+- Xid 154 names the driver's new recovery action: read as the NVML recovery-action signal of the same
+  name (one source, one slot); back to None clears it;
 - Xids 94/95 print what was contained or not; 63 after a 48 is the row-remap step of the 48 workflow;
 - an SXid line says Fatal or Non-fatal and names the link: the line's own fatality decides.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from detectors.catalog import Catalog, Signal
 from detectors.nvidia_catalog import sxid_catalog, xid_catalog
 from schemas.decision import ActionKind
+from schemas.gpu_recovery import recovery_action_name
 
 NVLINK5 = range(144, 151)
 _SEVERITY = re.compile(r"\b(Link Fatal|Fatal|Non-?fatal)\b", re.IGNORECASE)
@@ -55,7 +57,7 @@ def read_xid(cat: Catalog, code: int, message: str) -> Reading:
     if code in NVLINK5:
         return _nvlink5(cat, code, sig, key, message)
     if code == 154:
-        return _recovery(code, sig, key, message)
+        return _recovery(cat, code, sig, key, message)
     if code in (94, 95):
         return _containment(code, sig, key, resolution, message)
     return Reading(code, key, sig, resolution, "catalog")
@@ -99,23 +101,20 @@ def recovery_target(message: str) -> int | None:
     return int(m["to"], 16) if m else None
 
 
-def _recovery(code: int, sig: Signal, key: str, message: str) -> Reading:
+def _recovery(cat: Catalog, code: int, sig: Signal, key: str, message: str) -> Reading:
+    """The action the line names is the driver's recovery action, the one NVML reports: the same
+    ``recovery_<name>`` signal and slot, so the kernel line and the NVML field are one source."""
     to = recovery_target(message)
-    target = xid_catalog().recovery_actions.get(to) if to is not None else None
-    if target is None:
+    if to is None:
         return Reading(code, key, sig, "XID_154", "recovery action not named on the line")
-    rule = f"recovery action now {target.name}"
-    if target.action == ActionKind.NONE:
-        return Reading(code, key, _informational(sig), "XID_154", rule, clears=True)
-    follow = sig.model_copy(
-        update={
-            "weight": 0.9 if target.decisive else 0.5,
-            "decisive": target.decisive,
-            "action": target.action,
-            "informational": False,
-        }
-    )
-    return Reading(code, f"{key}.{target.action.value}", follow, f"XID_154: {target.name}", rule)
+    name = recovery_action_name(to)
+    rule = f"recovery action now {name}"
+    if name == "none":
+        return Reading(code, key, _informational(sig), "XID_154: none", rule, clears=True)
+    follow = cat.samples.get(f"recovery_{name}")
+    if follow is None:
+        return Reading(code, key, sig, f"XID_154: {name}", f"{rule} (not in the catalog: Xid 154 workflow)")
+    return Reading(code, f"recovery_{name}", follow, f"XID_154: {name}", rule)
 
 
 def read_sxid(cat: Catalog, code: int, fatal: bool, link: int | None) -> Reading:

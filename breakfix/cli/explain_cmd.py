@@ -26,7 +26,7 @@ def _show(e: Explanation) -> None:
         table.add_row("NVIDIA", facts)
     if e.reading:
         table.add_row(
-            "product", ", ".join(f"{k}: {v}" for k, v in e.reading.items() if v not in (False, None))
+            "product", ", ".join(f"{k}: {v}" for k, v in e.reading.items() if v not in (False, None, ""))
         )
     table.add_row("would", e.outcome)
     if e.source:

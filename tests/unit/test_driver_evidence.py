@@ -6,9 +6,11 @@ bus ids are the test inventory's so the GPU index can be checked."""
 from __future__ import annotations
 
 from detectors.fusion import fuse
+from detectors.state import DetectState
+from detectors.step import detect
 from policy.lifecycle import can_act
-from tests.builders import ev, sample, xid
-from tests.detection_harness import CFG, POLICY, run, top
+from tests.builders import ev, inventory, sample, xid
+from tests.detection_harness import CAT, CFG, POLICY, run, top
 
 
 def _k(t: float, line: str):  # type: ignore[no-untyped-def]
@@ -54,6 +56,13 @@ def test_nonfatal_nvlink5_lines_never_raise_suspicion_and_a_fatal_one_resets_the
     st, now = run([_k(10, fatal)])
     a = top(st, now)
     assert a is not None and (a.gpu, a.domain.value, a.action.value) == (0, "nvlink_fabric", "gpu_reset")
+
+
+def test_xid154_and_the_nvml_recovery_field_are_one_source() -> None:
+    line = "NVRM: Xid (PCI:0000:9a:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset"
+    st, now = run([_k(10, line + " Required)"), sample("n1", 20, g4={"recovery_action": "gpu_reset"})])
+    a = top(st, now)
+    assert a is not None and a.gpu == 4 and a.signals == 1 and len(st.slots) == 1
 
 
 def test_xid154_follows_the_driver_and_a_change_back_to_none_withdraws_it() -> None:
@@ -130,3 +139,20 @@ def test_soft_lockup_in_an_nvidia_irq_thread_is_the_gpu_driver_elsewhere_the_os(
     st, now = run([_k(10, other)])
     a = top(st, now)
     assert a is not None and a.domain.value == "node_os" and not can_act(a, POLICY, 0.0)
+
+
+def test_a_storm_of_ignorable_xids_is_one_slot_audited_at_powers_of_two() -> None:
+    st = DetectState("n1")
+    detect(st, inventory("n1"), CAT, 0.0)
+    emitted = 0
+    for i in range(100):
+        e = xid("n1", 10 + i, 43, gpu=1)
+        emitted += len(detect(st, e, CAT, e.time.timestamp()))
+        fuse(st, e.time.timestamp(), CFG)
+    assert emitted == 7 and len(st.slots) == 1  # counts 1, 2, 4, ..., 64
+
+
+def test_an_xid_from_a_mig_instance_names_the_instance() -> None:
+    st, _ = run([xid("n1", 10, 31, gpu=2, gpu_instance=3)])
+    [slot] = st.slots.values()
+    assert slot.gpu == 2 and "MIG GPU instance 3" in slot.detail

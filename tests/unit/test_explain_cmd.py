@@ -28,7 +28,7 @@ def test_explains_an_xid_line_with_nvidias_resolution_and_the_decision() -> None
     )
     [e] = _explain(line)
     assert e["read_as"] == "Xid 154 on PCI 0019:01:00"
-    assert e["nvidia"]["immediate"] == "XID_154" and e["nvidia"]["applies"] == "XID_154: GPU Reset Required"
+    assert e["nvidia"]["immediate"] == "XID_154" and e["nvidia"]["applies"] == "XID_154: gpu_reset"
     assert e["reading"]["action"] == "gpu_reset" and e["outcome"].startswith("acts: gpu_reset")
     assert "docs.nvidia.com/deploy/xid-errors" in e["source"]
 

@@ -28,6 +28,7 @@ from detectors.state import DetectState
 from detectors.step import detect
 from detectors.xid_reading import recovery_target
 from schemas.events import NodeKernel
+from schemas.gpu_recovery import recovery_action_name
 from streams.producer import check
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,6 @@ FAMILIES = {
 MISREADS: dict[str, str] = yaml.safe_load((CORPUS / "misreads.yaml").read_text()) or {}
 NONXID = {kind for kind, _ in DRIVER_FAULTS} | {"nvidia_soft_lockup"}
 NODE = {"hung_task", "soft_lockup", "mce"}
-RECOVERY = {"none": 0, "gpu_reset": 1, "node_reboot": 2, "drain_p2p": 3, "drain_and_reset": 4}
 CAT = default_catalog()
 
 
@@ -84,12 +84,11 @@ def _read_line(raw: str, expected: dict[str, Any]) -> str | None:
         "link": f.link,
         "fault": f.kind,
         "gpu_instance": f.gpu_instance,
-        "recovery_action": recovery_target(f.message),
+        "recovery_action": recovery_action_name(to)
+        if (to := recovery_target(f.message)) is not None
+        else None,
     }
-    want = dict(expected)
-    if "recovery_action" in want:
-        want["recovery_action"] = RECOVERY[want["recovery_action"]]
-    for field, value in want.items():
+    for field, value in expected.items():
         if field in got and got[field] != value:
             return f"{field}: read {got[field]!r}, reference says {value!r}"
     return None

@@ -129,6 +129,8 @@ def test_xid154_follows_the_recovery_action_the_line_names(line: str, action: st
     r = read_xid(CAT, 154, line)
     assert (r.signal.action.value, r.signal.decisive) == (action, decisive)
     assert r.clears == (action == "none")
+    # The same fact NVML reports as the GPU's recovery action: the same signal, so the same slot.
+    assert r.key.startswith("recovery_") or r.clears
 
 
 def test_sxid_line_fatality_decides() -> None:
