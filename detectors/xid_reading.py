@@ -87,7 +87,11 @@ def _nvlink5(cat: Catalog, code: int, sig: Signal, key: str, message: str) -> Re
     rule = f"NVLink5 unit {unit}, severity {m[1]}"
     if resolution == "IGNORE":
         return Reading(code, f"{key}.nonfatal", _informational(sig), resolution, rule)
-    reset = sig.model_copy(update={"weight": max(sig.weight, 0.6), "action": ActionKind.GPU_RESET})
+    # A fatal link error is the source GPU's own fault, and NVIDIA's resolution (RESET_GPU) is the
+    # remedy: decisive, so it acts on that node alone; peers log it non-fatal and stay quiet (above).
+    reset = sig.model_copy(
+        update={"weight": max(sig.weight, 0.9), "action": ActionKind.GPU_RESET, "decisive": True}
+    )
     return Reading(code, f"{key}.fatal", reset, resolution, rule)
 
 

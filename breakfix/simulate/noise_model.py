@@ -129,7 +129,7 @@ class FleetNoise:
     def _job_crash(self, job: str, t0: int) -> list[Timed]:
         """A user's job dies: an application Xid on every GPU of each of its nodes within seconds, then
         its pods crash-loop for ten minutes."""
-        code, text = APP_XIDS[int(self.rng.integers(0, len(APP_XIDS)))]
+        code, text = APP_XIDS[int(self.rng.integers(0, 2))]  # 13 or 31: NVIDIA blames the program
         out: list[Timed] = []
         for node in self.job_nodes[job]:
             t = t0 + int(self.rng.integers(0, 30))

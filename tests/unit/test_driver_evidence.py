@@ -56,6 +56,8 @@ def test_nonfatal_nvlink5_lines_never_raise_suspicion_and_a_fatal_one_resets_the
     st, now = run([_k(10, fatal)])
     a = top(st, now)
     assert a is not None and (a.gpu, a.domain.value, a.action.value) == (0, "nvlink_fabric", "gpu_reset")
+    # NVIDIA's resolution for a fatal link error is a GPU reset: the source node acts on it alone.
+    assert a.decisive and can_act(a, POLICY, 0.0)
 
 
 def test_xid154_and_the_nvml_recovery_field_are_one_source() -> None:
