@@ -12,6 +12,11 @@ Definitions (also in the README):
   with no active fault label.
 * time to detect: label start → first Suspect/Quarantined decision in its window.
 * MTTR: label start → first Healthy decision after that detection.
+* node-days out of Healthy: per node, the time between a decision that moved it out of Healthy and
+  the one that brought it back (or the end of the run), summed; nodes that left Healthy at all.
+* incidents opened: distinct fleet incidents; job findings (one per crashed job) apart.
+* decisive faults frozen: decisive fault labels whose quarantine an incident's freeze held (must be 0).
+* time to first action: label start → its first quarantine that was not held.
 * capacity: GPUs out of service per pool (Quarantined/Repairing/Validating/Escalated, per GPU where a
   decision names one), from non-shadow decisions; its maximum against the headroom fraction.
 * storms and changes: per scope, incidents (fleet_incident, or a job-level finding for a crashed job)
@@ -92,6 +97,7 @@ class Scorer:
             1 for d in self.decisions if d.action in DESTRUCTIVE and _acts(d) and not self.index.matching(d)
         )
         out.update(self._detection())
+        out.update(self._calibration())
         out["capacity"] = self._capacity()
         out["storms"] = self._scoped("storm", ActionKind.FLEET_INCIDENT)
         out["changes"] = self._scoped("change", ActionKind.ROLLBACK_CHANGE)
@@ -201,6 +207,67 @@ class Scorer:
             else:
                 mttr.append(healthy.time.timestamp() - start)
         return {"ttd_s": _dist(ttd), "mttr_s": {**_dist(mttr), "unresolved": unresolved}}
+
+    def _calibration(self) -> dict[str, Any]:
+        """What a fleet's operators live with: node-days spent out of Healthy (Suspect storms included),
+        incidents opened, decisive faults an incident froze (must be 0), and fault → first action."""
+        horizon = max(
+            [d.time.timestamp() for d in self.decisions]
+            + [(lb.end or lb.start).timestamp() for lb in self.labels],
+            default=0.0,
+        )
+        out_s = 0.0
+        nodes_left = 0
+        for decisions in self.by_node.values():
+            since: float | None = None
+            left = False
+            for d in decisions:
+                if d.held or d.action is ActionKind.FLEET_INCIDENT or d.to_state is d.from_state:
+                    continue
+                t = d.time.timestamp()
+                if d.to_state is NodeState.HEALTHY:
+                    if since is not None:
+                        out_s += t - since
+                    since = None
+                elif since is None:
+                    since, left = t, True
+            if since is not None:
+                out_s += horizon - since
+            nodes_left += left
+        incidents = {d.incident_id or d.id for d in self.decisions if d.action is ActionKind.FLEET_INCIDENT}
+        wanted = [lb for lb in self.labels if lb.truth == "fault" and lb.expected == "quarantine"]
+        frozen = [lb.id for lb in wanted if lb.decisive and self._frozen(lb)]
+        first_action: list[float] = []
+        for lb in wanted:
+            acted = next(
+                (
+                    d
+                    for d in self.by_node.get(lb.node, ())
+                    if d.to_state is NodeState.QUARANTINED and not d.held and self.index.in_window(lb, d)
+                ),
+                None,
+            )
+            if acted is not None:
+                first_action.append(max(0.0, acted.time.timestamp() - lb.start.timestamp()))
+        return {
+            "node_days_out_of_healthy": round(out_s / 86_400, 3),
+            "nodes_left_healthy": nodes_left,
+            "incidents_opened": len(incidents),
+            "job_findings": len({d.incident_id for d in self.decisions if d.trigger == JOB_FAULT}),
+            "decisive_frozen": len(frozen),
+            "decisive_frozen_ids": frozen,
+            "time_to_first_action_s": _dist(first_action),
+        }
+
+    def _frozen(self, lb: Label) -> bool:
+        """A quarantine proposal for this fault that an incident's freeze held."""
+        return any(
+            d.held
+            and d.incident_id is not None
+            and any(c.name == "blast_radius" and not c.passed for c in d.guard)
+            and self.index.in_window(lb, d)
+            for d in self.by_node.get(lb.node, ())
+        )
 
     def _capacity(self) -> dict[str, dict[str, Any]]:
         if self.inventory is None:

@@ -161,3 +161,35 @@ def test_ratio_column() -> None:
     assert ratio(1, 4) == 0.25 and ratio(3, 0) is None and ratio(None, 2) is None
     rows = compare({"false_quarantines": 1}, {"false_quarantines": 20})
     assert rows["false_quarantines"] == {"ours": 1, "naive": 20, "ratio": 0.05}
+
+
+def test_node_days_incidents_frozen_decisive_faults_and_time_to_first_action() -> None:
+    from schemas.decision import GuardCheck
+
+    labels = [
+        _label("f1", "a", 1, "gpu_hardware", "fault", "quarantine", 3600, decisive=True),
+        _label("f2", "b", 2, "gpu_memory", "fault", "quarantine", 3600, decisive=True),
+    ]
+    q = _d("q1", "a", 120, S.QUARANTINED, ActionKind.REBOOT, gpu=1)
+    back = _d("h1", "a", 7200, S.HEALTHY, ActionKind.RETURN_TO_SERVICE).model_copy(
+        update={"from_state": S.VALIDATING}
+    )
+    frozen = _d("held", "b", 60, S.SUSPECT, ActionKind.GPU_RESET, "gpu_memory", gpu=2).model_copy(
+        update={
+            "held": True,
+            "incident_id": "inc-1",
+            "trigger": "decisive_signal",
+            "guard": [GuardCheck(name="blast_radius", passed=False, figures={"incident": "inc-1"})],
+        }
+    )
+    incident = _d("inc-1", "c", 50, S.HEALTHY, ActionKind.FLEET_INCIDENT).model_copy(
+        update={"incident_id": "inc-1", "from_state": S.HEALTHY}
+    )
+    suspect = _d("s1", "c", 0, S.SUSPECT, ActionKind.OBSERVE)  # never cleared: out until the end (7200 s)
+    fig = score(labels, [q, back, frozen, incident, suspect])
+    # a: 120 → 7200 s out; c: 0 → 7200 s (the run's end); b's held decision moved nothing.
+    assert fig["node_days_out_of_healthy"] == round((7080 + 7200) / 86_400, 3)
+    assert fig["nodes_left_healthy"] == 2
+    assert fig["incidents_opened"] == 1
+    assert fig["decisive_frozen"] == 1 and fig["decisive_frozen_ids"] == ["f2"]
+    assert fig["time_to_first_action_s"]["count"] == 1 and fig["time_to_first_action_s"]["median"] == 120.0
