@@ -354,11 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-interval", type=float, default=1.0)
     p.add_argument("--topics", default="", help="comma-separated (default: every catalogue topic)")
     p.add_argument("--topic-prefix", default="", help="prefix of every topic name on this broker")
+    p.add_argument("--no-migrate", action="store_true",
+                   help="skip creating/upgrading tables (an insert-only ClickHouse user cannot)")  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     store = open_store(args.store)
-    migrate(store)
+    if not args.no_migrate:
+        migrate(store)
     core = SinkCore(store, Spool(Path(args.spool), args.spool_max_bytes))
     topics = tuple(args.topics.split(",")) if args.topics else tuple(t.name for t in TOPICS)
     cfg = SinkConfig(

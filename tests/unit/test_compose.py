@@ -28,6 +28,7 @@ import yaml
 from prometheus_client import REGISTRY, Metric
 
 import actuators.metrics  # noqa: F401 - registers the workflow step histogram in the default registry
+import breakfix.api.anonymous  # noqa: F401 - registers the API's anonymous refusal counter
 import streams.heap  # registers the workers' garbage collection counters in the default registry
 import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
 from breakfix.api import tokens as api_tokens
@@ -46,18 +47,23 @@ LAUNCHER = "/opt/breakfix/with_metrics.py"
 IMAGE = "gpu-breakfix:latest"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
-_VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_VAR = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
 def _interpolate(value: Any) -> Any:
-    """Compose's ``${VAR:-default}`` with every variable unset (the documented defaults)."""
+    """Compose's ``${VAR:-default}`` with every variable unset (the documented defaults); a required
+    ``${VAR:?message}`` (the secrets) as if the operator had set it."""
     if isinstance(value, str):
-        return _VAR.sub(lambda m: m.group(2) or "", value).replace("$$", "$")
+        return _VAR.sub(_value, value).replace("$$", "$")
     if isinstance(value, list):
         return [_interpolate(v) for v in value]
     if isinstance(value, dict):
         return {k: _interpolate(v) for k, v in value.items()}
     return value
+
+
+def _value(m: re.Match[str]) -> str:
+    return f"set-{m.group(1).lower()}" if m.group(2) == "?" else m.group(3) or ""
 
 
 COMPOSE: dict[str, Any] = _interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
@@ -314,7 +320,7 @@ def test_grafana_provisions_both_data_sources_and_loads_the_dashboard_folder() -
     ch = ds["grafana-clickhouse-datasource"]["jsonData"]
     assert (ch["host"], ch["port"], ch["protocol"]) == ("clickhouse", 8123, "http")
     assert ch["defaultDatabase"] == SERVICES["clickhouse"]["environment"]["CLICKHOUSE_DB"]
-    assert ch["username"] == SERVICES["clickhouse"]["environment"]["CLICKHOUSE_USER"]
+    assert ch["username"] == "breakfix_viewer"  # read-only (tests/unit/test_deploy_secrets.py)
     assert "grafana-clickhouse-datasource" in SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
     providers = _grafana_mount("/etc/grafana/provisioning") / "dashboards"
     [provider] = [p for f in providers.glob("*.yaml") for p in yaml.safe_load(f.read_text())["providers"]]
