@@ -324,7 +324,9 @@ def on_action_result(life: Life, ev: ActionResult, now: float) -> Draft | None:
         # A node agent's answer to one command of a run (its GPU reset, its diag): the workflow
         # engine reports the step and the run's outcome itself, so this moves nothing.
         return None
-    if d.decision_id != life.decision_id and not (life.state is V and d.action == "validate"):
+    if d.decision_id != life.decision_id:
+        # Results answer the decision the node is in, Validating's included: a validate result of
+        # another decision (an old run's, a replayed or crafted one) neither passes nor fails it.
         return None
     fc, reasons, ids = (
         life.failure_class,
