@@ -20,7 +20,7 @@ from streams.store.base import Store
 
 _LATEST = """
 SELECT key, argMax(kind, time) AS kind, argMax(scope, time) AS scope, argMax(value, time) AS value,
-       argMax(actor, time) AS actor, argMax(reason, time) AS reason, max(time) AS time
+       argMax(actor, time) AS actor, argMax(reason, time) AS reason, max(time) AS at
 FROM $db.control FINAL GROUP BY key ORDER BY key"""
 
 
@@ -51,8 +51,8 @@ class LeverBook:
                 rows = self.store.query(_LATEST.replace("$db", self.store.database)).dicts()
         found: dict[str, dict[str, Any]] = {}
         for r in rows:
-            t = r["time"] if r["time"].tzinfo else r["time"].replace(tzinfo=UTC)
-            found[r["key"]] = {**r, "value": orjson.loads(r["value"] or "{}"), "time": t}
+            at = r.pop("at")
+            found[r["key"]] = {**r, "value": orjson.loads(r["value"] or "{}"), "time": _aware(at)}
         with self._mine_lock:
             for key, mine in self._mine.items():
                 held = found.get(key)
