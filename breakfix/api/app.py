@@ -21,6 +21,7 @@ from breakfix.api import (
     routes_read,
     routes_tickets,
 )
+from breakfix.api import metrics as api_metrics
 from breakfix.api.context import ApiContext
 
 DESCRIPTION = """Operator surface of gpu-breakfix: nodes and their evidence, decisions, repair plans
@@ -77,6 +78,7 @@ def create_app(ctx: ApiContext, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
 
     for module in (routes_read, routes_plans, routes_control, routes_machines, routes_tickets):
         app.include_router(module.router(ctx))
+    api_metrics.initialise(ctx.catalog)
     metrics = make_asgi_app()
     app.router.routes.append(Route("/metrics", endpoint=_Asgi(metrics), include_in_schema=False))
     app.mount("/metrics", metrics)  # also answers /metrics/ and query strings prometheus adds

@@ -14,6 +14,7 @@ from breakfix.api.approvals import TokenRefused
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
+from breakfix.api.metrics import PLANS
 from breakfix.api.paging import more
 from breakfix.api.params import PathId
 from breakfix.api.plans import Approval, Plan, PlanContent, PlanError, PlanRequest, plan_content
@@ -178,6 +179,7 @@ def router(ctx: ApiContext) -> APIRouter:
             request=body,
         )
         ctx.plans.put(plan)
+        PLANS.labels(status).inc()
         return plan
 
     @r.get("/repair-plans/{plan_id}", name="plans.get", response_model=Plan)
@@ -211,6 +213,7 @@ def router(ctx: ApiContext) -> APIRouter:
         plan = ctx.plans.update(
             plan_id, lambda p: p.model_copy(update={"approvals": [*p.approvals, mine], "status": "approved"})
         )
+        PLANS.labels("approved").inc()
         token, grant = ctx.approvals.issue(plan.id, plan.content_hash, who.actor, now)
         return ApproveResponse(
             approval_token=token,
@@ -262,6 +265,7 @@ def router(ctx: ApiContext) -> APIRouter:
             return p.model_copy(update={"workflow_id": "pending", "status": "executing"})
 
         ctx.plans.update(plan_id, claim)
+        PLANS.labels("executing").inc()
         # admin holds every role: its approval counts as the playbook's role
         role = plan.approval.role
         approvers = tuple(

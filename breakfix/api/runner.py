@@ -25,6 +25,7 @@ import orjson
 from actuators.base import Actuator, Safety
 from actuators.playbooks import Catalog
 from actuators.workflow import Approver, Journal, WorkflowEngine, WorkRequest
+from breakfix.api.metrics import WORKFLOWS
 from breakfix.api.plans import Plan
 from breakfix.api.ports import Publisher
 from breakfix.api.workflows import RollbackPolicy, WorkflowBook, WorkflowRecord
@@ -99,6 +100,7 @@ class PlanRunner:
             approvers=[(a.actor, a.role) for a in approvers],
         )
         self.book.create(rec)
+        WORKFLOWS.labels("started").inc()
         self._launch(rec)
         return rec.id
 
@@ -159,7 +161,9 @@ class PlanRunner:
         with ThreadPoolExecutor(max_workers=rec.concurrency, thread_name_prefix=rec.id) as pool:
             list(pool.map(one, plan.nodes))
         statuses = {o["status"] for o in outcomes.values()}
-        self.book.finish(rec.id, "succeeded" if statuses == {"succeeded"} else "failed", self.now())
+        final = "succeeded" if statuses == {"succeeded"} else "failed"
+        self.book.finish(rec.id, final, self.now())
+        WORKFLOWS.labels(final).inc()
 
     def wait(self, timeout_s: float = 30.0) -> None:
         """Join running workflows (shutdown and tests)."""

@@ -240,3 +240,23 @@ def test_unknown_plan_and_workflow_are_404(api_server: ApiServer) -> None:
     assert httpx.get(f"{api_server.url}/repair-plans/plan-nope", headers=h).status_code == 404
     assert httpx.get(f"{api_server.url}/workflows/wf-nope", headers=h).status_code == 404
     assert execute(api_server, "plan-nope").status_code == 404
+
+
+def test_dry_run_approve_and_execute_refuse_early_naming_the_actuator_option(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without the Kubernetes actuator refuses a plan that needs it at every step, before
+    any approval token is issued or spent, and names the option that registers it."""
+    ready = plan(api_server, failure_class="gpu_hardware", action="gpu_reset", nodes=["gpu-node-1"],
+                 dry_run=False)  # fmt: skip
+    runner = api_server.ctx.runner
+    monkeypatch.setattr(runner, "kinds", runner.kinds - {"kubernetes"})
+    monkeypatch.setattr(runner, "unconfigured", {"kubernetes": "restart with --kube-url URL"})
+    body = {"pool": "train", "failure_class": "gpu_hardware", "action": "gpu_reset", "nodes": ["gpu-node-1"]}
+    dry = post(api_server, "/repair-plans", "operator", body)
+    assert dry.status_code == 409 and "kubernetes: restart with --kube-url URL" in dry.json()["detail"]
+    refused = approve(api_server, ready["id"])
+    assert refused.status_code == 409 and "--kube-url" in refused.json()["detail"]
+    assert api_server.ctx.plans.get(ready["id"]).approvals == []  # type: ignore[union-attr]
+    run = execute(api_server, ready["id"], approval_token="bfa_unused")
+    assert run.status_code == 409 and "--kube-url" in run.json()["detail"]
