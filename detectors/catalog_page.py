@@ -137,7 +137,8 @@ def render(cat: Catalog | None = None) -> str:
         "NVLink5 Xids 144-150 are read from the unit and severity the driver prints; Xid 154 from the "
         "recovery action it names (0x0 withdraws an earlier one); Xids 94/95 from what was contained and "
         "whether the driver marked the GPU for reset (`RST:`/`D-RST:`); an Xid 63 after a 48 on the same "
-        "GPU is that DBE's row remap; an SXid line from its printed fatality and link.",
+        "GPU is that DBE's row remap; an Xid 45 that names the Xid it cleans up after (`caused by previous "
+        "Xid N`) is sympathetic to it, never the job's fault; an SXid line from its printed fatality and link.",
         "",
         *_line_rules(cat),
         "",

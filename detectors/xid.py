@@ -53,6 +53,9 @@ def _xid(
         detail = f"{detail} [{r.rule}]"
     if r.clears:
         clear_recovery(st, cat, gpu)
+    if r.follows is not None:
+        ev = observe(st, key, sig, gpu, event_id, source, when, now, Attribution.SYMPATHETIC, detail)
+        return [ev] if ev else []
     if sig.application:
         if job is not None and gpu is not None:
             _note_job(st, job, gpu)

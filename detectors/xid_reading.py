@@ -5,6 +5,7 @@ Most Xids mean one thing whatever the line says. For some NVIDIA gives per-line 
 - Xid 154 names the driver's new recovery action: read as the NVML recovery-action signal of the same
   name (one source, one slot); back to None clears it;
 - Xids 94/95 print what was contained or not; 63 after a 48 is the row-remap step of the 48 workflow;
+- an Xid 45 that names the Xid it cleans up after is sympathetic to that one, never the job's fault;
 - an SXid line says Fatal or Non-fatal and names the link: the line's own fatality decides.
 """
 
@@ -22,6 +23,7 @@ NVLINK5 = range(144, 151)
 _SEVERITY = re.compile(r"\b(Link Fatal|Fatal|Non-?fatal)\b", re.IGNORECASE)
 _UNIT = re.compile(r"^(?P<unit>[A-Z][A-Z0-9_/]*)\b")
 _RECOVERY = re.compile(r"to 0x(?P<to>[0-9a-fA-F]+)(?: \((?P<name>[^)]*)\))?")
+_CAUSED_BY = re.compile(r"caused by previous Xid (?P<xid>\d+)")
 _CONTAINED = re.compile(r"\b(?P<kind>Contained|Uncontained): (?P<unit>[\w ]+?)\s*[(.]")
 # The driver's error-containment report ends "RST: Yes|No, D-RST: Yes|No": whether it marked the GPU for
 # a reset, or for a drain and reset (open-gpu-kernel-modules, _gpuGenerateErrorLog for GA100 and later).
@@ -40,6 +42,8 @@ class Reading:
     """Which rule decided (``catalog``, or the per-line rule and what it read)."""
     clears: bool = False
     """Xid 154 back to None: the driver withdrew its earlier recovery action."""
+    follows: int | None = None
+    """The Xid this one says it was caused by (Xid 45: "caused by previous Xid N"): sympathetic to it."""
 
 
 def _informational(sig: Signal) -> Signal:
@@ -60,6 +64,12 @@ def read_xid(cat: Catalog, code: int, message: str) -> Reading:
         return _recovery(cat, code, sig, key, message)
     if code in (94, 95):
         return _containment(code, sig, key, resolution, message)
+    cause = _CAUSED_BY.search(message)
+    if code == 45 and cause:
+        # NVIDIA's Xid 45 workflow: not solo, follow the other Xid. The line names it: never the job's.
+        first = int(cause["xid"])
+        swept = sig.model_copy(update={"application": False, "sympathetic": True})
+        return Reading(code, key, swept, resolution, f"cleanup after Xid {first}", follows=first)
     return Reading(code, key, sig, resolution, "catalog")
 
 

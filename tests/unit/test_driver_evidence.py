@@ -158,3 +158,12 @@ def test_an_xid_from_a_mig_instance_names_the_instance() -> None:
     st, _ = run([xid("n1", 10, 31, gpu=2, gpu_instance=3)])
     [slot] = st.slots.values()
     assert slot.gpu == 2 and "MIG GPU instance 3" in slot.detail
+
+
+def test_xid45_that_names_its_cause_is_sympathetic_never_the_jobs_fault() -> None:
+    # NVIDIA/open-gpu-kernel-modules#1150: cleanup Xids on four GPUs of one job after NVLink Xids.
+    text = "NVRM: Xid (PCI:0000:dc:00): 45, pid=1818990, name=python3, Ch 00000001 caused by previous Xid 149"
+    events = [xid("n1", 10 + g, 45, gpu=g, job="train-1", message=text) for g in range(4)]
+    st, now = run(events)
+    assert {s.attribution for s in st.slots.values()} == {"sympathetic"}
+    assert fuse(st, now, CFG) == [] and not st.app_xid_gpus
