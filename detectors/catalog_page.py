@@ -138,7 +138,8 @@ def render(cat: Catalog | None = None) -> str:
         "recovery action it names (0x0 withdraws an earlier one); Xids 94/95 from what was contained and "
         "whether the driver marked the GPU for reset (`RST:`/`D-RST:`); an Xid 63 after a 48 on the same "
         "GPU is that DBE's row remap; an Xid 45 that names the Xid it cleans up after (`caused by previous "
-        "Xid N`) is sympathetic to it, never the job's fault; an SXid line from its printed fatality and link.",
+        "Xid N`) is sympathetic to it, never the job's fault; an SXid line from its printed fatality and "
+        "link.",
         "",
         *_line_rules(cat),
         "",
