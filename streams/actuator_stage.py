@@ -23,6 +23,12 @@ ListOffsets 'latest') before the first decision is handled.
 Partitions are handled concurrently, the decisions of one partition in order; workflows run in
 threads because actuators block. A run paused by a lever is resubmitted when that lever lifts; the
 paused decisions are kept in ``paused_dir`` so a restart does not forget them.
+
+A handler that raises (the broker refused a result, the journal's disk failed: actuator errors are
+the workflow engine's and never get here) has left its run unfinished, the node perhaps cordoned.
+Committing it as done stranded the node, so the decision is kept instead (in ``paused_dir/retry``
+when there is one, before its offset is committed) and handled again with growing backoff, at most
+``retry_max_s`` apart, and right away after a restart; the journal resumes the run where it stopped.
 """
 
 from __future__ import annotations
@@ -132,11 +138,17 @@ class ActuatorStage:
         make_handler: MakeHandler,
         group_id: str = "",
         paused_dir: Path | None = None,
+        retry_s: float = 5.0,
+        retry_max_s: float = 300.0,
     ) -> None:
         """``paused_dir`` keeps the decisions whose runs a lever paused (their offsets are committed),
-        so a restarted stage still resumes them once the lever lifts."""
+        so a restarted stage still resumes them once the lever lifts, and those whose handler raised
+        (retried after ``retry_s``, doubling up to ``retry_max_s``)."""
         self.settings = settings
         self.paused_dir = paused_dir
+        self.retry_s, self.retry_max_s = retry_s, retry_max_s
+        self._retry: dict[str, tuple[Decision, int, float]] = {}
+        """Decisions whose handler raised: (decision, failed attempts, monotonic time of the next)."""
         self.make_handler = make_handler
         self.group_id = group_id or f"{settings.app_id}-actuators"
         self.control = ControlState()
@@ -169,7 +181,9 @@ class ActuatorStage:
             await self._consumer.start()
             self._tasks.append(asyncio.create_task(self._follow_control(control, stop)))
             self._paused = self._load_paused()
+            self._retry = {d.id: (d, 1, 0.0) for d in self._load(self._retry_dir)}  # due at once
             await self._resume_paused()  # a lever may have lifted while this stage was down
+            self._tasks.append(asyncio.create_task(self._retry_loop(stop)))
             self.ready.set()
             while not stop.is_set():
                 got = await self._consumer.getmany(timeout_ms=200, max_records=500)
@@ -255,25 +269,54 @@ class ActuatorStage:
         self.control.learn(decision)
         try:
             verdict = await asyncio.to_thread(self.handler, decision, self.control)
-        except Exception:  # a handler bug must not kill the stage; the decision is logged, not retried
-            log.exception("handling decision %s failed", decision.id)
+        except Exception:  # the run is unfinished: kept and handled again, never dropped
+            log.exception("handling decision %s failed; it is retried", decision.id)
             verdict = "error"
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
         if verdict == "paused":
             self._paused[decision.id] = decision
-        if self.paused_dir is not None:
-            path = self.paused_dir / f"{hashlib.sha256(decision.id.encode()).hexdigest()[:32]}.json"
-            if verdict == "paused":
-                self.paused_dir.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(dumps(decision))
-            else:
-                path.unlink(missing_ok=True)
+        self._keep(self.paused_dir, decision, verdict == "paused")
+        if verdict == "error":
+            attempts = self._retry.get(decision.id, (decision, 0, 0.0))[1] + 1
+            wait = min(self.retry_max_s, self.retry_s * 2 ** (attempts - 1))
+            self._retry[decision.id] = (decision, attempts, time.monotonic() + wait)
+        else:
+            self._retry.pop(decision.id, None)
+        self._keep(self._retry_dir, decision, verdict == "error")
+
+    async def _retry_loop(self, stop: asyncio.Event) -> None:
+        """Handle again each decision whose handler raised, once its backoff has passed."""
+        while not stop.is_set():
+            now = time.monotonic()
+            for d, _, due in list(self._retry.values()):
+                if due <= now and not stop.is_set():
+                    await self._handle(d)
+            await asyncio.sleep(0.2)
+
+    @property
+    def _retry_dir(self) -> Path | None:
+        return None if self.paused_dir is None else self.paused_dir / "retry"
+
+    @staticmethod
+    def _keep(folder: Path | None, decision: Decision, keep: bool) -> None:
+        """Write (or remove) the decision's file in ``folder``, so a restart still knows it."""
+        if folder is None:
+            return
+        path = folder / f"{hashlib.sha256(decision.id.encode()).hexdigest()[:32]}.json"
+        if keep:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(dumps(decision))
+        else:
+            path.unlink(missing_ok=True)
 
     def _load_paused(self) -> dict[str, Decision]:
-        if self.paused_dir is None or not self.paused_dir.is_dir():
-            return {}
-        found = [Decision.model_validate_json(p.read_bytes()) for p in sorted(self.paused_dir.glob("*.json"))]
-        return {d.id: d for d in found}
+        return {d.id: d for d in self._load(self.paused_dir)}
+
+    @staticmethod
+    def _load(folder: Path | None) -> list[Decision]:
+        if folder is None or not folder.is_dir():
+            return []
+        return [Decision.model_validate_json(p.read_bytes()) for p in sorted(folder.glob("*.json"))]
 
     async def _drain(self) -> None:
         """Let queued decisions finish (their runs are journaled) before stopping."""

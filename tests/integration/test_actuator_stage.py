@@ -305,3 +305,50 @@ def test_sigkill_mid_workflow_resumes_without_repeating_a_completed_step(
     keys = [json.loads(line)["key"] for line in ledger.read_text().splitlines()]
     assert len(keys) == len(set(keys)), f"a mutating step ran twice: {keys}"
     assert [k.split("/")[-1] for k in keys] == ["cordon", "drain", "gpu-reset", "uncordon"]
+
+
+def test_a_run_that_raised_is_not_committed_as_done_but_resumed(
+    settings: StreamSettings, tmp_path: Path
+) -> None:
+    """The broker refuses the result of the drain step (the run raises with the node cordoned and the
+    journal "running"): the stage keeps the decision and handles it again, the journal resumes the run,
+    and the node ends uncordoned; a restarted stage would find it in ``paused/retry`` first."""
+    clock = FleetClock(time.time(), time.time(), speed=500.0)
+    make = simulated_handler([], tmp_path, clock)
+    refused: list[str] = []
+
+    def make_flaky(emit: Any, control: Any) -> Any:
+        def once(event: dict[str, Any]) -> None:
+            if event["data"]["step"] == "drain" and not refused:
+                refused.append(event["id"])
+                raise ConnectionError("broker unreachable (test)")
+            emit(event)
+
+        return make(once, control)
+
+    d = decision("gpu-31")
+    stage = ActuatorStage(settings, make_flaky, paused_dir=tmp_path / "paused", retry_s=0.5)
+
+    async def scenario() -> list[dict[str, Any]]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(stage.run(stop))
+        await asyncio.wait_for(stage.ready.wait(), 30)
+        try:
+            await publish(settings, DECISIONS, [(d.node.encode(), dumps(d))])
+            while not refused:
+                await asyncio.sleep(0.05)
+            assert list((tmp_path / "paused" / "retry").glob("*.json")), "kept before its offset is committed"
+            return await collect(settings, finished(d.id))
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+
+    events = asyncio.run(scenario())
+    mine = [e["data"] for e in events if e["data"]["decision_id"] == d.id]
+    assert refused and stage.stats.verdicts.get("error") == 1
+    assert mine[-1]["step"] == "workflow" and mine[-1]["status"] == "succeeded", mine[-1]
+    ops = [
+        json.loads(line)["operation"] for line in (tmp_path / "fleet-ledger.jsonl").read_text().splitlines()
+    ]
+    assert ops[0] == "cordon" and ops[-1] == "uncordon" and ops.count("cordon") == 1, ops
+    assert not list((tmp_path / "paused" / "retry").glob("*.json")), "done: no longer kept"
