@@ -4,7 +4,8 @@
 Rules it enforces on every command, whatever sent it: only commands for its own node; a replayed
 command never executes; a command older than ``max_age_s`` is refused (a day-old reboot order is not
 an order); a repeated request id answers the first final result again without acting twice; a GPU reset
-never runs under a live compute process.
+never runs under a live compute process; a bad parameter is refused before anything runs
+(:mod:`actuators.nodeagent.params`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from actuators.base import ActuatorError, Refused, TemporaryError
 from actuators.nodeagent.gpu import DIAG_LEVELS, GpuOps
+from actuators.nodeagent.params import CommandParams, parse_params
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 
@@ -56,6 +58,11 @@ class NodeAgent:
             self._done.popitem(last=False)
         return result
 
+    def failure(self, req: ActionRequest, detail: str) -> ActionResult:
+        """A ``failed`` answer for a command whose handling raised (a bug): the loop sends it and
+        moves on instead of crashing on the same command after every restart."""
+        return self._result(req, "failed", detail, {}, None)
+
     def _run(self, req: ActionRequest) -> tuple[str, str, dict[str, Any], str | None]:
         if req.replay:
             return "refused", "a replayed command never executes", {}, None
@@ -69,9 +76,11 @@ class NodeAgent:
             )
         if req.action not in ACTIONS:
             return "refused", f"unknown action {req.action!r}; this agent runs {sorted(ACTIONS)}", {}, None
-        timeout_s = float(req.params.get("timeout_s", 300))
+        params = parse_params(req.params)
+        if isinstance(params, str):
+            return "refused", params, {}, None
         try:
-            return self._do(req, timeout_s)
+            return self._do(req, params)
         except Refused as err:
             return "refused", err.detail, {}, None
         except TemporaryError as err:
@@ -79,9 +88,10 @@ class NodeAgent:
         except ActuatorError as err:
             return "failed", err.detail, {}, None
 
-    def _do(self, req: ActionRequest, timeout_s: float) -> tuple[str, str, dict[str, Any], str | None]:
+    def _do(self, req: ActionRequest, params: CommandParams) -> tuple[str, str, dict[str, Any], str | None]:
+        timeout_s = params.timeout_s
         if req.action == "gpu_reset":
-            gpu = req.gpu if req.gpu is not None else req.params.get("gpu")
+            gpu = req.gpu if req.gpu is not None else params.gpu
             if gpu is None or not 0 <= int(gpu) < self.ops.count():
                 raise Refused(f"gpu_reset needs a GPU index below {self.ops.count()}, got {gpu!r}")
             pids = self.ops.busy_pids(int(gpu))
@@ -89,7 +99,7 @@ class NodeAgent:
                 raise Refused(f"GPU {gpu} still runs compute processes {pids}; drain them first")
             return "succeeded", self.ops.reset(int(gpu), timeout_s), {"gpu": int(gpu)}, None
         if req.action == "dcgm_diag":
-            level = int(req.params.get("level", req.params.get("dcgm_level", 1)))
+            level = next((v for v in (params.level, params.dcgm_level) if v is not None), 1)
             if level not in DIAG_LEVELS:
                 raise Refused(f"dcgmi diag level must be one of {DIAG_LEVELS}, got {level}")
             report = self.ops.diag(level, timeout_s)
@@ -97,7 +107,7 @@ class NodeAgent:
             return "succeeded", report.detail, out, "passed" if report.passed else "failed"
         if req.action == "collect_bundle":
             name = f"{self.node}-{req.decision_id}-{req.step}.tar.gz".replace("/", "_")
-            sections = [str(s) for s in req.params.get("sections", [])]
+            sections = params.sections
             path = self.ops.bundle(self.bundle_dir / name, sections, timeout_s)
             return (
                 "succeeded",

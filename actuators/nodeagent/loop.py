@@ -55,7 +55,11 @@ async def run_agent(
                 log.warning("skipping invalid command at offset %s: %s", msg.offset, err.errors()[0]["msg"])
                 await consumer.commit()
                 continue
-            result = agent.handle(req)
+            try:
+                result = agent.handle(req)
+            except Exception as err:  # never crash on a command: the restart would read it again
+                log.exception("command %s raised; answered failed", req.id)
+                result = agent.failure(req, f"the agent could not handle it: {type(err).__name__}: {err}")
             if result is not None:
                 doc = as_dict(result)
                 await producer.send_and_wait(
