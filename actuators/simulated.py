@@ -49,6 +49,8 @@ DURATIONS_S: dict[str, float] = {
     "resume": 2.0,
     "drain": 60.0,
     "drain_gpu": 30.0,
+    "quarantine_gpu": 30.0,
+    "return_gpu": 2.0,
     "gpu_reset": 45.0,
     "reboot": 240.0,
     "cleanup_stale": 60.0,
@@ -61,7 +63,7 @@ DURATIONS_S: dict[str, float] = {
 
 # The verbs each step kind offers (a superset of what the shipped playbooks use).
 OPERATIONS: dict[str, frozenset[str]] = {
-    "kubernetes": frozenset({"cordon", "uncordon", "drain", "drain_gpu"}),
+    "kubernetes": frozenset({"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"}),
     "slurm": frozenset({"drain", "resume", "reboot"}),
     "node_agent": frozenset({"gpu_reset", "reboot", "cleanup_stale", "collect_bundle", "dcgm_diag"}),
     "validate": frozenset({"run"}),

@@ -2,15 +2,18 @@
 one node (a Kubernetes Job pinned to it, an ``srun -w``, an ssh burn-in), so it hands us the command.
 
 ``{node}`` and ``{gpu}`` in the command are replaced (``{gpu}`` by ``all`` when the request names no
-GPU); exit status 0 passes. A command that cannot start or hangs past the step's budget fails: a
-requested check that could not run is not a pass.
+GPU), and ``{taint_key}`` by the product's taint key: on a DRA cluster the GPU under validation
+carries the product's DeviceTaintRule, so the site's job puts ``{key: <taint_key>, operator: Exists}``
+in its ResourceClaim's tolerations (docs/operate/kubernetes-dra.md shows one). Exit status 0 passes;
+a command that cannot start or hangs past the step's budget fails: a requested check that could not
+run is not a pass.
 """
 
 from __future__ import annotations
 
 import shlex
 
-from actuators.base import ActuatorError
+from actuators.base import TAINT_KEY, ActuatorError
 from actuators.commands import CommandRunner, SubprocessRunner
 
 
@@ -25,7 +28,9 @@ class CommandWorkload:
 
     def run(self, node: str, gpu: int | None, timeout_s: float) -> tuple[bool, str]:
         argv = [
-            part.replace("{node}", node).replace("{gpu}", "all" if gpu is None else str(gpu))
+            part.replace("{node}", node)
+            .replace("{gpu}", "all" if gpu is None else str(gpu))
+            .replace("{taint_key}", TAINT_KEY)
             for part in shlex.split(self.command)
         ]
         try:

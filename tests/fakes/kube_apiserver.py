@@ -12,6 +12,8 @@ loopback, exactly the REST semantics the product relies on — and nothing is mo
   PodDisruptionBudget covering the pod has ``status.disruptionsAllowed`` 0;
 - PodDisruptionBudgets (policy/v1): list / get / create; ``disruptionsAllowed`` is recomputed from the
   healthy matching pods after every pod change (``minAvailable`` or ``maxUnavailable``, integers);
+- ``resource.k8s.io`` (discovery, ResourceSlices, DeviceTaintRules) as the release named by
+  ``k8s_minor`` serves it: see kube_dra.py;
 - watches (``?watch=true``): JSON lines, ``resourceVersion`` to resume, ``timeoutSeconds``; a resume
   point older than the retained history gets an ``ERROR`` event with a 410 Status, as the real server
   sends, which the client's ``Watch`` turns into ``ApiException(410)``.
@@ -33,6 +35,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.kube_dra import DraResources
 
 Obj = dict[str, Any]
 
@@ -157,8 +161,11 @@ class _Server(ThreadingHTTPServer):
 class KubeApiServer:
     """Start with ``with KubeApiServer() as api:``; ``api.url`` is ``http://127.0.0.1:PORT``."""
 
-    def __init__(self, history: int = 1000) -> None:
+    def __init__(self, history: int = 1000, k8s_minor: int = 0, device_taints_gate: bool = False) -> None:
+        """``k8s_minor`` (e.g. 34): serve ``resource.k8s.io`` as that release does (kube_dra.py);
+        0 serves no DRA at all (a device-plugin cluster)."""
         self._lock = threading.Condition()
+        self.dra = DraResources(k8s_minor, device_taints_gate, self._bump, ApiError)
         self._rv = 0
         self._nodes: dict[str, Obj] = {}
         self._pods: dict[tuple[str, str], Obj] = {}
@@ -300,6 +307,10 @@ class KubeApiServer:
         meta = obj["metadata"]
         return meta["name"] if kind == "Node" else (meta.get("namespace", "default"), meta["name"])
 
+    def _bump(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
     def _record(self, kind: str, etype: str, obj: Obj) -> Obj:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -405,6 +416,8 @@ class KubeApiServer:
                 )
                 if rest[:1] == ["pods"]:
                     return self._pods_route(method, ns, rest[1:], query, body)
+            if parts[:2] == ["apis", "resource.k8s.io"]:
+                return self.dra.handle(method, parts[2:], query, body)
             if parts[:2] == ["apis", "policy"] and parts[2] == "v1":
                 ns, rest = (parts[4], parts[5:]) if parts[3] == "namespaces" else (None, parts[3:])
                 if rest[:1] == ["poddisruptionbudgets"]:

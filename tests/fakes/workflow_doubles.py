@@ -17,7 +17,7 @@ from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 
 OPS: dict[str, set[str]] = {
-    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu"},
+    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"},
     "node_agent": {"gpu_reset", "reboot", "collect_bundle", "cleanup_stale"},
     "validate": {"run"},
     "ticket": {"create"},

@@ -15,7 +15,7 @@ from schemas.decision import ActionKind
 from tests.fakes.workflow_doubles import RecordingActuator, SwitchSafety, xid79_decision
 
 OPS = {
-    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu"},
+    "kubernetes": {"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"},
     "slurm": {"drain", "resume", "reboot", "status"},
     "node_agent": {"gpu_reset", "reboot", "collect_bundle", "cleanup_stale", "dcgm_diag"},
     "validate": {"run"},
