@@ -54,8 +54,9 @@ class Safety(Protocol):
         """True when the global kill switch, or the one for ``pool``, is engaged."""
         ...
 
-    def excluded(self, node: str) -> bool:
-        """True when the node (or its pool) carries an exclusion: recommend only, never act."""
+    def excluded(self, node: str, pool: str | None) -> bool:
+        """True when the node, or ``pool`` (the node's, when known), carries an exclusion: recommend
+        only, never act."""
         ...
 
 
@@ -157,5 +158,5 @@ def ensure_allowed(ctx: StepContext) -> None:
     """The last-moment re-check every mutating step performs before it changes anything."""
     if ctx.safety.killswitch_on(ctx.pool):
         raise Refused(f"kill switch engaged (pool={ctx.pool or 'global'})")
-    if ctx.safety.excluded(ctx.node):
+    if ctx.safety.excluded(ctx.node, ctx.pool):
         raise Refused(f"node {ctx.node} is excluded from automation")

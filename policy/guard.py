@@ -15,11 +15,13 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from policy import levers
 from policy.fleet_counts import FleetCounts
+from policy.levers import Levers
 from policy.lifecycle import EXPIRED, IN_FLIGHT, JOB_FAULT
 from policy.model import Policy
 from schemas.common import NodeState
-from schemas.control import ControlKind, ControlMessage
+from schemas.control import ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.proposal import Placement, Proposal, Registration
 from schemas.vocab import QUARANTINE_TRIGGERS, FailureClass, Trigger
@@ -52,11 +54,8 @@ class NodeInfo:
 class GuardState:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     clock: float = 0.0
-    killswitch: set[str] = field(default_factory=set)
-    modes: dict[str, Mode] = field(default_factory=dict)
-    approvals: set[str] = field(default_factory=set)
-    emergency: bool = False
-    excluded_pools: set[str] = field(default_factory=set)
+    levers: Levers = field(default_factory=Levers)
+    """The operator's levers from the control topic, applied in log order."""
     breaker_open: bool = False
     quarantines: deque[float] = field(default_factory=deque)
     executions: deque[float] = field(default_factory=deque)
@@ -78,6 +77,13 @@ class GuardState:
 
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+def decision_id(p: Proposal) -> str:
+    """The id of the decision the guard records when it first judges ``p`` (held or not). An operator
+    approves ``decision:<that id>``, so the approval still counts when a held proposal is released
+    (whose decision is then ``<that id>:released``)."""
+    return "d-" + p.id
 
 
 def _family(p: Proposal, decisive: bool | None = None) -> str:
@@ -119,23 +125,12 @@ class Guard:
         return self._proposal(g, item)
 
     def _control(self, g: GuardState, m: ControlMessage) -> list[Decision]:
-        on = bool(m.value.get("on", True))
-        if m.kind is ControlKind.KILLSWITCH:
-            (g.killswitch.add if on else g.killswitch.discard)(m.scope)
-        elif m.kind is ControlKind.MODE:
-            g.modes[m.scope.removeprefix("class:")] = Mode(m.value["mode"])
-        elif m.kind is ControlKind.APPROVAL:
-            g.approvals.add(m.scope)
-        elif m.kind is ControlKind.EMERGENCY:
-            g.emergency = on
-        elif m.kind is ControlKind.EXCLUSION:
-            pool = m.scope.removeprefix("pool:")
-            (g.excluded_pools.add if on else g.excluded_pools.discard)(pool)
-        elif m.kind is ControlKind.BREAKER_RESET:
+        reset = levers.apply(g.levers, m).reset
+        if reset is not None:
             g.breaker_open = False
             g.quarantines.clear()
             backlog, g.backlog = g.backlog, []
-            if m.value.get("backlog", "resume") == "resume":
+            if reset.backlog == "resume":
                 return [d for p in backlog for d in self._release(g, p, "released after breaker reset")]
             return [
                 self._plain(
@@ -182,7 +177,7 @@ class Guard:
         if p.to_state is Q:
             out.append(self._quarantine(g, p, info, incident))
         else:
-            out.append(self._decide(g, p, self._basic_checks(g, p), p.time.timestamp(), "d-" + p.id))
+            out.append(self._decide(g, p, self._basic_checks(g, p), p.time.timestamp(), decision_id(p)))
         self._track(g, out[-1])
         if incident is not None:
             out.append(self._incident_decision(g, p, incident, info.state))
@@ -239,11 +234,12 @@ class Guard:
             g.incidents[key] = (hit[0], max(hit[1], until))
             follower = p.model_copy(update={"action": ActionKind.OBSERVE})
             why = f"part of change incident {hit[0]}: its rollback is already recommended"
-            d = self._decide(g, follower, self._basic_checks(g, follower), now, "d-" + p.id, (why,))
+            d = self._decide(g, follower, self._basic_checks(g, follower), now, decision_id(p), (why,))
             return d.model_copy(update={"incident_id": hit[0]})
         inc = "inc-" + hashlib.sha1(f"{key}:{now}".encode()).hexdigest()[:12]
         g.incidents[key] = (inc, until)
-        d = self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id, (f"opens change incident {inc}",))
+        why = f"opens change incident {inc}"
+        d = self._decide(g, p, self._basic_checks(g, p), now, decision_id(p), (why,))
         return d.model_copy(update={"incident_id": inc})
 
     def _job_fault(self, g: GuardState, p: Proposal) -> Decision:
@@ -261,7 +257,7 @@ class Guard:
             inc = "job-" + hashlib.sha1(f"{key}:{now}".encode()).hexdigest()[:12]
             g.incidents[key] = (inc, until)
             why = f"opens job finding {inc}: job {p.job} crashed; no node is suspected for it"
-        d = self._decide(g, p, [], now, "d-" + p.id, (why,))
+        d = self._decide(g, p, [], now, decision_id(p), (why,))
         return d.model_copy(update={"incident_id": inc, "executable": False})
 
     def _frozen(self, g: GuardState, p: Proposal) -> tuple[str, str] | None:
@@ -294,14 +290,14 @@ class Guard:
     def _basic_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
         pol = self.policy
         pool = p.placement.pool
-        mode = g.modes.get(p.failure_class, pol.mode_for(p.failure_class))
+        mode = g.levers.mode(p.failure_class, pol.mode_for(p.failure_class))
         excluded = (
-            pool in g.excluded_pools
+            g.levers.excluded(p.node, pool)
             or pool in pol.exclusions.pools
             or any(p.placement.labels.get(k) == v for k, v in pol.exclusions.labels.items())
         )
-        ks = sorted(s for s in g.killswitch if s in ("global", f"pool:{pool}"))
-        approved = f"node:{p.node}" in g.approvals or f"proposal:{p.id}" in g.approvals
+        ks = g.levers.engaged(pool)
+        approved = bool(g.levers.approvals_for(p.node, decision_id(p), p.failure_class, p.action, g.clock))
         needs_approval = p.action in pol.approval_required_for
         hour = [t for t in g.executions if g.clock - t <= 3600]
         return [
@@ -352,8 +348,8 @@ class Guard:
             checks.append(
                 GuardCheck(
                     name=f"concurrency_{key}",
-                    passed=g.emergency or n < limit,
-                    figures={"in_flight": n, "limit": limit, "emergency": g.emergency},
+                    passed=g.levers.emergency or n < limit,
+                    figures={"in_flight": n, "limit": limit, "emergency": g.levers.emergency},
                 )
             )
         minimum = pol.min_healthy_fraction(pl.pool) * total
@@ -438,7 +434,7 @@ class Guard:
             return self._held(g, p, [chk], why, frozen[0])
         if p.failure_class == FailureClass.TENANT_REPORT:
             # Seed 002: a tenant's report takes the machine out of allocation at once, capacity or not.
-            return self._decide(g, p, self._basic_checks(g, p), now, "d-" + p.id)
+            return self._decide(g, p, self._basic_checks(g, p), now, decision_id(p))
         breaker = self._breaker(g)
         if not breaker.passed:
             g.backlog.append(p)
@@ -449,7 +445,7 @@ class Guard:
             self._note_wait(g, p.node, now)
             return self._held(g, p, capacity, self._wait_reason(g, p, capacity))
         g.quarantines.append(now)
-        return self._decide(g, p, [*self._basic_checks(g, p), breaker, *capacity], now, "d-" + p.id)
+        return self._decide(g, p, [*self._basic_checks(g, p), breaker, *capacity], now, decision_id(p))
 
     # --- decision records -------------------------------------------------------------------
 
@@ -496,7 +492,7 @@ class Guard:
     def _held(
         self, g: GuardState, p: Proposal, checks: list[GuardCheck], why: str, incident: str | None = None
     ) -> Decision:
-        d = self._decide(g, p, checks, p.time.timestamp(), "d-" + p.id, (why,))
+        d = self._decide(g, p, checks, p.time.timestamp(), decision_id(p), (why,))
         return d.model_copy(
             update={"to_state": p.from_state, "held": True, "executable": False, "incident_id": incident}
         )
@@ -513,7 +509,7 @@ class Guard:
         t: float,
     ) -> Decision:
         return Decision(
-            id=f"d-{p.id}:{trigger}",
+            id=f"{decision_id(p)}:{trigger}",
             time=_ts(t),
             node=p.node,
             gpu=p.gpu,
@@ -523,7 +519,7 @@ class Guard:
             failure_class=p.failure_class,
             confidence=p.confidence,
             action=action,
-            mode=g.modes.get(p.failure_class, self.policy.mode_for(p.failure_class)),
+            mode=g.levers.mode(p.failure_class, self.policy.mode_for(p.failure_class)),
             executable=False,
             reasons=reasons,
             evidence=p.evidence,
@@ -637,7 +633,8 @@ class Guard:
             g.waiting.append(p)
             return []
         g.quarantines.append(g.clock)
-        d = self._decide(g, p, [*self._basic_checks(g, p), *capacity], g.clock, f"d-{p.id}:released", (why,))
+        checks = [*self._basic_checks(g, p), *capacity]
+        d = self._decide(g, p, checks, g.clock, f"{decision_id(p)}:released", (why,))
         self._track(g, d)
         return [d]
 

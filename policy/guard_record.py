@@ -1,14 +1,15 @@
 """The bytes of the guard's state: what ``GuardStage.snapshot`` writes to its changelogged table, up to
 twice per decision, for a fleet of 10,000 nodes and more.
 
-Format 2 is ``MAGIC`` followed by plain values (tuples, lists, dicts, strings, numbers) in the
+Format 3 is ``MAGIC`` followed by plain values (tuples, lists, dicts, strings, numbers) in the
 data-only encoding of ``policy.record_codec``: no class paths, no object graph, nothing a reader could
 be made to run. Nodes are three columns: names, and for each node the index of its
 (placement, state) row in a table of the distinct rows, so a rack of 16 alike nodes costs one row and
 16 small integers instead of 16 pickled pydantic models. Proposals in the backlog and the waiting queue
 are their JSON form, the form the guard reads them in from the proposals topic. Records of the
-former formats (format 1, a pickle of values, and before it a plain pickle of the ``GuardState``) are
-refused, never unpickled: the guard then rebuilds its state from its retained input.
+former formats (format 2, whose levers were bare scope strings; format 1, a pickle of values; before it
+a plain pickle of the ``GuardState``) are refused, never unpickled: the guard then rebuilds its state
+from its retained input.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 from policy import record_codec
 from policy.guard import GuardState, NodeInfo
+from policy.levers import Approval, Levers
 from schemas.common import NodeState
 from schemas.decision import Mode
 from schemas.proposal import Placement, Proposal
 
-MAGIC = b"GR\x02"
+MAGIC = b"GR\x03"
 
 Row = tuple[str, str, str, int, tuple[tuple[str, str], ...], str]
 """pool, rack, sku, gpus, labels as pairs, state value: one distinct (placement, state) of the fleet."""
@@ -72,15 +74,38 @@ def _proposals(ps: list[Proposal]) -> list[dict[str, Any]]:
     return [p.model_dump(mode="json") for p in ps]
 
 
+def _levers(lv: Levers) -> tuple[Any, ...]:
+    """The levers without their order stamps: the guard reads the control topic in log order."""
+    approvals = [
+        (a.id, a.scope, a.actor, a.role, a.failure_class and str(a.failure_class),
+         a.action and str(a.action), a.expires_at, a.used)
+        for people in lv.approvals.values()
+        for a in people.values()
+    ]  # fmt: skip
+    return (dict(lv.killswitch), {c: m.value for c, m in lv.modes.items()}, approvals, lv.emergency,
+            sorted(lv.excluded_pools), sorted(lv.excluded_nodes))  # fmt: skip
+
+
+def _from_levers(t: tuple[Any, ...]) -> Levers:
+    killswitch, modes, approvals, emergency, pools, nodes = t
+    lv = Levers(
+        killswitch={str(k): bool(v) for k, v in killswitch.items()},
+        modes={str(c): Mode(m) for c, m in modes.items()},
+        emergency=bool(emergency),
+        excluded_pools=set(pools),
+        excluded_nodes=set(nodes),
+    )
+    for fields in approvals:
+        a = Approval(*fields)
+        lv.approvals.setdefault(a.scope, {})[a.actor] = a
+    return lv
+
+
 def encode(g: GuardState) -> bytes:
     state = (
         encode_nodes(g.nodes),
         g.clock,
-        sorted(g.killswitch),
-        {c: m.value for c, m in g.modes.items()},
-        sorted(g.approvals),
-        g.emergency,
-        sorted(g.excluded_pools),
+        _levers(g.levers),
         g.breaker_open,
         list(g.quarantines),
         list(g.executions),
@@ -104,16 +129,12 @@ def decode(b: bytes) -> GuardState:
 
 
 def _state(t: tuple[Any, ...]) -> GuardState:
-    (nodes, clock, killswitch, modes, approvals, emergency, excluded, breaker_open, quarantines,
-     executions, backlog, waiting, wait_started, incidents, blast, seen) = t  # fmt: skip
+    (nodes, clock, levers, breaker_open, quarantines, executions, backlog, waiting, wait_started,
+     incidents, blast, seen) = t  # fmt: skip
     return GuardState(
         nodes=decode_nodes(nodes),
         clock=float(clock),
-        killswitch=set(killswitch),
-        modes={c: Mode(m) for c, m in modes.items()},
-        approvals=set(approvals),
-        emergency=bool(emergency),
-        excluded_pools=set(excluded),
+        levers=_from_levers(levers),
         breaker_open=bool(breaker_open),
         quarantines=deque(quarantines),
         executions=deque(executions),

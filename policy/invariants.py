@@ -26,16 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from policy.levers import Levers, apply
 from policy.lifecycle import IN_FLIGHT
 from schemas.common import NodeState
-from schemas.control import ControlKind, ControlMessage
+from schemas.control import ControlMessage
 from schemas.decision import ActionKind, Decision
 from schemas.events import Envelope, NodeInventory
 from schemas.proposal import Placement
+from schemas.vocab import FailureClass
 
 HOLDS = IN_FLIGHT | {NodeState.ESCALATED}
 """States in which the product holds a node out of service (the guard's out-of-service count)."""
-CAPACITY_EXEMPT = frozenset({"tenant_report"})
+CAPACITY_EXEMPT = frozenset({FailureClass.TENANT_REPORT})
 LogItem = Decision | ControlMessage
 
 
@@ -55,8 +57,7 @@ class _Fleet:
     placements: Mapping[str, Placement]
     states: dict[str, NodeState] = field(default_factory=dict)
     set_by_us: set[str] = field(default_factory=set)
-    killswitch: set[str] = field(default_factory=set)
-    emergency: bool = False
+    levers: Levers = field(default_factory=Levers)
 
     def state(self, node: str) -> NodeState:
         return self.states.get(node, NodeState.HEALTHY)
@@ -90,7 +91,7 @@ def check(
     out: list[Violation] = []
     for item in log:
         if isinstance(item, ControlMessage):
-            _control(fleet, item)
+            apply(fleet.levers, item)
             continue
         out.extend(_judge(fleet, item, min_healthy, per_rack))
         if not item.held and item.action is not ActionKind.FLEET_INCIDENT:
@@ -102,14 +103,6 @@ def check(
     return out
 
 
-def _control(fleet: _Fleet, m: ControlMessage) -> None:
-    on = bool(m.value.get("on", True))
-    if m.kind is ControlKind.KILLSWITCH:
-        (fleet.killswitch.add if on else fleet.killswitch.discard)(m.scope)
-    elif m.kind is ControlKind.EMERGENCY:
-        fleet.emergency = on
-
-
 def _judge(fleet: _Fleet, d: Decision, min_healthy: Callable[[str], float], per_rack: int) -> list[Violation]:
     out: list[Violation] = []
     place = fleet.placements.get(d.node)
@@ -118,7 +111,7 @@ def _judge(fleet: _Fleet, d: Decision, min_healthy: Callable[[str], float], per_
             Violation("replay_or_stale_executable", d.id, d.node, f"replay={d.replay} stale={d.stale}")
         )
     if d.executable:
-        engaged = sorted(fleet.killswitch & {"global", f"pool:{place.pool}" if place else "global"})
+        engaged = fleet.levers.engaged(place.pool if place else None)
         if engaged:
             out.append(Violation("killswitch", d.id, d.node, f"executable while {','.join(engaged)} on"))
     if d.held or d.action is ActionKind.FLEET_INCIDENT:
@@ -135,7 +128,7 @@ def _judge(fleet: _Fleet, d: Decision, min_healthy: Callable[[str], float], per_
         return out
     rack = [n for n, p in fleet.placements.items() if p.rack == place.rack and n != d.node]
     busy = sum(1 for n in rack if fleet.state(n) in IN_FLIGHT)
-    if busy + 1 > per_rack and not fleet.emergency:
+    if busy + 1 > per_rack and not fleet.levers.emergency:
         out.append(Violation("rack_concurrency", d.id, d.node, f"{busy + 1} in flight in rack {place.rack}"))
     pool = fleet.in_pool(place.pool)
     total = sum(fleet.placements[n].gpus for n in pool)

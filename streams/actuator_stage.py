@@ -47,7 +47,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.control import ControlKind, ControlMessage
+from policy.levers import Levers
+from policy.levers import apply as apply_lever
+from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.recording import dumps
@@ -65,30 +67,15 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass
 class ControlState:
-    """The levers actuators re-check at the last moment; also the engine's ``Safety``."""
+    """The levers actuators re-check at the last moment (:mod:`policy.levers`, applied in log order)
+    and each node's pool as the guard named it; also the engine's ``Safety``."""
 
-    killswitch: set[str] = field(default_factory=set)
-    excluded_pools: set[str] = field(default_factory=set)
-    excluded_nodes: set[str] = field(default_factory=set)
-    approvals: dict[str, dict[str, str]] = field(default_factory=dict)
-    """scope (``decision:<id>``, ``node:<node>``) → actor → role."""
+    levers: Levers = field(default_factory=Levers)
     node_pool: dict[str, str] = field(default_factory=dict)
 
     def apply(self, m: ControlMessage) -> bool:
         """Apply one message; True when it lifted a lever (paused runs may resume)."""
-        on = bool(m.value.get("on", True))
-        if m.kind is ControlKind.KILLSWITCH:
-            (self.killswitch.add if on else self.killswitch.discard)(m.scope)
-            return not on
-        if m.kind is ControlKind.EXCLUSION:
-            kind, _, name = m.scope.partition(":")
-            target = self.excluded_nodes if kind == "node" else self.excluded_pools
-            (target.add if on else target.discard)(name or m.scope)
-            return not on
-        if m.kind is ControlKind.APPROVAL:
-            self.approvals.setdefault(m.scope, {})[m.actor] = m.role
-            return True
-        return False
+        return apply_lever(self.levers, m).lifted
 
     def learn(self, d: Decision) -> None:
         """The guard records each node's pool with its exclusion check; remember it."""
@@ -101,17 +88,15 @@ class ControlState:
         return self.node_pool.get(node)
 
     def killswitch_on(self, pool: str | None) -> bool:
-        return "global" in self.killswitch or (pool is not None and f"pool:{pool}" in self.killswitch)
+        return self.levers.killswitch_on(pool)
 
-    def excluded(self, node: str) -> bool:
-        return node in self.excluded_nodes or self.node_pool.get(node) in self.excluded_pools
+    def excluded(self, node: str, pool: str | None) -> bool:
+        return self.levers.excluded(node, pool if pool is not None else self.node_pool.get(node))
 
     def approvers(self, d: Decision) -> tuple[tuple[str, str], ...]:
-        """(actor, role) of everyone who approved this decision or this node."""
-        found: dict[str, str] = {}
-        for scope in (f"decision:{d.id}", f"node:{d.node}"):
-            found.update(self.approvals.get(scope, {}))
-        return tuple(sorted(found.items()))
+        """(actor, role) of everyone whose approval of this decision or this node covers it now."""
+        found = self.levers.approvals_for(d.node, d.id, d.failure_class, d.action, time.time())
+        return tuple((a.actor, a.role) for a in found)
 
 
 Handler = Callable[[Decision, ControlState], str]

@@ -15,52 +15,55 @@ from typing import Any
 
 from breakfix.api.ports import Publisher
 from breakfix.api.tokens import Principal
+from policy.levers import Levers
+from policy.levers import apply as apply_lever
 from schemas.control import ControlKind, ControlMessage
+from schemas.vocab import GLOBAL, Scope
 
 
 class ControlState:
+    """The API's mirror of the levers (:mod:`policy.levers`). The API sees its own messages before the
+    topic brings them back, so it orders each lever by the message's time: an older message read late
+    never undoes a newer one (the store's ``argMax(value, time)`` agrees). ``excluded_pools`` are the
+    policy's excluded pools, which hold whatever the levers say."""
+
     def __init__(self, excluded_pools: frozenset[str] = frozenset()) -> None:
         self._lock = threading.Lock()
-        self.global_kill = False
-        self.pools: dict[str, bool] = {}
+        self.levers = Levers()
         self.excluded_pools = excluded_pools
-        self.node_pools: dict[str, str] = {}
-        self._times: dict[str, datetime] = {}
 
     def apply(self, msg: ControlMessage) -> None:
-        if msg.kind is ControlKind.KILLSWITCH:
-            self._set(msg.scope, bool(msg.value.get("on")), msg.time)
+        with self._lock:
+            apply_lever(self.levers, msg, stamp=msg.time)
 
     def seed(self, levers: dict[str, tuple[bool, datetime]]) -> None:
         """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart."""
         for scope, (on, at) in levers.items():
-            self._set(scope, on, at)
-
-    def _set(self, scope: str, on: bool, at: datetime) -> None:
-        """Latest lever per scope wins, by its time (as the store's ``argMax(value, time)``): the
-        API's own lever comes back from the topic after it was applied, and an older message read
-        late must not undo a newer one."""
-        with self._lock:
-            held = self._times.get(scope)
-            if held is not None and at < held:
-                return
-            self._times[scope] = at
-            if scope == "global":
-                self.global_kill = on
-            elif scope.startswith("pool:"):
-                self.pools[scope.removeprefix("pool:")] = on
+            self.apply(
+                ControlMessage(
+                    id=f"store:{scope}",
+                    time=at,
+                    kind=ControlKind.KILLSWITCH,
+                    scope=scope,
+                    value={"on": on},
+                    actor="store",
+                )
+            )
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"global": self.global_kill, "pools": dict(self.pools)}
+            switches = dict(self.levers.killswitch)
+        pools = {Scope.parse(s).name: on for s, on in switches.items() if s != str(GLOBAL)}
+        return {"global": switches.get(str(GLOBAL), False), "pools": pools}
 
     # Safety protocol ---------------------------------------------------------------------------
     def killswitch_on(self, pool: str | None) -> bool:
         with self._lock:
-            return self.global_kill or (pool is not None and self.pools.get(pool, False))
+            return self.levers.killswitch_on(pool)
 
-    def excluded(self, node: str) -> bool:
-        return self.node_pools.get(node, "") in self.excluded_pools
+    def excluded(self, node: str, pool: str | None) -> bool:
+        with self._lock:
+            return self.levers.excluded(node, pool) or (pool is not None and pool in self.excluded_pools)
 
 
 class ControlPublisher:

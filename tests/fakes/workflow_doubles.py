@@ -42,7 +42,7 @@ class SwitchSafety:
             self.killswitch = True
         return self.killswitch or (pool is not None and pool in self.killed_pools)
 
-    def excluded(self, node: str) -> bool:
+    def excluded(self, node: str, pool: str | None) -> bool:
         return node in self.excluded_nodes
 
 

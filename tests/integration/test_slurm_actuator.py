@@ -35,7 +35,7 @@ class Switches:
     def killswitch_on(self, pool: str | None) -> bool:
         return self.kill
 
-    def excluded(self, node: str) -> bool:
+    def excluded(self, node: str, pool: str | None) -> bool:
         return node in self.excluded_nodes
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from policy.guard import GuardState, NodeInfo
+from policy.levers import Approval, Levers
 from schemas.common import FailureDomain, NodeState
 from schemas.decision import ActionKind, Mode
 from schemas.proposal import Placement, Proposal
@@ -47,17 +48,31 @@ def proposal(i: int, to: NodeState = NodeState.QUARANTINED) -> Proposal:
     )
 
 
+DECIDED = "gpu-005:ev-5:confidence_over_threshold"
+
+
 def full_guard(nodes: int = 24) -> GuardState:
     t = T0.timestamp()
     states = list(NodeState)
     g = GuardState(
         nodes={f"gpu-{i:03d}": NodeInfo(placement(i), states[i % len(states)]) for i in range(nodes)},
         clock=t + 0.25,
-        killswitch={"global", "pool:pool-1"},
-        modes={"gpu_hardware": Mode.AUTO, "thermal": Mode.SHADOW, "network": Mode.RECOMMEND},
-        approvals={"node:gpu-003", "proposal:gpu-005:ev-5:confidence_over_threshold"},
-        emergency=True,
-        excluded_pools={"pool-2"},
+        levers=Levers(
+            killswitch={"global": True, "pool:pool-1": True, "pool:pool-0": False},
+            modes={"gpu_hardware": Mode.AUTO, "thermal": Mode.SHADOW, "network": Mode.RECOMMEND},
+            approvals={
+                "node:gpu-003": {
+                    "ann": Approval(
+                        "c-1", "node:gpu-003", "ann", "operator", "gpu_hardware", "drain", t + 60.0
+                    ),
+                    "bob": Approval("c-2", "node:gpu-003", "bob", "admin", used=True),
+                },
+                f"decision:{DECIDED}": {"ann": Approval("c-3", f"decision:{DECIDED}", "ann", "operator")},
+            },
+            emergency=True,
+            excluded_pools={"pool-2"},
+            excluded_nodes={"gpu-007"},
+        ),
         breaker_open=True,
         quarantines=deque([t - 30.5, t - 10.0, t]),
         executions=deque([t - 3000.0, t - 1.5]),

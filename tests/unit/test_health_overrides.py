@@ -46,7 +46,7 @@ class Open:
     def killswitch_on(self, pool: str | None) -> bool:
         return False
 
-    def excluded(self, node: str) -> bool:
+    def excluded(self, node: str, pool: str | None) -> bool:
         return False
 
 

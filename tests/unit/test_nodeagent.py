@@ -146,7 +146,7 @@ class Open:
     def killswitch_on(self, pool: str | None) -> bool:
         return self.kill
 
-    def excluded(self, node: str) -> bool:
+    def excluded(self, node: str, pool: str | None) -> bool:
         return False
 
 

@@ -107,7 +107,7 @@ def test_ticket_step_takes_enrichment_from_earlier_steps_and_cannot_close(
         def killswitch_on(self, pool: str | None) -> bool:
             return False
 
-        def excluded(self, node: str) -> bool:
+        def excluded(self, node: str, pool: str | None) -> bool:
             return False
 
     ctx = StepContext(
