@@ -36,7 +36,7 @@ import yaml
 
 from breakfix.demo.processes import Children, wait_for_line
 from breakfix.stack.context import StackContext
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker, free_port
 from streams.settings import StreamSettings
 from streams.store.chdb_http import ChdbHttpServer, ServerConfig, User
@@ -45,7 +45,7 @@ from streams.workers import settings_env, start_worker
 
 log = logging.getLogger(__name__)
 ROLES = ("operator", "approver", "viewer", "agent", "admin")
-SUNK = tuple(t.name for t in TOPICS if t.name != "breakfix.proposals")
+SUNK = tuple(t.name for t in TOPICS if t.name != Topic.PROPOSALS)
 """The proposals topic also carries the node stage's watermark marks (not rows): not sunk."""
 
 
