@@ -5,6 +5,10 @@ The rules themselves are :mod:`actuators.health.rules` (FAQ Q1-Q5); this module 
 a call means, publishes the matching event (``tenant.report`` / ``repair.status``) so the pipeline
 sees what the tenant saw, and stores the new record at once, so the machine leaves allocation
 before the API answers.
+
+This is for sites without NICo, where the product itself is the infrastructure controller. Where
+NICo runs, NICo keeps the machines and overrides and the product acts as its repair system through
+actuators/nico (docs/operate/nico.md).
 """
 
 from __future__ import annotations

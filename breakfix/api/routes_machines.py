@@ -1,5 +1,9 @@
 """Seed 002's NICo surface: instance release (with issue report or repair status) and machine
-records with their health overrides."""
+records with their health overrides.
+
+For sites without NICo: here the product itself plays the infrastructure controller. Where NICo
+runs, NICo is the controller and the product is its repair system (actuators/nico,
+docs/operate/nico.md); these routes are then not used."""
 
 from __future__ import annotations
 
