@@ -56,8 +56,11 @@ test: $(STAMP) sysdeps $(S3SERVER) lint typecheck importlint docs
 	$(BIN)/python -m pytest -m 'not slow' -n 2
 	$(BIN)/python -m pytest -m slow
 
+# KEEP=1: after the demo, leave the local stack (`breakfix up`) running for the operator commands;
+# `$(BIN)/breakfix down` stops it.
 demo: $(STAMP)
 	$(BIN)/breakfix demo
+	@if [ -n "$(KEEP)" ]; then $(BIN)/breakfix up && echo "stop it with: $(BIN)/breakfix down"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .site

@@ -104,7 +104,7 @@ def main() -> None:
         # below as one line, so their own lines (and asyncio's about unclosed clients) stay quiet.
         for name in ("aiokafka", "kafka", "asyncio", "httpx"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    apply_context()
+    apply_context(role="agent" if sys.argv[1:2] == ["mcp"] else "operator")
     try:
         app()
     except Exception as err:

@@ -42,11 +42,15 @@ def create(
         "--no-dry-run",
         help="--execute-ready (alias --no-dry-run): an executable plan; --dry-run (default): impact only.",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the plan id (for scripts)."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Plan a repair: which nodes, which playbook, what risk, how much capacity it removes.
+
+    Without --node, only nodes whose current state comes from the failure class are planned (never a
+    Healthy one); --rack/--sku/--state narrow that. A Healthy node is planned only when named.
 
     Example: breakfix plan create --pool train-a --failure-class gpu_memory --node a-n03 --execute-ready
     """
@@ -63,6 +67,9 @@ def create(
             dry_run=not execute_ready,
         ),
     )
+    if quiet:
+        typer.echo(plan.get("id", ""))
+        return
     emit(plan, as_json, render_plan)
 
 

@@ -50,9 +50,15 @@ def _port_free(port: int) -> bool:
 
 
 def up(
-    dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="Store, state and logs of the stack."),
-    broker_port: int = typer.Option(9092, "--broker-port", min=1, max=65535, help="Embedded Kafka port."),
-    api_port: int = typer.Option(8080, "--api-port", min=1, max=65535, help="Operator API port."),
+    dir: Path = typer.Option(
+        DEFAULT_DIR, "--dir", envvar="BREAKFIX_UP_DIR", help="Store, state and logs of the stack."
+    ),
+    broker_port: int = typer.Option(
+        9092, "--broker-port", min=1, max=65535, envvar="BREAKFIX_UP_BROKER_PORT", help="Embedded Kafka port."
+    ),
+    api_port: int = typer.Option(
+        8080, "--api-port", min=1, max=65535, envvar="BREAKFIX_UP_API_PORT", help="Operator API port."
+    ),
     store_port: int = typer.Option(
         0, "--store-port", min=0, max=65535, help="ClickHouse HTTP port of the store (0: a free one)."
     ),

@@ -40,8 +40,8 @@ class StackContext:
     dir: str = ""
     """The stack's directory: logs, store, state."""
 
-    def token(self, role: str | None = None) -> str:
-        return self.tokens.get(role or os.environ.get(AS_ENV) or DEFAULT_ROLE, "")
+    def token(self, role: str | None = None, default: str = DEFAULT_ROLE) -> str:
+        return self.tokens.get(role or os.environ.get(AS_ENV) or default, "")
 
     def save(self, path: Path | None = None) -> Path:
         path = path or context_path()
@@ -64,9 +64,11 @@ def load_context(path: Path | None = None) -> StackContext | None:
         return None
 
 
-def apply_context(env: dict[str, str] | None = None) -> StackContext | None:
+def apply_context(env: dict[str, str] | None = None, role: str = DEFAULT_ROLE) -> StackContext | None:
     """Fill unset ``BREAKFIX_BROKER``/``BREAKFIX_API_URL``/``BREAKFIX_API_TOKEN``/``BREAKFIX_STORE_DSN``
-    from the context file (in ``env``, default ``os.environ``)."""
+    from the context file (in ``env``, default ``os.environ``); the token is ``role``'s unless
+    ``BREAKFIX_AS`` names another (`breakfix mcp` acts as the agent, every other command as the
+    operator)."""
     target = os.environ if env is None else env
     ctx = load_context()
     if ctx is None:
@@ -74,7 +76,7 @@ def apply_context(env: dict[str, str] | None = None) -> StackContext | None:
     for name, value in (
         ("BREAKFIX_BROKER", ctx.broker),
         ("BREAKFIX_API_URL", ctx.api_url),
-        ("BREAKFIX_API_TOKEN", ctx.token()),
+        ("BREAKFIX_API_TOKEN", ctx.token(default=role)),
         ("BREAKFIX_STORE_DSN", ctx.store),
     ):
         if value and not target.get(name):

@@ -148,6 +148,7 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
 
             fed = feed_fleet(settings, work, cfg.fleet, cfg.seed)
             log.info("fleet: %d simulated nodes, %d events of the last hour fed", cfg.fleet, fed)
+            _settle(store.dsn("reader"), cfg.fleet)
         ctx = StackContext(
             broker=broker.url,
             api_url=api_url,
@@ -170,6 +171,31 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         kids.stop("actuators")
         kids.stop("sink")
     log.info("stack stopped")
+
+
+def _settle(dsn: str, nodes: int, quiet_s: float = 3.0, timeout_s: float = 90.0) -> None:
+    """Wait until the store has the whole fleet's inventory and its decisions stopped arriving, so
+    the first `breakfix nodes` after `up` shows the fleet as the pipeline judged it (bounded: a slow
+    machine gets the stack after ``timeout_s`` anyway, the rest arrives shortly after)."""
+    from streams.store.dsn import open_store
+
+    store = open_store(dsn)
+    db = store.database
+    try:
+        deadline, last, since = time.monotonic() + timeout_s, (-1, -1), time.monotonic()
+        while time.monotonic() < deadline:
+            seen = (
+                int(store.query(f"SELECT uniqExact(node) FROM {db}.node_inventory").rows[0][0]),
+                int(store.query(f"SELECT count() FROM {db}.decisions").rows[0][0]),
+            )
+            if seen != last:
+                last, since = seen, time.monotonic()
+            elif seen[0] >= nodes and time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.5)
+        log.warning("the fleet had not settled after %.0fs (%d nodes, %d decisions stored)", timeout_s, *last)
+    finally:
+        store.close()
 
 
 def _wait_http(url: str, timeout_s: float, alive: object, logfile: Path) -> None:
