@@ -44,6 +44,10 @@ STATE_REFUSED = Counter(
     "that state from its retained input",
     ["stage"],
 )
+SINK_SET_ASIDE = Counter(
+    "breakfix_sink_batches_set_aside_total",
+    "Spooled batches the store kept refusing, moved to the spool's refused folder so the rest drain",
+)
 
 
 def record_gap(stage: str, read: int) -> None:

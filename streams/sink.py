@@ -42,7 +42,7 @@ import pyarrow as pa
 from schemas.topics import TOPICS, Topic
 from streams import metrics as stage_metrics
 from streams.sink_fetch import Columns, FetchedReader
-from streams.store.base import Store, StoreError
+from streams.store.base import Store, StoreError, StoreUnavailable
 from streams.store.rows import COLUMNS, EVENTS_TOPIC, Row, TableRow, group_by_table, rows_for_message
 from streams.store.spool import Chunk, Spool, SpoolFull
 from streams.store.writer import batch_token
@@ -180,10 +180,15 @@ def prepare(chunks: list[Chunk]) -> Prepared:
 class SinkCore:
     """The Kafka-free part of the sink: a batch of records in, rows durable out."""
 
+    SET_ASIDE_AFTER = 5
+    """Refusals (not outages) of one spooled batch before it is set aside: some refusals pass (too
+    many parts while merges catch up), one that does not must not hold back every batch behind it."""
+
     def __init__(self, store: Store, spool: Spool) -> None:
         self.store = store
         self.spool = spool
         self.stats = SinkStats()
+        self._refusals: Counter[str] = Counter()
 
     def insert(self, batch: Prepared | list[Chunk]) -> None:
         """Insert one batch; raises StoreError if any table refused or was unreachable."""
@@ -219,14 +224,28 @@ class SinkCore:
         return "spooled"
 
     def drain(self) -> int:
-        """Insert spooled batches oldest first until the spool is empty or the store fails again."""
+        """Insert spooled batches oldest first until the spool is empty or the store is unreachable.
+        A batch the store refuses (it answered, and said no) ``SET_ASIDE_AFTER`` times is moved to
+        the spool's ``refused`` folder, logged and counted, and the drain goes on past it."""
         drained = 0
         for path in self.spool.files():
             try:
                 self.insert(self.spool.load(path))
-            except StoreError as err:
+            except StoreUnavailable as err:
                 log.info("spool drain paused (%d batches waiting): %s", len(self.spool.files()), err)
                 break
+            except StoreError as err:
+                self._refusals[path.name] += 1
+                if self._refusals[path.name] < self.SET_ASIDE_AFTER:
+                    log.warning("spool drain paused: the store refused %s: %s", path.name, err)
+                    break
+                kept = self.spool.set_aside(path)
+                del self._refusals[path.name]
+                stage_metrics.SINK_SET_ASIDE.inc()
+                log.error("batch %s refused %d times, set aside as %s (move it back to retry): %s",
+                          path.name, self.SET_ASIDE_AFTER, kept, err)  # fmt: skip
+                continue
+            self._refusals.pop(path.name, None)
             self.spool.remove(path)
             drained += 1
             self.stats.drained_batches += 1

@@ -23,11 +23,22 @@ def _classify(err: Exception) -> StoreError:
     return StoreError(str(err))
 
 
-def _dedup(token: str | None) -> dict[str, int | str] | None:
-    """Insert settings that make a retried batch (same token) a no-op, views included."""
+_INSERT: dict[str, int | str] = {"throw_on_max_partitions_per_insert_block": 0}
+"""Every insert: a batch whose rows span more months than ``max_partitions_per_insert_block`` (100)
+is written, one part per month, with a warning in the server log. Refused, it was refused the same way
+on every retry, and the sink's spool stopped behind it for good."""
+
+
+def _dedup(token: str | None) -> dict[str, int | str]:
+    """Insert settings: :data:`_INSERT`, and with a token those that make a retried batch (same token)
+    a no-op, views included."""
     if not token:
-        return None
-    return {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+        return dict(_INSERT)
+    return {
+        **_INSERT,
+        "insert_deduplication_token": token,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
 
 
 class ClientStore:

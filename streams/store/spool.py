@@ -142,3 +142,15 @@ class Spool:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    @property
+    def refused_dir(self) -> Path:
+        """Batches the store kept refusing, set aside so the ones behind them drain; an operator
+        moves a file back into the spool directory to try it again."""
+        return self.dir / "refused"
+
+    def set_aside(self, path: Path) -> Path:
+        self.refused_dir.mkdir(exist_ok=True)
+        target = self.refused_dir / path.name
+        os.replace(path, target)
+        return target
