@@ -26,7 +26,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from actuators.base import PermanentError, Refused, StepContext, StepResult, StepSpec, ensure_allowed
+from actuators.base import (
+    PermanentError,
+    Refused,
+    StepContext,
+    StepResult,
+    StepSpec,
+    TemporaryError,
+    ensure_allowed,
+)
 from actuators.nico import labels as L
 from actuators.nico.config import NicoConfig
 from actuators.nico.health import (
@@ -160,7 +168,13 @@ class NicoActuator:
             return self._mark_in_progress(ctx, machine, held, changed=False, online=True)
         if held:
             if not self._this_repair(machine, ctx):
-                raise Refused(f"{ctx.node} is assigned to instance {held}, not to this repair: not claimed")
+                # A tenant still holds it (NICo: "Machine is assigned to an Instance"); the evidence
+                # already keeps new allocations off. Wait for the release within the step's budget,
+                # then the playbook escalates.
+                raise TemporaryError(
+                    f"{ctx.node} is still assigned to instance {held}: waiting for its release",
+                    retry_after_s=30,
+                )
             return self._mark_in_progress(ctx, machine, held, changed=False)
         ensure_allowed(ctx)
         t = self.cfg.tenant

@@ -9,6 +9,9 @@ serves, and from where:
   shapes and status codes of NICo's published OpenAPI document. EVERY request is validated against
   that document with openapi-core before it is served (an invalid one gets 400 and is recorded in
   :attr:`FakeNico.violations`), and every response is validated before it is sent (recorded too).
+  Two answers are outside the document and not validated: the 401 for a missing or unknown token
+  (checked before validation, as NICo's auth middleware does; no operation declares 401) and the
+  router's 404 for a path under another ``api_name``.
   The document is read from where the caller says (tests pass ``../shared/nico/spec.yaml``).
 - Stricter than the document, as NICo's Go handlers are (``rest-api/api/pkg/api/model``): a released
   issue needs a category of the four and a summary; labels at most 10 pairs; a label update goes alone.

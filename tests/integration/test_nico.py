@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from actuators.base import PermanentError, Refused, StepContext
+from actuators.base import PermanentError, Refused, StepContext, TemporaryError
 from actuators.dispatch import Dispatcher
 from actuators.nico import NicoPoller, NicoRest
 from actuators.nico.health import Alert, Report
@@ -168,11 +168,14 @@ def test_claim_marks_in_progress_first_and_keeps_the_operators_labels(nico: Nico
     assert again.changed is False and again.outputs["instance_id"] == out.outputs["instance_id"]
 
 
-def test_a_machine_held_by_someone_else_is_not_claimed(nico: NicoRig) -> None:
+def test_a_machine_a_tenant_still_holds_is_waited_for_not_claimed(nico: NicoRig) -> None:
     nico.fake.add_machine(M)
     nico.fake.place(M, nico.tenant)
-    with pytest.raises(Refused, match="not claimed"):
+    with pytest.raises(TemporaryError, match="waiting for its release"):
         nico.actuator.execute(step("claim", "claim"), ctx("claim"))
+    assert len(nico.fake.instances) == 1 and nico.rest.machine(M)["labels"] == {}
+    nico.tenant_release(M)
+    assert nico.actuator.execute(step("claim", "claim"), ctx("claim")).changed
 
 
 def test_a_full_label_map_is_not_overwritten(nico: NicoRig) -> None:
