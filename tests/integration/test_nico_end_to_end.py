@@ -170,3 +170,38 @@ def test_a_tenants_hardware_release_goes_through_nico(nico: NicoRig, tmp_path: P
     assert machine["labels"] == {"RackIdentifier": "GVX11F01C02", "repair_status": "Completed",
                                  "repair_details": machine["labels"]["repair_details"]}  # fmt: skip
     assert nico.fake.sources(SICK) == set() and machine["status"] == "Ready" and nico.fake.instances == {}
+
+
+def test_the_simulators_xid79_scenario_goes_through_nico_as_far_as_the_guard_allows(
+    nico: NicoRig, tmp_path: Path
+) -> None:
+    """The fleet simulator's own Xid 79 scenario (two GPUs fall off the bus in a 30-node fleet of
+    6-node pools). The guard lets one machine go (the other waits for its pool's headroom, then the
+    fleet circuit breaker holds it): that one is claimed, rebooted, validated, labelled Completed and
+    released back to NICo's pool; the held one is never touched on NICo."""
+    from breakfix.demo.actuation import faults_from_labels
+    from breakfix.simulate.engine import SimConfig, simulate
+    from breakfix.simulate.scenario import load_scenario, resolve
+
+    rec, labels = tmp_path / "rec.jsonl", tmp_path / "labels.jsonl"
+    cfg = SimConfig(nodes=30, hours=3.0, seed=7, start=int(T0.timestamp()), noise=None,
+                    scenarios=[load_scenario(p) for p in resolve(["xid79-fallen-off-bus"])])  # fmt: skip
+    simulate(cfg, rec, labels)
+    faults = faults_from_labels(labels)
+    assert len({f.node for f in faults}) == 2 and all(f.repair == "reboot" for f in faults)
+    for line in rec.read_text().splitlines():
+        if '"node.inventory"' in line:
+            nico.fake.add_machine(json.loads(line)["node"])
+    decisions = replay(rec, NicoLoop(nico, faults, tmp_path))
+    acted = {d.node for d in decisions if d.executable and d.to_state.value == "Quarantined"}
+    (held,) = {f.node for f in faults} - acted
+    (repaired,) = acted
+    assert states(decisions, repaired)[-1] == "Healthy"
+    machine = nico.rest.machine(repaired)
+    assert machine["labels"]["repair_status"] == "Completed" and machine["isUsableByTenant"]
+    assert states(decisions, held)[-1] == "Suspect"
+    assert any("circuit breaker" in r for d in decisions if d.node == held for r in d.reasons)
+    touched = {n for _, n in nico.fake.grpc_calls} | {
+        p.rsplit("/", 1)[-1] for m, p, _ in nico.fake.requests if m == "PATCH"
+    }
+    assert touched == {repaired} and nico.rest.machine(held)["labels"] == {} and nico.fake.instances == {}
