@@ -14,6 +14,7 @@ from breakfix.simulate.alloc import AllocationError
 from breakfix.simulate.clock import DEFAULT_START, parse_start
 from breakfix.simulate.engine import SimConfig, SimResult, simulate, ticks_of
 from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, shipped
+from breakfix.simulate.sizing import minimum_nodes
 
 
 def _run(cfg: SimConfig, out: Path, labels: Path | None) -> SimResult:
@@ -70,7 +71,13 @@ def simulate_cmd(
         result = _run(cfg, out, labels)
     except (AllocationError, ScenarioError) as err:
         out.unlink(missing_ok=True)
-        fail(str(err), "give the fleet more --nodes or drop a scenario")
+        least = minimum_nodes(scenarios, nodes, seed, t0, hours)
+        need = (
+            f"these scenarios need at least {least} nodes: use --nodes {least} or more, or drop a scenario"
+            if least
+            else "drop a scenario: no fleet of up to 5000 nodes fits them all"
+        )
+        fail(f"{nodes} nodes are too few: {err}", need)
     elapsed = time.perf_counter() - began
     summary = {
         "out": str(out),
