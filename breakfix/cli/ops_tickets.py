@@ -6,9 +6,11 @@ operator can type (and ``breakfix audit replay`` can run).
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from breakfix.cli.common import console
+from breakfix.cli.common import console, fail
 from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
 
 ticket_app = typer.Typer(
@@ -41,17 +43,75 @@ def decisions(
 
 
 def runbooks(
+    name: str | None = typer.Argument(None, help="One runbook's name: show its steps one per line."),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """List the playbook catalog: name, version, failure classes, approval, steps.
+    """List the playbook catalog (name, version, failure classes, approval, steps in order), or show
+    one runbook's steps and rollback one per line.
 
-    Example: breakfix runbooks --json
+    Example: breakfix runbooks xid-ecc-conditional-drain-gpu-reset
     """
     rows = call(server, token, lambda c: c.list_runbooks())
-    cols = ("name", "version", "classes", "approval", "steps")
-    emit(rows, as_json, lambda r: console.print(table("runbooks", r, cols)))
+    if name is not None:
+        found = [r for r in rows if r.get("name") == name]
+        if not found:
+            fail(f"no runbook named {name!r}", "`breakfix runbooks` lists them")
+        emit(found[0], as_json, _render_runbook)
+        return
+    flat = [
+        {**r, "approval": approval_text(r.get("approval") or {}, bool(r.get("mutating"))),
+         "steps": len(r.get("steps") or [])}
+        for r in rows
+    ]  # fmt: skip
+    cols = ("name", "version", "approval", "steps", "classes")
+    emit(rows, as_json, lambda _: console.print(table(f"runbooks ({len(rows)}; `breakfix runbooks NAME` "
+                                                        "lists one's steps)", flat, cols)))  # fmt: skip
+
+
+def approval_text(rule: dict[str, Any], mutating: bool = False) -> str:
+    """A playbook's approval rule in a few words, as a plan of it will apply it (a repair plan of a
+    mutating playbook always needs one approver, see breakfix.api.plans).
+
+    >>> approval_text({"kind": "two_person", "role": "approver"})
+    'two approvers'
+    >>> approval_text({"kind": "canary_list", "role": "approver", "canary_nodes": ["n1"]})
+    'none on canary list (1 node), else one approver'
+    >>> approval_text({"kind": "none"}, mutating=True)
+    'one approver (plans)'
+    """
+    kind, role = rule.get("kind", "none"), rule.get("role") or "approver"
+    if kind == "none" and mutating:
+        return "one approver (plans)"
+    if kind == "role":
+        return f"one {role}"
+    if kind == "two_person":
+        return f"two {role}s"
+    if kind == "canary_list":
+        return f"none on canary list ({len(rule.get('canary_nodes') or [])} node), else one {role}"
+    return "none"
+
+
+def _render_runbook(rb: dict[str, Any]) -> None:
+    header = {
+        "version": rb.get("version"),
+        "classes": rb.get("classes"),
+        "actions": rb.get("actions"),
+        "mutating": rb.get("mutating"),
+        "approval": approval_text(rb.get("approval") or {}, bool(rb.get("mutating"))),
+        "description": rb.get("description"),
+    }
+    console.print(fields(f"runbook {rb.get('name', '')}", header))
+    for title, key in (("steps", "steps"), ("rollback", "rollback")):
+        steps = rb.get(key) or []
+        if steps:
+            rows = [
+                {"#": i, "step": s.get("name"), "does": f"{s.get('actuator')}.{s.get('operation')}",
+                 "mutating": "yes" if s.get("mutating") else "no", "timeout": f"{s.get('timeout_s', 0):g}s"}
+                for i, s in enumerate(steps, 1)
+            ]  # fmt: skip
+            console.print(table(title, rows, ("#", "step", "does", "mutating", "timeout")))
 
 
 @ticket_app.command("list")

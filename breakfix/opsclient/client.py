@@ -93,11 +93,8 @@ class OpsClient:
             data = resp.text
         if resp.is_success:
             return data, resp.headers
-        raise ApiError(
-            detail_text(data, f"HTTP {resp.status_code}"),
-            status=resp.status_code,
-            hint=hint_for(resp.status_code),
-        )
+        detail = detail_text(data, f"HTTP {resp.status_code}")
+        raise ApiError(detail, status=resp.status_code, hint=hint_for(resp.status_code, detail))
 
     # nodes and decisions
     def list_nodes(

@@ -37,10 +37,19 @@ class ApiError(Exception):
         return f"{prefix}{self.detail}{suffix}"
 
 
-def hint_for(status: int) -> str:
-    """The next step for a status code; 5xx points at the server's log because the caller cannot fix it."""
+_APPROVAL_HINT = (
+    "an approver (another person) runs `breakfix approve PLAN_ID` and you pass the token it prints to "
+    "`breakfix plan execute PLAN_ID --token TOKEN`"
+)
+
+
+def hint_for(status: int, detail: str = "") -> str:
+    """The next step for a status code (and, for a 403, for what was refused: a role or a missing
+    approval); 5xx points at the server's log because the caller cannot fix it."""
     if status >= 500:
         return "the API failed: see the log of `breakfix serve`"
+    if status == 403 and "approv" in detail and "may not" not in detail:
+        return _APPROVAL_HINT
     return _HINTS.get(status, "")
 
 

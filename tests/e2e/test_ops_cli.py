@@ -81,7 +81,8 @@ def test_plan_create_approve_execute_watch(cli: Any, api_server: fx.ApiServer) -
     assert "capacity stays within" in cli("viewer", "plan", "show", plan["id"]).stdout
 
     refused = cli("operator", "plan", "execute", plan["id"])
-    assert refused.exit_code == 1 and "HTTP 403" in refused.stderr and "approval token" in refused.stderr
+    assert refused.exit_code == 1 and "HTTP 403" in refused.stderr
+    assert "breakfix approve PLAN_ID" in refused.stderr
 
     approved = cli("approver", "approve", plan["id"], "--comment", "rack r1 drained tonight")
     assert approved.exit_code == 0, approved.output
@@ -239,3 +240,16 @@ def test_a_recorded_line_that_bypasses_the_api_is_never_replayed(cli: Any, api_s
         res = cli("operator", "audit", "replay", forged.id)
         assert res.exit_code == 2 and "does not go through the API" in res.stderr, res.output
         assert _audit_rows(api_server) >= before
+
+
+def test_a_runbook_reads_one_step_per_line_and_tables_fit_80_columns(cli: Any) -> None:
+    shown = cli("viewer", "runbooks", "reboot")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    steps = [ln.split()[:3] for ln in lines if ln[:1].isdigit()]
+    assert steps[:3] == [["1", "cordon", "kubernetes.cordon"], ["2", "drain", "kubernetes.drain"],
+                         ["3", "reboot", "node_agent.reboot"]]  # fmt: skip
+    listing = cli("viewer", "runbooks").stdout
+    assert all(len(ln) <= 80 for ln in listing.splitlines()) and "…" not in listing
+    missing = cli("viewer", "runbooks", "no-such-book")
+    assert missing.exit_code == 2 and "`breakfix runbooks` lists them" in missing.output
