@@ -1,9 +1,10 @@
 """The actuator plugin contract: what a workflow step is, what an actuator does with it, how it fails.
 
 Where this sits: the workflow engine (actuators/workflow/) walks a playbook's steps and hands each one
-to the actuator registered under ``step.actuator`` (``kubernetes``, ``slurm``, ``node_agent``,
-``ticket``, ``health_override``, ``validate``, ``nico``). Actuators are the only code that touches real
-infrastructure, so the contract carries the safety rules with it:
+to the actuator registered under ``step.actuator``, one of the kinds of ``actuators.registry``
+(``kubernetes``, ``slurm``, ``node_agent``, ``ticket``, ``health_override``, ``validate``, ``nico``,
+or a plugin's). Actuators are the only code that touches real infrastructure, so the contract carries
+the safety rules with it:
 
 - every mutating step calls :func:`ensure_allowed` at the last moment (kill switch and exclusions may
   have flipped since the guard decided);
@@ -20,17 +21,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from actuators.registry import check_kind, check_operation
 
 # Reason ownership: the marks this product puts on infrastructure, and the only ones it ever lifts.
 OWNER = "breakfix"
 TAINT_KEY = "breakfix.io/quarantine"
 REASON_PREFIX = "breakfix:"
-
-ActuatorKind = Literal["kubernetes", "slurm", "node_agent", "ticket", "health_override", "validate", "nico"]
-ACTUATOR_KINDS: tuple[str, ...] = get_args(ActuatorKind)
 
 
 class StepSpec(BaseModel):
@@ -40,11 +40,24 @@ class StepSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
-    actuator: ActuatorKind
+    actuator: Annotated[str, Field(min_length=1, max_length=64)]
     operation: Annotated[str, Field(min_length=1, max_length=64)]
     mutating: bool
     timeout_s: Annotated[float, Field(gt=0, le=86_400)]
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("actuator")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        """Only a kind of ``actuators.registry`` may be named."""
+        return check_kind(value)
+
+    @field_validator("operation")
+    @classmethod
+    def _offered(cls, value: str, info: ValidationInfo) -> str:
+        """Only one of that kind's verbs (checked when the kind itself was valid)."""
+        actuator = info.data.get("actuator")
+        return check_operation(actuator, value) if actuator else value
 
 
 class Safety(Protocol):

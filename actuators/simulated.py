@@ -38,6 +38,7 @@ from actuators.base import (
     StepSpec,
     ensure_allowed,
 )
+from actuators.registry import kind
 
 # Repair strength of what a step did to a node: a fault needing ``reboot`` survives a ``gpu_reset``.
 REPAIR_STRENGTH: dict[str, int] = {"drain": 0, "gpu_reset": 1, "reboot": 2, "reimage": 3, "rma": 4}
@@ -190,13 +191,19 @@ class SimulatedActuator:
     """One step kind (``kubernetes``, ``node_agent``, ...) acting on a :class:`SimulatedFleet`."""
 
     def __init__(self, name: str, fleet: SimulatedFleet) -> None:
-        if name not in OPERATIONS:
-            raise ValueError(f"no simulated actuator for {name!r}; known: {sorted(OPERATIONS)}")
+        if name in OPERATIONS:
+            self.operations, self.read_only = OPERATIONS[name], _READ_ONLY
+        else:  # any other registered kind (a plugin's) acts out the verbs it registered
+            try:
+                registered = kind(name)
+            except KeyError as err:
+                raise ValueError(f"no simulated actuator for {name!r}: {err.args[0]}") from None
+            self.operations, self.read_only = registered.operations, registered.read_only
         self.name = name
         self.fleet = fleet
 
     def supports(self, operation: str) -> bool:
-        return operation in OPERATIONS[self.name]
+        return operation in self.operations
 
     def owns(self, node: str) -> bool:
         """Every hold in the simulated fleet was set by this product (no operator acts there)."""
@@ -206,8 +213,8 @@ class SimulatedActuator:
         op = step.operation
         if not self.supports(op):
             raise PermanentError(f"simulated {self.name} has no operation {op!r}")
-        if op in _READ_ONLY:
-            self.fleet.wait(DURATIONS_S[op])
+        if op in self.read_only:
+            self.fleet.wait(DURATIONS_S.get(op, 1.0))
             return self._check(op, step, ctx)
         if step.mutating:
             ensure_allowed(ctx)

@@ -3,64 +3,20 @@ updated in place. Pure: time comes from the event (``now`` is the stream clock),
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from detectors.catalog import Catalog
-from detectors.sample import detect_sample
-from detectors.signals import (
-    apply_inventory,
-    check_silence,
-    detect_condition,
-    detect_scheduler,
-    detect_tenant,
-    detect_workload,
-    note_change,
-    note_heartbeat,
-)
+from detectors.registry import for_event
+from detectors.signals import check_silence
 from detectors.state import DetectState
-from detectors.xid import detect_kernel, detect_xid
-from schemas.events import (
-    AgentHeartbeat,
-    ChangeEvent,
-    Envelope,
-    GpuSample,
-    GpuXid,
-    NodeCondition,
-    NodeInventory,
-    NodeKernel,
-    SchedulerState,
-    TenantReport,
-    WorkloadEvent,
-)
+from schemas.events import Envelope, event_type_of
 from schemas.evidence import Evidence
-
-Detector = Callable[[DetectState, Envelope, Catalog, float], list[Evidence]]
-
-_DETECTORS: dict[type[Envelope], Detector] = {
-    GpuSample: detect_sample,  # type: ignore[dict-item]
-    GpuXid: detect_xid,  # type: ignore[dict-item]
-    NodeKernel: detect_kernel,  # type: ignore[dict-item]
-    NodeCondition: detect_condition,  # type: ignore[dict-item]
-    WorkloadEvent: detect_workload,  # type: ignore[dict-item]
-    SchedulerState: detect_scheduler,  # type: ignore[dict-item]
-    TenantReport: detect_tenant,  # type: ignore[dict-item]
-}
 
 
 def detect(st: DetectState, event: Envelope, cat: Catalog, now: float) -> list[Evidence]:
-    """Evidence from one event. Events without a detector (repair status, action results) yield none:
-    the lifecycle handles them."""
+    """Evidence from one event, by the detector registered for its type (``detectors.registry``).
+    Events without one (repair status, action results) yield none: the lifecycle handles them."""
     st.last_time = max(st.last_time, now)
-    fn = _DETECTORS.get(type(event))
-    if fn is not None:
-        return fn(st, event, cat, now)
-    if isinstance(event, NodeInventory):
-        apply_inventory(st, event)
-    elif isinstance(event, AgentHeartbeat):
-        note_heartbeat(st, event, now)
-    elif isinstance(event, ChangeEvent):
-        note_change(st, event, now)
-    return []
+    spec = for_event(event_type_of(event))
+    return spec.detect(st, event, cat, now) if spec is not None else []
 
 
 def tick(st: DetectState, cat: Catalog, now: float) -> list[Evidence]:

@@ -3,10 +3,9 @@ and the HTTP API (``breakfix serve``), so a playbook runs against the same parts
 """
 
 from breakfix.actuation.handler import engine_handler
-from breakfix.actuation.wiring import HINTS, ActuationConfigError, ActuatorOptions, Wired, build_actuators
+from breakfix.actuation.wiring import ActuationConfigError, ActuatorOptions, Wired, build_actuators
 
 __all__ = [
-    "HINTS",
     "ActuationConfigError",
     "ActuatorOptions",
     "Wired",

@@ -22,23 +22,13 @@ from typing import TypeVar
 from actuators.base import Actuator
 from actuators.commands import SubprocessRunner
 from actuators.health import HealthOverrideActuator, JsonMachineStore
+from actuators.registry import BuildContext, hints, kind
 from actuators.tickets import JiraBackend, JsonTicketStore, TicketActuator, TicketService
 from actuators.validation import GpuCapacity, Symptoms, Validator
 from actuators.workflow import NodeFacts
 from schemas.topics import Topic
 
 T = TypeVar("T")
-
-HINTS: dict[str, str] = {
-    "kubernetes": "configure --kube-url URL or --kubeconfig FILE (or run in-cluster with --kube)",
-    "slurm": "configure --slurm (scontrol, sinfo and squeue on PATH; --slurm-conf FILE)",
-    "node_agent": "configure --node-agent (needs `breakfix node-agent` on the nodes and the "
-    "breakfix.commands topic)",
-    "ticket": "configure --tickets DIR (built-in store) or --jira URL --jira-project KEY",
-    "health_override": "configure --machines DIR (machine records for health overrides)",
-    "nico": "configure --nico FILE (NICo URL, org, core, repair tenant; JWT in BREAKFIX_NICO_TOKEN)",
-}
-
 
 class ActuationConfigError(ValueError):
     """A requested actuator cannot be built; the message says what to fix."""
@@ -68,6 +58,8 @@ class ActuatorOptions:
     workload_cmd: str | None = None
     symptoms: bool = True
     """Follow the events topic for validation's quiet window (needs ``broker``)."""
+    plugins: tuple[tuple[str, Path | None], ...] = ()
+    """``--actuator KIND[=FILE]``: registered kinds built by their own builder from their config file."""
 
     @property
     def wants_kube(self) -> bool:
@@ -109,6 +101,8 @@ def build_actuators(
     _optional(wired, strict, "health_override", lambda: _add(wired, health or _health(opts)))
     _optional(wired, strict, "ticket", lambda: _add(wired, _tickets(opts, tickets)))
     _optional(wired, strict, "nico", lambda: _nico(opts, wired))
+    for name, config in opts.plugins:
+        _optional(wired, strict, name, lambda name=name, config=config: _plugin(opts, wired, name, config))  # type: ignore[misc]
     agent = _optional(wired, strict, "node_agent", lambda: _node_agent(opts, wired))
     capacity: GpuCapacity | None = None
     if opts.wants_kube:
@@ -123,7 +117,7 @@ def build_actuators(
         workload = CommandWorkload(opts.workload_cmd)
     wired.actuators.append(Validator(agent=agent, capacity=capacity, workload=workload, symptoms=symptoms))
     registered = {a.name for a in wired.actuators}
-    wired.unconfigured = {k: hint for k, hint in HINTS.items() if k not in registered}
+    wired.unconfigured = {k: hint for k, hint in hints().items() if k not in registered}
     return wired
 
 
@@ -177,6 +171,19 @@ def _nico(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
         raise ActuationConfigError(str(err)) from err
     wired.closers.append(clients.close)
     return _add(wired, clients.actuator())
+
+
+def _plugin(opts: ActuatorOptions, wired: Wired, name: str, config: Path | None) -> Actuator:
+    """A kind configured generically: its registered builder gets its config file and the broker."""
+    try:
+        build = kind(name).builder()
+    except (KeyError, LookupError) as err:
+        raise ActuationConfigError(str(err).strip('"')) from err
+    built = build(BuildContext(config, opts.broker, opts.topic_prefix, wired.closers.append))
+    if built.name != name:
+        raise ActuationConfigError(f"the builder of {name!r} returned a {built.name!r} actuator")
+    wired.actuators.append(built)
+    return built
 
 
 def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:

@@ -61,6 +61,11 @@ def run(
     nico: Path | None = typer.Option(
         None, "--nico", help="actuators: NICo as repair target (YAML file; JWT in BREAKFIX_NICO_TOKEN)."
     ),
+    actuator: list[str] = typer.Option(
+        [],
+        "--actuator",
+        help="actuators: a registered kind built from its own config file, KIND or KIND=FILE (repeatable).",
+    ),
     workload_cmd: str | None = typer.Option(
         None,
         "--workload-cmd",
@@ -118,6 +123,7 @@ def run(
                 jira_project=jira_project,
                 machines_dir=machines,
                 nico_config=nico,
+                plugins=_plugins(actuator),
                 workload_cmd=workload_cmd,
             ),
         )
@@ -174,8 +180,19 @@ def _run_simulated(
 
 _NOTHING = (
     "configure at least one of --kube-url/--kubeconfig/--kube, --slurm, --node-agent, --tickets/--jira, "
-    "--machines, --nico (or --simulate for a simulated fleet)"
+    "--machines, --nico, --actuator KIND=FILE (or --simulate for a simulated fleet)"
 )
+
+
+def _plugins(specs: list[str]) -> tuple[tuple[str, Path | None], ...]:
+    """``--actuator KIND[=FILE]`` values as (kind, config file) pairs."""
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not name or (sep and not path):
+            fail(f"--actuator {spec!r}", "write --actuator KIND or --actuator KIND=FILE")
+        out.append((name, Path(path) if path else None))
+    return tuple(out)
 
 
 def _run_real(

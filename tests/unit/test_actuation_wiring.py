@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from actuators.registry import hints
 from actuators.validation import Validator
-from breakfix.actuation import HINTS, ActuationConfigError, ActuatorOptions, build_actuators
+from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators
 from breakfix.actuation.symptoms import SymptomLog
 from breakfix.actuation.workload import CommandWorkload
 
@@ -20,7 +21,7 @@ def test_only_configured_kinds_are_registered_and_the_rest_say_how(tmp_path: Pat
     wired = build_actuators(ActuatorOptions(tickets_dir=tmp_path / "t", machines_dir=tmp_path / "m"))
     assert wired.kinds == ["health_override", "ticket", "validate"]
     assert set(wired.unconfigured) == {"kubernetes", "slurm", "node_agent", "nico"}
-    assert wired.unconfigured["kubernetes"] == HINTS["kubernetes"] and "--kube-url" in HINTS["kubernetes"]
+    assert wired.unconfigured["kubernetes"] == hints()["kubernetes"] and "--kube-url" in hints()["kubernetes"]
     assert any("symptom feed" in n for n in wired.notes), "no broker: the quiet window cannot pass"
     validator = next(a for a in wired.actuators if isinstance(a, Validator))
     assert validator.agent is None and validator.symptoms is None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from actuators.base import ACTUATOR_KINDS
 from actuators.playbooks import FailureClass, PlaybookError, load_catalog, parse_playbook
+from actuators.registry import kinds
 
 REQUIRED = {
     "xid-ecc-conditional-drain-gpu-reset",
@@ -34,7 +34,7 @@ def test_shipped_catalog_has_every_required_playbook_with_bounded_steps() -> Non
     catalog = load_catalog()
     assert set(catalog.playbooks) >= REQUIRED
     for pb in catalog.playbooks.values():
-        assert all(s.actuator in ACTUATOR_KINDS and s.timeout_s > 0 for s in [*pb.steps, *pb.rollback])
+        assert all(s.actuator in kinds() and s.timeout_s > 0 for s in [*pb.steps, *pb.rollback])
         assert set(pb.failure_classes) <= set(FailureClass)
 
 
