@@ -67,22 +67,41 @@ class Kind:
 
 
 _SHIPPED = (
-    Kind("kubernetes", frozenset({"cordon", "uncordon", "drain", "drain_gpu"}),
-         "configure --kube-url URL or --kubeconfig FILE (or run in-cluster with --kube)"),
-    Kind("slurm", frozenset({"status", "drain", "resume", "reboot"}),
-         "configure --slurm (scontrol, sinfo and squeue on PATH; --slurm-conf FILE)", frozenset({"status"})),
-    Kind("node_agent", frozenset({"gpu_reset", "reboot", "cleanup_stale", "collect_bundle", "dcgm_diag"}),
-         "configure --node-agent (needs `breakfix node-agent` on the nodes and the breakfix.commands topic)",
-         frozenset({"collect_bundle", "dcgm_diag"})),
-    Kind("ticket", frozenset({"create", "close"}),
-         "configure --tickets DIR (built-in store) or --jira URL --jira-project KEY"),
-    Kind("health_override", frozenset({"show", "set", "clear"}),
-         "configure --machines DIR (machine records for health overrides)", frozenset({"show"})),
+    Kind(
+        "kubernetes",
+        frozenset({"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"}),
+        "configure --kube-url URL or --kubeconfig FILE (or run in-cluster with --kube)",
+    ),
+    Kind(
+        "slurm",
+        frozenset({"status", "drain", "resume", "reboot"}),
+        "configure --slurm (scontrol, sinfo and squeue on PATH; --slurm-conf FILE)",
+        read_only=frozenset({"status"}),
+    ),
+    Kind(
+        "node_agent",
+        frozenset({"gpu_reset", "reboot", "cleanup_stale", "collect_bundle", "dcgm_diag"}),
+        "configure --node-agent (needs `breakfix node-agent` on the nodes and the breakfix.commands topic)",
+        read_only=frozenset({"collect_bundle", "dcgm_diag"}),
+    ),
+    Kind(
+        "ticket",
+        frozenset({"create", "close"}),
+        "configure --tickets DIR (built-in store) or --jira URL --jira-project KEY",
+    ),
+    Kind(
+        "health_override",
+        frozenset({"show", "set", "clear"}),
+        "configure --machines DIR (machine records for health overrides)",
+        read_only=frozenset({"show"}),
+    ),
     Kind("validate", frozenset({"run"}), "always registered by the actuator stage", frozenset({"run"})),
-    Kind("nico",
-         frozenset({"push_evidence", "request_repair", "claim", "finish", "escalate", "clear_evidence"}),
-         "configure --nico FILE (NICo URL, org, core, repair tenant; JWT in BREAKFIX_NICO_TOKEN)"),
-)  # fmt: skip
+    Kind(
+        "nico",
+        frozenset({"push_evidence", "request_repair", "claim", "finish", "escalate", "clear_evidence"}),
+        "configure --nico FILE (NICo URL, org, core, repair tenant; JWT in BREAKFIX_NICO_TOKEN)",
+    ),
+)
 
 _KINDS: dict[str, Kind] = {}
 

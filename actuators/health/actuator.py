@@ -18,9 +18,11 @@ from actuators.base import PermanentError, StepContext, StepResult, StepSpec, en
 from actuators.health import rules
 from actuators.health.model import Issue, MachineRecord, OverrideKind
 from actuators.health.store import MachineStore
+from actuators.registry import kind
 from schemas.events import RepairStatus, TenantReport
 
-OPERATIONS = frozenset({"show", "set", "clear"})
+OPERATIONS = kind("health_override").operations
+"""This kind's verbs, as registered in ``actuators.registry`` (one list for playbooks and actuator)."""
 
 
 def describe(rec: MachineRecord) -> dict[str, Any]:

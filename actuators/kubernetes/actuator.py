@@ -18,8 +18,10 @@ from actuators.base import PermanentError, StepContext, StepResult, StepSpec, Te
 from actuators.kubernetes.dra import DeviceTaints
 from actuators.kubernetes.drain import drain
 from actuators.kubernetes.marks import cordon, owns_cordon, read_node, uncordon
+from actuators.registry import kind
 
-OPERATIONS = frozenset({"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"})
+OPERATIONS = kind("kubernetes").operations
+"""This kind's verbs, as registered in ``actuators.registry`` (one list for playbooks and actuator)."""
 
 
 def connect(host: str | None = None) -> ApiClient:

@@ -47,8 +47,10 @@ from actuators.nico.health import (
     Report,
 )
 from actuators.nico.rest import NicoRest
+from actuators.registry import kind
 
-OPERATIONS = frozenset({"push_evidence", "request_repair", "claim", "finish", "escalate", "clear_evidence"})
+OPERATIONS = kind("nico").operations
+"""This kind's verbs, as registered in ``actuators.registry`` (one list for playbooks and actuator)."""
 CLAIM_LABEL = "repair.workflow"
 DECISION_LABEL = "repair.decision"
 

@@ -32,10 +32,12 @@ from actuators.base import (
     TemporaryError,
     ensure_allowed,
 )
+from actuators.registry import kind
 from actuators.slurm.client import SlurmClient
 from actuators.slurm.nodes import SlurmNode, decision_of, reason_for
 
-OPERATIONS = frozenset({"status", "drain", "resume", "reboot"})
+OPERATIONS = kind("slurm").operations
+"""This kind's verbs, as registered in ``actuators.registry`` (one list for playbooks and actuator)."""
 NEXT_STATES = frozenset({"RESUME", "DRAIN"})
 
 

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from actuators.base import PermanentError, StepContext, StepResult, StepSpec
+from actuators.registry import kind
 from actuators.tickets.backend import HumanCloser
 from actuators.tickets.model import Enrichment, TicketDraft
 from actuators.tickets.service import TicketService
 
-OPERATIONS = frozenset({"create", "close"})
+OPERATIONS = kind("ticket").operations
+"""This kind's verbs, as registered in ``actuators.registry`` (one list for playbooks and actuator)."""
 Inventory = Callable[[str], Mapping[str, Any]]
 
 
