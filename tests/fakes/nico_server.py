@@ -140,7 +140,7 @@ class FakeNico:
         self.grpc_calls: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self._grpc.add_generic_rpc_handlers((self._grpc_handlers(),))
         self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
