@@ -113,3 +113,15 @@ def test_records_follow_every_change_between_snapshots() -> None:
     again = guard_from_bytes(guard_to_bytes(g))
     assert again.nodes["gpu-001"].state is NodeState.ESCALATED
     assert again.nodes["gpu-002"].placement == placement(30)
+
+
+CURRENT = Path(__file__).parent / "guard_record_data" / "format2_guard.bin"
+"""``guard_to_bytes(full_guard())`` as format 2 wrote it when it was introduced."""
+
+
+def test_a_committed_format_2_record_still_reads_and_writes_back_byte_for_byte() -> None:
+    """The layout of format 2 is fixed: a change must come with a new version byte."""
+    b = CURRENT.read_bytes()
+    g = guard_from_bytes(b)
+    assert comparable(g) == comparable(full_guard())
+    assert guard_to_bytes(g) == b

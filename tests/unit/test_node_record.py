@@ -117,3 +117,18 @@ def test_corrupt_and_foreign_records_are_refused(runtimes: dict[str, NodeRuntime
         NodeRuntime.from_bytes(b'{"json": "instead"}')
     with pytest.raises(RecordRefused, match="not a current node record"):
         NodeRuntime.from_bytes(b"GR\x02" + good[len(MAGIC) :])  # a guard record's kind
+
+
+CURRENT = Path(__file__).parent / "node_record_data" / "format2_runtime.bin"
+"""A format-2 record as the node stage writes it (node gpu-00027 of ``simulated_fleet``: 14 evidence
+slots, a decision, the window model built), committed when the format was introduced."""
+
+
+def test_a_committed_format_2_record_still_reads_and_writes_back_byte_for_byte() -> None:
+    """The layout of format 2 is fixed: a change must come with a new version byte (and records of
+    the old one refused and rebuilt from input), never read one layout as another."""
+    b = CURRENT.read_bytes()
+    assert b.startswith(MAGIC)
+    rt = NodeRuntime.from_bytes(b)
+    assert rt.node == "gpu-00027" and len(rt.det.slots) == 14 and rt.life.decision_id
+    assert rt.to_bytes() == b
