@@ -83,12 +83,10 @@ _BUILDERS: dict[str, Callable[[Args], list[str]]] = {
     "approvals.create": lambda a: [
         "approve",
         "decision",
-        "--node",
-        str(a.get("node", "")),
-        "--class",
-        str(a.get("failure_class", "")),
-        "--action",
-        str(a.get("action", "")),
+        str(a.get("decision_id", "")),
+        *_opt("--node", a.get("node")),
+        *_opt("--class", a.get("failure_class")),
+        *_opt("--action", a.get("action")),
         *_opt("--reason", a.get("reason")),
     ],
     "breaker.reset": lambda a: [

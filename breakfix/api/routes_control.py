@@ -42,11 +42,15 @@ class ModeChange(BaseModel):
 
 
 class DecisionApproval(BaseModel):
+    """One person's approval of one held decision. ``node``, ``failure_class`` and ``action`` are
+    what the approver believes they approve: when given they must match the recorded decision."""
+
     model_config = ConfigDict(extra="forbid")
 
-    node: Name
-    failure_class: FailureClass
-    action: ActionKind
+    decision_id: Name
+    node: Name | None = None
+    failure_class: FailureClass | None = None
+    action: ActionKind | None = None
     reason: Reason
 
 
@@ -80,6 +84,32 @@ class Lever(BaseModel):
     actor: str
     reason: str
     time: datetime
+
+
+def _held_decision(ctx: ApiContext, body: DecisionApproval) -> dict[str, Any]:
+    """The recorded decision ``body`` approves; refused unless it exists, matches what the approver
+    named, and was held for a person's approval."""
+    rows = ctx.reader.decisions(node=body.node or "", limit=10_000)
+    found = next((d for d in rows if d["id"] == body.decision_id), None)
+    if found is None:
+        where = f" for node {body.node}" if body.node else ""
+        raise HTTPException(
+            404, f"no decision {body.decision_id}{where}: `breakfix decisions --node NODE` lists a node's"
+        )
+    named = {"node": body.node, "failure_class": body.failure_class, "action": body.action}
+    differs = {k: v for k, v in named.items() if v is not None and str(v) != str(found[k])}
+    if differs:
+        said = ", ".join(f"{k} {v}" for k, v in differs.items())
+        actual = f"{found['node']}, {found['failure_class']}, {found['action']}"
+        raise HTTPException(
+            409, f"decision {body.decision_id} is {actual}, not {said}: an approval covers only what it names"
+        )
+    if "approval" not in (found.get("guard_failed") or []):
+        why = "it is already executable" if found.get("executable") else "it was held by " + (
+            ", ".join(found.get("guard_failed") or []) or "its mode"
+        )
+        raise HTTPException(409, f"decision {body.decision_id} does not wait for an approval: {why}")
+    return found
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -130,14 +160,18 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.post("/approvals", name="approvals.create", response_model=Published)
     def approve_decision(body: DecisionApproval, who: Who) -> Published:
+        """Approve one held decision: bound to its id, failure class and action, expiring after the
+        approval TTL (default 30 min), and spent with that decision's one run (a decision id runs at
+        most once: it is the actuators' idempotency key)."""
+        held = _held_decision(ctx, body)
         value = {
-            "node": body.node,
-            "failure_class": body.failure_class.value,
-            "action": body.action.value,
+            "node": held["node"],
+            "failure_class": held["failure_class"],
+            "action": held["action"],
             "approved": True,
+            "expires_at": (ctx.now() + ctx.approvals.ttl).isoformat(),
         }
-        scope = f"node:{body.node}"  # the scope the guard and the actuator stage look approvals up by
-        return send(ControlKind.APPROVAL, scope, value, who, body.reason)
+        return send(ControlKind.APPROVAL, f"decision:{body.decision_id}", value, who, body.reason)
 
     @r.post("/breaker/reset", name="breaker.reset", response_model=Published)
     def reset_breaker(body: BreakerReset, who: Who) -> Published:

@@ -33,7 +33,7 @@ def serve(
     ),
     kube: bool = typer.Option(True, "--kube/--no-kube", help="Register the Kubernetes actuator."),
     approval_ttl: int = typer.Option(
-        30, "--approval-ttl", min=1, help="Minutes an approval token stays valid."
+        30, "--approval-ttl", min=1, help="Minutes an approval (plan token, decision approval) stays valid."
     ),
     simulate: bool = typer.Option(
         False, "--simulate", help="Plans act on a simulated fleet (local stack; never real hardware)."

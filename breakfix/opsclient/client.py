@@ -184,12 +184,18 @@ class OpsClient:
             "POST", "/modes", body={"failure_class": failure_class, "mode": mode, "reason": reason}
         )
 
-    def approve_decision(self, node: str, failure_class: str, action: str, reason: str) -> Any:
-        return self.request(
-            "POST",
-            "/approvals",
-            body={"node": node, "failure_class": failure_class, "action": action, "reason": reason},
-        )
+    def approve_decision(
+        self,
+        decision_id: str,
+        reason: str,
+        node: str | None = None,
+        failure_class: str | None = None,
+        action: str | None = None,
+    ) -> Any:
+        body: JSON = {"decision_id": decision_id, "reason": reason}
+        body.update({k: v for k, v in (("node", node), ("failure_class", failure_class),
+                                        ("action", action)) if v})  # fmt: skip
+        return self.request("POST", "/approvals", body=body)
 
     def reset_breaker(self, resolution: Literal["discard_backlog", "resume"], reason: str) -> Any:
         return self.request("POST", "/breaker/reset", body={"resolution": resolution, "reason": reason})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from policy.levers import Levers, apply
+from schemas.control import ControlMessage
+from schemas.decision import ActionKind, GuardCheck, Mode
+from streams.store.rows import COLUMNS, decision_row
+from tests.fakes.workflow_doubles import xid79_decision
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
 
@@ -83,9 +89,6 @@ def test_modes_approvals_and_breaker(api_server: ApiServer) -> None:
         api_server, "POST", "/modes", "operator", {"failure_class": "node_os", "mode": "yolo", "reason": "x"}
     )
     assert bad.status_code == 422
-    body = {"node": "gpu-node-2", "failure_class": "gpu_hardware", "action": "reboot", "reason": "seen it"}
-    approval = call(api_server, "POST", "/approvals", "approver", body)
-    assert approval.status_code == 200 and approval.json()["scope"] == "node:gpu-node-2"
     reset = call(
         api_server,
         "POST",
@@ -232,3 +235,52 @@ def test_every_call_allowed_or_refused_is_audited_with_its_cli_line(api_server: 
     # The same records reach the audit topic.
     topic = read_topic(api_server.broker, api_server.topics.audit, 3)
     assert {r["id"] for r in rows} & {r["id"] for r in topic}
+
+
+def _held(store: Any, decision_id: str, node: str, action: ActionKind, guard_failed: bool = True) -> None:
+    """A decision the guard held for a person's approval (or, ``guard_failed=False``, an executable one)."""
+    check = GuardCheck(name="approval", passed=not guard_failed, figures={"required": True})
+    d = xid79_decision(node=node, decision_id=decision_id, action=action, executable=not guard_failed,
+                       mode=Mode.RECOMMEND, guard=[check])  # fmt: skip
+    store.insert("decisions", COLUMNS["decisions"], [decision_row(d)])
+
+
+def test_a_decision_approval_is_bound_to_its_decision_class_and_action_and_expires(
+    api_server: ApiServer,
+) -> None:
+    """Issue 22: approvals bound to what they approve, single use, expiring (default 30 min)."""
+    _held(api_server.store, "dec-held-1", "gpu-node-2", ActionKind.REBOOT)
+    body = {"decision_id": "dec-held-1", "reason": "checked the node"}
+    ok = call(api_server, "POST", "/approvals", "approver", body)
+    assert ok.status_code == 200, ok.text
+    granted = ok.json()
+    assert granted["scope"] == "decision:dec-held-1"  # one decision: it runs at most once
+    value = granted["value"]
+    assert (value["node"], value["failure_class"]) == ("gpu-node-2", "gpu_hardware")
+    assert value["action"] == "reboot"
+    ttl = api_server.ctx.approvals.ttl  # the fixture's; `breakfix serve --approval-ttl` defaults to 30 min
+    left = datetime.fromisoformat(value["expires_at"]) - api_server.ctx.now()
+    assert ttl - timedelta(seconds=5) < left <= ttl
+
+    # what the approver names must be what the decision does
+    wrong = call(api_server, "POST", "/approvals", "approver", {**body, "action": "gpu_reset"})
+    assert wrong.status_code == 409 and "covers only what it names" in wrong.json()["detail"]
+    unknown = call(api_server, "POST", "/approvals", "approver", {**body, "decision_id": "dec-nope"})
+    assert unknown.status_code == 404 and "breakfix decisions" in unknown.json()["detail"]
+    _held(api_server.store, "dec-free-1", "gpu-node-4", ActionKind.GPU_RESET, guard_failed=False)
+    free = call(api_server, "POST", "/approvals", "approver", {**body, "decision_id": "dec-free-1"})
+    assert free.status_code == 409 and "already executable" in free.json()["detail"]
+    node_wide = {"node": "gpu-node-2", "failure_class": "gpu_hardware", "action": "reboot", "reason": "x"}
+    node_wide = call(api_server, "POST", "/approvals", "approver", node_wide)
+    assert node_wide.status_code == 422  # no approval without the decision it approves
+
+    # the lever model (guard and actuator stage) honours the binding and the expiry
+    levers = Levers()
+    apply(levers, ControlMessage.model_validate({**granted, "time": datetime.now(UTC), "kind": "approval",
+                                                 "actor": "approver-user", "role": "approver"}))  # fmt: skip
+    now = api_server.ctx.now().timestamp()
+    assert levers.approvals_for("gpu-node-2", "dec-held-1", "gpu_hardware", "reboot", now)
+    assert not levers.approvals_for("gpu-node-2", "dec-other", "gpu_hardware", "reboot", now)
+    assert not levers.approvals_for("gpu-node-2", "dec-held-1", "gpu_hardware", "reimage", now)
+    later = datetime.fromisoformat(value["expires_at"]).timestamp() + 1
+    assert not levers.approvals_for("gpu-node-2", "dec-held-1", "gpu_hardware", "reboot", later)
