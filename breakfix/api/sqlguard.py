@@ -34,7 +34,20 @@ READERS = frozenset(
 )  # fmt: skip
 """Functions refused wherever they appear: ``file('/path')`` is also an ordinary function that reads
 a file even in readonly mode, and the table functions' names are refused as functions too."""
-READER_PREFIXES = ("iceberg", "deltalake", "hudi", "azure", "s3", "hdfs", "remote", "paimon", "ytsaurus")
+READER_PREFIXES = (
+    "iceberg",
+    "deltalake",
+    "hudi",
+    "hive",
+    "azure",
+    "s3",
+    "hdfs",
+    "remote",
+    "paimon",
+    "ytsaurus",
+    "arrowflight",
+    "prometheus",
+)
 """Families of table functions (``icebergS3``, ``deltaLakeAzure``, ...) that read other storage."""
 ROOT = "SelectWithUnionQuery"
 CLIENT_FORMAT = "Native"
