@@ -54,6 +54,7 @@ from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.recording import dumps
 from schemas.topics import Topic
+from streams import metrics as stage_metrics
 from streams.settings import StreamSettings
 
 log = logging.getLogger("breakfix.actuators")
@@ -267,6 +268,7 @@ class ActuatorStage:
             self._retry[decision.id] = (decision, attempts, time.monotonic() + wait)
         else:
             self._retry.pop(decision.id, None)
+        stage_metrics.ACTUATOR_RETRYING.set(len(self._retry))
         self._keep(self._retry_dir, decision, verdict == "error")
 
     async def _retry_loop(self, stop: asyncio.Event) -> None:

@@ -44,6 +44,10 @@ STATE_REFUSED = Counter(
     "that state from its retained input",
     ["stage"],
 )
+ACTUATOR_RETRYING = Gauge(
+    "breakfix_actuator_decisions_retrying",
+    "Decisions whose run raised (broker, journal) and that the actuator stage is handling again",
+)
 SINK_SET_ASIDE = Counter(
     "breakfix_sink_batches_set_aside_total",
     "Spooled batches the store kept refusing, moved to the spool's refused folder so the rest drain",
