@@ -99,14 +99,6 @@ class NicoRest:
     def instance(self, instance_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/instance/{instance_id}").json())
 
-    def instances(self, machine_id: str) -> list[dict[str, Any]]:
-        r = self._call("GET", "/instance", params={"machineId": machine_id, "pageSize": PAGE_SIZE})
-        return list(r.json())
-
-    def set_instance_labels(self, instance_id: str, labels: dict[str, str]) -> dict[str, Any]:
-        check_labels(labels)
-        return dict(self._call("PATCH", f"/instance/{instance_id}", json={"labels": labels}).json())
-
     def release_instance(
         self, instance_id: str, *, repair_tenant: bool, issue: dict[str, str] | None = None
     ) -> None:

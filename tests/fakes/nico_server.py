@@ -5,7 +5,7 @@ NICo itself (a Go REST service, a Rust core, PostgreSQL, site agents) cannot run
 serves, and from where:
 
 - REST: ``/v2/org/{org}/{api_name}/machine[/{id}]`` (GET, PATCH labels) and
-  ``/instance[/{id}]`` (POST, GET, PATCH labels, DELETE with ``InstanceDeleteRequest``), with the
+  ``/instance[/{id}]`` (POST, GET, DELETE with ``InstanceDeleteRequest``), with the
   shapes and status codes of NICo's published OpenAPI document. EVERY request is validated against
   that document with openapi-core before it is served (an invalid one gets 400 and is recorded in
   :attr:`FakeNico.violations`), and every response is validated before it is sent (recorded too).
@@ -332,17 +332,6 @@ class FakeNico:
             return self._update_machine(machine, doc)
         if path == "/instance" and method == "POST":
             return self._create_instance(tenant, doc)
-        if path == "/instance" and method == "GET":
-            found = [
-                i
-                for i in self.instances.values()
-                if i["machineId"] in query.get("machineId", [i["machineId"]])
-            ]
-            return (
-                200,
-                found,
-                {"X-Pagination": json.dumps({"pageNumber": 1, "pageSize": 100, "total": len(found)})},
-            )
         m = re.fullmatch(r"/instance/([^/]+)", path)
         if m:
             inst = self.instances.get(m.group(1))
@@ -350,9 +339,9 @@ class FakeNico:
                 return 404, _err(f"Instance with ID: {m.group(1)} not found"), {}
             if method == "GET":
                 return 200, inst, {}
-            if method == "PATCH":
-                return self._update_instance(inst, doc)
-            return self._release(inst, tenant, doc)
+            if method == "DELETE":
+                return self._release(inst, tenant, doc)
+            return 405, _err(f"this stand-in does not serve {method} on an instance"), {}
         return 404, _err("Not found"), {}
 
     def _list_machines(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
@@ -431,14 +420,6 @@ class FakeNico:
         if bad:
             return 400, _err(bad), {}
         return 201, self._new_instance(tenant, mid, doc["name"], dict(doc.get("labels") or {})), {}
-
-    def _update_instance(self, inst: dict[str, Any], doc: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        bad = _labels_error(doc.get("labels") or {})
-        if bad:
-            return 400, _err(bad), {}
-        if "labels" in doc:
-            inst["labels"] = dict(doc["labels"])
-        return 200, inst, {}
 
     def _release(
         self, inst: dict[str, Any], tenant: Tenant, doc: dict[str, Any]
