@@ -22,7 +22,7 @@ from breakfix.api.publisher import KafkaPublisher
 from breakfix.api.tokens import GENERATE, TokenError, load_tokens
 from breakfix.api.wiring import Parts, build_context, make_parts
 from policy.model import load_policy
-from streams.store.dsn import open_store
+from streams.store.dsn import default_dsn, open_store, password_weakness
 from streams.store.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,10 @@ def serve(opts: ServeOptions) -> None:
             + "; ".join(tokens.weak)
             + f". Generate each token with {GENERATE}"
         )
+    for dsn in (opts.store, opts.sql_store):
+        why = password_weakness(dsn or default_dsn())
+        if why is not None:
+            raise ValueError(f"refusing the store DSN: {why}; give each ClickHouse user its own password")
     if (opts.tls_cert is None) != (opts.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
     policy = load_policy(opts.policy)

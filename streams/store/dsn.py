@@ -20,6 +20,26 @@ def default_dsn() -> str:
     return os.environ.get(ENV_DSN, DEFAULT_DSN)
 
 
+EXAMPLE_PASSWORDS = frozenset(
+    {"breakfix", "clickhouse", "default", "admin", "password", "changeme", "change-me", "secret", "example"}
+)
+"""Passwords of examples and quick starts (the compose file's former default among them)."""
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def password_weakness(dsn: str) -> str | None:
+    """Why a server DSN's password must not guard a production store, or None (chdb has none)."""
+    u = urlparse(dsn)
+    if u.scheme not in ("http", "https"):
+        return None
+    password = u.password or ""
+    if not password:
+        return None if (u.hostname or "") in _LOOPBACK else f"{u.hostname} is reached without a password"
+    if password.lower() in EXAMPLE_PASSWORDS:
+        return f"the password of {u.username or 'default'}@{u.hostname} is an example value"
+    return None
+
+
 def open_store(dsn: str | None = None) -> Store:
     """Open the store a DSN names (``chdb://relative/path`` and ``chdb:///abs/path`` both work)."""
     from streams.store.chdb_backend import open_chdb

@@ -143,3 +143,19 @@ def test_serve_help_has_an_example() -> None:
         check=True,
     ).stdout
     assert "Example: breakfix serve" in out and "--tokens" in out
+
+
+@pytest.mark.parametrize(
+    ("dsn", "why"),
+    [
+        ("http://breakfix:breakfix@clickhouse.example.net:8123/?database=breakfix", "example value"),
+        ("http://default@10.0.0.5:8123/", "without a password"),
+    ],
+)
+def test_serve_refuses_example_store_passwords(tmp_path: Path, dsn: str, why: str) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f'"{TOKEN}": {{actor: olga, role: operator}}\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [*BREAKFIX, "serve", "--tokens", str(tokens), "--store", dsn, "--port", str(free_port())]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 2 and "refusing the store DSN" in res.stderr and why in res.stderr, res.stderr
