@@ -62,16 +62,10 @@ DURATIONS_S: dict[str, float] = {
     "set": 1.0,
 }
 
-# The verbs each step kind offers (a superset of what the shipped playbooks use).
-OPERATIONS: dict[str, frozenset[str]] = {
-    "kubernetes": frozenset({"cordon", "uncordon", "drain", "drain_gpu", "quarantine_gpu", "return_gpu"}),
-    "slurm": frozenset({"drain", "resume", "reboot"}),
-    "node_agent": frozenset({"gpu_reset", "reboot", "cleanup_stale", "collect_bundle", "dcgm_diag"}),
-    "validate": frozenset({"run"}),
-    "ticket": frozenset({"create"}),
-    "health_override": frozenset({"set"}),
-}
-_READ_ONLY = frozenset({"collect_bundle", "dcgm_diag", "run"})
+# The kinds the simulated fleet stands in for (NICo is a target of its own, not simulated), each with
+# every verb its registration (``actuators.registry``) offers.
+SIMULATED_KINDS = ("kubernetes", "slurm", "node_agent", "validate", "ticket", "health_override")
+OPERATIONS: dict[str, frozenset[str]] = {k: kind(k).operations for k in SIMULATED_KINDS}
 _REPAIRS = {"gpu_reset": "gpu_reset", "reboot": "reboot"}
 
 
@@ -191,14 +185,11 @@ class SimulatedActuator:
     """One step kind (``kubernetes``, ``node_agent``, ...) acting on a :class:`SimulatedFleet`."""
 
     def __init__(self, name: str, fleet: SimulatedFleet) -> None:
-        if name in OPERATIONS:
-            self.operations, self.read_only = OPERATIONS[name], _READ_ONLY
-        else:  # any other registered kind (a plugin's) acts out the verbs it registered
-            try:
-                registered = kind(name)
-            except KeyError as err:
-                raise ValueError(f"no simulated actuator for {name!r}: {err.args[0]}") from None
-            self.operations, self.read_only = registered.operations, registered.read_only
+        try:  # any registered kind (a plugin's too) acts out the verbs it registered
+            registered = kind(name)
+        except KeyError as err:
+            raise ValueError(f"no simulated actuator for {name!r}: {err.args[0]}") from None
+        self.operations, self.read_only = registered.operations, registered.read_only
         self.name = name
         self.fleet = fleet
 
@@ -248,4 +239,4 @@ class SimulatedActuator:
 
 def simulated_actuators(fleet: SimulatedFleet) -> list[Actuator]:
     """One simulated actuator per step kind, ready for a :class:`~actuators.workflow.WorkflowEngine`."""
-    return [SimulatedActuator(name, fleet) for name in OPERATIONS]
+    return [SimulatedActuator(name, fleet) for name in SIMULATED_KINDS]

@@ -72,10 +72,10 @@ class TicketActuator:
         source = step.params.get("attach_from")
         bundle = (ctx.outputs.get(str(source)) or {}).get("bundle_path") if source else None
         filed = self.service.file(draft, Path(bundle) if bundle else None)
-        verb = "opened" if filed.created else "updated"
+        verb = "opened" if filed.created else "updated" if filed.changed else "already filed"
         return StepResult(
             f"ticket {filed.ticket.key} {verb}",
-            changed=True,
+            changed=filed.changed,
             outputs={
                 "ticket": filed.ticket.key,
                 "ticket_link": filed.ticket.link,

@@ -29,9 +29,12 @@ class RunHistory(Protocol):
 
 @dataclass(frozen=True)
 class Filed:
+    """``changed`` is false when the ticket already carried this decision (a repeated step)."""
+
     ticket: Ticket
     created: bool
     attachment: Attachment | None
+    changed: bool = True
 
 
 class TicketService:
@@ -42,6 +45,8 @@ class TicketService:
     def file(self, draft: TicketDraft, bundle: Path | None = None, author: str = "breakfix") -> Filed:
         node = draft.enrichment.node
         existing = self.backend.find_open(node)
+        if existing is not None and draft.decision_id and existing.decision_id == draft.decision_id:
+            return Filed(existing, False, None, changed=False)  # the same step again: already filed
         last = draft.enrichment.last_successful_run or (
             self.history.last_success(node) if self.history else None
         )
