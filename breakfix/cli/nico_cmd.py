@@ -77,7 +77,7 @@ def poll(
                     poller.poll_once(time.time())
                 except ActuatorError as err:
                     counts["poll_failed"] += 1
-                    console.print(f"[red]poll failed[/]: {err.detail}")
+                    console.print(f"[red]poll failed[/]: {err.detail} (check `url`/`grpc` and the token)")
                 for ev in pending:
                     await producer.send(ev, "nico-poller")
                     counts["tenant.report"] += 1
@@ -97,6 +97,8 @@ def poll(
     finally:
         clients.close()
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to repair")
+    if once and counts["poll_failed"]:
+        raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:

@@ -88,6 +88,19 @@ def test_a_missing_token_or_a_bad_key_is_named(tmp_path: Path) -> None:
     cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "t")
     no_token = cli("nico", "poll", "--nico", str(cfg), "--once", token=None)
     assert no_token.returncode != 0 and "BREAKFIX_NICO_TOKEN" in no_token.stdout + no_token.stderr
+    no_broker = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", "127.0.0.1:9")
+    assert no_broker.returncode == 1 and "--broker HOST:PORT" in no_broker.stderr
     cfg.write_text(cfg.read_text().replace("org: acme", "organisation: acme"))
     bad = cli("nico", "poll", "--nico", str(cfg), "--once")
     assert bad.returncode != 0 and "organisation" in bad.stdout + bad.stderr
+
+
+def test_an_unreachable_nico_fails_the_poll_and_says_what_to_check(
+    tansu: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"nicodown{unique}."
+    asyncio.run(topics(tansu.url, prefix))
+    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "t")
+    done = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", tansu.url, prefix=prefix)
+    said = " ".join(done.stdout.split())  # the console wraps long lines
+    assert done.returncode == 1 and "NICo unreachable" in said and "check `url`/`grpc` and the token" in said
