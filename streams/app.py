@@ -22,7 +22,6 @@ import importlib
 import logging
 import math
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from typing import Any
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.streams import _current_event
 from faust.types import TP
 from pydantic import ValidationError
 
@@ -39,8 +37,8 @@ from schemas.control import ControlMessage
 from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME, Topic
 from streams import metrics as stage_metrics
+from streams.compat import BreakfixApp, buffer_task_waiting, in_partition_of, mark_skipped_read
 from streams.embedded_broker import free_port
-from streams.faust_transport import BreakfixApp
 from streams.gap_reader import read_range
 from streams.guard_stage import GuardStage, progress_body, read_progress
 from streams.heap import HeapKeeper
@@ -96,12 +94,6 @@ def load_engine(settings: StreamSettings) -> EngineBundle:
         guard_from_bytes,
         {"proposal": Proposal, "registration": Registration},
     )
-
-
-def _in_partition_of(event: Any) -> Any:
-    """Make ``event`` the current event, so table writes go to its partition's changelog and store
-    (RocksDB keeps a database per partition and reads the partition from the current event)."""
-    return _current_event.set(weakref.ref(event))
 
 
 async def sent_decision_ids(
@@ -239,7 +231,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         stage_metrics.record_gap(stage, len(records))
         # Faust never delivered them, so never sees them acknowledged: its gap ranges count them
         # acknowledged once a later offset is, which the checkpoint covering them all acknowledges.
-        await app.consumer._add_gap(msg.tp, start, msg.offset - 1)  # type: ignore[attr-defined]
+        await mark_skipped_read(app.consumer, msg.tp, start, msg.offset - 1)
         return records
 
     mine: set[TP] = set()
@@ -302,12 +294,9 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     async def write_groups(table: Any, groups: list[tuple[Any, list[tuple[str, bytes]]]]) -> None:
         """Each group's writes in its context event's partition, then one flush for them all."""
         for context, writes in groups:
-            token = _in_partition_of(context)
-            try:
+            with in_partition_of(context):
                 for key, value in writes:
                     table[key] = value
-            finally:
-                _current_event.reset(token)
         await flush()
 
     async def flush() -> None:
@@ -322,8 +311,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         # waits on the queue again (a getter) only once that message is with the producer. Bounded,
         # in case the buffer task is not running at all.
         deadline = time.monotonic() + _FLUSH_HANDOVER_S
-        getters: Any = buffer.pending._getters  # type: ignore[attr-defined]  # the same deque throughout
-        while buffer.size or (not getters and time.monotonic() < deadline):
+        while buffer.size or (not buffer_task_waiting(buffer) and time.monotonic() < deadline):
             await app.producer.flush()
             await asyncio.sleep(0)
         await app.producer.flush()

@@ -5,11 +5,11 @@ record) goes into ClickHouse as it was published, the raw Kafka values with thei
 Arrow insert into ``events_ingest``, whose materialized views check each envelope and write it to
 ``events`` (and ``actions`` for action results) or to ``dead_letters`` with the reason
 (migration 003); Python only reads each record's offset, timestamp and value out of Kafka's record
-batches (:mod:`streams.sink_fetch`) and builds the batch's columns. The few records of the other topics
-are mapped to rows in Python (:mod:`streams.store.rows`). Every insert carries a deduplication token
-derived from what it holds, and only then are the Kafka offsets committed. A crash before the commit
-redelivers the batch; the token (same batch) or ReplacingMergeTree on id (a batch cut differently)
-keeps counts exact.
+batches (:class:`streams.compat.FetchedReader`) and builds the batch's columns. The few records of
+the other topics are mapped to rows in Python (:mod:`streams.store.rows`). Every insert carries a
+deduplication token derived from what it holds, and only then are the Kafka offsets committed. A
+crash before the commit redelivers the batch; the token (same batch) or ReplacingMergeTree on id (a
+batch cut differently) keeps counts exact.
 
 When the store fails, the batch's raw records go to a bounded local spool and the offsets are
 committed (the data is durable on disk); spooled batches are drained in order once the store
@@ -41,7 +41,8 @@ import pyarrow as pa
 
 from schemas.topics import TOPICS, Topic
 from streams import metrics as stage_metrics
-from streams.sink_fetch import Columns, FetchedReader
+from streams.compat import FetchedReader
+from streams.sink_fetch import Columns
 from streams.store.base import Store, StoreError, StoreUnavailable
 from streams.store.rows import COLUMNS, EVENTS_TOPIC, Row, TableRow, group_by_table, rows_for_message
 from streams.store.spool import Chunk, Spool, SpoolFull
