@@ -3,7 +3,7 @@
 Where it sits: ``breakfix.events`` and ``breakfix.decisions`` (co-partitioned by node) → here →
 ``breakfix.proposals`` (guard input), ``breakfix.evidence``, ``breakfix.deadletter``. This module is
 the part that needs no Kafka: :class:`NodeStage` turns input bytes into outputs and checkpoint values;
-``streams.app`` moves them between topics and the table.
+:class:`streams.node_shell.NodeShell` moves them between topics and the table.
 
 Durability rules (what a crash can lose):
 

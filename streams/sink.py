@@ -53,7 +53,7 @@ log = logging.getLogger("breakfix.sink")
 GUARD_TOPIC = Topic.PROPOSALS
 _GUARD_ONLY_KINDS = frozenset({b"progress", b"registration"})
 """``breakfix-kind`` header values the node stage sends on the proposals topic for the guard alone
-(streams/app.py): watermark progress marks and placement registrations. They order and size the
+(streams/node_shell.py): watermark progress marks and placement registrations. They order and size the
 guard's input, carry no id and record no judgement, so they are not audit data; a proposal's row
 already holds its node's placement."""
 

@@ -238,7 +238,7 @@ def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
 
 
 def _proposal_topic_records() -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-    """What the node stage sends on breakfix.proposals (streams/app.py): progress marks and
+    """What the node stage sends on breakfix.proposals (streams/node_shell.py): progress marks and
     registrations for the guard's ordering, and proposals, told apart by the breakfix-kind header."""
     placement = Placement(pool="p0", rack="r1", sku="h100", gpus=8)
     t = datetime(2025, 3, 1, tzinfo=UTC)
