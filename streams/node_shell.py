@@ -124,12 +124,13 @@ class NodeShell:
             self.group, acked, lambda tp: self.ports.log.highwater(tp.topic, tp.partition)
         )
 
-    async def timer(self, partitions: set[int]) -> None:
-        """Every progress interval, over the partitions assigned now: count events, send pending
-        items, take new partitions, checkpoint the due ones and tell the guard how far each has got."""
+    async def timer(self, assigned: Callable[[], set[int]]) -> None:
+        """Every progress interval: count events, send pending items, then over the partitions
+        ``assigned`` now, take new ones, checkpoint the due ones and tell the guard how far each has got."""
         self.events_in.inc(self.counted)
         self.counted = 0
         await self.send_pending()  # a progress mark never passes an item not yet handed out
+        partitions = assigned()
         for p in sorted(partitions - set(self.stage.partitions)):
             await self.assigned(p)
         wall = self.ports.clock()

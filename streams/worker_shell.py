@@ -84,8 +84,11 @@ class WorkerShell:
             return
         self.heap.tick(self.clock())
         async with self.lock:
-            events = self.node.events_topic
-            await self.node.timer({tp.partition for tp in self.assignment() if tp.topic == events})
+            await self.node.timer(self._event_partitions)
+
+    def _event_partitions(self) -> set[int]:
+        events = self.node.events_topic
+        return {tp.partition for tp in self.assignment() if tp.topic == events}
 
     async def guard_input(self, event: Any) -> None:
         """One record of the guard's stream (proposals and control)."""

@@ -213,7 +213,7 @@ class MemoryPipeline:
         for _ in range(rounds):
             for msg in self.pending((Topic.EVENTS, Topic.DECISIONS)):
                 await self.deliver(msg)
-            await self.node.timer(partitions)
+            await self.node.timer(lambda: partitions)
             for msg in self.pending((Topic.PROPOSALS, Topic.CONTROL)):
                 await self.deliver(msg)
             if self.guard.on:
