@@ -282,3 +282,17 @@ def test_emergency_mode_lifts_the_one_in_flight_limit() -> None:
     g.step(s, ctl(ControlKind.EMERGENCY, "global", on=True))
     out = [g.step(s, prop(f"n{i}", 10 + i, place(i, f"r{i}")))[0] for i in range(2)]
     assert [d.held for d in out] == [False, False]
+
+
+def test_the_looser_example_site_policy_differs_from_the_shipped_one_only_in_concurrency() -> None:
+    """policy/examples/looser-concurrency.yaml is what `score` comparisons run against: it must not
+    drift from the shipped policy in anything but the setting it exists to compare."""
+    from pathlib import Path
+
+    shipped = load_policy().model_dump(mode="json")
+    loose = load_policy(Path(__file__).resolve().parents[2] / "policy/examples/looser-concurrency.yaml")
+    other = loose.model_dump(mode="json")
+    assert (loose.concurrency.per_pool, loose.concurrency.per_sku) == (2, 4)
+    for key in ("concurrency", "version"):
+        shipped.pop(key), other.pop(key)
+    assert other == shipped
