@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from breakfix.report.sql import CLEARANCES, REPAIRS
 from breakfix.simulate.labels import read_labels
 from schemas.vocab import OUT_OF_SERVICE, sql_in
 from streams.store.base import Store
@@ -57,14 +58,13 @@ QUERIES: dict[str, str] = {
               LEFT JOIN (SELECT node, start, end FROM $db.demo_labels FINAL
                          WHERE expected = 'quarantine') AS l
               ON q.node = l.node GROUP BY q.id)""",
-    "mttr": """
-        SELECT count() AS repaired, round(quantileExactInclusive(0.5)(secs) / 60, 1) AS median_min,
-               round(quantileExactInclusive(0.9)(secs) / 60, 1) AS p90_min
-        FROM (SELECT dateDiff('millisecond', q.time, h.time) / 1000 AS secs
-              FROM (SELECT node, time FROM $db.decisions FINAL
-                    WHERE to_state = 'Quarantined' AND executable) AS q
-              ASOF JOIN (SELECT node, time FROM $db.decisions FINAL WHERE to_state = 'Healthy') AS h
-              ON q.node = h.node AND q.time < h.time)""",
+    "mttr": f"""
+        SELECT count() AS repaired, round(quantileExactInclusive(0.5)(seconds) / 60, 1) AS median_min,
+               round(quantileExactInclusive(0.9)(seconds) / 60, 1) AS p90_min
+        FROM ({REPAIRS.replace("{since:DateTime64(3)}", "toDateTime64(0, 3)")})""",
+    "clearances": f"""
+        SELECT sum(clearances) AS cleared
+        FROM ({CLEARANCES.replace("{since:DateTime64(3)}", "toDateTime64(0, 3)")})""",
     "capacity": f"""
         SELECT uniqExact(node) AS nodes, round(sum(secs) / 3600, 2) AS node_hours
         FROM (SELECT node, to_state,
@@ -119,13 +119,13 @@ def summarize(store: Store, end: datetime) -> Summary:
     """Every figure of the summary, from the store."""
     one = {
         name: (query(store, name, end=end) or [{}])[0]
-        for name in ("faults", "quarantines", "mttr", "capacity")
+        for name in ("faults", "quarantines", "mttr", "clearances", "capacity")
     }
     return Summary(
         faults=one["faults"],
         decisions=query(store, "decisions"),
         quarantines=one["quarantines"],
-        mttr=one["mttr"],
+        mttr={**one["mttr"], "cleared_without_repair": int(one["clearances"].get("cleared") or 0)},
         capacity=one["capacity"],
         workflows={r["outcome"]: int(r["runs"]) for r in query(store, "workflows")},
         dead_letters={r["reason"]: int(r["letters"]) for r in query(store, "dead_letters")},

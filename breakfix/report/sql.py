@@ -55,17 +55,29 @@ SELECT pool, sum(gpus) AS pool_gpus FROM (
     FROM $db.node_inventory FINAL GROUP BY node)
 GROUP BY pool ORDER BY pool"""
 
-# One row per repair: the first Suspect/Quarantined decision of an episode to the next Healthy one,
-# the same pairing the saved ``mttr`` query aggregates.
+# One row per repair: a node entering Quarantined to the next Healthy decision, when that decision is
+# the return through repair and validation (``returned_to_service``). A Suspect that cleared, or a
+# quarantine that cleared without its action, is a clearance (``CLEARANCES``), never a repair. The saved
+# ``mttr`` query and the demo summary count the same pairs.
 REPAIRS = """
-SELECT s.failure_class AS failure_class, s.node AS node,
-       dateDiff('millisecond', s.started, h.healthy_at) / 1000 AS seconds
+SELECT q.failure_class AS failure_class, q.node AS node,
+       dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS seconds
 FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-      WHERE from_state = 'Healthy' AND to_state IN ('Suspect', 'Quarantined')
-      AND time >= {since:DateTime64(3)}) AS s
-ASOF JOIN (SELECT node, time AS healthy_at FROM $db.decisions FINAL WHERE to_state = 'Healthy') AS h
-ON s.node = h.node AND s.started < h.healthy_at
+      WHERE to_state = 'Quarantined' AND from_state != 'Quarantined'
+      AND time >= {since:DateTime64(3)}) AS q
+ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
+           WHERE to_state = 'Healthy' AND from_state != 'Healthy') AS h
+ON q.node = h.node AND q.started < h.healthy_at
+WHERE h.trigger = 'returned_to_service'
 ORDER BY failure_class, seconds"""
+
+# Nodes back to Healthy without a repair: a Suspect whose evidence cleared, or a quarantine whose
+# recommended action nobody took while its evidence went quiet.
+CLEARANCES = """
+SELECT failure_class, trigger, count() AS clearances FROM $db.decisions FINAL
+WHERE to_state = 'Healthy' AND from_state != 'Healthy'
+  AND trigger IN ('evidence_cleared', 'cleared_without_action') AND time >= {since:DateTime64(3)}
+GROUP BY failure_class, trigger ORDER BY failure_class, trigger"""
 
 # Per class and mode: of the quarantine decisions whose next validation came within a week, how
 # many found the fault real (validation failed before, or a repair was needed) vs clean.

@@ -113,20 +113,22 @@ SAVED: tuple[SavedQuery, ...] = (
     ),
     SavedQuery(
         "mttr",
-        "MTTR per failure class: first Suspect/Quarantined decision to the next Healthy one (seconds)",
+        "MTTR per failure class: a node entering Quarantined to its return through repair and validation "
+        "(returned_to_service; clearances without a repair are not repairs) (seconds)",
         """
         SELECT failure_class, count() AS repaired,
                round(quantileExactInclusive(0.5)(secs), 1) AS mttr_median_s,
                round(quantileExactInclusive(0.9)(secs), 1) AS mttr_p90_s
         FROM (
-            SELECT s.failure_class AS failure_class,
-                   dateDiff('millisecond', s.started, h.healthy_at) / 1000 AS secs
+            SELECT q.failure_class AS failure_class,
+                   dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS secs
             FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-                  WHERE from_state = 'Healthy' AND to_state IN ('Suspect', 'Quarantined')
-                  AND time >= {since:DateTime64(3)}) AS s
-            ASOF JOIN (SELECT node, time AS healthy_at FROM $db.decisions FINAL
-                       WHERE to_state = 'Healthy') AS h
-            ON s.node = h.node AND s.started < h.healthy_at
+                  WHERE to_state = 'Quarantined' AND from_state != 'Quarantined'
+                  AND time >= {since:DateTime64(3)}) AS q
+            ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
+                       WHERE to_state = 'Healthy' AND from_state != 'Healthy') AS h
+            ON q.node = h.node AND q.started < h.healthy_at
+            WHERE h.trigger = 'returned_to_service'
         )
         GROUP BY failure_class ORDER BY failure_class""",
         {"since": EPOCH},

@@ -166,3 +166,39 @@ def test_cli_exporter_over_http_store_matches_sql(
         cwd=REPO, check=True, timeout=120, capture_output=True,
     )  # fmt: skip
     assert "plot" in _panel_states(out.read_text()).values()
+
+
+def test_summary_report_and_metrics_count_the_same_repairs_and_clearances(replayed_store: Store) -> None:
+    """A repair is a quarantine that came back through repair and validation; a clearance is a node back
+    to Healthy without one. The demo summary, the report's rows and /metrics give the same figures."""
+    from datetime import UTC, datetime
+
+    from breakfix.demo.summary import query
+    from breakfix.report import sql as report_sql
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rows = replayed_store.query(
+        report_sql.REPAIRS.replace("$db", replayed_store.database), {"since": epoch}
+    ).dicts()
+    summary = query(replayed_store, "mttr")[0]
+    server = serve_fleet(replayed_store, 0)
+    try:
+        got = _curl(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    metrics = sum(v for k, v in got.items() if k[0] == "breakfix_repairs")
+    saved = sum(r["repaired"] for r in run_saved(replayed_store, "mttr").dicts())
+    assert summary["repaired"] == len(rows) == metrics == saved
+    # every counted repair ended in returned_to_service; clearances are counted apart and never repairs
+    [(returned,)] = _sql(
+        replayed_store,
+        "SELECT count() FROM $db.decisions FINAL WHERE to_state = 'Healthy' AND trigger = 'returned_to_service'",
+    )
+    cleared = query(replayed_store, "clearances")[0]["cleared"] or 0
+    [(healthy,)] = _sql(
+        replayed_store,
+        "SELECT count() FROM $db.decisions FINAL WHERE to_state = 'Healthy' AND from_state != 'Healthy'"
+        " AND trigger IN ('evidence_cleared', 'cleared_without_action')",
+    )
+    assert len(rows) <= returned and cleared == healthy
