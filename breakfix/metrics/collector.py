@@ -96,7 +96,11 @@ class FleetCollector(Collector):
             "Mean time from the first Suspect/Quarantined decision to the next Healthy one",
             ["failure_class"],
         )
-        repairs = _gauge("breakfix_repairs", "Completed repairs (quarantined, repaired, validated, back to Healthy)", ["failure_class"])
+        repairs = _gauge(
+            "breakfix_repairs",
+            "Completed repairs (quarantined, repaired, validated, back to Healthy)",
+            ["failure_class"],
+        )
         for r in self.store.query(sql.MEAN_REPAIR.replace("$db", s.database), {"since": since}).dicts():
             mean.add_metric([r["failure_class"]], float(r["mean_s"]))
             repairs.add_metric([r["failure_class"]], float(r["repairs"]))
