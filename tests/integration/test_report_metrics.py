@@ -193,7 +193,8 @@ def test_summary_report_and_metrics_count_the_same_repairs_and_clearances(replay
     # every counted repair ended in returned_to_service; clearances are counted apart and never repairs
     [(returned,)] = _sql(
         replayed_store,
-        "SELECT count() FROM $db.decisions FINAL WHERE to_state = 'Healthy' AND trigger = 'returned_to_service'",
+        "SELECT count() FROM $db.decisions FINAL"
+        " WHERE to_state = 'Healthy' AND trigger = 'returned_to_service'",
     )
     cleared = query(replayed_store, "clearances")[0]["cleared"] or 0
     [(healthy,)] = _sql(
