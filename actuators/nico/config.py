@@ -58,7 +58,10 @@ class NicoConfig:
     """A repair request unclaimed this long is alerted (NICo's "repair never picked up")."""
 
 
-_Id = Annotated[str, Field(min_length=1, max_length=64)]
+_Id = Annotated[
+    str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+]
+"""NICo's tenant, VPC, VPC prefix and operating system ids are UUIDs (its OpenAPI document says so)."""
 
 
 class _TenantFile(BaseModel):

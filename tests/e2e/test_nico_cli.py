@@ -20,6 +20,7 @@ from tests.fixtures.nico import REPAIR_TOKEN, start
 pytestmark = pytest.mark.integration
 BREAKFIX = [sys.executable, "-c", "from breakfix.cli.main import main; main()"]
 M = "fm100gpu07"
+TENANT = "6f1c0f0e-3b5d-4c55-9a0e-2d1f6b0e9c11"
 
 
 def config(path: Path, url: str, grpc: str, tenant: str) -> Path:
@@ -85,7 +86,10 @@ def test_poll_once_publishes_the_released_machine_as_a_tenant_report(
 
 
 def test_a_missing_token_or_a_bad_key_is_named(tmp_path: Path) -> None:
-    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "t")
+    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "not-a-uuid")
+    bad_id = cli("nico", "poll", "--nico", str(cfg), "--once")
+    assert bad_id.returncode != 0 and "repair_tenant.tenant_id" in bad_id.stderr
+    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", TENANT)
     no_token = cli("nico", "poll", "--nico", str(cfg), "--once", token=None)
     assert no_token.returncode != 0 and "BREAKFIX_NICO_TOKEN" in no_token.stdout + no_token.stderr
     no_broker = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", "127.0.0.1:9")
@@ -100,7 +104,7 @@ def test_an_unreachable_nico_fails_the_poll_and_says_what_to_check(
 ) -> None:
     prefix = f"nicodown{unique}."
     asyncio.run(topics(tansu.url, prefix))
-    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", "t")
+    cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", TENANT)
     done = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", tansu.url, prefix=prefix)
     said = " ".join(done.stdout.split())  # the console wraps long lines
     assert done.returncode == 1 and "NICo unreachable" in said and "check `url`/`grpc` and the token" in said
