@@ -22,6 +22,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from streams.embedded_broker import EmbeddedBroker
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -96,11 +101,14 @@ def main() -> None:
         "--linger", type=int, nargs="+", default=[5, 50], help="producer linger_ms values to compare"
     )
     args = ap.parse_args()
+    runs = []
     for linger in args.linger:
         with EmbeddedBroker(log_dir=Path(tempfile.mkdtemp(prefix="breakfix-growth-"))) as broker:
             assert broker.proc is not None, "the embedded broker runs as a child process"
             rows = asyncio.run(_run(broker.url, broker.proc.pid, args.rate, args.seconds, args.every, linger))
-        print(json.dumps({"linger_ms": linger, "rate": args.rate, "intervals": rows}))
+        runs.append({"linger_ms": linger, "rate": args.rate, "intervals": rows})
+        print(json.dumps(runs[-1]))
+    results.write("broker_growth", {"runs": runs})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from policy import guard_record
 from policy.engine import Engine, guard_from_bytes, guard_to_bytes
 from policy.guard import GuardState
@@ -157,6 +162,8 @@ def main() -> None:
     ]
     for name, old, new, fmt in rows:
         print(f"{name:18}{fmt.format(old):>12}{fmt.format(new):>12}{new / old:>9.3f}")
+    table = {name: {"old": old, "new": new, "new_vs_old": round(new / old, 3)} for name, old, new, _ in rows}
+    results.write("guard_record", {"nodes": len(g.nodes), "rounds": a.rounds, **table})
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ from pathlib import Path
 
 import orjson
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from breakfix.replay import OfflineReplay
 from breakfix.simulate.clock import DEFAULT_START, parse_start
 from breakfix.simulate.engine import SimConfig, simulate
@@ -145,6 +150,7 @@ def main() -> None:
         f"(models just learned: {m['enc_cold']:.1f}) "
         f"decode_us old={m['dec_old']:.1f} new={m['dec_new']:.1f} ratio={m['dec_new'] / m['dec_old']:.2f}"
     )
+    results.write("node_record", {"records": len(names), "hours": args.hours, **m})
     if args.parts:
         parts: dict[str, list[int]] = {}
         for rt in legacy:

@@ -12,6 +12,11 @@ import argparse
 import time
 import tracemalloc
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from breakfix.replay import OfflineReplay
 from policy.model import Policy, load_policy
 from schemas.recording import Validator, read_recording
@@ -44,6 +49,8 @@ def main() -> None:
         n, b = validate_rate(args.recording)
         replay, decisions, r = replay_rate(args.recording, policy)
         base, rate, nodes = max(base, b), max(rate, r), max(1, len(replay.nodes))
+    figures: dict[str, float] = {"lines": n, "validate_per_s": round(base), "replay_per_s": round(rate),
+               "ratio": round(rate / base, 2), "decisions": decisions, "nodes": nodes}  # fmt: skip
     line = (
         f"lines={n} validate_rate={base:,.0f}/s replay_rate={rate:,.0f}/s ratio={rate / base:.2f} "
         f"decisions={decisions} nodes={nodes} per_event_us={1e6 / rate:.1f} "
@@ -55,7 +62,9 @@ def main() -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         line += f" peak_mem_per_node={peak / nodes / 1024:.1f}KiB"
+        figures["peak_mem_per_node_kib"] = round(peak / nodes / 1024, 1)
     print(line)
+    results.write("replay", figures)
 
 
 if __name__ == "__main__":

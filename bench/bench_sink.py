@@ -34,6 +34,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker
 from streams.sink import SinkConfig, SinkCore, ingest_table, run_sink
@@ -125,9 +130,7 @@ def main() -> None:
         asyncio.run(produce(broker.url, "bench.", values))
         now = datetime.now(UTC)
         map_t0 = time.perf_counter()
-        rows = [
-            r for i, v in enumerate(values) for r in rows_for_message(Topic.EVENTS, v, f"p@{i}", now)
-        ]
+        rows = [r for i, v in enumerate(values) for r in rows_for_message(Topic.EVENTS, v, f"p@{i}", now)]
         map_s = time.perf_counter() - map_t0
         for k in range(args.repeat):
             # Alternate, so that load from other processes on a shared machine hits all three alike.
@@ -166,6 +169,7 @@ def main() -> None:
         "mapping_rows_per_s": round(args.events / map_s),
     }
     print(json.dumps(result, indent=2))
+    results.write("sink", result)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Streaming throughput and latency, in one run on one topic of the embedded Tansu broker.
 
-Throughput (events/s per worker, same pre-filled events topic): raw aiokafka consumption (the
-ceiling), a no-op Faust agent (the framework's own ceiling) and the node stage (``streams.workers``,
-one worker). Latency: event→decision p50/p99 with live traffic from a 10,000-node fleet
-(``--fleet-nodes``) at its steady rate (≈700 events/s) and at 5x, measured from sending a decisive
-Xid 79 to reading its decision.
+Throughput (events/s, same pre-filled events topic): raw aiokafka consumption (one consumer: the
+client's ceiling), no-op Faust workers (the framework's own ceiling) and node-stage workers
+(``streams.workers``), as many no-op workers as node-stage ones (``--workers``) in one consumer
+group each, built alike (``BreakfixApp``, the same settings) and measured alike (first to last event
+read, CPU of all the workers' threads over that span). Latency: event→decision p50/p99 with live
+traffic from a 10,000-node fleet (``--fleet-nodes``) at its steady rate (≈700 events/s) and at 5x,
+measured from sending a decisive Xid 79 to reading its decision. The result is printed and written
+to ``.reliability/bench_stream.json`` (``bench/results.py``).
 
 Per probe, the latency is split into hops from broker timestamps: send -> proposal record (node stage)
 and proposal -> decision record (guard, including the watermark wait). Throughput alternates no-op and
@@ -34,6 +37,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
 
 from schemas.topics import Topic
 from streams import workers
@@ -150,59 +158,83 @@ async def raw_rate(s: StreamSettings, n: int) -> float:
         await c.stop()
 
 
-def noop_worker(broker: str, topic: str, n: int, out: str) -> None:
-    """A Faust app whose agent does nothing: the framework's own ceiling on this machine. Its data
-    folder sits next to ``out`` (the bench's temp folder), not in the working directory."""
+def noop_worker(group: str, out: str) -> None:
+    """A worker whose agent does nothing: the framework's own ceiling on this machine, built as the
+    node-stage workers are (``BreakfixApp``, the same fetch wait, session and heartbeat settings from
+    the same BREAKFIX_* environment) and joined to ``group`` with the round's other no-op workers.
+    Every 0.2 s it writes how many events it has read and the wall times of its first and latest one
+    to ``out``; its data folder sits next to ``out`` (the bench's temp folder)."""
     import faust
 
-    app = faust.App(
-        f"bench-noop-{os.getpid()}",
+    from streams.compat import BreakfixApp
+    from streams.embedded_broker import free_port
+
+    s = StreamSettings()
+    app = BreakfixApp(
+        group,
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
         datadir=str(Path(out).parent / f"noop-{os.getpid()}-data"),
-        broker=f"kafka://{broker}",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
-        web_port=workers_free_port(),
+        broker=f"kafka://{s.broker}",
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=s.heartbeat_s,
+        web_port=free_port(),
         consumer_auto_offset_reset="earliest",
         topic_disable_leader=True,
     )
-    t = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    state = {"n": 0, "t0": 0.0, "cpu0": 0.0}
+    t = app.topic(
+        s.topic(EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    state = {"n": 0, "t0": 0.0, "t1": 0.0}
 
     @app.agent(t)
     async def noop(stream: Any) -> None:
         async for _ in stream:
+            state["t1"] = time.time()  # one clock read per event: the count's only cost besides the loop
             if state["n"] == 0:
-                state["t0"], state["cpu0"] = time.perf_counter(), time.process_time()
+                state["t0"] = state["t1"]
             state["n"] += 1
-            if state["n"] == n:
-                rate = n / (time.perf_counter() - state["t0"])
-                cpu_us = 1e6 * (time.process_time() - state["cpu0"]) / n
-                Path(out).write_text(json.dumps({"rate": rate, "cpu_us": cpu_us}))
 
+    @app.timer(0.2)  # type: ignore[untyped-decorator]
+    async def report() -> None:
+        tmp = Path(f"{out}.tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(out)
+
+    _ = (noop, report)
     faust.Worker(app, loglevel="warning").execute_from_commandline()
 
 
-def workers_free_port() -> int:
-    from streams.embedded_broker import free_port
-
-    return free_port()
-
-
-def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0) -> tuple[float, float]:
-    """(events/s, CPU µs per event) of the no-op agent in round ``k`` (each round its own result file:
-    a file left by an earlier round would be read at once)."""
-    out = tmp / f"noop-{k}.json"
-    args = [sys.executable, __file__, "--noop-worker", s.broker, s.topic(EVENTS), str(n), str(out)]
-    with open(tmp / "noop.log", "wb") as log:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+def noop_rate(s: StreamSettings, n: int, tmp: Path, k: int = 0, n_workers: int = 1) -> tuple[float, float]:
+    """(events/s, CPU µs per event) of ``n_workers`` no-op workers in one group in round ``k``,
+    measured as the node stage's are: from the first event read to the last, CPU of all the workers'
+    threads sampled from /proc over the same span."""
+    group = f"bench-noop-{os.getpid()}-{k}"
+    outs = [tmp / f"noop-{k}-{i}.json" for i in range(n_workers)]
+    env = {**os.environ, **workers.settings_env(s)}
+    procs = []
+    for i, out in enumerate(outs):
+        with open(tmp / f"noop-{k}-{i}.log", "wb") as log:
+            args = [sys.executable, __file__, "--noop-worker", group, str(out)]
+            procs.append(
+                subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            )
+    cpu = CpuClock([p.pid for p in procs])
     try:
         deadline = time.monotonic() + 300
-        while not out.exists() and time.monotonic() < deadline:
+        states: list[dict[str, float]] = []
+        while sum(st["n"] for st in states) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no-op workers read {sum(st['n'] for st in states)} of {n} events")
             time.sleep(0.2)
-        result = json.loads(out.read_text())
-        return float(result["rate"]), float(result["cpu_us"])
+            states = [json.loads(o.read_text()) for o in outs if o.exists()]
+        cpu.stop()
+        t0 = min(st["t0"] for st in states if st["n"])
+        t1 = max(st["t1"] for st in states)
+        return n / (t1 - t0), 1e6 * cpu.between(t0, t1) / n
     finally:
-        workers.stop(proc)
+        cpu.stop()
+        for proc in procs:
+            workers.stop(proc)
 
 
 class CpuClock:
@@ -436,11 +468,10 @@ def main() -> None:
         "checkpoints (the rate is the fleet's, so each node sends 700/N events/s at the steady rate)",
     )
     ap.add_argument("--repeat", type=int, default=2, help="alternating no-op/node-stage rounds; best of each")
-    ap.add_argument("--noop-worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--noop-worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.noop_worker:
-        broker, topic, n, out = a.noop_worker
-        noop_worker(broker, topic, int(n), out)
+        noop_worker(*a.noop_worker)
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     with EmbeddedBroker(log_dir=tmp) as b:
@@ -454,15 +485,15 @@ def main() -> None:
         noop, stage, noop_cpu, stage_cpu = [], [], [], []
         for k in range(a.repeat):
             # Alternate, so that load from other processes on a shared machine hits both alike.
-            rate, cpu_us = noop_rate(s, n, tmp, k)
+            rate, cpu_us = noop_rate(s, n, tmp, k, a.workers)
             noop.append(rate)
             noop_cpu.append(cpu_us)
             sk = s.model_copy(update={"app_id": f"bench-node{k}", "data_dir": tmp / f"data{k}"})
             rate, cpu_us = node_stage_rate(sk, n, end, tmp, a.workers)
             stage.append(rate)
             stage_cpu.append(cpu_us)
+        result["workers"] = a.workers  # no-op and node stage alike
         result["noop_faust_per_s"] = round(max(noop))
-        result["node_stage_workers"] = a.workers
         result["node_stage_per_s"] = round(max(stage))
         result["node_stage_vs_noop"] = round(max(stage) / max(noop), 2)
         result["vs_noop_per_round"] = [round(x / y, 2) for x, y in zip(stage, noop, strict=True)]
@@ -474,6 +505,7 @@ def main() -> None:
             result["latency_700"] = latency(b.url, 700, a.latency_s, tmp, "x1", a.workers, a.fleet_nodes)
             result["latency_3500"] = latency(b.url, 3500, a.latency_s, tmp, "x5", a.workers, a.fleet_nodes)
     print(json.dumps(result, indent=2))
+    print(f"written to {results.write('stream', result)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import results
 from bench.bench_stream import DECISIONS, EVENTS, PROPOSALS, iso, xid79
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
@@ -169,6 +170,7 @@ def main() -> None:
             for proc in procs:
                 workers.stop(proc)
     print(json.dumps({"workers": a.workers, **result}, indent=2))
+    results.write("tick_round", {"workers": a.workers, **result})
 
 
 if __name__ == "__main__":

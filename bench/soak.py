@@ -32,6 +32,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+try:
+    from bench import results
+except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
+    import results  # type: ignore[no-redef]
+
 from schemas.topics import Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
@@ -333,10 +338,14 @@ def main() -> None:
         settings = StreamSettings(broker=broker.url, app_id="soak", data_dir=work / "data", web_port=0,
                                   session_timeout_s=10, heartbeat_s=1)  # fmt: skip
         pids = {"broker": broker.proc.pid} if broker.proc else {}
-        results = soak(settings, args.workers, work, phases, args.nodes, sample_s=5.0, pids=pids)
-    for res in results:
-        print(json.dumps({**res.summary(), "lag_samples": res.lag, "rss_mb": res.rss_mb}, indent=2))
+        runs = soak(settings, args.workers, work, phases, args.nodes, sample_s=5.0, pids=pids)
+    phases_out = [{**res.summary(), "lag_samples": res.lag, "rss_mb": res.rss_mb} for res in runs]
+    for phase in phases_out:
+        print(json.dumps(phase, indent=2))
     print(json.dumps({"logs": str(work)}))
+    results.write(
+        "soak", {"workers": args.workers, "nodes": args.nodes, "phases": phases_out, "logs": str(work)}
+    )
 
 
 if __name__ == "__main__":
