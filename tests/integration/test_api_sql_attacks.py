@@ -132,6 +132,7 @@ def test_only_one_select_of_the_product_database(api_server: ApiServer) -> None:
     db = api_server.store.database
     refused(api_server, f"SELECT 1; DROP TABLE {db}.audit", "parse")
     refused(api_server, f"DROP TABLE {db}.audit", "only one SELECT")
+    refused(api_server, f"SELECT 1 PARALLEL WITH DROP TABLE {db}.audit", "only one SELECT")  # one statement
     refused(api_server, "INSERT INTO audit (id) VALUES ('x')", "only one SELECT")
     refused(api_server, "EXPLAIN SELECT 1", "only one SELECT")
     refused(api_server, "SHOW TABLES", "only one SELECT")
