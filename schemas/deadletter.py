@@ -18,6 +18,18 @@ class DeadLetterReason(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     FAR_FUTURE = "far_future"
     STALE = "stale"
+    # A message that could make the product act, refused by its signature check (schemas.signing):
+    UNSIGNED = "unsigned"
+    MALFORMED_SEAL = "malformed_seal"
+    UNKNOWN_KEY = "unknown_key"
+    REVOKED_KEY = "revoked_key"
+    WRONG_SIGNER = "wrong_signer"
+    OUT_OF_SCOPE = "out_of_scope"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    FUTURE_DATED = "future_dated"
+    FENCED = "fenced"
+    REPLAYED = "replayed"
 
 
 class DeadLetter(BaseModel):

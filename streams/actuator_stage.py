@@ -20,6 +20,10 @@ avoids the Tansu end-offset quirk Faust's changelog recovery trips over. The con
 from its beginning by a group-less consumer until the fetch high watermark (correct on Tansu, unlike
 ListOffsets 'latest') before the first decision is handled.
 
+Authentication (streams.admission): a decision acts only when the guard signed it, from the current
+guard epoch, recently, and this stage never finished it; anything else is a dead letter with its
+reason. The ``action.result`` events the stage emits carry its own seal (role ``actuators``).
+
 Partitions are handled concurrently, the decisions of one partition in order; workflows run in
 threads because actuators block. A run paused by a lever is resubmitted when that lever lifts; the
 paused decisions are kept in ``paused_dir`` so a restart does not forget them.
@@ -53,8 +57,11 @@ from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.recording import dumps
+from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
 from streams import metrics as stage_metrics
+from streams.admission import DecisionJournal, admit
+from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
 
 log = logging.getLogger("breakfix.actuators")
@@ -113,6 +120,8 @@ class StageStats:
     dead_letters: int = 0
     events: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    """Dead-lettered decisions by reason (unsigned, bad_signature, expired, fenced, replayed, ...)."""
 
 
 class ActuatorStage:
@@ -126,11 +135,17 @@ class ActuatorStage:
         paused_dir: Path | None = None,
         retry_s: float = 5.0,
         retry_max_s: float = 300.0,
+        keyring: Keyring | None = None,
+        signer: Signer | None = None,
     ) -> None:
         """``paused_dir`` keeps the decisions whose runs a lever paused (their offsets are committed),
         so a restarted stage still resumes them once the lever lifts, and those whose handler raised
-        (retried after ``retry_s``, doubling up to ``retry_max_s``)."""
+        (retried after ``retry_s``, doubling up to ``retry_max_s``); the admission journal lives
+        beside it. ``keyring``/``signer``: loaded from the settings' key files when not given."""
         self.settings = settings
+        self.keyring = keyring or load_keyring(settings)
+        self.signer = signer or load_signer(settings, "actuators")
+        self.journal = DecisionJournal(paused_dir.parent / "admitted.sqlite" if paused_dir else None)
         self.paused_dir = paused_dir
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
         self._retry: dict[str, tuple[Decision, int, float]] = {}
@@ -189,6 +204,7 @@ class ActuatorStage:
             with contextlib.suppress(Exception):
                 await control.stop()
             await self._producer.stop()
+            self.journal.close()
         return self.stats
 
     # --- control topic --------------------------------------------------------------------------
@@ -240,12 +256,14 @@ class ActuatorStage:
         """Handle one partition's decisions in order; commit each after its handler returned."""
         while True:
             record = await queue.get()
-            try:
-                decision = Decision.model_validate_json(record.value or b"")
-            except ValidationError as err:
-                await self._dead_letter(record, tp, err)
+            s = self.settings
+            verdict = admit(
+                record.value or b"", self.keyring, self.journal, time.time(), s.decision_max_age_s
+            )
+            if verdict.decision is None:
+                await self._dead_letter(record, tp, verdict.reason, verdict.detail)
             else:
-                await self._handle(decision)
+                await self._handle(verdict.decision)
             with contextlib.suppress(Exception):  # a rebalance: the next owner resumes from the journal
                 await self._consumer.commit({tp: record.offset + 1})
             queue.task_done()
@@ -261,6 +279,9 @@ class ActuatorStage:
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
         if verdict == "paused":
             self._paused[decision.id] = decision
+        if verdict not in ("paused", "error"):  # finished: a copy of it is a replay from now on
+            self.journal.finish(decision.id)
+            self.journal.prune(time.time() - self.settings.decision_max_age_s - 3600)
         self._keep(self.paused_dir, decision, verdict == "paused")
         if verdict == "error":
             attempts = self._retry.get(decision.id, (decision, 0, 0.0))[1] + 1
@@ -310,13 +331,18 @@ class ActuatorStage:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues.values())), 30.0)
 
-    async def _dead_letter(self, record: Any, tp: TopicPartition, err: ValidationError) -> None:
+    async def _dead_letter(self, record: Any, tp: TopicPartition, reason: str, detail: str) -> None:
+        """A decision that must not act: kept with its reason, counted, never handled."""
         self.stats.dead_letters += 1
-        raw = (record.value or b"").decode("utf-8", "replace")
+        self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
+        stage_metrics.DEAD_LETTERS.labels(reason=reason).inc()
+        log.warning(
+            "refused decision at %s/%s@%s: %s (%s)", tp.topic, tp.partition, record.offset, reason, detail
+        )
         letter = DeadLetter(
-            reason=DeadLetterReason.MALFORMED_JSON if raw[:1] != "{" else DeadLetterReason.INVALID_VALUE,
-            message=f"not a decision: {str(err).splitlines()[0]}",
-            raw=raw,
+            reason=DeadLetterReason(reason),
+            message=f"decision refused: {detail}",
+            raw=(record.value or b"").decode("utf-8", "replace"),
             source=f"{tp.topic}/{tp.partition}@{record.offset}",
         )
         await self._producer.send_and_wait(self.settings.topic(DEADLETTER), dumps(letter), key=b"")
@@ -326,8 +352,9 @@ class ActuatorStage:
     def _emit(self, event: dict[str, Any]) -> None:
         """Called from a workflow thread: produce, and block until the broker has the event."""
         node = str(event.get("node") or "")
+        sealed = self.signer.seal(orjson.loads(orjson.dumps(event)), time.time())
         send = self._producer.send_and_wait(
-            self.settings.topic(EVENTS), orjson.dumps(event), key=node.encode()
+            self.settings.topic(EVENTS), orjson.dumps(sealed), key=node.encode()
         )
         asyncio.run_coroutine_threadsafe(send, self._loop).result(timeout=60)
         self.stats.events += 1

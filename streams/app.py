@@ -36,10 +36,12 @@ from streams.faust_ports import FaustInputLog, FaustOutbound, FaustTable, Stream
 from streams.guard_shell import GuardShell
 from streams.guard_stage import GuardStage
 from streams.heap import HeapKeeper
+from streams.keys import load_keyring, load_signer
 from streams.node_shell import NodeShell
 from streams.node_stage import EngineLike, NodeStage
 from streams.ports import Ports
 from streams.settings import StreamSettings
+from streams.signed_input import SignedInput
 from streams.worker_shell import WorkerShell
 
 _PRODUCER_BATCH_BYTES = 512 * 1024
@@ -133,6 +135,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         checkpoint_events=settings.checkpoint_events,
         checkpoint_s=settings.checkpoint_s,
         idle_s=settings.idle_s,
+        signed=SignedInput(load_keyring(settings)),
     )
 
     def new_guard() -> GuardStage:
@@ -147,7 +150,11 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
 
     node = NodeShell(stage, Ports(out, nodes_table, node_commit, input_log, clock), names, settings.app_id)
     guard = GuardShell(
-        new_guard, Ports(out, guard_table, guard_commit, input_log, clock), names, settings.checkpoint_s
+        new_guard,
+        Ports(out, guard_table, guard_commit, input_log, clock),
+        names,
+        settings.checkpoint_s,
+        signer=load_signer(settings, "guard"),  # every worker may become the guard: fail at start
     )
     recovery: list[Any] = []
 

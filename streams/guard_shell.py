@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -28,9 +29,10 @@ from pydantic import ValidationError
 
 from schemas.control import ControlMessage
 from schemas.recording import dumps
+from schemas.signing import Signer
 from schemas.topics import Topic
 from streams import metrics as stage_metrics
-from streams.guard_stage import GuardStage, read_progress
+from streams.guard_stage import GuardStage, read_progress, sealed
 from streams.node_stage import REFUSED as STATE_REFUSED
 from streams.node_stage import stored_dict
 from streams.ports import Ports
@@ -48,8 +50,16 @@ class GuardShell:
     """The guard stage on the worker that holds ``breakfix.proposals`` partition 0 (one at a time)."""
 
     def __init__(
-        self, new_stage: Callable[[], GuardStage], ports: Ports, topics: dict[str, str], checkpoint_s: float
+        self,
+        new_stage: Callable[[], GuardStage],
+        ports: Ports,
+        topics: dict[str, str],
+        checkpoint_s: float,
+        signer: Signer | None = None,
     ) -> None:
+        """``signer``: the guard's key, sealing every decision sent (in-memory test pipelines, which
+        reach no actuator, run without one)."""
+        self.signer = signer
         self.new_stage = new_stage
         self.ports = ports
         self.topics = topics
@@ -98,6 +108,9 @@ class GuardShell:
             tps = {"proposals": (self.proposals_topic, 0), "control": (self.control_topic, 0)}
             for role, offset in (await self.ports.log.log_starts(tps)).items():
                 g.inputs.start(role, offset)
+        # This worker now issues; its predecessor's epoch is fenced off. The wall clock (ms) keeps the
+        # epoch rising even when the guard's state was rebuilt from its input and lost the stored one.
+        g.epoch = max(g.epoch + 1, int(time.time() * 1000))
         self.held.clear()
         self.marks.clear()
         self.acks.clear()
@@ -147,10 +160,12 @@ class GuardShell:
         await self.ports.table.write([(context, [(GUARD_KEY, g.snapshot())])])
         outbox, g.outbox = g.outbox, []
         futs = []
+        now = time.time()
         for d in outbox:
             stage_metrics.observe_decision(d)
             p = g.node_partition.get(d.node)
-            futs.append(await self.ports.out.send(Topic.DECISIONS, d.node.encode(), dumps(d), p))
+            value = sealed(self.signer, d, g.epoch, now) if self.signer is not None else dumps(d)
+            futs.append(await self.ports.out.send(Topic.DECISIONS, d.node.encode(), value, p))
         await asyncio.gather(*futs)
         if outbox:  # confirmed sent: a restart drops these from the persisted outbox
             sent_ids = orjson.dumps({"sent": [d.id for d in outbox]})

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from schemas.control import ControlMessage
 from schemas.decision import Decision
 from schemas.proposal import Proposal
+from schemas.signing import Signer
 from streams.input_offsets import InputOffsets
 from streams.node_stage import stored_dict
 from streams.watermark import OrderKey, Watermark
@@ -52,6 +53,11 @@ class GuardEngine(Protocol):
     def new_guard(self) -> Any: ...
 
     def guard_step(self, g: Any, item: Any) -> list[Decision]: ...
+
+
+def sealed(signer: Signer, decision: Decision, epoch: int, now: float) -> bytes:
+    """The decision as sent: signed by the guard with its wall-clock issue time and epoch."""
+    return orjson.dumps(signer.seal(decision.model_dump(mode="json"), now, epoch))
 
 
 def safe(decision: Decision, replay: bool) -> Decision:
@@ -85,6 +91,10 @@ class GuardStage:
         self.node_partition: dict[str, int] = {}
         self.inputs = InputOffsets()
         """Next offset of each input topic (streams.input_offsets): what a restart must read from."""
+        self.epoch = 0
+        """The guard's fencing token: one more each time a worker takes the guard over (kept in the
+        snapshot), sealed into every decision; the actuator stage refuses a decision from an epoch older
+        than the newest it has seen, so a replaced guard cannot still issue."""
         self.held_at: dict[str, int] = {}
         """Proposal offsets of the items the watermark holds: they are not in the snapshot, so the
         snapshot's proposals offset stays at the oldest of them."""
@@ -151,6 +161,7 @@ class GuardStage:
                 "outbox": [d.model_dump(mode="json") for d in self.outbox],
                 "node_partition": self.node_partition,
                 "inputs": self._resume_offsets(),
+                "epoch": self.epoch,
             }
         )
         return orjson.dumps({"z": base64.b64encode(zlib.compress(inner, 1)).decode()})
@@ -174,4 +185,5 @@ class GuardStage:
             self._remember(i)
         self.outbox = [Decision.model_validate(x) for x in d["outbox"]]
         self.node_partition = {str(k): int(v) for k, v in d["node_partition"].items()}
+        self.epoch = int(d.get("epoch", 0))
         self.inputs = InputOffsets(d.get("inputs"))  # absent before offsets were kept: checked from then

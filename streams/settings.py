@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -106,6 +106,26 @@ class StreamSettings(BaseSettings):
         "(tests drive the shell with a stand-in engine this way).",
     )
     log_level: str = Field("warning", description="Worker log level.")
+    keys_dir: Path = Field(
+        Path(".breakfix/keys"),
+        description="Signing keys (`breakfix keys create`): `<role>.key`, this process's private key, and "
+        "`trusted.keys`, the public keys it accepts (docs/security/signed-path.md).",
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="This process's private key line ('<key id> <role> <base64>') instead of "
+        "`keys_dir/<role>.key` (from a secret store).",
+    )
+    trusted_keys_file: Path | None = Field(None, description="Trust file instead of `keys_dir/trusted.keys`.")
+    revoked_keys: str = Field(
+        "", description="Comma-separated key ids refused on top of the trust file's 'revoke' lines."
+    )
+    decision_max_age_s: float = Field(
+        900.0,
+        gt=0,
+        description="The actuator stage refuses a decision the guard signed longer ago than this; "
+        "hosts must keep wall clocks in sync (NTP) well within it.",
+    )
 
     def topic(self, name: str) -> str:
         """The broker-side name of a catalogue topic."""

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
@@ -41,7 +43,7 @@ def start_worker(settings: StreamSettings, index: int, log: Path | None = None) 
 
 def settings_env(settings: StreamSettings) -> dict[str, str]:
     return {
-        f"BREAKFIX_{name.upper()}": str(value)
+        f"BREAKFIX_{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         for name, value in settings.model_dump().items()
         if value is not None and name != "worker_index"
     }

@@ -6,6 +6,7 @@ its own topic/group/database names so tests never see each other's data.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,23 @@ SAMPLE = REPO / "breakfix" / "data" / "sample.jsonl"
 # Fixture modules registered once, here: a per-module registration imports them before pytest can
 # rewrite their asserts.
 pytest_plugins = ["tests.fixtures.slurm"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One key per role for the whole session (`breakfix keys create`'s single-host layout), found by
+    every component and every process a test starts through ``BREAKFIX_KEYS_DIR``."""
+    from streams.keys import create_all
+
+    keys = tmp_path_factory.mktemp("keys")
+    create_all(keys)
+    before = os.environ.get("BREAKFIX_KEYS_DIR")
+    os.environ["BREAKFIX_KEYS_DIR"] = str(keys)
+    yield keys
+    if before is None:
+        os.environ.pop("BREAKFIX_KEYS_DIR", None)
+    else:
+        os.environ["BREAKFIX_KEYS_DIR"] = before
 
 
 @pytest.fixture(scope="session")

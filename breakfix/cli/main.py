@@ -12,6 +12,7 @@ from breakfix.cli import (
     db_cmd,
     demo_cmd,
     explain_cmd,
+    keys_cmd,
     mcp_cmd,
     nico_cmd,
     nodeagent_cmd,
@@ -76,6 +77,7 @@ for module in (
     serve_cmd,
     explain_cmd,
     nico_cmd,
+    keys_cmd,
 ):
     module.register(app)
 

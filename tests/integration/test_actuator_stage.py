@@ -30,6 +30,7 @@ from streams.actuator_stage import ActuatorStage
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 from streams.topics import create_topics
+from tests.signing import sealed
 
 pytestmark = pytest.mark.integration
 EVENTS, DECISIONS, CONTROL = "breakfix.events", "breakfix.decisions", "breakfix.control"
@@ -145,7 +146,7 @@ def test_executable_decision_runs_its_playbook_and_reports_each_step(
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         stage = Stage(settings, tmp_path, (rma,))
         async with stage:
-            await publish(settings, DECISIONS, [(d.node.encode(), dumps(d)) for d in (ok, broken)])
+            await publish(settings, DECISIONS, [(d.node.encode(), sealed(d)) for d in (ok, broken)])
             events = await collect(settings, finished(ok.id, broken.id))
         return events, stage.mutations()
 
@@ -183,8 +184,8 @@ def test_replayed_stale_shadow_and_recommend_decisions_never_act(
     async def scenario() -> tuple[ActuatorStage, list[dict[str, Any]], list[dict[str, Any]]]:
         stage = Stage(settings, tmp_path)
         async with stage as running:
-            await publish(settings, DECISIONS, [(d.node.encode(), dumps(d)) for d in refused])
-            await publish(settings, DECISIONS, [(b"gpu-15", dumps(sentinel))])
+            await publish(settings, DECISIONS, [(d.node.encode(), sealed(d)) for d in refused])
+            await publish(settings, DECISIONS, [(b"gpu-15", sealed(sentinel))])
             events = await collect(settings, finished(sentinel.id))
             while running.stats.decisions < 5:
                 await asyncio.sleep(0.1)
@@ -213,7 +214,7 @@ def test_kill_switch_pauses_without_mutating_and_resumes_when_lifted(
         await publish(settings, CONTROL, [lever(True)])
         stage = Stage(settings, tmp_path)
         async with stage as running:
-            await publish(settings, DECISIONS, [(b"gpu-21", dumps(d))])
+            await publish(settings, DECISIONS, [(b"gpu-21", sealed(d))])
             paused = await collect(settings, lambda evs: any(e["data"]["status"] == "refused" for e in evs))
             while running.stats.verdicts.get("paused", 0) < 1:
                 await asyncio.sleep(0.1)
@@ -246,7 +247,7 @@ def test_a_paused_run_survives_a_restart_and_resumes_when_the_lever_lifted_meanw
         await publish(settings, CONTROL, [lever(True)])
         first = Stage(settings, tmp_path)
         async with first as running:
-            await publish(settings, DECISIONS, [(b"gpu-41", dumps(d))])
+            await publish(settings, DECISIONS, [(b"gpu-41", sealed(d))])
             while running.stats.verdicts.get("paused", 0) < 1:
                 await asyncio.sleep(0.1)
         assert first.mutations() == []
@@ -279,7 +280,7 @@ def test_sigkill_mid_workflow_resumes_without_repeating_a_completed_step(
 ) -> None:
     state, ledger, log = tmp_path / "state", tmp_path / "state" / "fleet-ledger.jsonl", tmp_path / "stage.log"
     d = decision("gpu-31")
-    asyncio.run(publish(settings, DECISIONS, [(b"gpu-31", dumps(d))]))
+    asyncio.run(publish(settings, DECISIONS, [(b"gpu-31", sealed(d))]))
     first = start_stage_process(settings, state, log)
     try:
         deadline = time.monotonic() + 60

@@ -31,13 +31,13 @@ from actuators.kubernetes import DECISION_ANNOTATION
 from actuators.playbooks import load_catalog
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, GuardCheck
-from schemas.recording import dumps
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fakes.workflow_doubles import xid79_decision
 from tests.integration.test_actuator_stage import DECISIONS, collect, publish
+from tests.signing import sealed
 
 if TYPE_CHECKING:
     from tests.fixtures.slurm import SlurmCluster
@@ -215,7 +215,7 @@ def test_xid79_through_kubernetes_and_the_node_agent(
         action=ActionKind.TICKET,
     )
     started = time.monotonic()
-    asyncio.run(publish(settings, DECISIONS, [(NODE.encode(), dumps(xid)), (NODE.encode(), dumps(ticket))]))
+    asyncio.run(publish(settings, DECISIONS, [(NODE.encode(), sealed(xid)), (NODE.encode(), sealed(ticket))]))
     events = asyncio.run(collect(settings, run_of(ticket.id), timeout_s=90))
     elapsed = time.monotonic() - started
 
@@ -268,7 +268,7 @@ def test_a_playbook_needing_an_unconfigured_actuator_is_refused_with_the_option_
     )
     procs.wait_for(stage_log, "actuator stage ready", stage)
     xid = exec_decision(NODE, "dec-no-agent")
-    asyncio.run(publish(settings, DECISIONS, [(NODE.encode(), dumps(xid))]))
+    asyncio.run(publish(settings, DECISIONS, [(NODE.encode(), sealed(xid))]))
     events = asyncio.run(collect(settings, run_of(xid.id)))
 
     (outcome,) = [e["data"] for e in events if e["data"]["decision_id"] == xid.id]
@@ -301,7 +301,7 @@ def test_xid79_through_slurm_drain_and_resume(
     slurm.wait_state("gpu01", lambda s: s.startswith("MIXED"))  # a job runs when the decision comes
     xid = exec_decision("gpu01", "dec-slurm-xid79")
     started = time.monotonic()
-    asyncio.run(publish(settings, DECISIONS, [(b"gpu01", dumps(xid))]))
+    asyncio.run(publish(settings, DECISIONS, [(b"gpu01", sealed(xid))]))
     events = asyncio.run(collect(settings, run_of(xid.id), timeout_s=90))
     elapsed = time.monotonic() - started
 

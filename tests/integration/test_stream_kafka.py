@@ -25,8 +25,10 @@ from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.deadletter import DeadLetterReason
 from schemas.decision import Decision
+from schemas.signing import verify
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
+from streams.keys import load_keyring
 from streams.replay_kafka import replay_into_kafka
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
@@ -120,7 +122,11 @@ async def _read(
 
 
 def read_decisions(settings: StreamSettings, n: int, timeout_s: float = 90.0) -> list[Decision]:
+    """The decisions on the topic, each checked to carry the guard's valid seal (the signed path)."""
     raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= n, timeout_s, 3.0))
+    ring = load_keyring(settings)
+    seals = [verify(orjson.loads(v), ring, {"guard"}, time.time(), None) for v in raw]
+    assert all(s.ok and s.epoch >= 1 for s in seals), [s.detail for s in seals if not s.ok][:3]
     return [Decision.model_validate_json(v) for v in raw]
 
 
