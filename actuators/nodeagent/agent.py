@@ -3,14 +3,14 @@
 
 Rules it enforces on every command, whatever sent it: only commands for its own node; a replayed
 command never executes; a command older than ``max_age_s`` is refused (a day-old reboot order is not
-an order); a repeated request id answers the first final result again without acting twice; a GPU reset
-never runs under a live compute process; a bad parameter is refused before anything runs
-(:mod:`actuators.nodeagent.params`).
+an order); a repeated request id answers the first final result again without acting twice, also after
+the reboot the agent performed (:mod:`actuators.nodeagent.journal`); a GPU reset never runs under a
+live compute process; a bad parameter is refused before anything runs (:mod:`actuators.nodeagent.params`).
+(The loop checks the command's signature before any of this.)
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +18,22 @@ from typing import Any
 
 from actuators.base import ActuatorError, Refused, TemporaryError
 from actuators.nodeagent.gpu import DIAG_LEVELS, GpuOps
+from actuators.nodeagent.journal import RequestJournal
 from actuators.nodeagent.params import CommandParams, parse_params
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 
 ACTIONS = frozenset({"gpu_reset", "reboot", "dcgm_diag", "collect_bundle", "cleanup_stale"})
 MUTATING = frozenset({"gpu_reset", "reboot", "cleanup_stale"})
-_REMEMBERED = 1024
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+"""Linux's random id of the current boot (proc(5)): a different one means the node rebooted."""
+
+
+def read_boot_id() -> str:
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return "unknown"
 
 
 class NodeAgent:
@@ -35,33 +44,54 @@ class NodeAgent:
         bundle_dir: Path,
         max_age_s: float = 900.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: RequestJournal | None = None,
+        boot_id: Callable[[], str] = read_boot_id,
     ) -> None:
+        """``journal``: the persistent request journal (None: in memory, for tests and one-shot use)."""
         self.node = node
         self.ops = ops
         self.bundle_dir = Path(bundle_dir)
         self.max_age_s = max_age_s
         self.clock = clock
-        self._done: OrderedDict[str, ActionResult] = OrderedDict()
+        self.journal = journal or RequestJournal(None)
+        self.boot_id = boot_id
 
     def handle(self, req: ActionRequest) -> ActionResult | None:
         """The result for ``req``, or None when it is for another node (not ours to answer)."""
         if req.node != self.node:
             return None
-        if req.id in self._done:
-            return self._done[req.id]
-        status, detail, outputs, validation = self._run(req)
-        result = self._result(req, status, detail, outputs, validation)
-        if status == "timeout":
-            return result  # transient: a retry of the same request may run it again
-        self._done[req.id] = result
-        while len(self._done) > _REMEMBERED:
-            self._done.popitem(last=False)
+        boot = self.boot_id()
+        entry = self.journal.get(req.id)
+        if entry is not None and entry.result is not None:
+            return ActionResult.model_validate_json(entry.result)
+        if entry is not None:
+            status, detail = self._interrupted(req, entry.boot_id != boot)
+            result = self._result(req, status, detail, {}, None)
+        else:
+            if req.action in MUTATING:
+                self.journal.start(req.id, boot)  # on disk before the action runs
+            status, detail, outputs, validation = self._run(req)
+            result = self._result(req, status, detail, outputs, validation)
+            if status == "timeout":
+                self.journal.forget(req.id)  # transient: a retry of the same request may run it again
+                return result
+        self.journal.finish(req.id, boot, result.model_dump_json())
         return result
 
     def failure(self, req: ActionRequest, detail: str) -> ActionResult:
         """A ``failed`` answer for a command whose handling raised (a bug): the loop sends it and
         moves on instead of crashing on the same command after every restart."""
         return self._result(req, "failed", detail, {}, None)
+
+    @staticmethod
+    def _interrupted(req: ActionRequest, rebooted: bool) -> tuple[str, str]:
+        """A request this agent started but never answered (it died, or the node went down)."""
+        if req.action == "reboot" and rebooted:
+            return "succeeded", "the node rebooted (new boot id) after this request; not rebooted again"
+        return "failed", (
+            f"{req.action} was interrupted before it finished ({'after' if rebooted else 'without'} a "
+            "reboot); not repeated: check the node"
+        )
 
     def _run(self, req: ActionRequest) -> tuple[str, str, dict[str, Any], str | None]:
         if req.replay:

@@ -4,13 +4,20 @@ A request goes to ``breakfix.commands`` keyed by node (so it lands in the partit
 reads); the answer is the ``action.result`` on ``breakfix.events`` whose ``request_id`` matches. The
 results consumer reads every partition without a group, from the end as of start-up, and runs on a
 private event loop thread so the synchronous actuator API can wait on it with a timeout.
+
+Signed both ways: each request carries the actuator stage's seal; an answer counts only when an
+``agent`` key whose scope covers the request's node signed it, it names that node, and it answers a
+request this transport sent and still waits for. Anything else on the topic (a forged "passed"
+validation, an answer to someone else's request) is ignored and counted in :attr:`refused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 from types import TracebackType
 
 import orjson
@@ -21,11 +28,19 @@ from actuators.base import TemporaryError
 from actuators.nodeagent.loop import COMMANDS_TOPIC, EVENTS_TOPIC
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
+from schemas.signing import SEAL, Keyring, Signer, verify
+
+log = logging.getLogger("breakfix.node_agent")
 
 
 class KafkaCommandTransport:
-    def __init__(self, broker: str, topic_prefix: str = "") -> None:
+    def __init__(self, broker: str, signer: Signer, keyring: Keyring, topic_prefix: str = "") -> None:
         self.broker = broker
+        self.signer = signer
+        self.keyring = keyring
+        self._waiting: dict[str, str] = {}
+        """Request id → node, for requests sent and not answered yet."""
+        self.refused: dict[str, int] = {}
         self.commands = topic_prefix + COMMANDS_TOPIC
         self.events = topic_prefix + EVENTS_TOPIC
         self._results: dict[str, ActionResult] = {}
@@ -65,31 +80,57 @@ class KafkaCommandTransport:
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         try:
             async for msg in consumer:
-                try:
-                    doc = orjson.loads(msg.value or b"")
-                    if not isinstance(doc, dict) or doc.get("type") != "action.result":
-                        continue
-                    result = ActionResult.model_validate(doc)
-                except (orjson.JSONDecodeError, ValidationError):
-                    continue  # other producers' events, or garbage: not an answer
-                rid = (result.data.model_extra or {}).get("request_id")
-                if isinstance(rid, str):
+                result = self._answer(msg.value or b"")
+                if result is not None:
                     with self._arrived:
+                        rid = str((result.data.model_extra or {})["request_id"])
                         self._results[rid] = result
                         self._arrived.notify_all()
         finally:
             await consumer.stop()
 
+    def _answer(self, raw: bytes) -> ActionResult | None:
+        """A verified agent answer to one of our waiting requests, or None."""
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None  # garbage on the events topic: not an answer
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, dict) or doc.get("type") != "action.result":
+            return None  # other producers' events
+        rid = data.get("request_id")
+        with self._arrived:
+            node = self._waiting.get(rid) if isinstance(rid, str) else None
+        if node is None:
+            return None  # not an answer to a request of ours that still waits
+        seal = verify(doc, self.keyring, {"agent"}, time.time(), None, node)
+        reason = str(seal.reason) if not seal.ok else ("wrong_node" if doc.get("node") != node else "")
+        if reason:
+            self.refused[reason] = self.refused.get(reason, 0) + 1
+            log.warning("ignored an answer to %s: %s %s", rid, reason, seal.detail)
+            return None
+        try:
+            return ActionResult.model_validate({k: v for k, v in doc.items() if k != SEAL})
+        except ValidationError:
+            return None
+
     def request(self, req: ActionRequest, timeout_s: float) -> ActionResult:
         assert self._producer is not None
-        send = self._producer.send_and_wait(
-            self.commands, req.model_dump_json().encode(), key=req.node.encode()
-        )
-        asyncio.run_coroutine_threadsafe(send, self._loop).result(timeout=max(timeout_s, 1.0))
+        body = self.signer.seal(req.model_dump(mode="json"), time.time())
         with self._arrived:
-            if not self._arrived.wait_for(lambda: req.id in self._results, timeout=timeout_s):
-                raise TemporaryError(f"no answer from the node agent on {req.node} within {timeout_s:.0f}s")
-            return self._results.pop(req.id)
+            self._waiting[req.id] = req.node
+        try:
+            send = self._producer.send_and_wait(self.commands, orjson.dumps(body), key=req.node.encode())
+            asyncio.run_coroutine_threadsafe(send, self._loop).result(timeout=max(timeout_s, 1.0))
+            with self._arrived:
+                if not self._arrived.wait_for(lambda: req.id in self._results, timeout=timeout_s):
+                    raise TemporaryError(
+                        f"no answer from the node agent on {req.node} within {timeout_s:.0f}s"
+                    )
+                return self._results.pop(req.id)
+        finally:
+            with self._arrived:
+                self._waiting.pop(req.id, None)
 
     def close(self) -> None:
         async def stop() -> None:

@@ -2,15 +2,24 @@
 ``breakfix.events`` keyed by node.
 
 Each agent is its own consumer group (``breakfix-node-agent-<node>``) and keeps only its node's
-commands. Offsets are committed after the result is published, so a crash re-delivers the command;
-the agent's idempotency (same request id → same result) and its age limit keep that harmless. A
-message that is not a valid ActionRequest is logged and skipped: bad input never acts.
+commands. A command acts only when the actuator stage signed it (:func:`schemas.signing.verify`:
+a trusted ``actuators`` key, within ``max_age_s`` by the signer's wall clock); an unsigned, forged,
+revoked, stale or malformed command is a dead letter with its reason, counted, and never acts. Every
+answer carries the agent's own seal (role ``agent``, a per-pool or per-node key), so the controller
+can tell it from a forged one.
+
+Offsets are committed after the result is published, so a crash re-delivers the command; the agent's
+persistent request journal (same request id → same result, also across its own reboot) and the age
+limit keep that harmless.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -18,20 +27,57 @@ from pydantic import ValidationError
 
 from actuators.nodeagent.agent import NodeAgent
 from schemas.actions import ActionRequest
+from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import as_dict
+from schemas.signing import SEAL, Keyring, Signer, verify
 from schemas.topics import Topic
 
 COMMANDS_TOPIC = Topic.COMMANDS
 EVENTS_TOPIC = Topic.EVENTS
+DEADLETTER_TOPIC = Topic.DEADLETTER
 log = logging.getLogger("breakfix.node_agent")
+
+
+@dataclass
+class AgentKeys:
+    """The agent's own key (it signs answers) and the keys it accepts commands from."""
+
+    signer: Signer
+    keyring: Keyring
+    refused: dict[str, int] = field(default_factory=dict)
+    """Commands dead-lettered, by reason."""
+
+
+def admit(raw: bytes, agent: NodeAgent, keys: AgentKeys, now: float) -> ActionRequest | DeadLetter | None:
+    """The command to run, a dead letter, or None when it is another node's (not ours to judge)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return _letter(DeadLetterReason.MALFORMED_JSON, f"not JSON: {err}", raw)
+    if not isinstance(doc, dict) or doc.get("node") != agent.node:
+        return (
+            None if isinstance(doc, dict) else _letter(DeadLetterReason.INVALID_VALUE, "not an object", raw)
+        )
+    seal = verify(doc, keys.keyring, {"actuators"}, now, agent.max_age_s, agent.node)
+    if not seal.ok:
+        return _letter(DeadLetterReason(str(seal.reason)), f"command refused: {seal.detail}", raw)
+    try:
+        return ActionRequest.model_validate({k: v for k, v in doc.items() if k != SEAL})
+    except ValidationError as err:
+        return _letter(DeadLetterReason.INVALID_VALUE, f"not a command: {err.errors()[0]['msg']}", raw)
+
+
+def _letter(reason: DeadLetterReason, message: str, raw: bytes) -> DeadLetter:
+    return DeadLetter(reason=reason, message=message, raw=raw.decode("utf-8", "replace"), source="node-agent")
 
 
 async def run_agent(
     agent: NodeAgent,
     broker: str,
+    keys: AgentKeys,
     topic_prefix: str = "",
     exit_after: int | None = None,
-    on_result: Callable[[dict[str, object]], None] | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """Serve commands until cancelled (or after ``exit_after`` handled commands); returns the count."""
     consumer = AIOKafkaConsumer(
@@ -49,19 +95,25 @@ async def run_agent(
     handled = 0
     try:
         async for msg in consumer:
-            try:
-                req = ActionRequest.model_validate_json(msg.value or b"")
-            except ValidationError as err:
-                log.warning("skipping invalid command at offset %s: %s", msg.offset, err.errors()[0]["msg"])
-                await consumer.commit()
-                continue
-            try:
-                result = agent.handle(req)
-            except Exception as err:  # never crash on a command: the restart would read it again
-                log.exception("command %s raised; answered failed", req.id)
-                result = agent.failure(req, f"the agent could not handle it: {type(err).__name__}: {err}")
+            got = admit(msg.value or b"", agent, keys, time.time())
+            if isinstance(got, DeadLetter):
+                keys.refused[got.reason.value] = keys.refused.get(got.reason.value, 0) + 1
+                log.warning("refused command at offset %s: %s", msg.offset, got.message)
+                letter = got.model_copy(
+                    update={"node": agent.node, "source": f"{msg.topic}/{msg.partition}@{msg.offset}"}
+                )
+                await producer.send_and_wait(
+                    topic_prefix + DEADLETTER_TOPIC, letter.model_dump_json().encode()
+                )
+            result = None
+            if isinstance(got, ActionRequest):
+                try:
+                    result = agent.handle(got)
+                except Exception as err:  # never crash on a command: the restart would read it again
+                    log.exception("command %s raised; answered failed", got.id)
+                    result = agent.failure(got, f"the agent could not handle it: {type(err).__name__}: {err}")
             if result is not None:
-                doc = as_dict(result)
+                doc = keys.signer.seal(orjson.loads(orjson.dumps(as_dict(result))), time.time())
                 await producer.send_and_wait(
                     topic_prefix + EVENTS_TOPIC, orjson.dumps(doc), key=agent.node.encode()
                 )

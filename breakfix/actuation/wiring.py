@@ -193,8 +193,16 @@ def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
         raise ActuationConfigError("--node-agent sends commands over Kafka: it needs --broker")
     from actuators.nodeagent import NodeAgentActuator
     from actuators.nodeagent.kafka_transport import KafkaCommandTransport
+    from schemas.signing import SigningError
+    from streams.keys import load_keyring, load_signer
+    from streams.settings import StreamSettings
 
-    transport = KafkaCommandTransport(opts.broker, opts.topic_prefix)
+    settings = StreamSettings()
+    try:  # commands carry the actuator stage's seal; agents' answers are verified
+        signer, keyring = load_signer(settings, "actuators"), load_keyring(settings)
+    except SigningError as err:
+        raise ActuationConfigError(f"--node-agent signs its commands: {err}") from err
+    transport = KafkaCommandTransport(opts.broker, signer, keyring, opts.topic_prefix)
     wired.closers.append(transport.close)
     return _add(wired, NodeAgentActuator(transport))
 

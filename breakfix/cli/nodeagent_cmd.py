@@ -17,8 +17,11 @@ import typer
 from actuators.commands import SubprocessRunner
 from actuators.nodeagent.agent import ACTIONS, NodeAgent
 from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
-from actuators.nodeagent.loop import run_agent
+from actuators.nodeagent.journal import RequestJournal
+from actuators.nodeagent.loop import AgentKeys, run_agent
 from breakfix.cli.common import err_console, fail, print_json
+from schemas.signing import SigningError
+from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
 
 
@@ -33,6 +36,11 @@ def node_agent(
         None, "--bundle-dir", help="Where diagnostic bundles are written."
     ),
     max_age_s: float = typer.Option(900.0, "--max-age", help="Refuse commands older than this (seconds)."),
+    state_dir: Path = typer.Option(
+        Path("/var/lib/breakfix-agent"),
+        "--state-dir",
+        help="The request journal (kept across the reboots the agent performs): local disk, not tmpfs.",
+    ),
     exit_after: int | None = typer.Option(None, "--exit-after", help="Stop after handling N commands."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each result as JSON."),
 ) -> None:
@@ -57,11 +65,16 @@ def node_agent(
                 "the command path against simulated GPUs",
             )
     settings = StreamSettings()
+    try:  # commands must carry the actuator stage's seal; answers carry this agent's
+        keys = AgentKeys(load_signer(settings, "agent"), load_keyring(settings))
+    except SigningError as err:
+        fail(str(err), "an agent needs an 'agent' key (per pool or per node) and the fleet's trust file")
     agent = NodeAgent(
         node,
         ops,
         bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
         max_age_s=max_age_s,
+        journal=RequestJournal(state_dir / f"requests-{node}.sqlite"),
     )
     kind = "simulated" if simulate else "NVIDIA"
     err_console.print(
@@ -73,12 +86,15 @@ def node_agent(
             run_agent(
                 agent,
                 broker or settings.broker,
+                keys,
                 settings.topic_prefix,
                 exit_after=exit_after,
                 on_result=print_json if verbose else None,
             )
         )
-        err_console.print(f"node-agent {node}: handled {handled} command(s)")
+        err_console.print(
+            f"node-agent {node}: handled {handled} command(s), refused {keys.refused or 'none'}"
+        )
 
 
 def register(app: typer.Typer) -> None:

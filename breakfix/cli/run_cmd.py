@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from breakfix.cli.common import console, fail
+
+if TYPE_CHECKING:
+    from streams.settings import StreamSettings
 
 
 def run(
@@ -146,12 +150,35 @@ def run(
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
     if embedded:
+        _dev_keys(StreamSettings())
         with EmbeddedBroker() as b:
             console.print(f"embedded Tansu broker on {b.url} (memory storage: topics vanish when it stops)")
             raise typer.Exit(supervise(StreamSettings(broker=b.url, **overrides), log_dir))  # type: ignore[arg-type]
     settings = StreamSettings(**({"broker": broker} if broker else {}), **overrides)  # type: ignore[arg-type]
+    _check_keys(settings, "guard")
     console.print(f"{settings.workers} worker(s) on {settings.broker}, store {settings.store}")
     raise typer.Exit(supervise(settings, log_dir))
+
+
+def _check_keys(settings: StreamSettings, role: str) -> None:
+    """Refuse to start a signer or verifier without its keys, saying how to make them."""
+    from schemas.signing import SigningError
+    from streams.keys import load_keyring, load_signer
+
+    try:
+        load_signer(settings, role)
+        load_keyring(settings)
+    except SigningError as err:
+        fail(str(err), "see docs/security/signed-path.md for keys on several hosts")
+
+
+def _dev_keys(settings: StreamSettings) -> None:
+    """--embedded is one host: create one key per role where none exist yet."""
+    from streams.keys import create_all, trust_path
+
+    if not trust_path(settings).is_file():
+        create_all(settings.keys_dir)
+        console.print(f"created signing keys for every role in {settings.keys_dir} (single host)")
 
 
 def _run_simulated(
@@ -174,6 +201,7 @@ def _run_simulated(
     now = time.time()
     clock = FleetClock(origin if origin is not None else now, wall_origin or now, speed, lag, until)
     settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
+    _check_keys(settings, "actuators")
     stats = run_simulated_actuators(settings, labels, state_dir, clock, seed)
     console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")
 
@@ -209,6 +237,7 @@ def _run_real(
     if not any(chosen.values()):
         fail("no actuator configured", _NOTHING)
     settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
+    _check_keys(settings, "actuators")
     try:
         catalog = load_catalog(catalog_dir) if catalog_dir else load_catalog()
     except PlaybookError as err:

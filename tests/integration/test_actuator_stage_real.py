@@ -189,7 +189,16 @@ def test_xid79_through_kubernetes_and_the_node_agent(
 ) -> None:
     workload_log = tmp_path / "workload.log"
     tickets = tmp_path / "tickets"
-    agent, agent_log = procs.start("agent", "node-agent", "--simulate", "--node", NODE, "--verbose")
+    agent, agent_log = procs.start(
+        "agent",
+        "node-agent",
+        "--simulate",
+        "--node",
+        NODE,
+        "--verbose",
+        "--state-dir",
+        str(tmp_path / "agent"),
+    )
     procs.wait_for(agent_log, f"node-agent {NODE}", agent)
     stage, stage_log = procs.start(
         "stage",
@@ -284,7 +293,17 @@ def test_a_playbook_needing_an_unconfigured_actuator_is_refused_with_the_option_
 def test_xid79_through_slurm_drain_and_resume(
     settings: StreamSettings, procs: Processes, slurm: SlurmCluster, tmp_path: Path
 ) -> None:
-    agent, agent_log = procs.start("agent", "node-agent", "--simulate", "--gpus", "4", "--node", "gpu01")
+    agent, agent_log = procs.start(
+        "agent",
+        "node-agent",
+        "--simulate",
+        "--gpus",
+        "4",
+        "--node",
+        "gpu01",
+        "--state-dir",
+        str(tmp_path / "agent"),
+    )
     procs.wait_for(agent_log, "node-agent gpu01", agent)
     stage, stage_log = procs.start(
         "stage",

@@ -29,10 +29,10 @@ from breakfix.simulate.clock import parse_start
 from breakfix.simulate.engine import SimConfig, simulate
 from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import DEFAULT_POLICY, load_policy
-from schemas.recording import dumps
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 from streams.topics import create_topics
+from tests.signing import sealed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BREAKFIX = str(Path(sys.executable).parent / "breakfix")
@@ -93,7 +93,7 @@ def test_replay_into_kafka_reaches_no_actuator(tansu: EmbeddedBroker, unique: st
         assert run.returncode == 0, run.stderr
         streamed = read_decisions(settings, len(offline), timeout_s=120.0)
         sentinel = decision("gpu-live")
-        asyncio.run(publish(settings, "breakfix.decisions", [(b"gpu-live", dumps(sentinel))]))
+        asyncio.run(publish(settings, "breakfix.decisions", [(b"gpu-live", sealed(sentinel))]))
         events = asyncio.run(collect(settings, _finished(sentinel.id), timeout_s=90))
     finally:
         pool.stop_all()

@@ -27,6 +27,8 @@ from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, Si
 from actuators.nodeagent.gpu import parse_dcgmi
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
 from schemas.actions import ActionRequest
+from streams.keys import load_keyring, load_signer
+from streams.settings import StreamSettings
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 BREAKFIX = Path(sys.executable).with_name("breakfix")
@@ -235,6 +237,8 @@ def test_cli_simulated_agent_round_trip_over_kafka(tansu: object, tmp_path: Path
             str(tmp_path),
             "--exit-after",
             "1",
+            "--state-dir",
+            str(tmp_path / "agent"),
         ],
         env={**os.environ, "BREAKFIX_TOPIC_PREFIX": prefix},
         stdout=subprocess.PIPE,
@@ -242,7 +246,10 @@ def test_cli_simulated_agent_round_trip_over_kafka(tansu: object, tmp_path: Path
         text=True,
     )
     try:
-        with KafkaCommandTransport(broker, prefix) as transport:
+        settings = StreamSettings()
+        with KafkaCommandTransport(
+            broker, load_signer(settings, "actuators"), load_keyring(settings), prefix
+        ) as transport:
             act = NodeAgentActuator(transport)
             spec = StepSpec(
                 name="gpu-reset", actuator="node_agent", operation="gpu_reset", mutating=True, timeout_s=60
