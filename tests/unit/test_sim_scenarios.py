@@ -72,7 +72,12 @@ def check_sbe(ev: Events, labels: list[Label]) -> None:
 def check_thermal(ev: Events, labels: list[Label]) -> None:
     (lb,) = labels
     samples = _after(_of(ev, lb.node, "gpu.sample"), lb)
-    hot = [g for e in samples for g in e["data"]["gpus"] if "hw_thermal" in g.get("throttle_reasons", [])]
+    hot = [
+        g
+        for e in samples
+        for g in e["data"]["gpus"]
+        if "hw_thermal" in g.get("throttle_reasons", [])
+    ]
     assert hot and {g["index"] for g in hot} == {0, 1, 2, 3} and max(g["temp_c"] for g in hot) >= 92
     assert samples[0]["data"]["gpus"][0]["temp_c"] < 85  # it ramps: the first sample is not yet hot
 
