@@ -92,9 +92,10 @@ class GuardStage:
         self.inputs = InputOffsets()
         """Next offset of each input topic (streams.input_offsets): what a restart must read from."""
         self.epoch = 0
-        """The guard's fencing token: one more each time a worker takes the guard over (kept in the
-        snapshot), sealed into every decision; the actuator stage refuses a decision from an epoch older
-        than the newest it has seen, so a replaced guard cannot still issue."""
+        """The guard's fencing token: raised each time a worker takes the guard over (one more than the
+        snapshot's, and at least the takeover's wall-clock milliseconds), sealed into every decision; the
+        actuator stage refuses a decision from an epoch older than the newest it has seen, so a replaced
+        guard cannot still issue."""
         self.held_at: dict[str, int] = {}
         """Proposal offsets of the items the watermark holds: they are not in the snapshot, so the
         snapshot's proposals offset stays at the oldest of them."""

@@ -57,6 +57,7 @@ from schemas.gate import GateConfig, NodeGate, check_event
 from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
 from streams.input_offsets import InputOffsets
+from streams.signed_input import SIGNERS, SignedInput
 from streams.watermark import OrderKey
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,11 @@ class NodeStage:
         checkpoint_events: int = 2000,
         checkpoint_s: float = 1.0,
         idle_s: float = 0.5,
+        signed: SignedInput | None = None,
     ) -> None:
+        """``signed``: the check of lifecycle events and decisions (streams.signed_input); None only
+        where no broker carries the input (the in-process harness of streaming == offline)."""
+        self.signed = signed
         self.engine = engine
         self.runtime_from_bytes = runtime_from_bytes
         self.gate_cfg = gate_cfg
@@ -332,6 +337,11 @@ class NodeStage:
         if isinstance(parsed, DeadLetter):
             self._reject(out, parsed)
             return out
+        if self.signed is not None and getattr(parsed, "type", "") in SIGNERS:
+            refused = self.signed.event(parsed, raw, source)
+            if refused is not None:
+                self._reject(out, refused)
+                return out
         t = parsed.time.timestamp()
         now = ps.clock if ps.clock > -math.inf else t
         if t - now <= self.gate_cfg.far_future_s:
@@ -389,6 +399,10 @@ class NodeStage:
             decision = Decision.model_validate_json(raw)
         except ValidationError as err:
             self._reject(out, dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"decision: {err}", source))
+            return out
+        refused = self.signed.decision(raw, decision.node, source) if self.signed is not None else None
+        if refused is not None:
+            self._reject(out, refused)
             return out
         slot = ps.nodes.get(decision.node)
         if slot is None or slot.rt is None or decision.id in slot.applied:

@@ -94,8 +94,8 @@ class MachineService:
 
     def _publish(self, event: TenantReport | RepairStatus) -> str:
         if self.publisher is not None:
-            self.publisher.publish(
-                self.events_topic, event.node, event.model_dump_json(exclude_none=True).encode()
+            self.publisher.publish_sealed(
+                self.events_topic, event.node, event.model_dump(mode="json", exclude_none=True)
             )
         return event.id
 

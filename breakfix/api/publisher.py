@@ -8,17 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import orjson
 from aiokafka import AIOKafkaProducer
+
+from schemas.signing import Signer
 
 T = TypeVar("T")
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, client_id: str = "breakfix-api", timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str = "breakfix-api",
+        timeout_s: float = 30.0,
+        signer: Signer | None = None,
+    ) -> None:
+        """``signer``: the API's key, which seals what may change a node's lifecycle (tenant reports,
+        repair status, the results of plans it runs)."""
         self._timeout_s = timeout_s
+        self.signer = signer
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="breakfix-api-kafka", daemon=True)
         self._thread.start()
@@ -39,6 +52,14 @@ class KafkaPublisher:
 
     def publish(self, topic: str, key: str, value: bytes) -> None:
         self._run(self._producer.send_and_wait(topic, value, key=key.encode()))
+
+    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> None:
+        """Publish ``doc`` (JSON-ready) under the API's seal; unsigned when no key is configured (the
+        pipeline then refuses it as a lifecycle input)."""
+        body = orjson.loads(orjson.dumps(doc))
+        if self.signer is not None:
+            body = self.signer.seal(body, time.time())
+        self.publish(topic, key, orjson.dumps(body))
 
     def close(self) -> None:
         try:

@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from actuators.base import Actuator, Safety
 from actuators.playbooks import Catalog
 from actuators.workflow import Approver, Journal, WorkflowEngine, WorkRequest
@@ -81,7 +79,7 @@ class PlanRunner:
         self.book.event(wf_id, event)
         if self.publisher is not None:
             try:
-                self.publisher.publish(self.events_topic, event.get("node") or "", orjson.dumps(event))
+                self.publisher.publish_sealed(self.events_topic, event.get("node") or "", event)
             except Exception as err:  # the journal is the engine's truth; the topic a copy
                 log.warning("action result %s not published: %s", event.get("id"), err)
 

@@ -22,6 +22,8 @@ from breakfix.api.publisher import KafkaPublisher
 from breakfix.api.tokens import GENERATE, TokenError, load_tokens
 from breakfix.api.wiring import Parts, build_context, make_parts
 from policy.model import load_policy
+from streams.keys import load_signer
+from streams.settings import StreamSettings
 from streams.store.dsn import default_dsn, open_store, password_weakness
 from streams.store.migrate import migrate
 
@@ -115,7 +117,7 @@ def serve(opts: ServeOptions) -> None:
     if opts.migrate:
         migrate(store)
     sql_store = open_store(opts.sql_store) if opts.sql_store else None
-    publisher = KafkaPublisher(opts.broker)
+    publisher = KafkaPublisher(opts.broker, signer=load_signer(StreamSettings(), "api"))
     parts = make_parts(opts.state_dir, policy)
     wired = _actuators(opts, parts)
     for note in wired.notes:

@@ -23,9 +23,12 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
 from schemas.topics import Topic
+from streams.keys import load_signer
 from streams.settings import StreamSettings
 
 EVENTS = Topic.EVENTS
+AS = {"tenant.report": "api", "repair.status": "api", "action.result": "actuators"}
+"""Who stands behind each lifecycle event of the recording in a live deployment (streams.signed_input)."""
 
 
 @dataclass
@@ -46,6 +49,7 @@ async def feed(
 ) -> FeedStats:
     """Publish every line of ``recording`` at its paced wall time; returns once all are acked."""
     topic = settings.topic(EVENTS)
+    signers = {kind: load_signer(settings, role) for kind, role in AS.items()}
     producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=20)
     await producer.start()
     stats = FeedStats()
@@ -60,6 +64,9 @@ async def feed(
                 await asyncio.sleep(delay)
             else:
                 stats.behind_s = max(stats.behind_s, -delay)
+            signer = signers.get(obj.get("type", ""))
+            if signer is not None:  # the fleet's tenants report through the API, which signs
+                raw = orjson.dumps(signer.seal(obj, time.time()))
             node = obj.get("node")
             if node:
                 await producer.send(topic, raw, key=node.encode())

@@ -1,0 +1,86 @@
+"""Forged lifecycle inputs sent to a real node-stage + guard worker over the real Tansu broker.
+
+Tenant reports, repair status, action results and decisions change a node's lifecycle without the
+guard's say, so the node stage accepts them only from their signed origin (streams/signed_input.py).
+Each forgery here is a dead letter with its reason and no decision cites it; the same tenant report
+signed by the API still runs end to end into a guard-signed decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from schemas.signing import Signer, verify
+from streams.keys import load_keyring, load_signer
+from streams.settings import StreamSettings
+from tests.integration.test_stream_kafka import Workers, _event, _read
+from tests.integration.test_stream_kafka import pool as pool  # the worker fixture
+from tests.integration.test_stream_kafka import settings as settings  # the broker fixture
+
+REPORT = {"instance_id": "i-1", "category": "HARDWARE", "summary": "GPU 3 fell off the bus", "details": ""}
+T = "2025-01-01T01:00:05Z"
+
+
+def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_acts(
+    settings: StreamSettings, pool: Workers
+) -> None:
+    keys = {role: load_signer(settings, role) for role in ("api", "agent", "actuators", "guard")}
+    now = time.time()
+
+    def signed(signer: Signer, doc: dict[str, Any]) -> bytes:
+        return orjson.dumps(signer.seal(doc, now))
+
+    inv = _event(0, "n1", "node.inventory", {"pool": "p", "rack": "r", "sku": "H100", "gpus": 8})
+    result = {
+        "decision_id": "d-x",
+        "action": "validate",
+        "step": "validate",
+        "status": "succeeded",
+        "validation": "passed",
+    }
+    rogue = Signer.generate(keys["api"].key_id, "api")  # claims the API's key id, holds another key
+    forged_events = [
+        orjson.dumps(_event(1, "n1", "tenant.report", REPORT, t=T)),
+        signed(keys["agent"], _event(2, "n1", "tenant.report", REPORT, t=T)),
+        signed(rogue, _event(3, "n1", "repair.status", {"repair_status": "Completed"}, t=T)),
+        orjson.dumps(_event(4, "n1", "action.result", result, t=T)),
+    ]  # fmt: skip
+    forged_decision = {
+        "id": "d-forged", "time": T, "node": "n1", "from_state": "Quarantined", "to_state": "Healthy",
+        "trigger": "validation_passed", "failure_class": "gpu_hardware", "confidence": 1.0, "action": "none",
+        "mode": "auto", "executable": True, "reasons": [], "evidence": [], "policy_version": "x",
+    }  # fmt: skip
+    good = signed(keys["api"], _event(5, "n1", "tenant.report", REPORT, t="2025-01-01T01:00:10Z"))
+
+    async def produce() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        await p.start()
+        try:
+            events = settings.topic("breakfix.events")
+            await p.send_and_wait(events, orjson.dumps(inv), key=b"n1")
+            for value in forged_events:
+                await p.send_and_wait(events, value, key=b"n1")
+            await p.send_and_wait(
+                settings.topic("breakfix.decisions"), orjson.dumps(forged_decision), key=b"n1"
+            )
+            await p.send_and_wait(events, good, key=b"n1")
+        finally:
+            await p.stop()
+
+    pool.start(0)
+    asyncio.run(produce())
+    letters = asyncio.run(_read(settings, "breakfix.deadletter", lambda v: len(v) >= 5, 60.0, 1.0))
+    reasons = sorted(orjson.loads(v)["reason"] for v in letters)
+    assert reasons == ["bad_signature", "unsigned", "unsigned", "unsigned", "wrong_signer"], pool.logs()
+    raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= 2, 30.0, 2.0))
+    mine = [orjson.loads(v) for v in raw if orjson.loads(v)["id"] != "d-forged"]
+    ring = load_keyring(settings)
+    assert mine and all(verify(d, ring, {"guard"}, time.time(), None).ok for d in mine), "guard-signed"
+    cited = {e for d in mine for e in d["evidence"]}
+    assert "e5" in cited, "the API-signed tenant report must still act"
+    assert not cited & {"e1", "e2", "e3", "e4"}, "a forged lifecycle input was acted on"
