@@ -18,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 
 import orjson
@@ -31,6 +32,33 @@ from schemas.events import ActionResult
 from schemas.signing import SEAL, Keyring, Signer, verify
 
 log = logging.getLogger("breakfix.node_agent")
+
+
+def answer_of(
+    raw: bytes, waiting: Mapping[str, str], keyring: Keyring, now: float
+) -> tuple[ActionResult | None, str]:
+    """A verified agent answer to one of the ``waiting`` requests (request id → node), or None with
+    the reason it does not count ("" for other producers' events, which are not answers at all)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, ""  # garbage on the events topic: not an answer
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or doc.get("type") != "action.result":
+        return None, ""  # other producers' events
+    rid = data.get("request_id")
+    node = waiting.get(rid) if isinstance(rid, str) else None
+    if node is None:
+        return None, ""  # not an answer to a request of ours that still waits
+    seal = verify(doc, keyring, {"agent"}, now, None, node)
+    if not seal.ok:
+        return None, str(seal.reason)
+    if doc.get("node") != node:
+        return None, "wrong_node"
+    try:
+        return ActionResult.model_validate({k: v for k, v in doc.items() if k != SEAL}), ""
+    except ValidationError:
+        return None, "invalid_value"
 
 
 class KafkaCommandTransport:
@@ -80,7 +108,11 @@ class KafkaCommandTransport:
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         try:
             async for msg in consumer:
-                result = self._answer(msg.value or b"")
+                # A dict lookup is atomic: no lock per message of the busy events topic.
+                result, reason = answer_of(msg.value or b"", self._waiting, self.keyring, time.time())
+                if reason:
+                    self.refused[reason] = self.refused.get(reason, 0) + 1
+                    log.warning("ignored an answer: %s", reason)
                 if result is not None:
                     with self._arrived:
                         rid = str((result.data.model_extra or {})["request_id"])
@@ -88,31 +120,6 @@ class KafkaCommandTransport:
                         self._arrived.notify_all()
         finally:
             await consumer.stop()
-
-    def _answer(self, raw: bytes) -> ActionResult | None:
-        """A verified agent answer to one of our waiting requests, or None."""
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None  # garbage on the events topic: not an answer
-        data = doc.get("data") if isinstance(doc, dict) else None
-        if not isinstance(data, dict) or doc.get("type") != "action.result":
-            return None  # other producers' events
-        rid = data.get("request_id")
-        with self._arrived:
-            node = self._waiting.get(rid) if isinstance(rid, str) else None
-        if node is None:
-            return None  # not an answer to a request of ours that still waits
-        seal = verify(doc, self.keyring, {"agent"}, time.time(), None, node)
-        reason = str(seal.reason) if not seal.ok else ("wrong_node" if doc.get("node") != node else "")
-        if reason:
-            self.refused[reason] = self.refused.get(reason, 0) + 1
-            log.warning("ignored an answer to %s: %s %s", rid, reason, seal.detail)
-            return None
-        try:
-            return ActionResult.model_validate({k: v for k, v in doc.items() if k != SEAL})
-        except ValidationError:
-            return None
 
     def request(self, req: ActionRequest, timeout_s: float) -> ActionResult:
         assert self._producer is not None

@@ -335,7 +335,7 @@ def test_a_run_that_raised_is_not_committed_as_done_but_resumed(
         task = asyncio.create_task(stage.run(stop))
         await asyncio.wait_for(stage.ready.wait(), 30)
         try:
-            await publish(settings, DECISIONS, [(d.node.encode(), dumps(d))])
+            await publish(settings, DECISIONS, [(d.node.encode(), sealed(d))])
             while not refused:
                 await asyncio.sleep(0.05)
             assert list((tmp_path / "paused" / "retry").glob("*.json")), "kept before its offset is committed"
