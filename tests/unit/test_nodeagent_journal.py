@@ -49,4 +49,3 @@ def test_an_action_interrupted_on_the_same_boot_fails_rather_than_guessing(tmp_p
     result = agent_on(tmp_path, ops, "boot-1").handle(request("gpu_reset", gpu=2, rid="d-3/reset"))
     assert result is not None and result.data.status == "failed" and "not repeated" in result.data.detail
     assert ops.calls == []
-
