@@ -16,6 +16,7 @@ import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
+from breakfix.api.operations import OPERATIONS
 from breakfix.mcptools.autonomy import POLICIES, describe
 from breakfix.mcptools.backend import ApiBackend
 from breakfix.opsclient import ApiTarget
@@ -56,7 +57,10 @@ def build_server(
     api = ApiBackend(target, transport, per_client)
     server = MCPServer("breakfix", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
 
+    written: set[str] = set()
+
     def tool(name: str, what: str) -> Callable[[F], F]:
+        written.add(name)
         return server.tool(name=name, description=describe(name, what), annotations=_hints(name))
 
     @tool(
@@ -159,4 +163,18 @@ def build_server(
     def get_workflow(workflow_id: str, ctx: Context) -> dict[str, Any]:
         return api.call("get_workflow", ctx.headers, lambda c: c.get_workflow(workflow_id))
 
+    for op in OPERATIONS.values():
+        if op.tool is not None and op.tool.name not in written:
+            what = f"{op.tool.capability} ({op.method} {op.path})."
+            _generic_tool(server, api, op.name, op.tool.name, what)
     return server
+
+
+def _generic_tool(server: MCPServer, api: ApiBackend, operation: str, name: str, what: str) -> None:
+    """An operation that declares a tool but has no hand-written one above: its path, query and
+    body fields go in ``arguments`` (the API validates them and answers 422 naming a wrong one)."""
+
+    def run(ctx: Context, arguments: dict[str, Any] | None = None) -> Any:
+        return api.call(name, ctx.headers, lambda c: c.call(operation, arguments or {}))
+
+    server.tool(name=name, description=describe(name, what), annotations=_hints(name))(run)

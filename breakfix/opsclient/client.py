@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
+from breakfix.api.operations import OPERATIONS
 from breakfix.opsclient.config import ApiTarget
 from breakfix.opsclient.durations import since_param
 from breakfix.opsclient.errors import ApiError, detail_text, hint_for
@@ -67,6 +68,21 @@ class OpsClient:
     ) -> Any:
         """One call; any answer other than 2xx becomes an ApiError carrying the API's own message."""
         return self._call(method, path, params, body)[0]
+
+    def call(self, operation: str, args: dict[str, Any] | None = None) -> Any:
+        """Any operation by its name in ``breakfix.api.operations``: its path parameters are taken
+        from ``args``, the rest is the query (GET, DELETE) or the JSON body (POST)."""
+        op = OPERATIONS.get(operation)
+        if op is None:
+            raise ApiError(f"no operation {operation!r}", hint="list them with `breakfix call --list`")
+        args = dict(args or {})
+        missing = [p for p in op.path_params if p not in args]
+        if missing:
+            raise ApiError(f"{operation} needs {', '.join(missing)}", hint=f"pass --arg {missing[0]}=VALUE")
+        rest = {k: v for k, v in args.items() if k not in op.path_params}
+        if op.method == "POST":
+            return self.request(op.method, op.url(args), body=rest)
+        return self.request(op.method, op.url(args), params=rest)
 
     def page(self, path: str, params: dict[str, Any] | None = None) -> Page:
         """A list route: its rows and whether the API had more than the limit (``X-Breakfix-More``)."""

@@ -3,9 +3,12 @@ role table covers exactly the routes the OpenAPI document serves (deny by defaul
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
+from breakfix.api.operations import OPERATIONS as TABLE
 from breakfix.api.roles import OPERATIONS, ROLES
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
@@ -13,44 +16,26 @@ from tests.fixtures.api import ApiServer
 pytestmark = pytest.mark.integration
 api_server = fx.api_server  # the shared fixture, registered in this module
 
-ROUTES: dict[str, tuple[str, str]] = {
-    "nodes.list": ("GET", "/nodes"),
-    "nodes.get": ("GET", "/nodes/{node}"),
-    "decisions.list": ("GET", "/decisions"),
-    "plans.create": ("POST", "/repair-plans"),
-    "plans.get": ("GET", "/repair-plans/{plan_id}"),
-    "plans.approve": ("POST", "/repair-plans/{plan_id}/approve"),
-    "plans.execute": ("POST", "/repair-plans/{plan_id}/execute"),
-    "workflows.get": ("GET", "/workflows/{workflow_id}"),
-    "plans.list": ("GET", "/repair-plans"),
-    "workflows.list": ("GET", "/workflows"),
-    "levers.get": ("GET", "/levers"),
-    "killswitch.get": ("GET", "/killswitch"),
-    "killswitch.set": ("POST", "/killswitch"),
-    "modes.set": ("POST", "/modes"),
-    "approvals.create": ("POST", "/approvals"),
-    "breaker.reset": ("POST", "/breaker/reset"),
-    "instances.release": ("POST", "/api/v1/instances/release"),
-    "machines.get": ("GET", "/api/v1/machines/{machine_id}"),
-    "overrides.get": ("GET", "/api/v1/machines/{machine_id}/health-overrides"),
-    "overrides.add": ("POST", "/api/v1/machines/{machine_id}/health-overrides"),
-    "overrides.remove": ("DELETE", "/api/v1/machines/{machine_id}/health-overrides/{name}"),
-    "audit.list": ("GET", "/audit"),
-    "runbooks.list": ("GET", "/runbooks"),
-    "tickets.list": ("GET", "/tickets"),
-    "tickets.get": ("GET", "/tickets/{ticket_id}"),
-    "tickets.create": ("POST", "/tickets"),
-    "tickets.close": ("POST", "/tickets/{ticket_id}/close"),
-    "sql.query": ("POST", "/sql"),
-}
+ROUTES: dict[str, tuple[str, str]] = {name: (op.method, op.path) for name, op in TABLE.items()}
 REFUSALS = [(role, op) for role in ROLES for op in sorted(ROUTES) if op not in OPERATIONS[role]]
 
 
-def test_role_table_covers_every_served_route(api_server: ApiServer) -> None:
+def test_the_operation_table_is_exactly_what_the_api_serves(api_server: ApiServer) -> None:
+    """Every route is an operation of breakfix.api.operations under its own name, method and path,
+    and every operation is served (FastAPI's operationId is the route name, path and method)."""
     assert set(ROUTES) == OPERATIONS["admin"]
     doc = httpx.get(api_server.url + "/openapi.json").json()
-    served = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if p != "/healthz"}
-    assert served == set(ROUTES.values())
+    served = {
+        (m.upper(), p, spec["operationId"])
+        for p, ops in doc["paths"].items()
+        for m, spec in ops.items()
+        if p != "/healthz"
+    }
+    expected = {
+        (method, path, re.sub(r"\W", "_", f"{name}{path}") + f"_{method.lower()}")
+        for name, (method, path) in ROUTES.items()
+    }
+    assert served == expected
 
 
 @pytest.mark.parametrize(("role", "operation"), REFUSALS, ids=[f"{r}-{o}" for r, o in REFUSALS])
