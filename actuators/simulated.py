@@ -40,10 +40,13 @@ from actuators.base import (
 )
 from actuators.registry import kind
 
-# Repair strength of what a step did to a node: a fault needing ``reboot`` survives a ``gpu_reset``.
+# Repair strength of what was done to a node: a fault needing ``reboot`` survives a ``gpu_reset``;
+# a drain repairs nothing.
 REPAIR_STRENGTH: dict[str, int] = {"drain": 0, "gpu_reset": 1, "reboot": 2, "reimage": 3, "rma": 4}
 
 # Simulated time each operation takes on the fleet's clock (seconds of fleet time, not wall time).
+# The one table of the simulated world: the demo's and ``--simulate``'s steps wait these, and offline
+# replay answers a decision after its action's operation (``validate``: the validation ``run``).
 DURATIONS_S: dict[str, float] = {
     "cordon": 2.0,
     "uncordon": 2.0,
@@ -60,13 +63,14 @@ DURATIONS_S: dict[str, float] = {
     "run": 120.0,
     "create": 1.0,
     "set": 1.0,
+    "reimage": 3600.0,
+    "rma": 3 * 86_400.0,
 }
 
 # The kinds the simulated fleet stands in for (NICo is a target of its own, not simulated), each with
 # every verb its registration (``actuators.registry``) offers.
 SIMULATED_KINDS = ("kubernetes", "slurm", "node_agent", "validate", "ticket", "health_override")
 OPERATIONS: dict[str, frozenset[str]] = {k: kind(k).operations for k in SIMULATED_KINDS}
-_REPAIRS = {"gpu_reset": "gpu_reset", "reboot": "reboot"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,37 @@ class SimFault:
     gpu: int | None = None
     repair: str | None = None
     persistent: bool = True
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Something done to a node that may clear a fault: when it finished, what, on which GPU."""
+
+    time: float
+    operation: str
+    gpu: int | None = None
+
+
+def still_broken(
+    faults: Iterable[SimFault], repairs: Iterable[Repair], gpu: int | None, at: float
+) -> SimFault | None:
+    """The first of one node's ``faults`` (on ``gpu`` when given) active at ``at`` that no repair
+    finished after it started has cleared: a transient fault clears with any repair, a persistent one
+    with a repair at least as strong as its ``repair`` (a GPU reset when it names none)."""
+    done = [r for r in repairs if r.time <= at and REPAIR_STRENGTH.get(r.operation, 0) >= 1]
+    for f in faults:
+        if gpu is not None and f.gpu is not None and f.gpu != gpu:
+            continue
+        if at < f.start or (f.end is not None and at >= f.end):
+            continue
+        need = REPAIR_STRENGTH.get(f.repair or "gpu_reset", 1) if f.persistent else 1
+        if not any(
+            r.time >= f.start and (f.gpu is None or r.gpu is None or r.gpu == f.gpu)
+            and REPAIR_STRENGTH[r.operation] >= need
+            for r in done
+        ):  # fmt: skip
+            return f
+    return None
 
 
 @dataclass(frozen=True)
@@ -134,25 +169,8 @@ class SimulatedFleet:
 
     def broken(self, node: str, gpu: int | None, at: float) -> SimFault | None:
         """The first fault on ``node`` (and ``gpu`` when given) still active at ``at``, if any."""
-        for f in self.faults.get(node, []):
-            if gpu is not None and f.gpu is not None and f.gpu != gpu:
-                continue
-            if at < f.start or (f.end is not None and at > f.end):
-                continue
-            if not self._cleared(f):
-                return f
-        return None
-
-    def _cleared(self, fault: SimFault) -> bool:
-        need = REPAIR_STRENGTH.get(fault.repair or "gpu_reset", 1)
-        for m in self.mutations:
-            if m.node != fault.node or m.operation not in _REPAIRS or m.time < fault.start:
-                continue
-            if fault.gpu is not None and m.gpu is not None and m.gpu != fault.gpu:
-                continue
-            if not fault.persistent or REPAIR_STRENGTH[_REPAIRS[m.operation]] >= need:
-                return True
-        return False
+        repairs = [Repair(m.time, m.operation, m.gpu) for m in self.mutations if m.node == node]
+        return still_broken(self.faults.get(node, ()), repairs, gpu, at)
 
     def active_jobs(self, node: str) -> int | None:
         """The simulated fleet runs no scheduler: every node counts as idle (NodeFacts)."""

@@ -10,13 +10,13 @@ Deterministic: same recording and policy, same bytes out.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from policy.driver import EventClock
 from policy.engine import Engine, NodeRuntime, NodeStep
 from policy.guard import GuardState
 from policy.model import Policy
@@ -24,7 +24,6 @@ from schemas.deadletter import DeadLetter
 from schemas.decision import Decision
 from schemas.events import Envelope
 from schemas.evidence import Evidence
-from schemas.gate import check_event
 from schemas.parse import dead_letter, parse_event, validate_event_dict
 from schemas.recording import iter_lines
 
@@ -71,11 +70,9 @@ class OfflineReplay:
         self.nodes: dict[str, NodeRuntime] = {}
         self.guard: GuardState = self.engine.new_guard()
         self.summary = ReplaySummary()
-        self.clock = float("-inf")
-        self._next_tick = float("-inf")
+        self.time = EventClock(policy.tick_s, self.engine.gate_cfg.far_future_s)
         self._pending: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = 0
-        self._fleet_gate = NodeRuntime("fleet").gate
         self._order: list[str] = []
         """Node ids sorted, refreshed when a node joins (nodes are never removed)."""
 
@@ -99,12 +96,12 @@ class OfflineReplay:
 
     def _event(self, ev: Envelope, raw: bytes, source: str) -> Iterator[ReplayOutput]:
         t = ev.time.timestamp()
-        now = self.clock if self.clock > float("-inf") else t
-        far = self.engine.gate_cfg.far_future_s
-        if t - now <= far and max(now, t) >= self._next_tick:
-            yield from self._ticks(min(max(now, t), now + far))
+        now = self.time.now(t)
+        due = self.time.due(t)
+        if due is not None:
+            yield from self._ticks(due)
         if ev.node is None:
-            verdict = check_event(self._fleet_gate, ev, now, self.engine.gate_cfg)
+            verdict = self.time.check_fleet(ev, self.engine.gate_cfg)
             if verdict is not None:
                 yield self._dead(dead_letter(raw, verdict[0], verdict[1], source))
                 return
@@ -123,19 +120,11 @@ class OfflineReplay:
 
     def _accept(self, t: float) -> None:
         self.summary.events += 1
-        if t > self.clock:
-            self.clock = t
+        self.time.accept(t)
 
-    def _ticks(self, now: float) -> Iterator[ReplayOutput]:
-        """Time-driven checks every ``tick_s`` of event time, aligned to the epoch and run for each node
-        in node-id order, exactly as the streaming node stage schedules them."""
-        tick = self.engine.policy.tick_s
-        if self._next_tick == float("-inf"):
-            self._next_tick = (math.floor(now / tick) + 1) * tick
-            return
-        while now >= self._next_tick:
-            at = self._next_tick
-            self._next_tick += tick
+    def _ticks(self, upto: float) -> Iterator[ReplayOutput]:
+        """The ticks :mod:`policy.driver` schedules, each run for every node in node-id order."""
+        for at in self.time.ticks(upto):
             if len(self._order) != len(self.nodes):
                 self._order = sorted(self.nodes)
             for node in self._order:

@@ -49,11 +49,12 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from policy.driver import EventClock
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.events import Envelope
 from schemas.evidence import Evidence
-from schemas.gate import GateConfig, NodeGate, check_event
+from schemas.gate import GateConfig, NodeGate
 from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
 from streams.input_offsets import InputOffsets
@@ -196,6 +197,10 @@ class Outputs:
 
 @dataclass
 class PartitionState:
+    time: EventClock
+    """The partition's event time (:mod:`policy.driver`): its stream clock (newest accepted event
+    time, the ``now`` of its steps, so a partition's outcome does not depend on how fast the worker's
+    other partitions were read), its tick schedule and its fleet gate."""
     nodes: dict[str, NodeSlot] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     last_key: OrderKey = (-math.inf, "", 0)
@@ -205,14 +210,9 @@ class PartitionState:
     since_checkpoint: int = 0
     next_checkpoint_wall: float = 0.0
     """When the partition's next time-driven checkpoint falls due: a point of its own phase grid."""
-    fleet_gate: NodeGate = field(default_factory=NodeGate)
     fleet_offset: int = -1
-    next_tick: float = -math.inf
     holds: dict[str, OrderKey] = field(default_factory=dict)
     """Nodes awaiting a decision and the order key of their proposal: what caps the progress."""
-    clock: float = -math.inf
-    """The partition's stream clock (newest accepted event time): the ``now`` of its steps, so a
-    partition's outcome does not depend on how fast the worker's other partitions were read."""
     inputs: InputOffsets = field(default_factory=InputOffsets)
     """Next offset of each input topic the state needs, written with the partition record."""
     restored: bool = False
@@ -224,10 +224,9 @@ class PartitionState:
 class NodeStage:
     """All partitions this worker holds. Not thread-safe: the shell serialises calls with a lock.
 
-    Mirrors offline replay (breakfix/replay.py): a node step sees the stream clock as it was before the
-    event (the newest accepted event time), node-less events pass the fleet gate and go to every node
-    of the partition, and time-driven ticks run every ``tick_s`` of event time, aligned to the epoch,
-    before the first event at or past the tick, for each node in node-id order.
+    Each partition runs on the event-time driver offline replay runs on (:class:`policy.driver.EventClock`:
+    clock, far-future clamp, tick schedule, fleet gate); node-less events that pass the fleet gate go
+    to every node of the partition, and each tick runs for each node in node-id order.
     """
 
     def __init__(
@@ -257,12 +256,17 @@ class NodeStage:
 
     # --- partitions -----------------------------------------------------------------------
 
+    def _event_clock(self) -> EventClock:
+        return EventClock(self.tick_s, self.gate_cfg.far_future_s)
+
     def assign(self, p: int, stored: Iterable[tuple[str, Any]], wall: float) -> list[GuardItem]:
         """Take over partition ``p`` from the table (all stored nodes; other partitions' are skipped);
         returns the outboxes of nodes awaiting a decision, to send again."""
         # Partitions' checkpoints are spread over the interval instead of all falling due together:
         # a full checkpoint holds the worker for its duration, and twelve at once were a latency spike.
-        ps = PartitionState(last_input_wall=wall, next_checkpoint_wall=self._next_checkpoint(p, wall))
+        ps = PartitionState(
+            self._event_clock(), last_input_wall=wall, next_checkpoint_wall=self._next_checkpoint(p, wall)
+        )
         stored = list(stored)
         try:
             self._restore(ps, p, stored)
@@ -272,8 +276,8 @@ class NodeStage:
             # checkpointed, the partition reads its input topics back from their log start.
             log.error("partition %d: a stored state record was refused (%s); its state is rebuilt "
                       "from the input topics' retained records", p, e)  # fmt: skip
-            ps = PartitionState(last_input_wall=wall, next_checkpoint_wall=ps.next_checkpoint_wall,
-                                refused=1)  # fmt: skip
+            ps = PartitionState(self._event_clock(), last_input_wall=wall,
+                                next_checkpoint_wall=ps.next_checkpoint_wall, refused=1)  # fmt: skip
         resend: list[GuardItem] = []
         for node, slot in ps.nodes.items():
             if slot.pending:
@@ -294,13 +298,13 @@ class NodeStage:
                 continue
             if node == partition_key(p):
                 gate = {k: v for k, v in d["fleet_gate"].items() if v is not None}  # JSON has no -inf
-                ps.fleet_gate = NodeGate.from_dict(gate)
+                ps.time.fleet_gate = NodeGate.from_dict(gate)
                 ps.fleet_offset = int(d["fleet_offset"])
-                ps.next_tick = _infinite(d["next_tick"])
-                ps.clock = _infinite(d["clock"])
+                ps.time.next_tick = _infinite(d["next_tick"])
+                ps.time.clock = _infinite(d["clock"])
                 ps.inputs = InputOffsets(d.get("next"))
                 ps.restored = True
-                self.clock = max(self.clock, ps.clock)
+                self.clock = max(self.clock, ps.time.clock)
                 continue
             ps.nodes[node] = self._decode(node, d, p)  # one record per node, as written before buckets
         ps.nodes.update(packed)  # buckets are newer than any per-node record of the same node
@@ -343,11 +347,10 @@ class NodeStage:
                 self._reject(out, refused)
                 return out
         t = parsed.time.timestamp()
-        now = ps.clock if ps.clock > -math.inf else t
-        if t - now <= self.gate_cfg.far_future_s:
-            at = min(max(now, t), now + self.gate_cfg.far_future_s)
-            if at >= ps.next_tick:  # the common case, no tick due, without the call
-                self._ticks(ps, p, offset, at, parsed.replay, out)
+        now = ps.time.now(t)
+        due = ps.time.due(t)
+        if due is not None:
+            self._ticks(ps, p, offset, due, parsed.replay, out)
         node = parsed.node
         if node is None:
             self._fleet(ps, p, offset, parsed, raw, source, now, out)
@@ -369,7 +372,7 @@ class NodeStage:
         self._node(ps, p, node, slot, offset, parsed, t, raw, source, now, out)
         cur = ps.nodes.get(node) if slot is None else slot
         if cur is not None and cur.offset == offset:
-            cur.clock = ps.clock
+            cur.clock = ps.time.clock
         key = (t, node, cur.seq if cur else 0)
         if key > ps.last_key:
             ps.last_key = key
@@ -460,7 +463,7 @@ class NodeStage:
         if offset <= ps.fleet_offset:
             return
         ps.fleet_offset = offset
-        verdict = check_event(ps.fleet_gate, event, now, self.gate_cfg)
+        verdict = ps.time.check_fleet(event, self.gate_cfg)
         if verdict is not None:
             if p == 0:
                 self._reject(out, dead_letter(raw, verdict[0], verdict[1], source))
@@ -499,20 +502,14 @@ class NodeStage:
             self._took(ps, p, n, ps.nodes[n], step, t, event.replay, out)
 
     def _accept(self, ps: PartitionState, t: float) -> None:
-        if t > ps.clock:
-            ps.clock = t
+        ps.time.accept(t)
         if t > self.clock:
             self.clock = t
 
     def _ticks(self, ps: PartitionState, p: int, offset: int, now: float, replay: bool, out: Outputs) -> None:
         """Time-driven checks (silence, hysteresis), as offline replay runs them between events. A tick
         driven by replayed input is replay too: its proposals must never become executable."""
-        if ps.next_tick == -math.inf:
-            ps.next_tick = (math.floor(now / self.tick_s) + 1) * self.tick_s
-            return
-        while now >= ps.next_tick:
-            at = ps.next_tick
-            ps.next_tick += self.tick_s
+        for at in ps.time.ticks(now):
             for n, slot in sorted(ps.nodes.items()):
                 if slot.pending:
                     # A tick re-derived after a restart may repeat one restored with the buffer; the
@@ -541,11 +538,11 @@ class NodeStage:
             elif b.fleet:
                 self._apply_fleet(ps, p, {node: slot.rt}, b.offset, b.event, b.now, out)
             else:
-                clocks = (ps.clock, self.clock)
+                clocks = (ps.time.clock, self.clock)
                 t = b.event.time.timestamp()
                 self._node(ps, p, node, slot, b.offset, b.event, t, b.raw, b.source, b.now, out)
                 if b.offset >= ps.position:
-                    ps.clock, self.clock = clocks
+                    ps.time.clock, self.clock = clocks
                 if slot.offset == b.offset:
                     slot.clock = max(slot.clock, b.now)
 
@@ -608,9 +605,9 @@ class NodeStage:
         """Table writes that make partition ``p``'s state durable; the caller acks its input after."""
         ps = self.partitions[p]
         writes = self._buckets(ps, p, ps.dirty)
-        part = {"p": p, "fleet_gate": ps.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset,
+        part = {"p": p, "fleet_gate": ps.time.fleet_gate.to_dict(), "fleet_offset": ps.fleet_offset,
                 "next": ps.inputs.to_dict()}  # fmt: skip
-        times = {"next_tick": _finite(ps.next_tick), "clock": _finite(ps.clock)}
+        times = {"next_tick": _finite(ps.time.next_tick), "clock": _finite(ps.time.clock)}
         writes.append((partition_key(p), orjson.dumps({**part, **times})))
         ps.dirty.clear()
         ps.since_checkpoint = 0

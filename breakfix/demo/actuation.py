@@ -21,7 +21,6 @@ from pathlib import Path
 
 from actuators.simulated import SimFault, SimulatedFleet, simulated_actuators
 from breakfix.actuation.handler import engine_handler
-from breakfix.simulate.labels import read_labels
 from streams.actuator_stage import MakeHandler
 
 
@@ -62,23 +61,6 @@ class FleetClock:
     def wait(self, sim_s: float) -> None:
         """Let ``sim_s`` seconds of fleet time pass, scaled down to wall time."""
         time.sleep(sim_s / self.speed)
-
-
-def faults_from_labels(path: Path) -> list[SimFault]:
-    """The simulator's ground-truth labels that are real faults, as the simulated fleet's faults."""
-    return [
-        SimFault(
-            id=label.id,
-            node=label.node,
-            start=label.start.timestamp(),
-            end=label.end.timestamp() if label.end else None,
-            gpu=label.gpu,
-            repair=label.repair,
-            persistent=label.persistent,
-        )
-        for label in read_labels(path)
-        if label.truth == "fault"
-    ]
 
 
 def simulated_handler(

@@ -8,7 +8,9 @@ import logging
 import signal
 from pathlib import Path
 
-from breakfix.demo.actuation import FleetClock, faults_from_labels, simulated_handler
+from breakfix.demo.actuation import FleetClock, simulated_handler
+from breakfix.simulate.actuators import faults_from_labels
+from breakfix.simulate.labels import read_labels
 from streams.actuator_stage import ActuatorStage, MakeHandler, StageStats
 from streams.metrics import serve
 from streams.settings import StreamSettings
@@ -23,7 +25,7 @@ def run_simulated_actuators(
     failure_probability: float = 0.0,
 ) -> StageStats:
     """Consume decisions and act on a simulated fleet until a signal arrives."""
-    faults = faults_from_labels(labels) if labels else []
+    faults = faults_from_labels(read_labels(labels)) if labels else []
     return run_actuator_stage(
         settings, simulated_handler(faults, state_dir, clock, seed, failure_probability), state_dir
     )

@@ -2,13 +2,17 @@
 
 Semantics (what ``breakfix replay --offline`` can rely on):
 
+The simulated world is the one the demo and ``breakfix run --role actuators --simulate`` act on
+(:mod:`actuators.simulated`): the same operation durations, repair strengths and rule for when a
+fault is cleared. Replay answers whole decisions instead of running playbook steps.
+
 * Which decisions act: those with ``executable=True``; and, when built with
   ``follow_recommendations=True``, those in ``recommend`` mode too, as if an operator carried them out
   ``operator_delay_s`` later. Shadow-mode and stale decisions never act. Only the actions in
-  ``DURATIONS_S`` act (gpu_reset, reboot, drain, reimage, rma, validate); tickets, incidents,
+  ``OPERATION`` act (gpu_reset, reboot, drain, reimage, rma, validate); tickets, incidents,
   rollbacks and returns to service produce no result event here.
-* When: one ``action.result`` per acting decision at decision time (+ operator delay) + the action's
-  simulated duration, id ``act-<decision id>``, so a repeated decision yields the same event. A
+* When: one ``action.result`` per acting decision at decision time (+ operator delay) + its
+  operation's simulated duration, id ``act-<decision id>``, so a repeated decision yields the same event. A
   repair (every action but validate) first reports ``in_progress`` when it starts (id
   ``act-<decision id>:started``), as the workflow engine does before its first mutating step, so the
   node passes through Repairing in replay exactly as in streaming.
@@ -16,10 +20,10 @@ Semantics (what ``breakfix replay --offline`` can rely on):
   hash of ``(seed, decision id)``: deterministic, independent of call order, no global RNG.
 * Validation (``action="validate"``): without labels every GPU validates clean. With labels, the
   validation fails while a true fault (label ``truth="fault"``) on that node (and GPU) is still active
-  and not cleared: a transient fault clears with any successful repair after it started; a persistent
-  one needs a successful repair at least as strong as the label's ``repair`` (gpu_reset < reboot <
-  reimage < rma; a drain repairs nothing). So a GPU that fell off the bus and was only reset fails
-  validation; after a reboot it passes.
+  and not cleared (:func:`actuators.simulated.still_broken`): a transient fault clears with any
+  successful repair after it started; a persistent one needs a successful repair at least as strong
+  as the label's ``repair`` (gpu_reset < reboot < reimage < rma; a drain repairs nothing). So a GPU
+  that fell off the bus and was only reset fails validation; after a reboot it passes.
 """
 
 from __future__ import annotations
@@ -27,31 +31,41 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actuators.simulated import DURATIONS_S, REPAIR_STRENGTH, Repair, SimFault, still_broken
 from breakfix.simulate.clock import rfc3339
 from breakfix.simulate.labels import Label, read_labels
 from breakfix.simulate.rand import unit
 from schemas.decision import Decision, Mode
 
-DURATIONS_S: dict[str, float] = {
-    "gpu_reset": 90.0,
-    "reboot": 600.0,
-    "drain": 900.0,
-    "reimage": 3600.0,
-    "rma": 3 * 86_400.0,
-    "validate": 900.0,
+OPERATION: dict[str, str] = {
+    "gpu_reset": "gpu_reset",
+    "reboot": "reboot",
+    "drain": "drain",
+    "reimage": "reimage",
+    "rma": "rma",
+    "validate": "run",
 }
-REPAIR_STRENGTH: dict[str, int] = {"drain": 0, "gpu_reset": 1, "reboot": 2, "reimage": 3, "rma": 4}
+"""The simulated operation whose duration answers each acting decision's action."""
 
 
-@dataclass(frozen=True)
-class _Repair:
-    done: float
-    action: str
-    gpu: int | None
+def faults_from_labels(labels: Iterable[Label]) -> list[SimFault]:
+    """The simulator's ground-truth labels that are real faults, as the simulated world's faults."""
+    return [
+        SimFault(
+            id=label.id,
+            node=label.node,
+            start=label.start.timestamp(),
+            end=label.end.timestamp() if label.end else None,
+            gpu=label.gpu,
+            repair=label.repair,
+            persistent=label.persistent,
+        )
+        for label in labels
+        if label.truth == "fault"
+    ]
 
 
 class SimulatedActuators:
@@ -72,13 +86,13 @@ class SimulatedActuators:
         self.failure_probability = failure_probability
         self.follow_recommendations = follow_recommendations
         self.operator_delay_s = operator_delay_s
-        self.durations_s = {**DURATIONS_S, **(durations_s or {})}
+        self.durations_s = {a: DURATIONS_S[op] for a, op in OPERATION.items()} | (durations_s or {})
+        """Seconds each acting action takes (``durations_s`` overrides the simulated world's)."""
         self.source = source
-        self._faults: dict[str, list[Label]] = defaultdict(list)
-        for label in labels or ():
-            if label.truth == "fault":
-                self._faults[label.node].append(label)
-        self._repairs: dict[str, dict[str, _Repair]] = defaultdict(dict)
+        self._faults: dict[str, list[SimFault]] = defaultdict(list)
+        for fault in faults_from_labels(labels or ()):
+            self._faults[fault.node].append(fault)
+        self._repairs: dict[str, dict[str, Repair]] = defaultdict(dict)
 
     @classmethod
     def from_labels(cls, path: str | Path, seed: int = 0, **options: Any) -> SimulatedActuators:
@@ -113,7 +127,7 @@ class SimulatedActuators:
             data["validation"] = "failed" if broken else "passed"
             data["detail"] = f"fault {broken.id} not cleared" if broken else "burn-in clean"
         elif action in REPAIR_STRENGTH:
-            self._repairs[decision.node][decision.id] = _Repair(done, action, decision.gpu)
+            self._repairs[decision.node][decision.id] = Repair(done, action, decision.gpu)
         out = [self._event(f"act-{decision.id}", decision.node, math.ceil(done), data)]
         if action != "validate":
             started = {**data, "status": "in_progress", "detail": f"simulated {action} started"}
@@ -132,24 +146,6 @@ class SimulatedActuators:
             "data": data,
         }
 
-    def still_broken(self, node: str, gpu: int | None, t: float) -> Label | None:
+    def still_broken(self, node: str, gpu: int | None, t: float) -> SimFault | None:
         """The first true fault on the node (GPU) active at ``t`` that no repair so far has cleared."""
-        for label in self._faults.get(node, ()):
-            if gpu is not None and label.gpu is not None and label.gpu != gpu:
-                continue
-            start = label.start.timestamp()
-            if start > t or (label.end is not None and label.end.timestamp() <= t):
-                continue
-            need = REPAIR_STRENGTH.get(label.repair or "", 1)
-            best = max(
-                (
-                    REPAIR_STRENGTH[r.action]
-                    for r in self._repairs[node].values()
-                    if start <= r.done <= t and (r.gpu is None or label.gpu is None or r.gpu == label.gpu)
-                ),
-                default=-1,
-            )
-            cleared = best >= 1 if not label.persistent else best >= need
-            if not cleared:
-                return label
-        return None
+        return still_broken(self._faults.get(node, ()), self._repairs[node].values(), gpu, t)

@@ -233,7 +233,7 @@ def test_restart_keeps_the_stream_clock_when_node_records_cover_more_than_the_pa
     h = Harness(11, checkpoint_events=len(lines) // PARTS)
     h.feed(lines)
     h.run()
-    assert any(ps.clock == -math.inf for ps in (h.node.partitions[p] for p in range(PARTS))) is False
+    assert any(ps.time.clock == -math.inf for ps in (h.node.partitions[p] for p in range(PARTS))) is False
     for p in range(PARTS):  # every node written after its last event; the partition record stays old
         for key, value in h.node.checkpoint_nodes(p, list(h.node.partitions[p].nodes)):
             h.tables[key] = value
