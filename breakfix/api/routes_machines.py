@@ -18,6 +18,7 @@ from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
 from breakfix.api.machines import MachineNotFound, OverrideRequest, ReleaseRequest
 from breakfix.api.params import PathId
+from breakfix.api.plans import SERVING
 from breakfix.api.tokens import Principal
 
 Who = Annotated[Principal, Depends(principal)]
@@ -37,9 +38,24 @@ def router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(403, err.detail) from err
 
     def show(machine_id: str) -> dict[str, Any]:
+        """The machine record with the node's state beside it: ``available`` is true only when no
+        override holds the machine *and* the pipeline has not taken the node out of service, and
+        ``unavailable_because`` says which holds it (an override, the node state, or both)."""
         from actuators.health.actuator import describe
 
-        return describe(svc.record(machine_id))
+        rec = describe(svc.record(machine_id))
+        node = ctx.reader.node(machine_id, limit=1)
+        held = not rec["available"]
+        why = [f"health override {name}" for name in (rec.get("overrides") or {})] if held else []
+        if node is not None:
+            rec["node_state"] = node["state"]
+            rec["failure_class"] = node.get("failure_class")
+            if node["state"] not in SERVING:
+                cause = f" ({node['failure_class']})" if node.get("failure_class") else ""
+                why.append(f"node state {node['state']}{cause}")
+        rec["available"] = not why
+        rec["unavailable_because"] = why
+        return rec
 
     @r.post("/instances/release", name="instances.release", response_model=dict[str, Any])
     def release(body: ReleaseRequest, who: Who) -> dict[str, Any]:
@@ -51,7 +67,9 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.get("/machines/{machine_id}/health-overrides", name="overrides.get", response_model=dict[str, Any])
     def overrides(machine_id: PathId) -> dict[str, Any]:
-        rec = guarded(show, machine_id)
+        from actuators.health.actuator import describe
+
+        rec = guarded(lambda m: describe(svc.record(m)), machine_id)
         return {"machine": machine_id, "overrides": rec["overrides"], "available": rec["available"]}
 
     @r.post("/machines/{machine_id}/health-overrides", name="overrides.add", response_model=dict[str, Any])

@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer
 from policy.levers import Levers, apply
 from schemas.control import ControlMessage
 from schemas.decision import ActionKind, GuardCheck, Mode
-from streams.store.rows import COLUMNS, decision_row
+from streams.store.rows import COLUMNS, decision_row, model_rows
+from tests.builders import inventory
 from tests.fakes.workflow_doubles import xid79_decision
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
@@ -284,3 +285,15 @@ def test_a_decision_approval_is_bound_to_its_decision_class_and_action_and_expir
     assert not levers.approvals_for("gpu-node-2", "dec-held-1", "gpu_hardware", "reimage", now)
     later = datetime.fromisoformat(value["expires_at"]).timestamp() + 1
     assert not levers.approvals_for("gpu-node-2", "dec-held-1", "gpu_hardware", "reboot", later)
+
+
+def test_machine_show_is_consistent_with_the_node_state(api_server: ApiServer) -> None:
+    """A node the pipeline quarantined is not 'available' even with no override on its machine."""
+    held = call(api_server, "GET", "/api/v1/machines/gpu-node-1", "viewer").json()  # Quarantined, Xid 79
+    assert held["overrides"] == {} and held["available"] is False
+    assert held["node_state"] == "Quarantined"
+    assert held["unavailable_because"] == ["node state Quarantined (gpu_hardware)"]
+    for table, row in model_rows(inventory("inf-node-9", rack="r9", pool="infer", sku="H100")):
+        api_server.store.insert(table, COLUMNS[table], [row])
+    free = call(api_server, "GET", "/api/v1/machines/inf-node-9", "viewer").json()  # Healthy, untouched
+    assert free["available"] is True and free["unavailable_because"] == []
