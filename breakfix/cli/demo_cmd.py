@@ -48,14 +48,18 @@ def demo(
     table = Table(title=f"breakfix demo: {nodes} nodes, {hours:g} h of fleet time", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("faults injected", f"{f.get('injected', 0)} from {f.get('scenarios', 0)} scenarios, "
+    table.add_row("faults injected", f"{f.get('injected', 0)} from {f.get('scenarios', 0)} fault scenarios, "
                   f"{f.get('detected', 0)} detected")  # fmt: skip
     by = ", ".join(f"{r['state']}/{r['mode']} {r['decisions']}" for r in summary.decisions)
     table.add_row("decisions (state/mode)", by or "none")
     table.add_row("quarantines", f"{q.get('quarantines', 0)} ({q.get('executed', 0)} executed), "
                   f"false positives vs labels: {q.get('false_positives', 0)}")  # fmt: skip
     table.add_row("workflows", ", ".join(f"{k} {v}" for k, v in summary.workflows.items()) or "none")
-    mttr = f"median {m.get('median_min')} min, p90 {m.get('p90_min')} min over {m.get('repaired', 0)} repairs"
+    mttr = (
+        f"median {m.get('median_min')} min, p90 {m.get('p90_min')} min over {m.get('repaired')} repairs"
+        if m.get("repaired") and m.get("median_min") is not None
+        else "no repair completed within the demo's fleet time"
+    )
     table.add_row("MTTR (quarantine -> healthy)", mttr)
     table.add_row("capacity removed", f"{c.get('nodes', 0)} nodes, {c.get('node_hours', 0)} node-hours")
     table.add_row("dead letters", ", ".join(f"{k} {v}" for k, v in summary.dead_letters.items()) or "none")

@@ -9,6 +9,7 @@ FINAL, so rows the at-least-once sink delivered twice count once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,10 +116,19 @@ def query(store: Store, name: str, **params: Any) -> list[dict[str, Any]]:
     return store.query(sql, {"match_s": MATCH_S, **params}).dicts()
 
 
+def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A quantile over no rows is NaN in ClickHouse; a summary says "none" instead (None here).
+
+    >>> _no_nan({"repaired": 0, "median_min": float("nan")})
+    {'repaired': 0, 'median_min': None}
+    """
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
 def summarize(store: Store, end: datetime) -> Summary:
     """Every figure of the summary, from the store."""
     one = {
-        name: (query(store, name, end=end) or [{}])[0]
+        name: _no_nan((query(store, name, end=end) or [{}])[0])
         for name in ("faults", "quarantines", "mttr", "clearances", "capacity")
     }
     return Summary(
