@@ -40,6 +40,12 @@ def explain(err: BaseException) -> tuple[str, str]:
             f"the API is unreachable ({_first_line(err)})",
             "start the local stack with `breakfix up`, or pass --server URL (or set BREAKFIX_API_URL)",
         )
+    if "Cannot lock file" in str(err) or "Another server instance in same directory" in str(err):
+        return (
+            "the embedded store's directory is in use by another process (chdb admits one per path)",
+            "point --store at the process that owns it (`breakfix up` serves its store over HTTP: "
+            "see `breakfix status`), or use another chdb:///path",
+        )
     if isinstance(err, StoreUnavailable):
         return f"the store is unreachable: {_first_line(err)}", "check --store or BREAKFIX_STORE_DSN"
     if isinstance(err, StoreError):

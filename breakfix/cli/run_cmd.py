@@ -21,7 +21,10 @@ def run(
         None, "--workers", min=1, help="Worker processes (default BREAKFIX_WORKERS)."
     ),
     embedded: bool = typer.Option(
-        False, "--embedded", help="Start the embedded Tansu broker on a free port."
+        False, "--embedded", help="Start the embedded Tansu broker (on --embedded-port, else a free port)."
+    ),
+    embedded_port: int | None = typer.Option(
+        None, "--embedded-port", min=1, max=65535, help="--embedded: the broker's port (9092: the default)."
     ),
     store: str | None = typer.Option(None, "--store", help="'memory' or 'rocksdb' (default BREAKFIX_STORE)."),
     log_dir: Path | None = typer.Option(
@@ -100,6 +103,7 @@ def run(
     """Run the node stage and the guard (or, with --role actuators, the actuator stage) until interrupted.
 
     Example: breakfix run --broker kafka-1:9092 --workers 4 --store rocksdb
+    Example: breakfix run --embedded --embedded-port 9092   (or `breakfix up` for the whole local stack)
     Example: breakfix run --role actuators --simulate --labels truth.jsonl --broker 127.0.0.1:9092
     Example: breakfix run --role actuators --broker kafka-1:9092 --kubeconfig ~/.kube/config --node-agent
       --tickets /var/lib/breakfix/tickets --state-dir /var/lib/breakfix/actuators
@@ -151,7 +155,7 @@ def run(
         log_dir.mkdir(parents=True, exist_ok=True)
     if embedded:
         _dev_keys(StreamSettings())
-        with EmbeddedBroker() as b:
+        with EmbeddedBroker(port=embedded_port) as b:
             console.print(f"embedded Tansu broker on {b.url} (memory storage: topics vanish when it stops)")
             raise typer.Exit(supervise(StreamSettings(broker=b.url, **overrides), log_dir))  # type: ignore[arg-type]
     settings = StreamSettings(**({"broker": broker} if broker else {}), **overrides)  # type: ignore[arg-type]

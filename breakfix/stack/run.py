@@ -122,8 +122,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         writer = store.dsn("breakfix")
         kids.spawn(
             "sink",
-            [sys.executable, "-m", "streams.sink", "--bootstrap", broker.url, "--store", writer,
-             "--spool", str(work / "spool"), "--topics", ",".join(SUNK)],
+            [breakfix, "sink", "--broker", broker.url, "--store", writer, "--spool", str(work / "spool"),
+             "--topics", ",".join(SUNK)],
             env, logs / "sink.log",
         )  # fmt: skip
         act = kids.spawn(
