@@ -297,3 +297,15 @@ def test_machine_show_is_consistent_with_the_node_state(api_server: ApiServer) -
         api_server.store.insert(table, COLUMNS[table], [row])
     free = call(api_server, "GET", "/api/v1/machines/inf-node-9", "viewer").json()  # Healthy, untouched
     assert free["available"] is True and free["unavailable_because"] == []
+
+
+def test_a_second_ticket_for_a_node_keeps_the_agents_text(api_server: ApiServer) -> None:
+    """One open ticket per node: a second filing becomes a comment, and the answer shows it was kept."""
+    body = {"node": "inf-node-2", "summary": "XID 79 on GPU 2", "details": "first look"}
+    first = call(api_server, "POST", "/tickets", "agent", body).json()
+    again = {"node": "inf-node-2", "summary": "GPU 2 fell off the bus again", "details": "after reboot"}
+    second = call(api_server, "POST", "/tickets", "agent", again).json()
+    assert second["created"] is False and second["ticket"]["key"] == first["ticket"]["key"]
+    assert second["appended"] == {"summary": again["summary"], "details": again["details"]}
+    assert "added to it as a comment" in second["note"]
+    assert any(again["summary"] in c["body"] for c in second["ticket"]["comments"])
