@@ -10,6 +10,8 @@ What it starts, in order, each stopped in reverse when it ends (:class:`~breakfi
 2. the embedded Tansu broker on the chosen port (default 9092, the port every command defaults to),
    and the topics with their partition counts;
 3. the node stage + guard worker(s), the ClickHouse sink, the actuator stage on simulated actuators;
+   (each signing with its role's key: one key per role is created under the stack's directory, as on
+   one host);
 4. the operator API on simulated actuators (``breakfix serve --simulate``), with a tokens file of one
    local identity per role;
 5. optionally a simulated fleet's last hour of telemetry, fed live, so ``breakfix nodes`` has a fleet.
@@ -38,6 +40,7 @@ from breakfix.demo.processes import Children, wait_for_line
 from breakfix.stack.context import StackContext
 from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker, free_port
+from streams.keys import create_all
 from streams.settings import StreamSettings
 from streams.store.chdb_http import ChdbHttpServer, ServerConfig, User
 from streams.topics import create_topics
@@ -109,6 +112,7 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         settings = StreamSettings(
             broker=broker.url,
             data_dir=work / "data",
+            keys_dir=work / "keys",
             web_port=0,
             workers=cfg.workers,
             session_timeout_s=6.0,
@@ -116,6 +120,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         )
         asyncio.run(create_topics(settings))
         log.info("broker: Tansu on %s, topics created", broker.url)
+        if not (work / "keys" / "trusted.keys").is_file():
+            create_all(work / "keys")  # one host: one signing key per role (`breakfix keys create`'s layout)
         env = {**os.environ, **settings_env(settings)}
         for i in range(cfg.workers):
             kids.adopt(f"worker-{i}", start_worker(settings, i, logs / f"worker-{i}.log"))
