@@ -21,19 +21,24 @@ class ToolPolicy:
     human_step: str = ""  # what a person does when the API refuses the agent
 
 
-POLICIES: dict[str, ToolPolicy] = {
-    op.tool.name: ToolPolicy(op.tool.capability, op.tool.autonomy, op.read_only, op.tool.human_step)
-    for op in OPERATIONS.values()
-    if op.tool is not None
-}
-"""Tool -> its autonomy, from the operation each tool calls (``breakfix.api.operations``)."""
-POLICIES["get_metrics"] = ToolPolicy("Prometheus metrics of the API and pipeline", "autonomous read", True)
-"""The one tool that is no operation: the metrics endpoint every scraper reads."""
+METRICS = ToolPolicy("Prometheus metrics of the API and pipeline", "autonomous read", True)
+"""``get_metrics``: the one tool that is no operation (the metrics endpoint every scraper reads)."""
+
+
+def policies() -> dict[str, ToolPolicy]:
+    """Tool -> its autonomy, read from the operations as they are registered now (an operation
+    added later, a plugin's, is described like the shipped ones)."""
+    table = {
+        op.tool.name: ToolPolicy(op.tool.capability, op.tool.autonomy, op.read_only, op.tool.human_step)
+        for op in OPERATIONS.values()
+        if op.tool is not None
+    }
+    return table | {"get_metrics": METRICS}
 
 
 def describe(name: str, what: str) -> str:
     """A tool description that states its autonomy, so an agent plans around refusals."""
-    policy = POLICIES[name]
+    policy = policies()[name]
     text = f"{what} Autonomy: {policy.autonomy}."
     if policy.human_step:
         text += f" When refused: {policy.human_step}."

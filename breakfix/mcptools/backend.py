@@ -16,7 +16,7 @@ from typing import TypeVar
 import httpx
 from mcp.server.mcpserver.exceptions import ToolError
 
-from breakfix.mcptools.autonomy import POLICIES
+from breakfix.mcptools.autonomy import policies
 from breakfix.opsclient import ApiError, ApiTarget, OpsClient
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ def refusal(tool: str, exc: ApiError) -> str:
     approval) or else the generic next step for the status."""
     status = f"HTTP {exc.status}" if exc.status is not None else "no answer"
     text = f"{tool} refused ({status}): {exc.detail}"
-    human = POLICIES[tool].human_step
+    human = policies()[tool].human_step
     needs_person = exc.status == 403 or (exc.status is not None and "approv" in exc.detail.lower())
     if human and needs_person:
         return f"{text}. This needs a person: {human}."

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 from breakfix.api.operations import OPERATIONS
-from breakfix.mcptools.autonomy import POLICIES, describe
+from breakfix.mcptools.autonomy import describe, policies
 from breakfix.mcptools.backend import ApiBackend
 from breakfix.opsclient import ApiTarget
 
@@ -43,7 +43,7 @@ INSTRUCTIONS = (
 
 
 def _hints(name: str) -> ToolAnnotations:
-    policy = POLICIES[name]
+    policy = policies()[name]
     return ToolAnnotations(
         read_only_hint=policy.read_only, destructive_hint=name == "execute_repair_plan", open_world_hint=False
     )

@@ -169,11 +169,11 @@ def test_every_role_on_every_mutating_mcp_tool(api_server: ApiServer) -> None:
     import anyio
     from mcp import Client
 
-    from breakfix.mcptools.autonomy import POLICIES
+    from breakfix.mcptools.autonomy import policies
     from breakfix.mcptools.server import build_server
     from breakfix.opsclient import ApiTarget
 
-    assert set(TOOL_OPERATION) == {n for n, p in POLICIES.items() if not p.read_only}
+    assert set(TOOL_OPERATION) == {n for n, p in policies().items() if not p.read_only}
     nodes = [*fx.TRAIN, *fx.INFER]
     assert len(nodes) >= len(ROLES)
     tickets = {  # one open ticket per role (tickets are one per node), so no close hides another
