@@ -3,7 +3,13 @@ and the HTTP API (``breakfix serve``), so a playbook runs against the same parts
 """
 
 from breakfix.actuation.handler import engine_handler
-from breakfix.actuation.wiring import ActuationConfigError, ActuatorOptions, Wired, build_actuators
+from breakfix.actuation.wiring import (
+    ActuationConfigError,
+    ActuatorOptions,
+    Wired,
+    build_actuators,
+    parse_plugin,
+)
 
 __all__ = [
     "ActuationConfigError",
@@ -11,4 +17,5 @@ __all__ = [
     "Wired",
     "build_actuators",
     "engine_handler",
+    "parse_plugin",
 ]

@@ -83,6 +83,18 @@ class Wired:
             close()
 
 
+def parse_plugin(spec: str) -> tuple[str, Path | None]:
+    """An ``--actuator KIND[=FILE]`` value as (kind, config file).
+
+    >>> parse_plugin("bmc=/etc/breakfix/bmc.json"), parse_plugin("bmc")
+    (('bmc', PosixPath('/etc/breakfix/bmc.json')), ('bmc', None))
+    """
+    name, sep, path = spec.partition("=")
+    if not name or (sep and not path):
+        raise ActuationConfigError(f"--actuator {spec!r}: write --actuator KIND or --actuator KIND=FILE")
+    return name, Path(path) if path else None
+
+
 def build_actuators(
     opts: ActuatorOptions,
     *,

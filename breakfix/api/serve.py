@@ -50,6 +50,8 @@ class ServeOptions:
     migrate: bool = True
     simulate: bool = False
     """Plans act on a simulated fleet (the local stack, ``breakfix up``): no real hardware."""
+    plugins: tuple[tuple[str, Path | None], ...] = ()
+    """``--actuator KIND[=FILE]``: registered kinds built by their own builder (``actuators.registry``)."""
 
 
 SERVE_HINTS: dict[str, str] = {
@@ -73,7 +75,11 @@ def _actuators(opts: ServeOptions, parts: Parts) -> Wired:
         return _simulated(opts, parts)
     return build_actuators(
         ActuatorOptions(
-            broker=opts.broker, node_agent=True, kube=opts.kube, kube_url=opts.kube_url if opts.kube else None
+            broker=opts.broker,
+            node_agent=True,
+            kube=opts.kube,
+            kube_url=opts.kube_url if opts.kube else None,
+            plugins=opts.plugins,
         ),
         health=parts.health,
         tickets=parts.tickets,

@@ -218,13 +218,12 @@ _NOTHING = (
 
 def _plugins(specs: list[str]) -> tuple[tuple[str, Path | None], ...]:
     """``--actuator KIND[=FILE]`` values as (kind, config file) pairs."""
-    out = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not name or (sep and not path):
-            fail(f"--actuator {spec!r}", "write --actuator KIND or --actuator KIND=FILE")
-        out.append((name, Path(path) if path else None))
-    return tuple(out)
+    from breakfix.actuation import ActuationConfigError, parse_plugin
+
+    try:
+        return tuple(parse_plugin(spec) for spec in specs)
+    except ActuationConfigError as err:
+        fail(str(err), "name a registered actuator kind and, where it needs one, its config file")
 
 
 def _run_real(

@@ -32,6 +32,9 @@ def serve(
         None, "--kube-url", help="Kubernetes API URL without auth (kubectl proxy); default: kubeconfig."
     ),
     kube: bool = typer.Option(True, "--kube/--no-kube", help="Register the Kubernetes actuator."),
+    actuator: list[str] = typer.Option(
+        [], "--actuator", help="A registered actuator kind built from its own config file, KIND=FILE."
+    ),
     approval_ttl: int = typer.Option(
         30, "--approval-ttl", min=1, help="Minutes an approval (plan token, decision approval) stays valid."
     ),
@@ -66,9 +69,15 @@ def serve(
     refuses example and short tokens (make each with python -c 'import secrets;
     print(secrets.token_urlsafe(32))').
     """
+    from breakfix.actuation import ActuationConfigError, parse_plugin
     from breakfix.api.serve import ServeOptions
     from breakfix.api.serve import serve as run_server
     from breakfix.api.tokens import TokenError
+
+    try:
+        plugins = tuple(parse_plugin(spec) for spec in actuator)
+    except ActuationConfigError as err:
+        fail(str(err), "name a registered actuator kind and, where it needs one, its config file")
 
     opts = ServeOptions(
         host=host,
@@ -80,6 +89,7 @@ def serve(
         policy=policy,
         kube_url=kube_url,
         kube=kube,
+        plugins=plugins,
         approval_ttl=timedelta(minutes=approval_ttl),
         simulate=simulate,
         tls_cert=tls_cert,

@@ -129,3 +129,16 @@ def test_the_new_kind_passes_the_actuator_contract(registered: Kind) -> None:
     contract.test_kill_switch_refuses_a_mutation_and_changes_nothing(case)
     fresh = Case(BmcActuator("https://bmc.example:443"), "gpu-node-1", step("bmc", "power_cycle"))
     contract.test_a_repeated_step_changes_nothing_the_second_time(fresh)
+
+
+def test_the_stage_refuses_a_kind_nobody_registered_naming_those_that_are(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from breakfix.cli.main import app
+
+    args = ["run", "--role", "actuators", "--state-dir", str(tmp_path)]
+    res = CliRunner().invoke(app, [*args, "--actuator", "bmc=/etc/breakfix/bmc.json"])
+    assert res.exit_code != 0 and "unknown actuator kind 'bmc'" in res.output
+    assert "kubernetes" in res.output, "the refusal lists the registered kinds"
+    res = CliRunner().invoke(app, [*args, "--actuator", "bmc="])
+    assert res.exit_code != 0 and "--actuator KIND=FILE" in res.output
