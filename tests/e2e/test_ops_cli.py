@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -253,3 +253,14 @@ def test_a_runbook_reads_one_step_per_line_and_tables_fit_80_columns(cli: Any) -
     assert all(len(ln) <= 80 for ln in listing.splitlines()) and "…" not in listing
     missing = cli("viewer", "runbooks", "no-such-book")
     assert missing.exit_code == 2 and "`breakfix runbooks` lists them" in missing.output
+
+
+def test_lists_say_when_there_is_more_and_since_takes_a_duration(cli: Any) -> None:
+    more = cli("viewer", "decisions", "--limit", "1")
+    assert more.exit_code == 0 and "more rows exist" in more.stdout
+    everything = cli("viewer", "decisions", "--limit", "1000")
+    assert "more rows exist" not in everything.stdout
+    recent = ok_json(cli("viewer", "decisions", "--since", "1h", "--json"))
+    assert recent and all(r["time"] >= (datetime.now(UTC) - timedelta(hours=1, minutes=1)).isoformat()[:16]
+                          for r in recent)  # fmt: skip
+    assert ok_json(cli("viewer", "audit", "--since", "30m", "--limit", "2", "--json"))

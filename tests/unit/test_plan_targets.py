@@ -51,3 +51,16 @@ def test_a_pool_with_no_node_of_the_class_is_refused_with_the_next_step() -> Non
     body = PlanRequest.model_validate({"pool": "p", "failure_class": "node_os"})
     with pytest.raises(PlanError, match="name nodes with --node"):
         plan_content(body, FLEET, load_catalog(), load_policy())
+
+
+def test_playbook_approver_roles_come_from_the_role_table() -> None:
+    """A playbook may only name a role of the API's role table that can approve plans."""
+    from typing import get_args
+
+    from actuators.playbooks.model import ApproverRole
+    from breakfix.api.roles import ROLES, roles_for
+
+    approvers = set(get_args(ApproverRole))
+    assert approvers == set(roles_for("plans.approve")) and approvers <= set(ROLES)
+    for pb in load_catalog().playbooks.values():
+        assert pb.approval.role in (None, *get_args(ApproverRole)), pb.name
