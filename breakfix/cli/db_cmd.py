@@ -14,7 +14,6 @@ import typer
 from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json, store_errors
-from breakfix.cli.metrics_cmd import serve_metrics
 from breakfix.cli.ops_common import SERVER_OPT, TOKEN_OPT, call
 from streams.store.base import Rows, Store, StoreError, StoreUnavailable
 from streams.store.dsn import open_store
@@ -176,6 +175,8 @@ def metrics(
     if unknown:
         fail(f"unknown saved query {unknown[0]!r}", f"choose from: {', '.join(BY_NAME)}")
     if port is not None:
+        from breakfix.cli.metrics_cmd import serve_metrics  # imports the models: only when serving
+
         serve_metrics(_open(store), port, addr, parse_duration(since) if since else None)
         return
     params = {
