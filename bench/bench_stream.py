@@ -47,6 +47,7 @@ from schemas.topics import Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
 from streams.guard_stage import read_progress
+from streams.keys import single_host_keys
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
@@ -426,7 +427,12 @@ def latency(
     broker: str, rate: float, seconds: float, tmp: Path, tag: str, n_workers: int = 1, n_nodes: int = 10_000
 ) -> dict[str, float]:
     s = StreamSettings(
-        broker=broker, app_id=f"bench-lat-{tag}", topic_prefix=f"lat{tag}.", data_dir=tmp / tag, web_port=0
+        broker=broker,
+        app_id=f"bench-lat-{tag}",
+        topic_prefix=f"lat{tag}.",
+        data_dir=tmp / tag,
+        web_port=0,
+        keys_dir=single_host_keys(tmp / "keys"),
     )
     asyncio.run(create_topics(s))
     procs = [workers.start_worker(s, i, tmp / f"latency-{tag}-{i}.log") for i in range(n_workers)]
@@ -476,7 +482,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     with EmbeddedBroker(log_dir=tmp) as b:
         s = StreamSettings(
-            broker=b.url, app_id="bench-node", topic_prefix="bench.", data_dir=tmp / "data", web_port=0
+            broker=b.url,
+            app_id="bench-node",
+            topic_prefix="bench.",
+            data_dir=tmp / "data",
+            web_port=0,
+            keys_dir=single_host_keys(tmp / "keys"),
         )
         asyncio.run(create_topics(s))
         n, end = asyncio.run(fill(s, a.events, a.nodes, time.time() - 3600))

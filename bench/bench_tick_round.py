@@ -29,6 +29,7 @@ from bench import results
 from bench.bench_stream import DECISIONS, EVENTS, PROPOSALS, iso, xid79
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
+from streams.keys import single_host_keys
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
@@ -159,7 +160,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tick-"))
     with EmbeddedBroker(log_dir=tmp) as b:
         s = StreamSettings(
-            broker=b.url, app_id="bench-tick", topic_prefix="tick.", data_dir=tmp / "data", web_port=0
+            broker=b.url,
+            app_id="bench-tick",
+            topic_prefix="tick.",
+            data_dir=tmp / "data",
+            web_port=0,
+            keys_dir=single_host_keys(tmp / "keys"),
         )
         asyncio.run(create_topics(s))
         procs = [workers.start_worker(s, i, tmp / f"worker-{i}.log") for i in range(a.workers)]

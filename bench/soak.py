@@ -40,6 +40,7 @@ except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itsel
 from schemas.topics import Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
+from streams.keys import single_host_keys
 from streams.settings import StreamSettings
 from streams.topics import create_topics
 
@@ -336,7 +337,8 @@ def main() -> None:
     phases = [(r, args.minutes * 60, args.drain_timeout) for r in args.rate]
     with EmbeddedBroker(log_dir=work) as broker:
         settings = StreamSettings(broker=broker.url, app_id="soak", data_dir=work / "data", web_port=0,
-                                  session_timeout_s=10, heartbeat_s=1)  # fmt: skip
+                                  session_timeout_s=10, heartbeat_s=1,
+                                  keys_dir=single_host_keys(work / "keys"))  # fmt: skip
         pids = {"broker": broker.proc.pid} if broker.proc else {}
         runs = soak(settings, args.workers, work, phases, args.nodes, sample_s=5.0, pids=pids)
     phases_out = [{**res.summary(), "lag_samples": res.lag, "rss_mb": res.rss_mb} for res in runs]

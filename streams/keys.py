@@ -86,3 +86,11 @@ def revoke_key(trust: Path, key_id: str) -> None:
 def create_all(keys_dir: Path) -> list[Signer]:
     """One key per role in one folder: a single-host installation, the demo and the tests."""
     return [create_key(keys_dir, role) for role in ROLES]
+
+
+def single_host_keys(keys_dir: Path) -> Path:
+    """One host (the demo, ``run --embedded``, benchmarks): a key per role in ``keys_dir`` unless it
+    already holds a trust file; returns ``keys_dir`` for the settings."""
+    if not (keys_dir / TRUST_FILE).is_file():
+        create_all(keys_dir)
+    return keys_dir

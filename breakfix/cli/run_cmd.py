@@ -178,10 +178,10 @@ def _check_keys(settings: StreamSettings, role: str) -> None:
 
 def _dev_keys(settings: StreamSettings) -> None:
     """--embedded is one host: create one key per role where none exist yet."""
-    from streams.keys import create_all, trust_path
+    from streams.keys import single_host_keys, trust_path
 
     if not trust_path(settings).is_file():
-        create_all(settings.keys_dir)
+        single_host_keys(settings.keys_dir)
         console.print(f"created signing keys for every role in {settings.keys_dir} (single host)")
 
 

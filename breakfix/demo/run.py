@@ -42,7 +42,7 @@ from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, sh
 from policy.model import DEFAULT_POLICY, load_policy
 from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker
-from streams.keys import create_all
+from streams.keys import single_host_keys
 from streams.settings import StreamSettings
 from streams.store.base import Store
 from streams.topics import create_topics
@@ -145,15 +145,13 @@ def _start(cfg: DemoConfig, work: Path, kids: Children, bar: Progress) -> Stream
         broker=broker.url,
         app_id="breakfix-demo",
         data_dir=work / "data",
-        keys_dir=work / "keys",
+        keys_dir=single_host_keys(work / "keys"),  # one host: one key per role
         policy_file=_demo_policy(work),
         web_port=0,
         session_timeout_s=6.0,
         heartbeat_s=0.5,
     )
     asyncio.run(create_topics(settings))
-    if not (work / "keys" / "trusted.keys").is_file():
-        create_all(work / "keys")  # one host: one key per role (`breakfix keys create`'s layout)
     bar.update(task, advance=1, info="node stage + guard")
     kids.adopt("worker", start_worker(settings, 0, work / "logs" / "worker-0.log"))
     bar.update(task, advance=1, info="sink -> chdb")
