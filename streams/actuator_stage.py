@@ -49,7 +49,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import ValidationError
 
 from policy.levers import Levers
 from policy.levers import apply as apply_lever
@@ -63,6 +62,7 @@ from streams import metrics as stage_metrics
 from streams.admission import DecisionJournal, admit
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
+from streams.signed_input import read_lever
 
 log = logging.getLogger("breakfix.actuators")
 
@@ -231,12 +231,18 @@ class ActuatorStage:
                     await self._resume_paused()
 
     def _apply_control(self, records: list[Any]) -> bool:
+        """Apply the API-signed levers among ``records``; a forged one is counted and logged, never
+        applied (its dead letter is the guard's, which reads the same topic)."""
         lifted = False
         for r in records:
-            try:
-                lifted |= self.control.apply(ControlMessage.model_validate_json(r.value or b""))
-            except ValidationError as err:
-                log.warning("ignoring a bad control message at offset %s: %s", r.offset, err)
+            lever = read_lever(r.value or b"", self.keyring, f"{r.topic}/{r.partition}@{r.offset}")
+            if isinstance(lever, DeadLetter):
+                self.stats.refused[f"lever:{lever.reason.value}"] = (
+                    self.stats.refused.get(f"lever:{lever.reason.value}", 0) + 1
+                )
+                log.warning("refused a control message at offset %s: %s", r.offset, lever.message)
+                continue
+            lifted |= self.control.apply(lever)
         return lifted
 
     async def _resume_paused(self) -> None:

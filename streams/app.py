@@ -155,6 +155,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         names,
         settings.checkpoint_s,
         signer=load_signer(settings, "guard"),  # every worker may become the guard: fail at start
+        keyring=load_keyring(settings),
     )
     recovery: list[Any] = []
 

@@ -28,14 +28,17 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.control import ControlMessage
+from schemas.deadletter import DeadLetter, DeadLetterReason
+from schemas.parse import dead_letter
 from schemas.recording import dumps
-from schemas.signing import Signer
+from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
 from streams import metrics as stage_metrics
 from streams.guard_stage import GuardStage, read_progress, sealed
 from streams.node_stage import REFUSED as STATE_REFUSED
 from streams.node_stage import stored_dict
 from streams.ports import Ports
+from streams.signed_input import read_lever
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +59,12 @@ class GuardShell:
         topics: dict[str, str],
         checkpoint_s: float,
         signer: Signer | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
-        """``signer``: the guard's key, sealing every decision sent (in-memory test pipelines, which
-        reach no actuator, run without one)."""
+        """``signer``: the guard's key, sealing every decision sent; ``keyring``: the keys levers must
+        be signed with (in-memory test pipelines, which reach no actuator, run without either)."""
         self.signer = signer
+        self.keyring = keyring
         self.new_stage = new_stage
         self.ports = ports
         self.topics = topics
@@ -77,6 +82,8 @@ class GuardShell:
         """Guard input whose effect is in memory but not yet in the table: acknowledged after the next
         snapshot (a decision forces one at once; otherwise every ``checkpoint_s``)."""
         self.saved_at = 0.0
+        self.letters: list[DeadLetter] = []
+        """Refused levers, sent to the dead-letter topic with the next checkpoint."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -159,7 +166,8 @@ class GuardShell:
         self.saved_at = wall
         await self.ports.table.write([(context, [(GUARD_KEY, g.snapshot())])])
         outbox, g.outbox = g.outbox, []
-        futs = []
+        letters, self.letters = self.letters, []
+        futs = [await self.ports.out.send(Topic.DEADLETTER, b"", dumps(x), None) for x in letters]
         now = time.time()
         for d in outbox:
             stage_metrics.observe_decision(d)
@@ -190,12 +198,20 @@ class GuardShell:
         kind = headers.get("breakfix-kind", b"").decode()
         to_ack = self.marks if event is not None else []
         if topic == self.control_topic:
-            try:
-                lever = ControlMessage.model_validate_json(value)
-            except ValidationError as err:  # a lever that fits no kind is never applied, nor fatal
-                log.warning("ignoring a bad control message at offset %s: %s", offset, err)
+            source = f"{topic}/0@{offset}"
+            if self.keyring is not None:
+                lever: ControlMessage | DeadLetter = read_lever(value, self.keyring, source)
+            else:
+                try:
+                    lever = ControlMessage.model_validate_json(value)
+                except ValidationError as err:
+                    lever = dead_letter(value, DeadLetterReason.INVALID_VALUE, f"lever: {err}", source)
+            if isinstance(lever, DeadLetter):  # never applied, nor fatal: kept with its reason
+                log.warning("refused a control message at offset %s: %s", offset, lever.message)
+                stage_metrics.DEAD_LETTERS.labels(reason=lever.reason.value).inc()
+                self.letters.append(lever)
                 to_ack.append(event)
-                return False
+                return True  # the dead letter leaves with this checkpoint
             self.stage.on_control(lever)
             to_ack.append(event)
             return True

@@ -1,4 +1,4 @@
-"""Which node-stage input must be signed, and by whom: lifecycle events and decisions.
+"""Which input must be signed, and by whom: lifecycle events, decisions, and levers.
 
 Telemetry stays unsigned by design: it can only make the node stage propose, and the guard decides.
 What changes a node's lifecycle without the guard must come from its signed origin: a tenant report
@@ -6,6 +6,11 @@ from the API; a repair status from the API or an external repair controller's cl
 an action result from the actuator stage, a node agent or the API (which runs operator plans); a
 decision from the guard. Anything else
 of those types is a dead letter with its signature reason, counted like every other.
+
+Levers (``breakfix.control``: kill switch, modes, emergency, breaker reset, approvals, exclusions) have
+one writer, the API, which signs them; the guard, the actuator stage and the API's own follower apply
+only those (:func:`read_lever`). A lever is state, so it has no age bound, but a future-dated one is
+refused: it could otherwise pin a reader's view.
 
 Replay-marked input is let through unsigned: recordings carry tenants' reports as they happened, and
 whatever a replay leads to is marked replay and never executes.
@@ -16,11 +21,13 @@ from __future__ import annotations
 import time
 
 import orjson
+from pydantic import ValidationError
 
+from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import Envelope
 from schemas.parse import dead_letter
-from schemas.signing import Keyring, verify
+from schemas.signing import SEAL, Keyring, verify
 
 SIGNERS: dict[str, frozenset[str]] = {
     "tenant.report": frozenset({"api"}),
@@ -54,3 +61,24 @@ class SignedInput:
         return dead_letter(
             raw, DeadLetterReason(str(verdict.reason)), f"{what} refused: {verdict.detail}", source
         )
+
+
+def read_lever(
+    raw: bytes, keyring: Keyring, source: str, now: float | None = None
+) -> ControlMessage | DeadLetter:
+    """The lever in ``raw`` when the API signed it; its dead letter otherwise."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return dead_letter(raw, DeadLetterReason.MALFORMED_JSON, f"lever: not JSON: {err}", source)
+    if not isinstance(doc, dict):
+        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, "lever: not an object", source)
+    verdict = verify(doc, keyring, {"api"}, time.time() if now is None else now, None)
+    if not verdict.ok:
+        return dead_letter(
+            raw, DeadLetterReason(str(verdict.reason)), f"lever refused: {verdict.detail}", source
+        )
+    try:
+        return ControlMessage.model_validate({k: v for k, v in doc.items() if k != SEAL})
+    except ValidationError as err:
+        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"lever: {str(err).splitlines()[0]}", source)

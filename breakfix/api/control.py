@@ -91,6 +91,6 @@ class ControlPublisher:
             role=who.role,
             reason=reason,
         )
-        self.publisher.publish(self.topic, msg.key, msg.model_dump_json().encode())
+        self.publisher.publish_sealed(self.topic, msg.key, msg.model_dump(mode="json"))
         self.state.apply(msg)
         return msg

@@ -20,7 +20,11 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from breakfix.api.control import ControlState
-from schemas.control import ControlMessage
+from schemas.deadletter import DeadLetter
+from schemas.signing import Keyring
+from streams.keys import load_keyring
+from streams.settings import StreamSettings
+from streams.signed_input import read_lever
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,13 @@ class ControlFollower:
         catch_up_s: float = 10.0,
         fetch_wait_ms: int = 200,
         look_again_s: float = 2.0,
+        keyring: Keyring | None = None,
     ) -> None:
         """``fetch_wait_ms`` bounds how late a lever set elsewhere is seen (a broker such as
         Tansu answers an empty fetch only when the wait expires)."""
         self.bootstrap, self.topic, self.state = bootstrap, topic, state
+        self.keyring = keyring or load_keyring(StreamSettings())
+        """Levers are applied only when the API's key signed them (streams.signed_input)."""
         self.catch_up_s, self.fetch_wait_ms, self.look_again_s = catch_up_s, fetch_wait_ms, look_again_s
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -118,6 +125,12 @@ class ControlFollower:
     def _apply(self, records: list[Any]) -> None:
         for r in records:
             try:
-                self.state.apply(ControlMessage.model_validate_json(r.value or b""))
+                lever = read_lever(r.value or b"", self.keyring, f"{r.partition}@{r.offset}")
+                if isinstance(lever, DeadLetter):  # only the API's signed levers, never a forged one
+                    log.warning(
+                        "refused a control message at %s@%s: %s", r.partition, r.offset, lever.message
+                    )
+                    continue
+                self.state.apply(lever)
             except ValidationError as err:
                 log.warning("ignoring a bad control message at %s@%s: %s", r.partition, r.offset, err)

@@ -24,7 +24,6 @@ from actuators.simulated import SimFault
 from breakfix.demo.actuation import FleetClock, simulated_handler
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
-from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME
 from streams.actuator_stage import ActuatorStage
 from streams.embedded_broker import EmbeddedBroker
@@ -206,7 +205,7 @@ def test_kill_switch_pauses_without_mutating_and_resumes_when_lifted(
             id=f"ks-{on}", time=datetime.now(UTC), kind=ControlKind.KILLSWITCH, scope="pool:pool-a",
             value={"on": on}, actor="ann",
         )  # fmt: skip
-        return m.key.encode(), dumps(m)
+        return m.key.encode(), sealed(m, role="api")  # the API, the levers' one writer
 
     d = decision("gpu-21")
 
@@ -239,7 +238,7 @@ def test_a_paused_run_survives_a_restart_and_resumes_when_the_lever_lifted_meanw
             id=f"ks-{on}", time=datetime.now(UTC), kind=ControlKind.KILLSWITCH, scope="global",
             value={"on": on}, actor="ann",
         )  # fmt: skip
-        return m.key.encode(), dumps(m)
+        return m.key.encode(), sealed(m, role="api")  # the API, the levers' one writer
 
     d = decision("gpu-41")
 

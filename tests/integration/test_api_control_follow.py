@@ -24,6 +24,7 @@ from streams.store.chdb_backend import open_chdb
 from streams.store.migrate import migrate
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fixtures import api as fx
+from tests.signing import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def set_elsewhere(broker: str, topic: str, scope: str, on: bool) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(topic, msg.model_dump_json().encode(), key=msg.key.encode())
+            await producer.send_and_wait(topic, sealed(msg, role="api"), key=msg.key.encode())
         finally:
             await producer.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,22 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.control import ControlKind, ControlMessage
 from schemas.decision import Mode
 from schemas.recording import dumps
 from schemas.signing import Signer
 from streams.actuator_stage import ActuatorStage
-from streams.keys import create_all, create_key
+from streams.keys import create_all, create_key, load_signer
 from streams.settings import StreamSettings
-from tests.integration.test_actuator_stage import DECISIONS, Stage, collect, decision, finished, publish
+from tests.integration.test_actuator_stage import (
+    CONTROL,
+    DECISIONS,
+    Stage,
+    collect,
+    decision,
+    finished,
+    publish,
+)
 from tests.integration.test_actuator_stage import settings as settings  # the broker fixture
 
 pytestmark = pytest.mark.integration
@@ -101,3 +111,52 @@ def test_forged_replayed_stale_and_fenced_decisions_never_act(
         r for r, n in expected.items() for _ in range(n)
     )
     assert all(e["seal"]["signer"] == "actuators" for e in events), "the stage signs the results it emits"
+
+
+def test_a_forged_lever_never_lifts_a_kill_switch_the_api_set(
+    settings: StreamSettings, tmp_path: Path
+) -> None:
+    """The kill switch is on (signed by the API); forged "off" messages (unsigned, signed by a real key
+    of another role, future-dated) leave the run paused with nothing touched; the API's own "off"
+    resumes it."""
+    keys = {role: load_signer(settings, role) for role in ("api", "guard")}
+
+    def lever(
+        on: bool, n: int, signer: Signer | None = None, issued: float | None = None
+    ) -> tuple[bytes, bytes]:
+        m = ControlMessage(
+            id=f"ks-{n}", time=datetime.now(UTC), kind=ControlKind.KILLSWITCH, scope="global",
+            value={"on": on}, actor="ann",
+        )  # fmt: skip
+        body = m.model_dump(mode="json")
+        raw = orjson.dumps(signer.seal(body, issued or time.time())) if signer else orjson.dumps(body)
+        return m.key.encode(), raw
+
+    d = decision("gpu-l1")
+
+    async def scenario() -> tuple[ActuatorStage, list[dict[str, Any]], list[dict[str, Any]]]:
+        await publish(settings, CONTROL, [lever(True, 0, keys["api"])])
+        stage = Stage(settings, tmp_path / "state")
+        async with stage as running:
+            await publish(settings, DECISIONS, [(b"gpu-l1", seal(keys["guard"], d))])
+            while running.stats.verdicts.get("paused", 0) < 1:
+                await asyncio.sleep(0.1)
+            forged = [
+                lever(False, 1),
+                lever(False, 2, keys["guard"]),
+                lever(False, 3, keys["api"], time.time() + 3600),
+            ]
+            await publish(settings, CONTROL, forged)
+            while sum(n for r, n in running.stats.refused.items() if r.startswith("lever:")) < 3:
+                await asyncio.sleep(0.1)
+            before = stage.mutations()
+            await publish(settings, CONTROL, [lever(False, 4, keys["api"])])
+            events = await collect(settings, finished(d.id))
+        return running, before, events
+
+    stage, before, events = asyncio.run(scenario())
+    assert before == [], "a forged lever lifted the kill switch"
+    assert {r: n for r, n in stage.stats.refused.items() if r.startswith("lever:")} == {
+        "lever:unsigned": 1, "lever:wrong_signer": 1, "lever:future_dated": 1,
+    }  # fmt: skip
+    assert next(e for e in events if e["data"]["step"] == "workflow")["data"]["status"] == "succeeded"

@@ -2,7 +2,8 @@
 
 Tenant reports, repair status, action results and decisions change a node's lifecycle without the
 guard's say, so the node stage accepts them only from their signed origin (streams/signed_input.py).
-Each forgery here is a dead letter with its reason and no decision cites it; the same tenant report
+Each forgery here (and two forged emergency-mode levers sent to the guard) is a dead letter with its
+reason and no decision cites it; the same tenant report
 signed by the API still runs end to end into a guard-signed decision.
 """
 
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from schemas.control import ControlKind, ControlMessage
 from schemas.signing import Signer, verify
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
@@ -55,6 +58,15 @@ def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_act
         "trigger": "validation_passed", "failure_class": "gpu_hardware", "confidence": 1.0, "action": "none",
         "mode": "auto", "executable": True, "reasons": [], "evidence": [], "policy_version": "x",
     }  # fmt: skip
+    emergency = ControlMessage(
+        id="c-1",
+        time=datetime.now(UTC),
+        kind=ControlKind.EMERGENCY,
+        scope="global",
+        value={"on": True},
+        actor="x",
+    ).model_dump(mode="json")
+    forged_levers = [orjson.dumps(emergency), signed(keys["guard"], emergency)]  # unsigned; not the API's
     good = signed(keys["api"], _event(5, "n1", "tenant.report", REPORT, t="2025-01-01T01:00:10Z"))
 
     async def produce() -> None:
@@ -68,15 +80,19 @@ def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_act
             await p.send_and_wait(
                 settings.topic("breakfix.decisions"), orjson.dumps(forged_decision), key=b"n1"
             )
+            for value in forged_levers:
+                await p.send_and_wait(settings.topic("breakfix.control"), value, key=b"emergency:global")
             await p.send_and_wait(events, good, key=b"n1")
         finally:
             await p.stop()
 
     pool.start(0)
     asyncio.run(produce())
-    letters = asyncio.run(_read(settings, "breakfix.deadletter", lambda v: len(v) >= 5, 60.0, 1.0))
+    letters = asyncio.run(_read(settings, "breakfix.deadletter", lambda v: len(v) >= 7, 60.0, 1.0))
     reasons = sorted(orjson.loads(v)["reason"] for v in letters)
-    assert reasons == ["bad_signature", "unsigned", "unsigned", "unsigned", "wrong_signer"], pool.logs()
+    assert reasons == sorted(["bad_signature", "wrong_signer", "wrong_signer"] + ["unsigned"] * 4), (
+        pool.logs()
+    )
     raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= 2, 30.0, 2.0))
     mine = [orjson.loads(v) for v in raw if orjson.loads(v)["id"] != "d-forged"]
     ring = load_keyring(settings)
