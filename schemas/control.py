@@ -8,23 +8,14 @@ value does not fit its kind is refused when it is parsed, so no reader ever gues
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.common import SCHEMA_VERSION, EventTime
 from schemas.decision import ActionKind, Mode
+from schemas.vocab import ControlKind as ControlKind
 from schemas.vocab import FailureClass, Scope, ScopeKind
-
-
-class ControlKind(StrEnum):
-    KILLSWITCH = "killswitch"
-    APPROVAL = "approval"
-    MODE = "mode"
-    BREAKER_RESET = "breaker_reset"
-    EMERGENCY = "emergency"
-    EXCLUSION = "exclusion"
 
 
 class _Payload(BaseModel):

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import SCHEMA_VERSION, EventTime, GpuIndex, NodeId, NodeState
-
-
-class Mode(StrEnum):
-    """How far automation may go for a failure class: shadow (log only) < recommend (a human acts) <
-    auto (actuators execute)."""
-
-    SHADOW = "shadow"
-    RECOMMEND = "recommend"
-    AUTO = "auto"
-
-
-class ActionKind(StrEnum):
-    """Actions on the ladder, cheapest first, plus the non-mutating outcomes."""
-
-    NONE = "none"
-    OBSERVE = "observe"
-    GPU_RESET = "gpu_reset"
-    REBOOT = "reboot"
-    DRAIN = "drain"
-    REIMAGE = "reimage"
-    RMA = "rma"
-    TICKET = "ticket"
-    ROLLBACK_CHANGE = "rollback_change"
-    FLEET_INCIDENT = "fleet_incident"
-    VALIDATE = "validate"
-    RETURN_TO_SERVICE = "return_to_service"
-
+from schemas.vocab import ActionKind as ActionKind
+from schemas.vocab import Mode as Mode
 
 ACTION_COST: dict[ActionKind, int] = {
     ActionKind.NONE: 0,

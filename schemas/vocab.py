@@ -1,9 +1,10 @@
 """The product's one vocabulary: every word that crosses a module boundary, spelled once.
 
 Node states (and those that take a node out of service), failure domains and classes, evidence
-attributions, transition triggers, and the typed scopes of the operator's levers. Code compares against these
-members, never against retyped strings; SQL text embeds them through :func:`sql_literal` and
-:func:`sql_in`, so a renamed word changes every query with it. Topic names live beside them in
+attributions, transition triggers, modes, actions, the operator's levers and their typed scopes.
+Code compares against these members, never against retyped strings; SQL names them as
+``${NodeState.QUARANTINED}`` in text rendered by :func:`sql` (or through :func:`sql_literal` and
+:func:`sql_in`), so a renamed word changes every query with it. Topic names live beside them in
 :mod:`schemas.topics` (the topic catalogue).
 
 Each enum is a ``StrEnum``: a member *is* its wire string, so records, JSON and SQL keep the same
@@ -12,6 +13,7 @@ spelling as before and ``FailureClass.TENANT_REPORT == "tenant_report"`` holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -137,6 +139,43 @@ QUARANTINE_TRIGGERS = frozenset({Trigger.DECISIVE_SIGNAL, Trigger.CONFIDENCE_OVE
 """Triggers of a proposal to quarantine a node on its evidence."""
 
 
+class Mode(StrEnum):
+    """How far automation may go for a failure class: shadow (log only) < recommend (a human acts) <
+    auto (actuators execute)."""
+
+    SHADOW = "shadow"
+    RECOMMEND = "recommend"
+    AUTO = "auto"
+
+
+class ActionKind(StrEnum):
+    """Actions on the ladder, cheapest first, plus the non-mutating outcomes."""
+
+    NONE = "none"
+    OBSERVE = "observe"
+    GPU_RESET = "gpu_reset"
+    REBOOT = "reboot"
+    DRAIN = "drain"
+    REIMAGE = "reimage"
+    RMA = "rma"
+    TICKET = "ticket"
+    ROLLBACK_CHANGE = "rollback_change"
+    FLEET_INCIDENT = "fleet_incident"
+    VALIDATE = "validate"
+    RETURN_TO_SERVICE = "return_to_service"
+
+
+class ControlKind(StrEnum):
+    """The operator's levers on the control topic (their scopes and values: ``schemas.control``)."""
+
+    KILLSWITCH = "killswitch"
+    APPROVAL = "approval"
+    MODE = "mode"
+    BREAKER_RESET = "breaker_reset"
+    EMERGENCY = "emergency"
+    EXCLUSION = "exclusion"
+
+
 # --- control scopes ------------------------------------------------------------------------------
 
 
@@ -226,3 +265,32 @@ def sql_in(words: Iterable[str]) -> str:
     "('hardware', 'tenant')"
     """
     return "(" + ", ".join(sql_literal(w) for w in sorted(str(w) for w in words)) + ")"
+
+
+_WORDS: dict[str, type[StrEnum]] = {
+    e.__name__: e
+    for e in (NodeState, FailureDomain, FailureClass, Attribution, Trigger, Mode, ActionKind, ControlKind)
+}
+_TOKEN = re.compile(r"\$\{(\w+)\.(\w+)\}")
+
+
+def sql(text: str) -> str:
+    """SQL text with each ``${Enum.MEMBER}`` token replaced by that member's literal, so queries name
+    vocabulary words the way code does and a misspelt one fails when its module is imported. Other
+    placeholders (``$db``, ClickHouse's ``{name:Type}`` parameters) are left alone.
+
+    >>> sql("WHERE to_state = ${NodeState.QUARANTINED} AND mode != ${Mode.SHADOW} AND node = {n:String}")
+    "WHERE to_state = 'Quarantined' AND mode != 'shadow' AND node = {n:String}"
+    >>> sql("${NodeState.BROKEN}")
+    Traceback (most recent call last):
+    ...
+    ValueError: ${NodeState.BROKEN} names no vocabulary word
+    """
+
+    def word(m: re.Match[str]) -> str:
+        enum = _WORDS.get(m.group(1))
+        if enum is None or m.group(2) not in enum.__members__:
+            raise ValueError(f"{m.group(0)} names no vocabulary word")
+        return sql_literal(enum[m.group(2)])
+
+    return _TOKEN.sub(word, text)

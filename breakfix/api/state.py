@@ -14,8 +14,7 @@ from typing import Any
 import orjson
 
 from breakfix.api import sqlguard
-from schemas.control import ControlKind
-from schemas.vocab import sql_literal
+from schemas.vocab import sql
 from streams.store.base import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,9 +29,9 @@ def _since(t: datetime | None) -> datetime:
     return min(max(aware.astimezone(UTC), EPOCH), LAST)
 
 
-_NODES = """
+_NODES = sql("""
 SELECT inv.node AS node, inv.pool AS pool, inv.rack AS rack, inv.sku AS sku, inv.gpus AS gpus,
-       if(st.state = '', 'Healthy', st.state) AS state, st.since AS since,
+       if(st.state = '', ${NodeState.HEALTHY}, st.state) AS state, st.since AS since,
        st.failure_class AS failure_class, st.confidence AS confidence
 FROM (SELECT node, argMax(pool, time) AS pool, argMax(rack, time) AS rack, argMax(sku, time) AS sku,
              argMax(gpus, time) AS gpus FROM $db.node_inventory FINAL GROUP BY node) AS inv
@@ -41,8 +40,8 @@ LEFT JOIN (SELECT node, argMax(to_state, time) AS state, max(time) AS since,
            FROM $db.decisions FINAL WHERE NOT replay GROUP BY node) AS st ON inv.node = st.node
 WHERE ({pool:String} = '' OR inv.pool = {pool:String})
   AND ({node:String} = '' OR inv.node = {node:String})
-  AND ({state:String} = '' OR if(st.state = '', 'Healthy', st.state) = {state:String})
-ORDER BY node LIMIT {limit:UInt32}"""
+  AND ({state:String} = '' OR if(st.state = '', ${NodeState.HEALTHY}, st.state) = {state:String})
+ORDER BY node LIMIT {limit:UInt32}""")
 
 _DECISIONS = """
 SELECT id, time, node, gpu, from_state, to_state, trigger, failure_class, confidence, action, mode,
@@ -62,11 +61,9 @@ WHERE time >= {since:DateTime64(3)} AND ({actor:String} = '' OR actor = {actor:S
 ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
-_KILLSWITCHES = (
-    "SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL WHERE kind = "
-    + sql_literal(ControlKind.KILLSWITCH)
-    + " GROUP BY scope ORDER BY scope"
-)
+_KILLSWITCHES = sql("""
+SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL
+WHERE kind = ${ControlKind.KILLSWITCH} GROUP BY scope ORDER BY scope""")
 
 
 def _value(v: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from breakfix.report.sql import CLEARANCES, REPAIRS
 from breakfix.simulate.labels import read_labels
-from schemas.vocab import OUT_OF_SERVICE, sql_in
+from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
 from streams.store.base import Store
 
 MATCH_S = 1800
@@ -33,7 +33,7 @@ LABEL_COLUMNS = (
 )  # fmt: skip
 
 QUERIES: dict[str, str] = {
-    "faults": """
+    "faults": sql("""
         SELECT countIf(truth = 'fault') AS injected, uniqExactIf(scenario, truth = 'fault') AS scenarios,
                countIf(truth = 'fault' AND detected) AS detected
         FROM (SELECT l.id AS id, any(l.truth) AS truth, any(l.scenario) AS scenario,
@@ -42,12 +42,13 @@ QUERIES: dict[str, str] = {
                          AS detected
               FROM $db.demo_labels AS l FINAL
               LEFT JOIN (SELECT node, time FROM $db.decisions FINAL
-                         WHERE to_state IN ('Suspect', 'Quarantined') AND from_state != to_state) AS d
-              ON l.node = d.node GROUP BY l.id)""",
+                         WHERE to_state IN (${NodeState.SUSPECT}, ${NodeState.QUARANTINED})
+                               AND from_state != to_state) AS d
+              ON l.node = d.node GROUP BY l.id)"""),
     "decisions": """
         SELECT to_state AS state, mode, count() AS decisions, countIf(executable) AS executed
         FROM $db.decisions FINAL GROUP BY state, mode ORDER BY state, mode""",
-    "quarantines": """
+    "quarantines": sql("""
         SELECT count() AS quarantines, countIf(executable) AS executed,
                countIf(NOT matched) AS false_positives
         FROM (SELECT q.id AS id, any(q.executable) AS executable,
@@ -55,10 +56,10 @@ QUERIES: dict[str, str] = {
                          AND (l.end IS NULL OR q.time <= l.end + toIntervalSecond({match_s:UInt32})))
                          AS matched
               FROM (SELECT id, node, time, executable FROM $db.decisions FINAL
-                    WHERE to_state = 'Quarantined' AND from_state != 'Quarantined') AS q
+                    WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}) AS q
               LEFT JOIN (SELECT node, start, end FROM $db.demo_labels FINAL
                          WHERE expected = 'quarantine') AS l
-              ON q.node = l.node GROUP BY q.id)""",
+              ON q.node = l.node GROUP BY q.id)"""),
     "mttr": f"""
         SELECT count() AS repaired, round(quantileExactInclusive(0.5)(seconds) / 60, 1) AS median_min,
                round(quantileExactInclusive(0.9)(seconds) / 60, 1) AS p90_min

@@ -7,7 +7,7 @@ FINAL so a batch the at-least-once sink wrote twice never draws twice.
 
 from __future__ import annotations
 
-from schemas.vocab import OUT_OF_SERVICE, sql_in
+from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
 
 REMOVED = sql_in(OUT_OF_SERVICE)
 
@@ -36,8 +36,8 @@ FROM (
                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))) AS delta
     FROM (SELECT node, time, to_state IN """
     + REMOVED
-    + """ AS out FROM $db.decisions FINAL
-          WHERE mode != 'shadow') AS d
+    + sql(""" AS out FROM $db.decisions FINAL
+          WHERE mode != ${Mode.SHADOW}) AS d
     INNER JOIN (SELECT node, argMax(pool, time) AS pool, argMax(gpus, time) AS gpus
                 FROM $db.node_inventory FINAL GROUP BY node) AS inv ON d.node = inv.node
     INNER JOIN (SELECT pool, sum(gpus) AS pool_gpus FROM (
@@ -46,7 +46,7 @@ FROM (
         ON inv.pool = pools.pool
 )
 WHERE time >= {since:DateTime64(3)}
-ORDER BY pool, time"""
+ORDER BY pool, time""")
 )
 
 POOLS = """
@@ -59,29 +59,30 @@ GROUP BY pool ORDER BY pool"""
 # the return through repair and validation (``returned_to_service``). A Suspect that cleared, or a
 # quarantine that cleared without its action, is a clearance (``CLEARANCES``), never a repair. The saved
 # ``mttr`` query and the demo summary count the same pairs.
-REPAIRS = """
+REPAIRS = sql("""
 SELECT q.failure_class AS failure_class, q.node AS node,
        dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS seconds
 FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-      WHERE to_state = 'Quarantined' AND from_state != 'Quarantined'
+      WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
       AND time >= {since:DateTime64(3)}) AS q
 ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
-           WHERE to_state = 'Healthy' AND from_state != 'Healthy') AS h
+           WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}) AS h
 ON q.node = h.node AND q.started < h.healthy_at
-WHERE h.trigger = 'returned_to_service'
-ORDER BY failure_class, seconds"""
+WHERE h.trigger = ${Trigger.RETURNED_TO_SERVICE}
+ORDER BY failure_class, seconds""")
 
 # Nodes back to Healthy without a repair: a Suspect whose evidence cleared, or a quarantine whose
 # recommended action nobody took while its evidence went quiet.
-CLEARANCES = """
+CLEARANCES = sql("""
 SELECT failure_class, trigger, count() AS clearances FROM $db.decisions FINAL
-WHERE to_state = 'Healthy' AND from_state != 'Healthy'
-  AND trigger IN ('evidence_cleared', 'cleared_without_action') AND time >= {since:DateTime64(3)}
-GROUP BY failure_class, trigger ORDER BY failure_class, trigger"""
+WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}
+  AND trigger IN (${Trigger.EVIDENCE_CLEARED}, ${Trigger.CLEARED_WITHOUT_ACTION})
+  AND time >= {since:DateTime64(3)}
+GROUP BY failure_class, trigger ORDER BY failure_class, trigger""")
 
 # Per class and mode: of the quarantine decisions whose next validation came within a week, how
 # many found the fault real (validation failed before, or a repair was needed) vs clean.
-PRECISION = """
+PRECISION = sql("""
 SELECT failure_class, mode, count() AS quarantines,
        countIf(matched AND validation = 'failed') AS confirmed,
        countIf(matched AND validation = 'passed') AS cleared,
@@ -91,21 +92,21 @@ FROM (
            toUnixTimestamp64Milli(v.validated_at) != 0
            AND v.validated_at <= q.decided_at + toIntervalSecond(604800) AS matched
     FROM (SELECT node, time AS decided_at, failure_class, mode FROM $db.decisions FINAL
-          WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)}) AS q
+          WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)}) AS q
     ASOF LEFT JOIN (SELECT node, time AS validated_at, validation FROM $db.actions FINAL
                     WHERE kind = 'result' AND validation != '') AS v
     ON q.node = v.node AND q.decided_at < v.validated_at
 )
-GROUP BY failure_class, mode ORDER BY failure_class, mode"""
+GROUP BY failure_class, mode ORDER BY failure_class, mode""")
 
 # The incident worth showing: the quarantined node with the most recorded activity.
-BUSIEST_INCIDENT = """
+BUSIEST_INCIDENT = sql("""
 SELECT node, min(time) AS first, max(time) AS last, count() AS decisions
 FROM $db.decisions FINAL
 WHERE node IN (SELECT node FROM $db.decisions FINAL
-               WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)})
+               WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)})
   AND time >= {since:DateTime64(3)}
-GROUP BY node ORDER BY decisions DESC, node LIMIT 1"""
+GROUP BY node ORDER BY decisions DESC, node LIMIT 1""")
 
 INCIDENT_EVIDENCE = """
 SELECT time, domain, signal, weight, source, detail FROM $db.evidence FINAL

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.vocab import OUT_OF_SERVICE, sql_in
+from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
 from streams.store.base import Rows, Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -22,9 +22,9 @@ _VALIDATIONS = """(SELECT node, time AS validated_at, validation FROM $db.action
         WHERE kind = 'result' AND validation != '')"""
 
 # State of every node that has a decision, at the end of each time bucket.
-_STATE_AT_BUCKET = """
+_STATE_AT_BUCKET = sql("""
     SELECT bk.bucket AS bucket, h.node AS node, argMax(h.to_state, h.time) AS state,
-           argMax(h.executable AND h.mode = 'auto', h.time) AS by_automation
+           argMax(h.executable AND h.mode = ${Mode.AUTO}, h.time) AS by_automation
     FROM (SELECT node, time, to_state, executable, mode FROM $db.node_state_history FINAL) AS h
     CROSS JOIN (
         SELECT arrayJoin(range(
@@ -33,10 +33,10 @@ _STATE_AT_BUCKET = """
         FROM $db.node_state_history WHERE time >= {since:DateTime64(3)}
     ) AS bk
     WHERE toUnixTimestamp(h.time) < bk.bucket + {bucket_s:UInt32}
-    GROUP BY bucket, node"""
+    GROUP BY bucket, node""")
 
 _FALSE_POSITIVES = (
-    """
+    sql("""
     SELECT qv.node AS node, qv.decision_id AS decision_id, qv.failure_class AS failure_class,
            qv.quarantined_at AS quarantined_at, qv.validated_at AS validated_at,
            qv.validation AS validation,
@@ -46,15 +46,15 @@ _FALSE_POSITIVES = (
         SELECT q.node AS node, q.decision_id AS decision_id, q.failure_class AS failure_class,
                q.quarantined_at AS quarantined_at, v.validated_at AS validated_at, v.validation AS validation
         FROM (SELECT node, id AS decision_id, time AS quarantined_at, failure_class FROM $db.decisions FINAL
-              WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)}) AS q
-        ASOF JOIN """
+              WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)}) AS q
+        ASOF JOIN """)
     + _VALIDATIONS
-    + """ AS v
+    + sql(""" AS v
         ON q.node = v.node AND q.quarantined_at < v.validated_at
     ) AS qv
     ASOF LEFT JOIN (SELECT node, time AS fault_at FROM $db.decisions FINAL
-                    WHERE to_state IN ('Suspect', 'Quarantined')) AS nf
-    ON qv.node = nf.node AND qv.validated_at < nf.fault_at"""
+                    WHERE to_state IN (${NodeState.SUSPECT}, ${NodeState.QUARANTINED})) AS nf
+    ON qv.node = nf.node AND qv.validated_at < nf.fault_at""")
 )
 
 
@@ -115,7 +115,7 @@ SAVED: tuple[SavedQuery, ...] = (
         "mttr",
         "MTTR per failure class: a node entering Quarantined to its return through repair and validation "
         "(returned_to_service; clearances without a repair are not repairs) (seconds)",
-        """
+        sql("""
         SELECT failure_class, count() AS repaired,
                round(quantileExactInclusive(0.5)(secs), 1) AS mttr_median_s,
                round(quantileExactInclusive(0.9)(secs), 1) AS mttr_p90_s
@@ -123,14 +123,14 @@ SAVED: tuple[SavedQuery, ...] = (
             SELECT q.failure_class AS failure_class,
                    dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS secs
             FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-                  WHERE to_state = 'Quarantined' AND from_state != 'Quarantined'
+                  WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
                   AND time >= {since:DateTime64(3)}) AS q
             ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
-                       WHERE to_state = 'Healthy' AND from_state != 'Healthy') AS h
+                       WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}) AS h
             ON q.node = h.node AND q.started < h.healthy_at
-            WHERE h.trigger = 'returned_to_service'
+            WHERE h.trigger = ${Trigger.RETURNED_TO_SERVICE}
         )
-        GROUP BY failure_class ORDER BY failure_class""",
+        GROUP BY failure_class ORDER BY failure_class"""),
         {"since": EPOCH},
     ),
     SavedQuery(
@@ -166,17 +166,17 @@ SAVED: tuple[SavedQuery, ...] = (
     SavedQuery(
         "repeat_offenders",
         "Repeat offenders: nodes quarantined at least min_quarantines times since the start of the window",
-        """
+        sql("""
         SELECT node, count() AS quarantines, min(time) AS first_at, max(time) AS last_at,
                arraySort(groupUniqArray(failure_class)) AS classes
-        FROM $db.decisions FINAL WHERE to_state = 'Quarantined' AND time >= {since:DateTime64(3)}
-        GROUP BY node HAVING quarantines >= {min_quarantines:UInt32} ORDER BY quarantines DESC, node""",
+        FROM $db.decisions FINAL WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)}
+        GROUP BY node HAVING quarantines >= {min_quarantines:UInt32} ORDER BY quarantines DESC, node"""),
         {"since": EPOCH, "min_quarantines": 2},
     ),
     SavedQuery(
         "shadow_precision",
         "Per-class precision of shadow quarantines: the next validation in the window failed (fault real)",
-        """
+        sql("""
         SELECT failure_class, count() AS shadow_quarantines,
                countIf(matched AND validation = 'failed') AS confirmed,
                countIf(matched AND validation = 'passed') AS cleared, countIf(NOT matched) AS unvalidated,
@@ -186,8 +186,9 @@ SAVED: tuple[SavedQuery, ...] = (
                    toUnixTimestamp64Milli(v.validated_at) != 0
                    AND v.validated_at <= s.decided_at + toIntervalSecond({window_s:UInt32}) AS matched
             FROM (SELECT node, time AS decided_at, failure_class FROM $db.decisions FINAL
-                  WHERE mode = 'shadow' AND to_state = 'Quarantined' AND time >= {since:DateTime64(3)}) AS s
-            ASOF LEFT JOIN """
+                  WHERE mode = ${Mode.SHADOW} AND to_state = ${NodeState.QUARANTINED}
+                        AND time >= {since:DateTime64(3)}) AS s
+            ASOF LEFT JOIN """)
         + _VALIDATIONS
         + """ AS v ON s.node = v.node AND s.decided_at < v.validated_at
         )
