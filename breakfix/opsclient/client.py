@@ -1,8 +1,9 @@
 """A small typed client for the operator HTTP API (the route table of ``breakfix serve``).
 
-The CLI verbs and the MCP tools both go through it, so a call looks the same on the wire, is checked
-against the same roles and lands in the same audit log whoever makes it. Each method is one route;
-answers are the API's JSON, untouched, because the API owns the shapes.
+Each method is one operation of ``breakfix.api.operations``, called by name, so a route's method
+and path are written once, in that table. The CLI verbs and the MCP tools both go through it, so a
+call looks the same on the wire, is checked against the same roles and lands in the same audit log
+whoever makes it; answers are the API's JSON, untouched, because the API owns the shapes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import httpx
 
-from breakfix.api.operations import OPERATIONS
+from breakfix.api.operations import OPERATIONS, Operation
 from breakfix.opsclient.config import ApiTarget
 from breakfix.opsclient.durations import since_param
 from breakfix.opsclient.errors import ApiError, detail_text, hint_for
@@ -35,6 +36,13 @@ class Page:
     rows: list[JSON]
     more: bool
     """The API had more rows than the limit asked for."""
+
+
+def _operation(name: str) -> Operation:
+    op = OPERATIONS.get(name)
+    if op is None:
+        raise ApiError(f"no operation {name!r}", hint="list them with `breakfix call --list`")
+    return op
 
 
 class OpsClient:
@@ -72,9 +80,7 @@ class OpsClient:
     def call(self, operation: str, args: dict[str, Any] | None = None) -> Any:
         """Any operation by its name in ``breakfix.api.operations``: its path parameters are taken
         from ``args``, the rest is the query (GET, DELETE) or the JSON body (POST)."""
-        op = OPERATIONS.get(operation)
-        if op is None:
-            raise ApiError(f"no operation {operation!r}", hint="list them with `breakfix call --list`")
+        op = _operation(operation)
         args = dict(args or {})
         missing = [p for p in op.path_params if p not in args]
         if missing:
@@ -84,9 +90,9 @@ class OpsClient:
             return self.request(op.method, op.url(args), body=rest)
         return self.request(op.method, op.url(args), params=rest)
 
-    def page(self, path: str, params: dict[str, Any] | None = None) -> Page:
-        """A list route: its rows and whether the API had more than the limit (``X-Breakfix-More``)."""
-        data, headers = self._call("GET", path, params, None)
+    def page(self, operation: str, params: dict[str, Any] | None = None) -> Page:
+        """A list operation: its rows and whether the API had more than the limit (``X-Breakfix-More``)."""
+        data, headers = self._call("GET", _operation(operation).path, params, None)
         return Page(list(data), headers.get(MORE_HEADER, "false") == "true")
 
     def _call(
@@ -116,10 +122,10 @@ class OpsClient:
     def list_nodes(
         self, pool: str | None = None, state: str | None = None, limit: int | None = None
     ) -> list[JSON]:
-        return list(self.request("GET", "/nodes", params={"pool": pool, "state": state, "limit": limit}))
+        return list(self.call("nodes.list", {"pool": pool, "state": state, "limit": limit}))
 
     def get_node(self, node: str) -> JSON:
-        return dict(self.request("GET", f"/nodes/{node}"))
+        return dict(self.call("nodes.get", {"node": node}))
 
     def list_decisions(
         self, node: str | None = None, since: str | None = None, limit: int | None = None
@@ -130,7 +136,7 @@ class OpsClient:
         self, node: str | None = None, since: str | None = None, limit: int | None = None
     ) -> Page:
         """``since``: an RFC 3339 time or a duration such as ``1h``."""
-        return self.page("/decisions", {"node": node, "since": since_param(since), "limit": limit})
+        return self.page("decisions.list", {"node": node, "since": since_param(since), "limit": limit})
 
     # repair plans and workflows
     def create_plan(
@@ -150,14 +156,14 @@ class OpsClient:
             body["selector"] = selector
         if action:
             body["action"] = action
-        return dict(self.request("POST", "/repair-plans", body=body))
+        return dict(self.call("plans.create", body))
 
     def get_plan(self, plan_id: str) -> JSON:
-        return dict(self.request("GET", f"/repair-plans/{plan_id}"))
+        return dict(self.call("plans.get", {"plan_id": plan_id}))
 
     def approve_plan(self, plan_id: str, comment: str | None = None) -> JSON:
         body = {"comment": comment} if comment else {}
-        return dict(self.request("POST", f"/repair-plans/{plan_id}/approve", body=body))
+        return dict(self.call("plans.approve", {"plan_id": plan_id, **body}))
 
     def execute_plan(
         self,
@@ -170,35 +176,33 @@ class OpsClient:
         body: JSON = {"concurrency": concurrency, "rollback_policy": rollback_policy}
         if approval_token:
             body["approval_token"] = approval_token
-        return dict(self.request("POST", f"/repair-plans/{plan_id}/execute", body=body))
+        return dict(self.call("plans.execute", {"plan_id": plan_id, **body}))
 
     def list_plans(self, limit: int = 50) -> Page:
-        return self.page("/repair-plans", {"limit": limit})
+        return self.page("plans.list", {"limit": limit})
 
     def list_workflows(self, limit: int = 50) -> Page:
-        return self.page("/workflows", {"limit": limit})
+        return self.page("workflows.list", {"limit": limit})
 
     def levers(self, kind: str | None = None) -> list[JSON]:
         """The latest value of every lever set (kill switch, mode, exclusion, emergency, ...)."""
-        return list(self.request("GET", "/levers", params={"kind": kind}))
+        return list(self.call("levers.get", {"kind": kind}))
 
     def get_workflow(self, workflow_id: str) -> JSON:
-        return dict(self.request("GET", f"/workflows/{workflow_id}"))
+        return dict(self.call("workflows.get", {"workflow_id": workflow_id}))
 
     # operator levers
     def get_killswitch(self) -> JSON:
-        return dict(self.request("GET", "/killswitch"))
+        return dict(self.call("killswitch.get"))
 
     def set_killswitch(self, on: bool, reason: str, pool: str | None = None) -> Any:
         body: JSON = {"on": on, "reason": reason}
         if pool:
             body["pool"] = pool
-        return self.request("POST", "/killswitch", body=body)
+        return self.call("killswitch.set", body)
 
     def set_mode(self, failure_class: str, mode: Mode, reason: str) -> Any:
-        return self.request(
-            "POST", "/modes", body={"failure_class": failure_class, "mode": mode, "reason": reason}
-        )
+        return self.call("modes.set", {"failure_class": failure_class, "mode": mode, "reason": reason})
 
     def approve_decision(
         self,
@@ -211,10 +215,10 @@ class OpsClient:
         body: JSON = {"decision_id": decision_id, "reason": reason}
         body.update({k: v for k, v in (("node", node), ("failure_class", failure_class),
                                         ("action", action)) if v})  # fmt: skip
-        return self.request("POST", "/approvals", body=body)
+        return self.call("approvals.create", body)
 
     def reset_breaker(self, resolution: Literal["discard_backlog", "resume"], reason: str) -> Any:
-        return self.request("POST", "/breaker/reset", body={"resolution": resolution, "reason": reason})
+        return self.call("breaker.reset", {"resolution": resolution, "reason": reason})
 
     # NICo-style machines and health overrides
     def release_instance(
@@ -225,23 +229,21 @@ class OpsClient:
             body["issue"] = issue
         if repair_status:
             body["repair_status"] = repair_status
-        return self.request("POST", "/api/v1/instances/release", body=body)
+        return self.call("instances.release", body)
 
     def get_machine(self, machine_id: str) -> JSON:
-        return dict(self.request("GET", f"/api/v1/machines/{machine_id}"))
+        return dict(self.call("machines.get", {"machine_id": machine_id}))
 
     def list_health_overrides(self, machine_id: str) -> Any:
-        return self.request("GET", f"/api/v1/machines/{machine_id}/health-overrides")
+        return self.call("overrides.get", {"machine_id": machine_id})
 
     def add_health_override(self, machine_id: str, template: Template, message: str) -> Any:
-        return self.request(
-            "POST",
-            f"/api/v1/machines/{machine_id}/health-overrides",
-            body={"template": template, "message": message},
+        return self.call(
+            "overrides.add", {"machine_id": machine_id, "template": template, "message": message}
         )
 
     def remove_health_override(self, machine_id: str, name: str) -> Any:
-        return self.request("DELETE", f"/api/v1/machines/{machine_id}/health-overrides/{name}")
+        return self.call("overrides.remove", {"machine_id": machine_id, "name": name})
 
     # audit, runbooks, tickets, SQL
     def list_audit(
@@ -253,30 +255,28 @@ class OpsClient:
         self, actor: str | None = None, since: str | None = None, limit: int | None = None
     ) -> Page:
         """``since``: an RFC 3339 time or a duration such as ``1h``."""
-        return self.page("/audit", {"actor": actor, "since": since_param(since), "limit": limit})
+        return self.page("audit.list", {"actor": actor, "since": since_param(since), "limit": limit})
 
     def list_runbooks(self) -> list[JSON]:
-        return list(self.request("GET", "/runbooks"))
+        return list(self.call("runbooks.list"))
 
     def list_tickets(self, node: str | None = None, limit: int = 50) -> list[JSON]:
         params: dict[str, Any] = {"limit": limit}
         if node:
             params["node"] = node
-        return list(self.request("GET", "/tickets", params=params))
+        return list(self.call("tickets.list", params))
 
     def get_ticket(self, ticket_id: str) -> JSON:
-        return dict(self.request("GET", f"/tickets/{ticket_id}"))
+        return dict(self.call("tickets.get", {"ticket_id": ticket_id}))
 
     def create_ticket(self, node: str, summary: str, details: str = "") -> JSON:
-        return dict(
-            self.request("POST", "/tickets", body={"node": node, "summary": summary, "details": details})
-        )
+        return dict(self.call("tickets.create", {"node": node, "summary": summary, "details": details}))
 
     def close_ticket(self, ticket_id: str, resolution: str) -> JSON:
-        return dict(self.request("POST", f"/tickets/{ticket_id}/close", body={"resolution": resolution}))
+        return dict(self.call("tickets.close", {"ticket_id": ticket_id, "resolution": resolution}))
 
     def sql(self, query: str) -> Any:
-        return self.request("POST", "/sql", body={"query": query})
+        return self.call("sql.query", {"query": query})
 
     def metrics(self) -> str:
         return str(self.request("GET", "/metrics"))
