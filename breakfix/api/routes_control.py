@@ -19,7 +19,7 @@ from breakfix.api.state import StoreStateReader
 from breakfix.api.tokens import Principal
 from schemas.control import ControlKind
 from schemas.decision import ActionKind
-from schemas.vocab import FailureClass
+from schemas.vocab import GLOBAL, FailureClass, Scope
 
 Who = Annotated[Principal, Depends(principal)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -140,7 +140,7 @@ def router(ctx: ApiContext) -> APIRouter:
     def set_killswitch(body: KillSwitch, who: Who) -> Published:
         return send(
             ControlKind.KILLSWITCH,
-            f"pool:{body.pool}" if body.pool else "global",
+            str(Scope.pool(body.pool) if body.pool else GLOBAL),
             {"on": body.on},
             who,
             body.reason,
@@ -154,9 +154,8 @@ def router(ctx: ApiContext) -> APIRouter:
                 f"mode auto is not allowed for {body.failure_class.value} by policy "
                 f"(auto_allowed: {ctx.policy.auto_allowed}); use shadow or recommend",
             )
-        return send(
-            ControlKind.MODE, f"class:{body.failure_class.value}", {"mode": body.mode}, who, body.reason
-        )
+        scope = str(Scope.failure_class(body.failure_class))
+        return send(ControlKind.MODE, scope, {"mode": body.mode}, who, body.reason)
 
     @r.post("/approvals", name="approvals.create", response_model=Published)
     def approve_decision(body: DecisionApproval, who: Who) -> Published:
@@ -171,12 +170,12 @@ def router(ctx: ApiContext) -> APIRouter:
             "approved": True,
             "expires_at": (ctx.now() + ctx.approvals.ttl).isoformat(),
         }
-        return send(ControlKind.APPROVAL, f"decision:{body.decision_id}", value, who, body.reason)
+        return send(ControlKind.APPROVAL, str(Scope.decision(body.decision_id)), value, who, body.reason)
 
     @r.post("/breaker/reset", name="breaker.reset", response_model=Published)
     def reset_breaker(body: BreakerReset, who: Who) -> Published:
         backlog = "resume" if body.resolution == "resume" else "discard"  # the guard reads value.backlog
         value = {"resolution": body.resolution, "backlog": backlog}
-        return send(ControlKind.BREAKER_RESET, "global", value, who, body.reason)
+        return send(ControlKind.BREAKER_RESET, str(GLOBAL), value, who, body.reason)
 
     return r
