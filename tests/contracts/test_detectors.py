@@ -14,7 +14,7 @@ import pytest
 from detectors.catalog import default_catalog
 from detectors.fusion import FusionConfig, fuse
 from detectors.record import det_state
-from detectors.registry import DETECTORS, DetectorSpec, EventData, for_event
+from detectors.registry import DETECTORS, DetectorSpec, EventData, Examples, for_event
 from detectors.state import DetectState
 from detectors.step import detect
 from schemas.events import EVENT_TYPES, Envelope
@@ -116,3 +116,43 @@ def test_event_types_without_a_detector_yield_nothing() -> None:
     st = DetectState("n1")
     ev, t = _event(("action.result", {"decision_id": "d1", "action": "reboot", "status": "succeeded"}), 0)
     assert detect(st, ev, CAT, t) == []
+
+
+# --- the suite can fail: detectors that break a promise are caught ---------------------------------
+
+_REPAIR = ("repair.status", {"repair_status": "Completed"})
+
+
+def _swap(spec: DetectorSpec) -> DetectorSpec:
+    """Register ``spec`` on an event type that has no detector (removed by the caller)."""
+    assert for_event(spec.event_type) is None
+    DETECTORS[spec.event_type] = spec
+    return spec
+
+
+def test_a_detector_that_acts_on_noise_is_caught() -> None:
+    from detectors.emit import observe
+
+    def trigger_happy(st: DetectState, ev: Any, cat: Any, now: float) -> list[Any]:
+        e = observe(st, "condition.Ready", cat.conditions["Ready"], None, ev.id, ev.source, ev.time, now)
+        return [e] if e else []
+
+    spec = _swap(DetectorSpec("bad", "repair.status", trigger_happy, Examples(noise=(_REPAIR,))))
+    try:
+        with pytest.raises(AssertionError):
+            test_noise_never_acts(spec)
+    finally:
+        del DETECTORS["repair.status"]
+
+
+def test_a_detector_whose_state_grows_is_caught() -> None:
+    def hoarder(st: DetectState, ev: Any, cat: Any, now: float) -> list[Any]:
+        st.labels[f"seen-{now}"] = ev.id
+        return []
+
+    spec = _swap(DetectorSpec("hoarder", "repair.status", hoarder, Examples(noise=(_REPAIR,))))
+    try:
+        with pytest.raises(AssertionError):
+            test_state_stays_bounded(spec)
+    finally:
+        del DETECTORS["repair.status"]
