@@ -33,6 +33,7 @@ from detectors.catalog import Catalog
 from detectors.sample import detect_sample
 from detectors.signals import (
     apply_inventory,
+    check_silence,
     detect_condition,
     detect_scheduler,
     detect_tenant,
@@ -178,6 +179,19 @@ def register(spec: DetectorSpec) -> DetectorSpec:
 def for_event(event_type: str) -> DetectorSpec | None:
     """The detector registered for an event type, or None when that type carries no evidence."""
     return DETECTORS.get(event_type)
+
+
+TickDetector = Callable[[DetectState, Catalog, float], list[Evidence]]
+"""A detector of time passing with no event for the node: the only way an absence becomes evidence."""
+
+
+def _silence(st: DetectState, cat: Catalog, now: float) -> list[Evidence]:
+    return check_silence(st, cat, now, f"tick:{st.node}:{int(now)}")
+
+
+TICKS: dict[str, TickDetector] = {"silence": _silence}
+"""Run on every tick of the node's clock (``detectors.step.tick``): a collector that missed its
+heartbeats is monitoring evidence."""
 
 
 for _spec in _SPECS:

@@ -4,8 +4,7 @@ updated in place. Pure: time comes from the event (``now`` is the stream clock),
 from __future__ import annotations
 
 from detectors.catalog import Catalog
-from detectors.registry import for_event
-from detectors.signals import check_silence
+from detectors.registry import TICKS, for_event
 from detectors.state import DetectState
 from schemas.events import Envelope, event_type_of
 from schemas.evidence import Evidence
@@ -20,8 +19,9 @@ def detect(st: DetectState, event: Envelope, cat: Catalog, now: float) -> list[E
 
 
 def tick(st: DetectState, cat: Catalog, now: float) -> list[Evidence]:
-    """Time passing with no event for this node: the only way silence can become evidence."""
-    return check_silence(st, cat, now, f"tick:{st.node}:{int(now)}")
+    """Time passing with no event for this node: the only way silence can become evidence
+    (the tick detectors of ``detectors.registry``)."""
+    return [e for detect_tick in TICKS.values() for e in detect_tick(st, cat, now)]
 
 
 def lemon_score(st: DetectState, now: float, half_life_s: float) -> float:

@@ -14,7 +14,7 @@ import pytest
 from detectors.catalog import default_catalog
 from detectors.fusion import FusionConfig, fuse
 from detectors.record import det_state
-from detectors.registry import DETECTORS, DetectorSpec, EventData, Examples, for_event
+from detectors.registry import DETECTORS, TICKS, DetectorSpec, EventData, Examples, for_event
 from detectors.state import DetectState
 from detectors.step import detect
 from schemas.events import EVENT_TYPES, Envelope
@@ -110,6 +110,18 @@ def test_state_stays_bounded(spec: DetectorSpec) -> None:
     long, _ = _run([*ex.setup, *(mix * 500)])
     a, b = len(pickle.dumps(det_state(short))), len(pickle.dumps(det_state(long)))
     assert b <= a * 1.05 + 64, f"{spec.name}: {a} -> {b} bytes"
+
+
+@pytest.mark.parametrize("name", sorted(TICKS))
+def test_ticks_are_quiet_while_every_collector_reports_and_deterministic(name: str) -> None:
+    heartbeats = list(DETECTORS["agent.heartbeat"].examples.noise)
+    st, _ = _run(heartbeats * 10)
+    now = st.last_time + 30.0
+    assert TICKS[name](st, CAT, now) == []
+    late = now + 3600.0  # an hour without a heartbeat of a 30-second collector
+    again, _ = _run(heartbeats * 10)
+    first, second = TICKS[name](st, CAT, late), TICKS[name](again, CAT, late)
+    assert [e.model_dump() for e in first] == [e.model_dump() for e in second]
 
 
 def test_event_types_without_a_detector_yield_nothing() -> None:
