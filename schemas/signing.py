@@ -47,7 +47,7 @@ SEAL = "seal"
 ROLES = ("guard", "actuators", "agent", "api", "controller")
 """Who signs what: the guard its decisions; the actuator stage its node-agent commands and action
 results; agents their answers; the API levers, plans and tenant reports; an external repair
-controller's client (e.g. for NICo) its repair status."""
+controller's client (e.g. for NICo) its repair status and the tenant reports that controller recorded."""
 FUTURE_SKEW_S = 60.0
 """How far a signer's clock may run ahead of a verifier's before a message counts as future-dated
 (hosts keep time with NTP/chrony; see the key management docs)."""

@@ -4,8 +4,9 @@ NICo's repair automation discovers work by polling; this is the product's poll. 
 ``repair-request`` (or ``request-online-repair``) override becomes one ``tenant.report`` on the events
 topic, so it reaches the node stage like any tenant's report: the guard decides, and the actuator
 stage (``breakfix run --role actuators --nico FILE``) runs the repair playbook. Nothing is repaired
-here. Alerts (auto-repair disabled, a request nobody claims, a machine out for repair) are printed
-and counted.
+here. Each report is sealed with the ``controller`` key (the product's own client for an external
+controller), the only signer besides the API the node stage accepts tenant reports from. Alerts
+(auto-repair disabled, a request nobody claims, a machine out for repair) are printed and counted.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def poll(
     from actuators.nico.config import NicoConfigError, load_config
     from actuators.nico.connect import connect
     from actuators.nico.poller import Alerted, NicoPoller
+    from schemas.signing import SigningError
     from schemas.topics import Topic
+    from streams.keys import load_signer
     from streams.producer import EventProducer
     from streams.settings import StreamSettings
 
@@ -51,6 +54,10 @@ def poll(
     if not cfg.grpc_target:
         fail("the poll reads health reports from NICo's core", f"add `grpc: HOST:PORT` to {nico}")
     settings = StreamSettings(broker=broker) if broker else StreamSettings()
+    try:  # the node stage accepts a tenant report only from a trusted signer: this is the controller's
+        signer = load_signer(settings, "controller")
+    except SigningError as err:
+        fail(str(err), "the poll signs what it publishes with the `controller` key")
     clients = connect(cfg)
     assert clients.health is not None
     counts: Counter[str] = Counter()
@@ -79,7 +86,9 @@ def poll(
                     counts["poll_failed"] += 1
                     console.print(f"[red]poll failed[/]: {err.detail} (check `url`/`grpc` and the token)")
                 for ev in pending:
-                    await producer.send(ev, "nico-poller")
+                    # Sealed in the form the producer sends (validated and normalised), so the
+                    # signature holds over exactly the bytes the node stage reads.
+                    await producer.send(signer.seal(_normalised(ev), time.time()), "nico-poller")
                     counts["tenant.report"] += 1
                     console.print(f"repair work: {ev['node']} ({ev['data']['category']})")  # type: ignore[index]
                 pending.clear()
@@ -99,6 +108,21 @@ def poll(
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to repair")
     if once and counts["poll_failed"]:
         raise typer.Exit(1)
+
+
+def _normalised(event: dict[str, object]) -> dict[str, object]:
+    """The event as the producer will send it (defaults filled, times in one format)."""
+    import orjson
+
+    from schemas.deadletter import DeadLetter
+    from schemas.recording import dumps
+    from streams.producer import check
+
+    parsed = check(event, "nico-poller")
+    if isinstance(parsed, DeadLetter):  # the poll built it: a bug, not input; let the producer refuse it
+        return event
+    loaded: dict[str, object] = orjson.loads(dumps(parsed))
+    return loaded
 
 
 def register(root: typer.Typer) -> None:

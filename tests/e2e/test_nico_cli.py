@@ -14,7 +14,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from schemas.events import TenantReport
+from schemas.parse import parse_event
+from schemas.signing import Keyring
 from streams.embedded_broker import EmbeddedBroker
+from streams.keys import create_key
+from streams.signed_input import SignedInput
 from tests.fixtures.nico import REPAIR_TOKEN, start
 
 pytestmark = pytest.mark.integration
@@ -33,8 +38,12 @@ def config(path: Path, url: str, grpc: str, tenant: str) -> Path:
     return path
 
 
-def cli(*args: str, token: str | None = REPAIR_TOKEN, prefix: str = "") -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, token: str | None = REPAIR_TOKEN, prefix: str = "", keys: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BREAKFIX_TOPIC_PREFIX": prefix}
+    if keys is not None:
+        env["BREAKFIX_KEYS_DIR"] = str(keys)
     env.pop("BREAKFIX_NICO_TOKEN", None)
     if token:
         env["BREAKFIX_NICO_TOKEN"] = token
@@ -52,15 +61,15 @@ async def topics(broker: str, prefix: str) -> None:
         await admin.close()
 
 
-async def read(broker: str, topic: str) -> list[dict[str, object]]:
+async def read(broker: str, topic: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
     await consumer.start()
-    out: list[dict[str, object]] = []
+    out: list[bytes] = []
     try:
         async with asyncio.timeout(20):
             while not out:
                 for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(json.loads(m.value) for m in msgs if m.value)
+                    out.extend(m.value for m in msgs if m.value)
     finally:
         await consumer.stop()
     return out
@@ -71,18 +80,29 @@ def test_poll_once_publishes_the_released_machine_as_a_tenant_report(
 ) -> None:
     prefix = f"nico{unique}."
     asyncio.run(topics(tansu.url, prefix))
+    keys = tmp_path / "keys"
+    create_key(keys, "controller")
     for rig in start():
         rig.fake.add_machine(M)
         rig.fake.place(M, rig.tenant)
         rig.tenant_release(M, "Network", "DPU link flaps")
         cfg = config(tmp_path / "nico.yaml", rig.fake.url, rig.fake.grpc_target, rig.repair.tenant_id)
-        done = cli("nico", "poll", "--nico", str(cfg), "--broker", tansu.url, "--once", prefix=prefix)
+        done = cli(
+            "nico", "poll", "--nico", str(cfg), "--broker", tansu.url, "--once", prefix=prefix, keys=keys
+        )
         assert done.returncode == 0, done.stderr + done.stdout
         assert f"repair work: {M} (NETWORK)" in done.stdout
-    events = asyncio.run(read(tansu.url, prefix + "breakfix.events"))
-    assert [(e["type"], e["node"], e["data"]["category"]) for e in events] == [
-        ("tenant.report", M, "NETWORK")
-    ]  # type: ignore[index]
+    (raw,) = asyncio.run(read(tansu.url, prefix + "breakfix.events"))
+    event = json.loads(raw)
+    assert (event["type"], event["node"], event["data"]["category"]) == ("tenant.report", M, "NETWORK")
+    # The node stage's own gate accepts it: sealed by the controller key, verified over the bytes sent.
+    gate = SignedInput(Keyring.parse((keys / "trusted.keys").read_text()))
+    parsed = parse_event(raw)
+    assert isinstance(parsed, TenantReport) and event["seal"]["signer"] == "controller"
+    assert gate.event(parsed, raw, "test") is None
+    tampered = raw.replace(b"NETWORK", b"HARDWARE")
+    forged = parse_event(tampered)
+    assert isinstance(forged, TenantReport) and gate.event(forged, tampered, "test") is not None
 
 
 def test_a_missing_token_or_a_bad_key_is_named(tmp_path: Path) -> None:
@@ -105,6 +125,12 @@ def test_an_unreachable_nico_fails_the_poll_and_says_what_to_check(
     prefix = f"nicodown{unique}."
     asyncio.run(topics(tansu.url, prefix))
     cfg = config(tmp_path / "nico.yaml", "http://127.0.0.1:9", "127.0.0.1:9", TENANT)
-    done = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", tansu.url, prefix=prefix)
+    keys = tmp_path / "keys"
+    unsigned = cli(
+        "nico", "poll", "--nico", str(cfg), "--once", "--broker", tansu.url, prefix=prefix, keys=keys
+    )
+    assert unsigned.returncode != 0 and "breakfix keys create --role controller" in unsigned.stderr
+    create_key(keys, "controller")
+    done = cli("nico", "poll", "--nico", str(cfg), "--once", "--broker", tansu.url, prefix=prefix, keys=keys)
     said = " ".join(done.stdout.split())  # the console wraps long lines
     assert done.returncode == 1 and "NICo unreachable" in said and "check `url`/`grpc` and the token" in said

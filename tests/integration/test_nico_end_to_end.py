@@ -179,15 +179,16 @@ def test_the_simulators_xid79_scenario_goes_through_nico_as_far_as_the_guard_all
     6-node pools). The guard lets one machine go (the other waits for its pool's headroom, then the
     fleet circuit breaker holds it): that one is claimed, rebooted, validated, labelled Completed and
     released back to NICo's pool; the held one is never touched on NICo."""
-    from breakfix.demo.actuation import faults_from_labels
+    from breakfix.simulate.actuators import faults_from_labels
     from breakfix.simulate.engine import SimConfig, simulate
+    from breakfix.simulate.labels import read_labels
     from breakfix.simulate.scenario import load_scenario, resolve
 
     rec, labels = tmp_path / "rec.jsonl", tmp_path / "labels.jsonl"
     cfg = SimConfig(nodes=30, hours=3.0, seed=7, start=int(T0.timestamp()), noise=None,
                     scenarios=[load_scenario(p) for p in resolve(["xid79-fallen-off-bus"])])  # fmt: skip
     simulate(cfg, rec, labels)
-    faults = faults_from_labels(labels)
+    faults = faults_from_labels(read_labels(labels))
     assert len({f.node for f in faults}) == 2 and all(f.repair == "reboot" for f in faults)
     for line in rec.read_text().splitlines():
         if '"node.inventory"' in line:

@@ -92,7 +92,11 @@ CASES: dict[str, tuple[Gate, str, dict[str, Any]]] = {
     "action.result": (lifecycle_gate, "actuators", ANSWER),
 }  # fmt: skip
 
-ACCEPTED = {"repair.status": {"api", "controller"}, "action.result": {"actuators", "agent", "api"}}
+ACCEPTED = {
+    "tenant.report": {"api", "controller"},  # the API, or NICo's poll (docs/operate/nico.md)
+    "repair.status": {"api", "controller"},
+    "action.result": {"actuators", "agent", "api"},
+}
 """Gates that accept more than one role (streams/signed_input.py); the others accept only their own."""
 
 json_values = st.recursive(
