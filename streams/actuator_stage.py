@@ -60,6 +60,7 @@ from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
 from streams import metrics as stage_metrics
 from streams.admission import DecisionJournal, admit
+from streams.kafka_client import kafka_options
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
 from streams.signed_input import read_lever
@@ -163,12 +164,12 @@ class ActuatorStage:
     async def run(self, stop: asyncio.Event) -> StageStats:
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        self._producer = AIOKafkaProducer(bootstrap_servers=s.broker, acks="all", linger_ms=2)
+        self._producer = AIOKafkaProducer(**kafka_options(settings=s), acks="all", linger_ms=2)
         await self._producer.start()
-        control = AIOKafkaConsumer(bootstrap_servers=s.broker, enable_auto_commit=False)
+        control = AIOKafkaConsumer(**kafka_options(settings=s), enable_auto_commit=False)
         self._consumer = AIOKafkaConsumer(
             s.topic(DECISIONS),
-            bootstrap_servers=s.broker,
+            **kafka_options(settings=s),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

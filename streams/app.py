@@ -36,6 +36,7 @@ from streams.faust_ports import FaustInputLog, FaustOutbound, FaustTable, Stream
 from streams.guard_shell import GuardShell
 from streams.guard_stage import GuardStage
 from streams.heap import HeapKeeper
+from streams.kafka_client import faust_credentials
 from streams.keys import load_keyring, load_signer
 from streams.node_shell import NodeShell
 from streams.node_stage import EngineLike, NodeStage
@@ -88,6 +89,7 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
     n_parts = TOPIC_BY_NAME[Topic.EVENTS].partitions
     app = BreakfixApp(
         settings.app_id,
+        broker_credentials=faust_credentials(settings),
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=f"kafka://{settings.broker}",
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",

@@ -20,6 +20,7 @@ from schemas.topics import Topic
 from streams import metrics as stage_metrics
 from streams.compat import buffer_task_waiting, in_partition_of, mark_skipped_read
 from streams.gap_reader import read_range
+from streams.kafka_client import kafka_options
 from streams.ports import LogRecord, Writes
 from streams.settings import StreamSettings
 
@@ -134,7 +135,7 @@ class FaustInputLog:
         if not parts:
             return set()
         settings = self.settings
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_options(settings=settings), enable_auto_commit=False)
         await consumer.start()
         try:
             tps = [TopicPartition(settings.topic(Topic.DECISIONS), p) for p in sorted(parts)]

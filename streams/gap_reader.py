@@ -13,6 +13,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from streams.kafka_client import kafka_options
+
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 60.0
 
@@ -29,7 +31,7 @@ async def read_range(
     log no longer has (retention, compaction, transaction markers) are simply absent."""
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest"
+        **kafka_options(broker), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

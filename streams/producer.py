@@ -31,6 +31,7 @@ from schemas.events import Envelope, event_type_of
 from schemas.parse import parse_event
 from schemas.recording import dumps
 from schemas.topics import Topic
+from streams.kafka_client import kafka_options
 
 EVENTS_TOPIC = Topic.EVENTS
 DEADLETTER_TOPIC = Topic.DEADLETTER
@@ -83,7 +84,7 @@ class EventProducer:
         self.sent: Counter[str] = Counter()
         """Events accepted per type; ``dead_letter:<reason>`` for refused ones."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5
+            **kafka_options(bootstrap), client_id=client_id, acks="all", linger_ms=5
         )
 
     async def start(self) -> None:

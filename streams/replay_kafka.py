@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
 from schemas.topics import Topic
+from streams.kafka_client import kafka_options
 from streams.settings import StreamSettings
 
 EVENTS = Topic.EVENTS
@@ -68,7 +69,7 @@ async def replay_into_kafka(
     if not as_fast_as_possible and (speed is None or speed <= 0):
         raise ValueError("give a positive speed, or as_fast_as_possible")
     topic = settings.topic(EVENTS)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_options(settings=settings), acks="all", linger_ms=5)
     await producer.start()
     stats = ReplayStats()
     started = time.monotonic()

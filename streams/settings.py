@@ -106,6 +106,19 @@ class StreamSettings(BaseSettings):
         "(tests drive the shell with a stand-in engine this way).",
     )
     log_level: str = Field("warning", description="Worker log level.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects (streams/kafka_client.py)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism with SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_username: str | None = Field(None, description="This component's Kafka principal (SASL).")
+    kafka_password: SecretStr | None = Field(None, description="Its SASL password (a secret).")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client certificate's private key.")
     keys_dir: Path = Field(
         Path(".breakfix/keys"),
         description="Signing keys (`breakfix keys create`): `<role>.key`, this process's private key, and "

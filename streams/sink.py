@@ -42,6 +42,7 @@ import pyarrow as pa
 from schemas.topics import TOPICS, Topic
 from streams import metrics as stage_metrics
 from streams.compat import FetchedReader
+from streams.kafka_client import kafka_options
 from streams.sink_fetch import Columns
 from streams.store.base import Store, StoreError, StoreUnavailable
 from streams.store.rows import COLUMNS, EVENTS_TOPIC, Row, TableRow, group_by_table, rows_for_message
@@ -283,7 +284,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
 
     consumer = AIOKafkaConsumer(
         *(cfg.topic_prefix + t for t in cfg.topics),
-        bootstrap_servers=cfg.bootstrap,
+        **kafka_options(cfg.bootstrap),
         group_id=cfg.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.topics import TOPICS, TopicSpec
+from streams.kafka_client import kafka_options
 from streams.settings import StreamSettings
 
 
@@ -32,7 +33,7 @@ async def create_topics(
     settings: StreamSettings, replication_factor: int = 1, specs: tuple[TopicSpec, ...] = TOPICS
 ) -> list[TopicOutcome]:
     """Create every missing catalogue topic; existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-admin")
+    admin = AIOKafkaAdminClient(**kafka_options(settings=settings), client_id=f"{settings.app_id}-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

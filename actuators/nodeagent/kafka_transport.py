@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -62,8 +63,17 @@ def answer_of(
 
 
 class KafkaCommandTransport:
-    def __init__(self, broker: str, signer: Signer, keyring: Keyring, topic_prefix: str = "") -> None:
+    def __init__(
+        self,
+        broker: str,
+        signer: Signer,
+        keyring: Keyring,
+        topic_prefix: str = "",
+        kafka: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``kafka``: client options with transport security (streams.kafka_client), else plain ``broker``."""
         self.broker = broker
+        self.conn = dict(kafka or {"bootstrap_servers": broker})
         self.signer = signer
         self.keyring = keyring
         self._waiting: dict[str, str] = {}
@@ -88,9 +98,9 @@ class KafkaCommandTransport:
             raise
 
     async def _start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.broker, acks="all")
+        self._producer = AIOKafkaProducer(**self.conn, acks="all")
         await self._producer.start()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self.conn, enable_auto_commit=False)
         await consumer.start()
         await consumer.topics()  # loads cluster metadata, so the partitions below are known
         parts = consumer.partitions_for_topic(self.events) or set()

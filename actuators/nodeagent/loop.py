@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,18 +78,21 @@ async def run_agent(
     topic_prefix: str = "",
     exit_after: int | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    kafka: Mapping[str, Any] | None = None,
 ) -> int:
-    """Serve commands until cancelled (or after ``exit_after`` handled commands); returns the count."""
+    """Serve commands until cancelled (or after ``exit_after`` handled commands); returns the count.
+    ``kafka``: client options with transport security (streams.kafka_client), else plain ``broker``."""
+    conn = dict(kafka or {"bootstrap_servers": broker})
     consumer = AIOKafkaConsumer(
         topic_prefix + COMMANDS_TOPIC,
-        bootstrap_servers=broker,
+        **conn,
         group_id=f"breakfix-node-agent-{agent.node}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
+    producer = AIOKafkaProducer(**conn, acks="all")
     await producer.start()
     await consumer.start()
     handled = 0

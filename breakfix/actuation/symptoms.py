@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from schemas.events import GpuXid, WorkloadEvent
 from schemas.parse import validate_event_dict
 from schemas.topics import Topic
+from streams.kafka_client import kafka_options
 
 SYMPTOM_TYPES = frozenset({"gpu.xid", "workload.event"})
 
@@ -73,7 +74,7 @@ class KafkaSymptoms:
         return self.log.last_symptom(node)
 
     async def _start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_options(self.broker), enable_auto_commit=False)
         await consumer.start()
         await consumer.topics()
         parts = consumer.partitions_for_topic(self.topic) or set()

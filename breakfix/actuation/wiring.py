@@ -30,6 +30,7 @@ from schemas.topics import Topic
 
 T = TypeVar("T")
 
+
 class ActuationConfigError(ValueError):
     """A requested actuator cannot be built; the message says what to fix."""
 
@@ -206,6 +207,7 @@ def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
     from actuators.nodeagent import NodeAgentActuator
     from actuators.nodeagent.kafka_transport import KafkaCommandTransport
     from schemas.signing import SigningError
+    from streams.kafka_client import kafka_options
     from streams.keys import load_keyring, load_signer
     from streams.settings import StreamSettings
 
@@ -214,7 +216,9 @@ def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
         signer, keyring = load_signer(settings, "actuators"), load_keyring(settings)
     except SigningError as err:
         raise ActuationConfigError(f"--node-agent signs its commands: {err}") from err
-    transport = KafkaCommandTransport(opts.broker, signer, keyring, opts.topic_prefix)
+    transport = KafkaCommandTransport(
+        opts.broker, signer, keyring, opts.topic_prefix, kafka=kafka_options(opts.broker, settings)
+    )
     wired.closers.append(transport.close)
     return _add(wired, NodeAgentActuator(transport))
 

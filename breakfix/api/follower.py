@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from breakfix.api.control import ControlState
 from schemas.deadletter import DeadLetter
 from schemas.signing import Keyring
+from streams.kafka_client import kafka_options
 from streams.keys import load_keyring
 from streams.settings import StreamSettings
 from streams.signed_input import read_lever
@@ -52,7 +53,7 @@ class ControlFollower:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **kafka_options(self.bootstrap),
             client_id="breakfix-api-control",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.signing import Signer
+from streams.kafka_client import kafka_options
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ class KafkaPublisher:
 
     @staticmethod
     async def _start(bootstrap: str, client_id: str) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, acks="all")
+        producer = AIOKafkaProducer(**kafka_options(bootstrap), client_id=client_id, acks="all")
         await producer.start()
         return producer
 

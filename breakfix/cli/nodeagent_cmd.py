@@ -21,6 +21,7 @@ from actuators.nodeagent.journal import RequestJournal
 from actuators.nodeagent.loop import AgentKeys, run_agent
 from breakfix.cli.common import err_console, fail, print_json
 from schemas.signing import SigningError
+from streams.kafka_client import kafka_options
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
 
@@ -90,6 +91,7 @@ def node_agent(
                 settings.topic_prefix,
                 exit_after=exit_after,
                 on_result=print_json if verbose else None,
+                kafka=kafka_options(broker or settings.broker, settings),
             )
         )
         err_console.print(

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
 from schemas.topics import Topic
+from streams.kafka_client import kafka_options
 from streams.keys import load_signer
 from streams.settings import StreamSettings
 
@@ -50,7 +51,7 @@ async def feed(
     """Publish every line of ``recording`` at its paced wall time; returns once all are acked."""
     topic = settings.topic(EVENTS)
     signers = {kind: load_signer(settings, role) for kind, role in AS.items()}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(**kafka_options(settings=settings), acks="all", linger_ms=20)
     await producer.start()
     stats = FeedStats()
     try:

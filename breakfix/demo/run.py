@@ -42,6 +42,7 @@ from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, sh
 from policy.model import DEFAULT_POLICY, load_policy
 from schemas.topics import TOPICS, Topic
 from streams.embedded_broker import EmbeddedBroker
+from streams.kafka_client import kafka_options
 from streams.keys import single_host_keys
 from streams.settings import StreamSettings
 from streams.store.base import Store
@@ -206,7 +207,7 @@ def _settle(settings: StreamSettings, kids: Children, bar: Progress, quiet_s: fl
     task = bar.add_task("settling: last decisions and results", total=None, info="")
 
     async def watch() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_options(settings=settings), enable_auto_commit=False)
         await consumer.start()
         try:
             tps = [TopicPartition(settings.topic(t.name), p) for t in TOPICS for p in range(t.partitions)]
