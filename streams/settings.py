@@ -2,7 +2,8 @@
 
 One frozen object built once per process; every other streams module takes it as an argument, so a
 test builds its own instead of mutating globals. Each field is documented where it is declared; the
-README's settings table is generated from these descriptions (``StreamSettings.describe()``).
+The settings page (docs/operate/settings.md) is generated from these descriptions
+(``StreamSettings.describe()``).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class StreamSettings(BaseSettings):
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
-        """(environment variable, default, description) of every setting, for the README and --help."""
+        """(environment variable, default, description) of every setting, for the settings page and --help."""
         rows = []
         for name, f in cls.model_fields.items():
             default = str(f.default) if isinstance(f.default, Path) else repr(f.default)

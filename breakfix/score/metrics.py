@@ -1,6 +1,6 @@
 """The figures ``breakfix score`` prints, computed from labels and decisions (pure, no I/O).
 
-Definitions (also in the README):
+Definitions (also in docs/operate/simulate-and-score.md):
 * quarantine: a decision with ``to_state`` Quarantined (any mode: it is the policy's judgement).
   True when its node (and GPU, if both name one) has a ``truth="fault"`` label active around the
   decision time (see ``matching``); precision is grouped by the decision's failure class.

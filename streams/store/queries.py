@@ -3,7 +3,7 @@ on both engines. ``$db`` is the store's database; ``{name:Type}`` parameters are
 
 Every query reads with FINAL, so rows redelivered by the at-least-once sink never count twice.
 Times are event times (the time in the record), so a replay written yesterday of last month's stream
-is analysed as last month. See ``breakfix metrics --help`` and the README for examples.
+is analysed as last month. See ``breakfix metrics --help`` and docs/operate/audit-store.md for examples.
 """
 
 from __future__ import annotations

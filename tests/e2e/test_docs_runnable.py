@@ -4,8 +4,8 @@ A fenced block preceded by ``<!-- runnable -->`` is run with bash (``set -euo pi
 runnable blocks of one file in order in one shell, as a reader pasting them would; a file that
 starts the local stack gets its own ports, directory and context file, and ``breakfix down`` runs
 at the end whatever happened. In the README and the operator pages every fenced block carries a
-marker saying what it is (runnable, production, output, sample, config, not-run), so an unmarked
-command block is itself a failure.
+marker saying what it is (runnable, production, output, sample, config, not-run, diagram), so an
+unmarked command block is itself a failure.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 MARKED = [REPO / "README.md", *sorted((REPO / "docs" / "operate").glob("*.md"))]
 ALL_DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-MARKERS = ("runnable", "production", "output", "sample", "config", "not-run")
+MARKERS = ("runnable", "production", "output", "sample", "config", "not-run", "diagram")
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.M | re.S)
 _MARKER = re.compile(r"<!--\s*([\w-]+)[^>]*-->\s*$")
-MINE = ("local-stack.md", "cli.md", "mcp.md")
 
 
 def blocks(path: Path) -> list[tuple[str | None, str]]:
@@ -45,8 +44,7 @@ def runnable(path: Path) -> str:
     return "\n".join(code for mark, code in blocks(path) if mark == "runnable")
 
 
-@pytest.mark.parametrize("path", [p for p in MARKED if p.name == "README.md" or p.name in MINE],
-                         ids=lambda p: p.name)  # fmt: skip
+@pytest.mark.parametrize("path", MARKED, ids=lambda p: p.name)
 def test_every_block_says_what_it_is(path: Path) -> None:
     unmarked = [code.splitlines()[0] for mark, code in blocks(path) if mark not in MARKERS]
     assert unmarked == [], f"{path.name}: blocks without a marker ({', '.join(MARKERS)})"

@@ -1,5 +1,5 @@
 """Reliability figures: printed with a fixed prefix (visible under ``pytest -s``) and merged into
-``.reliability/figures.json`` so the README's numbers come from a run, not from memory."""
+``.reliability/figures.json`` so the evidence pages' numbers come from a run, not from memory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Bad input never crashes a stage and never causes an action: property tests, a fuzzer, malformed
-recordings, a one-node flood and an unknown-node storm, with the figures the README quotes.
+recordings, a one-node flood and an unknown-node storm, with the figures docs/evidence/reliability.md quotes.
 
 Seeds are one valid message per event type (the shipped sample); hypothesis mutates them structurally
 (drop, retype, replace a field anywhere, change the tag) and byte-wise (truncate, splice, flip).

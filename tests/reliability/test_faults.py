@@ -7,7 +7,7 @@ Reuses the integration tests' helpers (worker pool, topic readers, the actuator 
 rather than copies. Not here, and why: a broker restart (this Tansu build has memory storage only, so
 a restart loses every topic: postgres:// or s3:// engines need servers that are not available), and
 ClickHouse taken away (tests/integration/test_store_sink.py stops and restarts the store under the
-sink; its spool figures are quoted in the README).
+sink; its spool figures are quoted in docs/evidence/reliability.md).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ LONG = os.environ.get("BREAKFIX_SOAK") == "1"
 PHASE_S = 300.0 if LONG else 20.0
 TEN_X_S = 300.0 if LONG else 40.0
 SUSTAINED_RATE = float(os.environ.get("BREAKFIX_LOAD_RATE", "2000"))
-"""Events/s the node stage sustains here with lag bounded (see the README for the sweep)."""
+"""Events/s the node stage sustains here with lag bounded (see docs/evidence/reliability.md)."""
 TEN_X = 10 * STEADY_RATE_10K
 MAX_RSS_MB = 1536.0
 """Per worker: a runaway ceiling. Per-node state is allocated as nodes are first seen (10,000 here),

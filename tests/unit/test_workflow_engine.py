@@ -212,7 +212,7 @@ def test_unsupported_operation_is_refused_at_construction() -> None:
 
 
 def test_throughput_figure() -> None:
-    """Engine overhead per step with no-op actuators (journal in memory): printed for the README."""
+    """Engine overhead per step with no-op actuators (journal in memory): printed for the docs."""
     rig = Rig()
     started = time.perf_counter()
     runs = 50

@@ -1,4 +1,4 @@
-"""The README's settings table is the code's: every setting, its default and its description."""
+"""The settings page's table is the code's: every setting, its default and its description."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 from streams.settings import StreamSettings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "operate" / "settings.md"
 
 
-def test_readme_settings_table_matches_the_settings_class() -> None:
-    text = README.read_text()
+def test_settings_page_table_matches_the_settings_class() -> None:
+    text = PAGE.read_text()
     section = text[text.index("## Settings\n") :]
-    section = section[: section.index("\n## ", 1)]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
     rows = {line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")}
     expected = StreamSettings.describe()
     assert rows == {var for var, _, _ in expected}
