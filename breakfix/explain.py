@@ -28,6 +28,7 @@ from policy.lifecycle import can_act, pick
 from policy.model import Policy
 from schemas.events import Envelope
 from schemas.parse import validate_event_dict
+from schemas.vocab import Attribution
 
 NODE = "explain"
 XID_SOURCE = "NVIDIA Xid catalog (docs.nvidia.com/deploy/xid-errors), detectors/nvidia_xids.yaml"
@@ -69,13 +70,13 @@ def _event(type_: str, data: dict[str, Any], t: int = 0) -> Envelope:
 def _outcome(st: DetectState, now: float, policy: Policy, quiet: str = "") -> str:
     a = pick(fuse(st, now, policy.fusion_config()))
     if a is None or a.confidence <= 0:
-        if any(s.attribution == "application" for s in st.slots.values()):
+        if any(s.attribution == Attribution.APPLICATION for s in st.slots.values()):
             return "no hardware action: an application fault (NVIDIA: restart the application)"
         return quiet or "no action: kept in the audit trail with no weight"
     where = "the node" if a.gpu is None else f"GPU {a.gpu}"
-    if a.attribution == "application":
+    if a.attribution == Attribution.APPLICATION:
         return f"no hardware action: an application fault on {where} (the job's, not the GPU's)"
-    if a.attribution != "hardware":
+    if a.attribution != Attribution.HARDWARE:
         return f"no action: {a.attribution} evidence"
     if can_act(a, policy, 0.0):
         alone = (

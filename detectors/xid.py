@@ -78,7 +78,7 @@ def _xid(
         if now - t0 <= SYMPATHY_WINDOW_S and g0 != gpu:
             attribution = Attribution.SYMPATHETIC
             detail = f"Xid {code} follows a hardware Xid on GPU {g0} {now - t0:.0f}s earlier"
-    if sig.sympathetic and attribution == "hardware":
+    if sig.sympathetic and attribution == Attribution.HARDWARE:
         fanout = {
             g
             for (d, g, s), slot in st.slots.items()

@@ -18,16 +18,16 @@ from typing import Any
 from breakfix.score.inputs import NodeInfo, inventory_of, iter_dicts
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
+from schemas.vocab import FailureClass
 
 POLICY_VERSION = "naive-table-1"
 TEMP_LIMIT_C = 85
 
 # Xid → failure class, the table a naive tool keys on (application Xids included: it cannot tell).
+_HW, _MEM, _NVL = FailureClass.GPU_HARDWARE, FailureClass.GPU_MEMORY, FailureClass.NVLINK_FABRIC
 XID_TABLE: dict[int, str] = {
-    13: "gpu_hardware", 31: "gpu_hardware", 32: "gpu_hardware", 43: "gpu_hardware", 45: "gpu_hardware",
-    48: "gpu_memory", 61: "gpu_hardware", 62: "gpu_hardware", 63: "gpu_memory", 64: "gpu_memory",
-    68: "gpu_hardware", 69: "gpu_hardware", 74: "nvlink_fabric", 79: "gpu_hardware", 92: "gpu_memory",
-    94: "gpu_memory", 95: "gpu_memory", 119: "gpu_hardware", 120: "gpu_hardware",
+    13: _HW, 31: _HW, 32: _HW, 43: _HW, 45: _HW, 48: _MEM, 61: _HW, 62: _HW, 63: _MEM, 64: _MEM,
+    68: _HW, 69: _HW, 74: _NVL, 79: _HW, 92: _MEM, 94: _MEM, 95: _MEM, 119: _HW, 120: _HW,
 }  # fmt: skip
 REBOOT_XIDS = frozenset({79, 119, 120})
 
@@ -54,13 +54,13 @@ def triggers(obj: dict[str, Any]) -> Iterator[tuple[str, str, int | None, Action
                 continue
             idx = g.get("index") if isinstance(g.get("index"), int) else None
             if _num(g.get("dbe_volatile")) > 0 or g.get("row_remap_failure") is True:
-                yield "ecc_dbe", "gpu_memory", idx, ActionKind.DRAIN
+                yield "ecc_dbe", FailureClass.GPU_MEMORY, idx, ActionKind.DRAIN
             elif _num(g.get("sbe_volatile")) > 0:
-                yield "ecc_sbe", "gpu_memory", idx, ActionKind.DRAIN
+                yield "ecc_sbe", FailureClass.GPU_MEMORY, idx, ActionKind.DRAIN
             if _num(g.get("temp_c")) > TEMP_LIMIT_C:
-                yield "temp_over_limit", "thermal_power", idx, ActionKind.DRAIN
+                yield "temp_over_limit", FailureClass.THERMAL_POWER, idx, ActionKind.DRAIN
             if _num(g.get("nvlink_crc_errors")) > 0:
-                yield "nvlink_crc", "nvlink_fabric", idx, ActionKind.DRAIN
+                yield "nvlink_crc", FailureClass.NVLINK_FABRIC, idx, ActionKind.DRAIN
     elif etype == "gpu.xid":
         code = data.get("xid")
         if isinstance(code, int) and code in XID_TABLE:
@@ -68,11 +68,11 @@ def triggers(obj: dict[str, Any]) -> Iterator[tuple[str, str, int | None, Action
             action = ActionKind.REBOOT if code in REBOOT_XIDS else ActionKind.DRAIN
             yield f"xid_{code}", XID_TABLE[code], gpu, action
     elif etype == "workload.event" and data.get("kind") == "nccl_timeout":
-        yield "nccl_timeout", "network", None, ActionKind.DRAIN
+        yield "nccl_timeout", FailureClass.NETWORK, None, ActionKind.DRAIN
     elif etype == "node.condition" and data.get("condition") == "Ready" and data.get("status") == "False":
-        yield "not_ready", "node_os", None, ActionKind.DRAIN
+        yield "not_ready", FailureClass.NODE_OS, None, ActionKind.DRAIN
     elif etype == "tenant.report":
-        yield "tenant_report", "tenant_report", None, ActionKind.DRAIN
+        yield "tenant_report", FailureClass.TENANT_REPORT, None, ActionKind.DRAIN
 
 
 def _num(v: Any) -> float:

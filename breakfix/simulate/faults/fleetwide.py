@@ -14,6 +14,7 @@ from breakfix.simulate.faults.scripted import Scripted
 from breakfix.simulate.faults.spec import Context, Duration, FaultSpec
 from breakfix.simulate.fleet import GPUS_PER_NODE, Node
 from breakfix.simulate.labels import Label
+from schemas.vocab import FailureClass
 
 
 class _Many(Scripted):
@@ -60,7 +61,7 @@ class LeafNcclSpec(FaultSpec):
                 ctx.label(
                     node,
                     None,
-                    "network",
+                    FailureClass.NETWORK,
                     first,
                     end,
                     "storm",
@@ -115,7 +116,7 @@ class DriverRolloutSpec(FaultSpec):
                 ctx.label(
                     node,
                     None,
-                    "change_regression",
+                    FailureClass.CHANGE_REGRESSION,
                     first,
                     end,
                     "change",
@@ -168,7 +169,7 @@ class XidStormSpec(FaultSpec):
                 ctx.label(
                     node,
                     None,
-                    "workload_symptom",
+                    FailureClass.WORKLOAD_SYMPTOM,
                     s,
                     s + 3,
                     "storm",

@@ -16,6 +16,7 @@ from breakfix.simulate.faults.scripted import Scripted, set_health
 from breakfix.simulate.faults.spec import Context, Duration, FaultSpec
 from breakfix.simulate.fleet import GPUS_PER_NODE, Node
 from breakfix.simulate.labels import Label
+from schemas.vocab import FailureClass
 
 GpuIndex = Annotated[int, Field(ge=0, lt=GPUS_PER_NODE)]
 
@@ -70,8 +71,9 @@ class Xid79Spec(GpuSpec):
                 workload(t + 20, node, "crashloop", node.job, [g]),
             ]
             label = ctx.label(
-                node, g, "gpu_hardware", t, end, "fault", "quarantine", decisive=True, repair="reboot"
-            )
+                node, g, FailureClass.GPU_HARDWARE, t, end, "fault", "quarantine", decisive=True,
+                repair="reboot",
+            )  # fmt: skip
             out.append(_OffTheBus(node, g, script, t, end, label))
         return out
 
@@ -122,7 +124,7 @@ class DbeSpec(GpuSpec):
             script = _dbe_script(node, g, t, ctx.pick(1000, 65000, node.name, "pid"), fail_at)
             repair = "rma" if self.remap_failure else "gpu_reset"
             label = ctx.label(
-                node, g, "gpu_memory", t, end, "fault", "quarantine", decisive=True, repair=repair
+                node, g, FailureClass.GPU_MEMORY, t, end, "fault", "quarantine", decisive=True, repair=repair
             )
             fault = _Dbe(node, g, script, t, end, label)
             fault.remap_failure_at = fail_at
@@ -152,7 +154,7 @@ class RepeatOffenderSpec(GpuSpec):
                 label = ctx.label(
                     node,
                     g,
-                    "gpu_memory",
+                    FailureClass.GPU_MEMORY,
                     t,
                     end,
                     "fault",
@@ -197,7 +199,7 @@ class SbeRisingSpec(GpuSpec):
             t_remap = t + int(ramp * 0.8)
             text = "Row remapping event: correctable errors reached the remap threshold."
             script = [xid(t_remap, node, g, 63, text)] if t_remap < ctx.end else []
-            label = ctx.label(node, g, "gpu_memory", t, end, "fault", "quarantine", repair="rma")
+            label = ctx.label(node, g, FailureClass.GPU_MEMORY, t, end, "fault", "quarantine", repair="rma")
             sbe = _RisingSbe(node, g, script, t, end, label)
             sbe.ramp, sbe.peak = ramp, self.peak
             out.append(sbe)
@@ -259,7 +261,7 @@ class ThermalFanSpec(FaultSpec):
             label = ctx.label(
                 node,
                 None,
-                "thermal_power",
+                FailureClass.THERMAL_POWER,
                 t,
                 end,
                 "fault",
@@ -297,7 +299,8 @@ class NvlinkCrcSpec(GpuSpec):
             script: list[Timed] = []
             for s in range(t + 1200, end if end is not None else ctx.end, 5400):
                 script += [xid(s, node, g, 74, text), kernel_xid(s, node, g, 74, text, None, "")]
-            label = ctx.label(node, g, "nvlink_fabric", t, end, "fault", "quarantine", repair="rma")
+            fabric = FailureClass.NVLINK_FABRIC
+            label = ctx.label(node, g, fabric, t, end, "fault", "quarantine", repair="rma")
             crc = _CrcErrors(node, g, script, t, end, label)
             crc.per_min = self.per_min
             out.append(crc)

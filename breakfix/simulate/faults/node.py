@@ -13,6 +13,7 @@ from breakfix.simulate.faults.scripted import Scripted
 from breakfix.simulate.faults.spec import Context, Duration, FaultSpec
 from breakfix.simulate.fleet import Node
 from breakfix.simulate.labels import Label
+from schemas.vocab import FailureClass
 
 
 class _NodeFault(Scripted):
@@ -50,7 +51,8 @@ class SilentAgentSpec(FaultSpec):
         for node in ctx.alloc.nodes(ctx.key, self.count, self.pool):
             t = ctx.offset(self.at)
             end = ctx.until(t, self.duration)
-            label = ctx.label(node, None, "monitoring", t, end, "silent", "monitoring", repair=None)
+            silent = FailureClass.MONITORING
+            label = ctx.label(node, None, silent, t, end, "silent", "monitoring", repair=None)
             out.append(_Silent(node, [], t, end, [label]))
         return out
 
@@ -97,7 +99,7 @@ class FlappingSpec(FaultSpec):
             label = ctx.label(
                 node,
                 None,
-                "node_os",
+                FailureClass.NODE_OS,
                 t,
                 end,
                 "fault",
@@ -149,7 +151,7 @@ class TenantReportSpec(FaultSpec):
             label = ctx.label(
                 node,
                 None,
-                "tenant_report",
+                FailureClass.TENANT_REPORT,
                 t,
                 end,
                 "fault",

@@ -10,6 +10,7 @@ from breakfix.simulate.faults.base import Fault, Gpus, kernel_xid, xid
 from breakfix.simulate.faults.gpu import GpuFault, GpuSpec, proc_name
 from breakfix.simulate.faults.spec import Context
 from breakfix.simulate.fleet import Node
+from schemas.vocab import FailureClass
 
 
 class _Spike(GpuFault):
@@ -35,7 +36,8 @@ class TempSpikeSpec(GpuSpec):
         out: list[Fault] = []
         for node in ctx.alloc.nodes(ctx.key, self.count, self.pool):
             g, t = self.gpu_for(ctx, node), ctx.offset(self.at) + ctx.pick(0, 600, node.name)
-            label = ctx.label(node, g, "thermal_power", t, t + 15, "noise", "none", persistent=False)
+            hot = FailureClass.THERMAL_POWER
+            label = ctx.label(node, g, hot, t, t + 15, "noise", "none", persistent=False)
             spike = _Spike(node, g, [], t, t + 15, label)
             spike.peak = self.temp_c
             out.append(spike)
@@ -49,7 +51,7 @@ class SingleSbeSpec(GpuSpec):
         out: list[Fault] = []
         for node in ctx.alloc.nodes(ctx.key, self.count, self.pool):
             g, t = self.gpu_for(ctx, node), ctx.offset(self.at) + ctx.pick(0, 600, node.name)
-            label = ctx.label(node, g, "gpu_memory", t, t, "noise", "none", persistent=False)
+            label = ctx.label(node, g, FailureClass.GPU_MEMORY, t, t, "noise", "none", persistent=False)
             out.append(_OneSbe(node, g, [], t, None, label))
         return out
 
@@ -75,6 +77,6 @@ class AppXidSpec(GpuSpec):
                 xid(t, node, g, self.xid, text, pid, job=node.job),
                 kernel_xid(t, node, g, self.xid, text, pid, proc_name(node)),
             ]
-            label = ctx.label(node, g, "workload_symptom", t, t, "noise", "none", persistent=False)
+            label = ctx.label(node, g, FailureClass.WORKLOAD_SYMPTOM, t, t, "noise", "none", persistent=False)
             out.append(GpuFault(node, g, script, t, t, label))
         return out
