@@ -48,8 +48,9 @@ class BuildContext:
 class Kind:
     """One actuator kind. ``read_only``: verbs that never change infrastructure (the simulated fleet
     judges them against ground truth instead of recording a mutation). ``build``: ``"module:function"``
-    taking a :class:`BuildContext` and returning the actuator, for kinds configured generically; the
-    shipped kinds keep their own options and leave it empty."""
+    taking a :class:`BuildContext` and returning the actuator, for kinds configured from one file
+    (``--actuator KIND=FILE``); kinds wired from several options (a scheduler, the node agent's
+    topic) leave it empty."""
 
     name: str
     operations: frozenset[str]
@@ -100,6 +101,7 @@ _SHIPPED = (
         "nico",
         frozenset({"push_evidence", "request_repair", "claim", "finish", "escalate", "clear_evidence"}),
         "configure --nico FILE (NICo URL, org, core, repair tenant; JWT in BREAKFIX_NICO_TOKEN)",
+        build="actuators.nico.connect:build",
     ),
 )
 

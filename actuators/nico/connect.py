@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import grpc
 
 from actuators.nico.actuator import NicoActuator
-from actuators.nico.config import NicoConfig
+from actuators.nico.config import NicoConfig, NicoConfigError, load_config
 from actuators.nico.health import GrpcHealthReports
 from actuators.nico.rest import NicoRest
+from actuators.registry import BuildContext
 
 
 @dataclass
@@ -41,3 +42,12 @@ def connect(cfg: NicoConfig) -> NicoClients:
             channel.close()
 
     return NicoClients(cfg, rest, health, close)
+
+
+def build(ctx: BuildContext) -> NicoActuator:
+    """The kind's builder (``actuators.registry``), behind ``--nico FILE`` and ``--actuator nico=FILE``."""
+    if ctx.config is None:
+        raise NicoConfigError("the nico actuator needs its config file: --nico FILE")
+    clients = connect(load_config(ctx.config))
+    ctx.on_close(clients.close)
+    return clients.actuator()

@@ -113,7 +113,8 @@ def build_actuators(
     wired = Wired([])
     _optional(wired, strict, "health_override", lambda: _add(wired, health or _health(opts)))
     _optional(wired, strict, "ticket", lambda: _add(wired, _tickets(opts, tickets)))
-    _optional(wired, strict, "nico", lambda: _nico(opts, wired))
+    if opts.nico_config is not None:
+        _optional(wired, strict, "nico", lambda: _plugin(opts, wired, "nico", opts.nico_config))
     for name, config in opts.plugins:
         _optional(wired, strict, name, lambda name=name, config=config: _plugin(opts, wired, name, config))  # type: ignore[misc]
     agent = _optional(wired, strict, "node_agent", lambda: _node_agent(opts, wired))
@@ -170,20 +171,6 @@ def _tickets(opts: ActuatorOptions, service: TicketService | None) -> TicketActu
         )
         service = TicketService(backend)
     return TicketActuator(service) if service is not None else None
-
-
-def _nico(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
-    if opts.nico_config is None:
-        return None
-    from actuators.nico.config import NicoConfigError, load_config
-    from actuators.nico.connect import connect
-
-    try:
-        clients = connect(load_config(opts.nico_config))
-    except NicoConfigError as err:
-        raise ActuationConfigError(str(err)) from err
-    wired.closers.append(clients.close)
-    return _add(wired, clients.actuator())
 
 
 def _plugin(opts: ActuatorOptions, wired: Wired, name: str, config: Path | None) -> Actuator:

@@ -88,3 +88,11 @@ def test_symptom_feed_keeps_the_latest_xid_or_workload_trouble_per_node() -> Non
     assert feed.last_symptom("n1") == datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
     assert feed.last_symptom("n2") == datetime(2026, 11, 23, 10, 7, tzinfo=UTC)
     assert feed.last_symptom("n3") is None and feed.last_symptom("n4") is None
+
+
+def test_a_shipped_kind_with_a_builder_is_configured_the_generic_way_too() -> None:
+    """`--actuator nico=FILE` reaches the same builder as `--nico FILE` (actuators.registry)."""
+    with pytest.raises(ActuationConfigError, match="nico actuator: the nico actuator needs its config file"):
+        build_actuators(ActuatorOptions(plugins=(("nico", None),), symptoms=False))
+    with pytest.raises(ActuationConfigError, match=r"validate.*configured by its own options"):
+        build_actuators(ActuatorOptions(plugins=(("validate", None),), symptoms=False))
