@@ -287,10 +287,19 @@ class Guard:
             name="stale", passed=age <= cutoff, figures={"evidence_age_s": round(age, 1), "cutoff_s": cutoff}
         )
 
+    def _mode(self, g: GuardState, failure_class: str) -> Mode:
+        """The class's mode: a lever may set it, but auto only where the policy allows auto
+        (``auto_allowed``); the guard re-checks this whoever signed the lever."""
+        default = self.policy.mode_for(failure_class)
+        mode = g.levers.mode(failure_class, default)
+        if mode is Mode.AUTO and failure_class not in self.policy.auto_allowed:
+            return default if default is not Mode.AUTO else Mode.RECOMMEND
+        return mode
+
     def _basic_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
         pol = self.policy
         pool = p.placement.pool
-        mode = g.levers.mode(p.failure_class, pol.mode_for(p.failure_class))
+        mode = self._mode(g, p.failure_class)
         excluded = (
             g.levers.excluded(p.node, pool)
             or pool in pol.exclusions.pools
@@ -519,7 +528,7 @@ class Guard:
             failure_class=p.failure_class,
             confidence=p.confidence,
             action=action,
-            mode=g.levers.mode(p.failure_class, self.policy.mode_for(p.failure_class)),
+            mode=self._mode(g, p.failure_class),
             executable=False,
             reasons=reasons,
             evidence=p.evidence,
