@@ -70,6 +70,9 @@ log = logging.getLogger("breakfix.actuators")
 DECISIONS, EVENTS = Topic.DECISIONS, Topic.EVENTS
 CONTROL, DEADLETTER = Topic.CONTROL, Topic.DEADLETTER
 
+RELEASED = ":released"
+"""Suffix the guard gives the decision of a held proposal it released (policy.guard)."""
+
 Emit = Callable[[dict[str, Any]], None]
 """Publish one action.result event (called from a workflow thread; returns once the broker acked)."""
 
@@ -103,8 +106,11 @@ class ControlState:
         return self.levers.excluded(node, pool if pool is not None else self.node_pool.get(node))
 
     def approvers(self, d: Decision) -> tuple[tuple[str, str], ...]:
-        """(actor, role) of everyone whose approval of this decision or this node covers it now."""
-        found = self.levers.approvals_for(d.node, d.id, d.failure_class, d.action, time.time())
+        """(actor, role) of everyone whose approval of this decision or this node covers it now. A
+        held decision released after its approval arrives as ``<held id>:released`` (see
+        policy.guard.decision_id); the approval names the held id, the one operators saw."""
+        approved_id = d.id.removesuffix(RELEASED)
+        found = self.levers.approvals_for(d.node, approved_id, d.failure_class, d.action, time.time())
         return tuple((a.actor, a.role) for a in found)
 
 
