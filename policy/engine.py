@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detectors.capacity import lost_gpus
 from detectors.catalog import Catalog
 from detectors.fusion import FusionConfig, fuse
 from detectors.state import DetectState
@@ -200,6 +201,7 @@ class Engine:
             job=d.job,
             signal=d.signal,
             decisive=d.decisive,
+            lost_gpus=lost_gpus(rt.det, rt.placement.gpus, when.timestamp()),
             replay=replay,
         )
 

@@ -69,6 +69,9 @@ class GuardState:
     """frozen scope key → (incident id, frozen until)."""
     blast: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    lost: dict[str, int] = field(default_factory=dict)
+    """node → GPUs it had lost on its own (NotReady, fallen off the bus) at its last proposal; only
+    nodes with some. Headroom counts them as removed while the node is in service."""
     counts: FleetCounts | None = field(default=None, compare=False, repr=False)
     """Capacity figures of ``nodes``, derived (never stored): counted once when first needed, then
     kept up to date by the guard as it registers nodes and moves their state. ``nodes`` is changed
@@ -158,6 +161,10 @@ class Guard:
             g.seen.popitem(last=False)
         g.clock = max(g.clock, p.time.timestamp())
         info = g.nodes.get(p.node) or self._add_node(g, p.node, p.placement)
+        if p.lost_gpus:
+            g.lost[p.node] = p.lost_gpus
+        else:
+            g.lost.pop(p.node, None)
         queued = self._unqueue(g, p.node, p.time.timestamp())
         if p.trigger == EXPIRED:
             # A withdrawal whose queued proposal is already gone was overtaken by a decision (release,
@@ -362,7 +369,8 @@ class Guard:
                 )
             )
         minimum = pol.min_healthy_fraction(pl.pool) * total
-        after = total - out - pl.gpus
+        lost = self._lost_elsewhere(g, p)
+        after = total - out - lost - pl.gpus
         checks.append(
             GuardCheck(
                 name="headroom",
@@ -370,6 +378,7 @@ class Guard:
                 figures={
                     "pool_gpus": total,
                     "out_of_service_gpus": out,
+                    "lost_gpus": lost,
                     "node_gpus": pl.gpus,
                     "healthy_after": after,
                     "min_healthy": round(minimum, 1),
@@ -377,6 +386,18 @@ class Guard:
             )
         )
         return checks
+
+    @staticmethod
+    def _lost_elsewhere(g: GuardState, p: Proposal) -> int:
+        """GPUs other in-service nodes of the pool have lost on their own (NotReady, fallen off the bus):
+        already removed, whatever the product does. Few nodes at a time, so a scan is cheap."""
+        total = 0
+        for node, n in g.lost.items():
+            info = g.nodes.get(node)
+            same_pool = info is not None and info.placement.pool == p.placement.pool
+            if node != p.node and same_pool and info is not None and info.state in (H, S):
+                total += min(n, info.placement.gpus)
+        return total
 
     def _wait_reason(self, g: GuardState, p: Proposal, capacity: list[GuardCheck]) -> str:
         """Why a fault waits, naming the nodes that hold its slots: it is released when one of them

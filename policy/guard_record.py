@@ -71,7 +71,8 @@ def decode_nodes(t: Nodes) -> dict[str, NodeInfo]:
 
 
 def _proposals(ps: list[Proposal]) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json") for p in ps]
+    # ``lost_gpus`` is written only when set, like the guard's ``lost`` below: format 2 unchanged.
+    return [p.model_dump(mode="json", exclude=None if p.lost_gpus else {"lost_gpus"}) for p in ps]
 
 
 def _levers(lv: Levers) -> tuple[Any, ...]:
@@ -102,7 +103,7 @@ def _from_levers(t: tuple[Any, ...]) -> Levers:
 
 
 def encode(g: GuardState) -> bytes:
-    state = (
+    state: tuple[Any, ...] = (
         encode_nodes(g.nodes),
         g.clock,
         _levers(g.levers),
@@ -116,6 +117,10 @@ def encode(g: GuardState) -> bytes:
         {k: list(q) for k, q in g.blast.items()},
         list(g.seen),
     )
+    if g.lost:
+        # Appended only when some node has lost capacity: a guard without any writes the exact bytes
+        # format 2 always wrote, and a reader takes either length.
+        state = (*state, dict(g.lost))
     return record_codec.encode(MAGIC, state)
 
 
@@ -130,7 +135,8 @@ def decode(b: bytes) -> GuardState:
 
 def _state(t: tuple[Any, ...]) -> GuardState:
     (nodes, clock, levers, breaker_open, quarantines, executions, backlog, waiting, wait_started,
-     incidents, blast, seen) = t  # fmt: skip
+     incidents, blast, seen) = t[:12]  # fmt: skip
+    lost = t[12] if len(t) > 12 else {}  # records written before lost capacity was kept have none
     return GuardState(
         nodes=decode_nodes(nodes),
         clock=float(clock),
@@ -144,4 +150,5 @@ def _state(t: tuple[Any, ...]) -> GuardState:
         incidents={k: (str(i), float(u)) for k, (i, u) in incidents.items()},
         blast={k: deque((float(s), str(n)) for s, n in q) for k, q in blast.items()},
         seen=OrderedDict.fromkeys(seen),
+        lost={str(n): int(k) for n, k in lost.items()},
     )

@@ -158,4 +158,3 @@ def _approval(levers: Levers, msg: ControlMessage, grant: ApprovalGrant) -> Chan
         expires_at=None if grant.expires_at is None else grant.expires_at.timestamp(),
     )
     return Change(applied=True, lifted=True)
-

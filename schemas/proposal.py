@@ -52,6 +52,9 @@ class Proposal(BaseModel):
     decisive: bool = False
     """The evidence includes a signal the catalog marks decisive (fallen off the bus, DBE with a row
     remap failure, uncontained ECC): node-local, never frozen by an incident of another signal."""
+    lost_gpus: Annotated[int, Field(ge=0)] = 0
+    """GPUs of the node already out of service without the product's doing (the node NotReady: all of
+    them; GPUs fallen off the bus): the guard's headroom counts them as removed."""
     replay: bool = False
     schema_version: int = SCHEMA_VERSION
 

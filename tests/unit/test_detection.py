@@ -203,3 +203,18 @@ def test_a_dbe_with_its_row_remap_pending_is_decisive_together() -> None:
     st, now = run([*warm, xid("n1", 80, 48, gpu=5)])
     alone = top(st, now)
     assert alone is not None and not alone.decisive
+
+
+def test_capacity_a_node_has_lost_on_its_own() -> None:
+    """A GPU fallen off the bus is one GPU gone; a NotReady node has lost all of them while the reading
+    is current. The guard's headroom counts these as removed."""
+    from detectors.capacity import READY_FRESH_S, lost_gpus
+
+    st, now = run([xid("n1", 10, 79, gpu=2)])
+    assert lost_gpus(st, 8, now) == 1
+    not_ready = ev(
+        "node.condition", "n1", 20, {"condition": "Ready", "status": "False", "reason": "KubeletNotReady"}
+    )
+    st, now = run([xid("n1", 10, 79, gpu=2), not_ready])
+    assert lost_gpus(st, 8, now) == 8
+    assert lost_gpus(st, 8, now + READY_FRESH_S + 1) == 1

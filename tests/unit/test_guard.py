@@ -296,3 +296,26 @@ def test_the_looser_example_site_policy_differs_from_the_shipped_one_only_in_con
     for key in ("concurrency", "version"):
         shipped.pop(key), other.pop(key)
     assert other == shipped
+
+
+def test_headroom_counts_capacity_already_lost_as_removed() -> None:
+    """A pool of 10 nodes (80 GPUs) keeps 85% (68) in service. One node is NotReady (its proposal says it
+    has lost all 8 GPUs): quarantining another would leave 64 in service, below the minimum, so it
+    waits; without the NotReady node it would have gone ahead (72). The lost GPUs survive a snapshot."""
+    from policy.guard_record import decode, encode
+
+    g, s = fleet(10, racks=10, policy=LOOSE)
+    down = prop("n0", 10, place(0, "r0"), to=NodeState.SUSPECT, action=ActionKind.OBSERVE)
+    down = down.model_copy(
+        update={"from_state": NodeState.HEALTHY, "trigger": "evidence_rising", "lost_gpus": 8}
+    )
+    assert g.step(s, down)[0].to_state is NodeState.SUSPECT and s.lost == {"n0": 8}
+    assert decode(encode(s)).lost == {"n0": 8}
+    held = g.step(s, prop("n1", 20, place(1, "r1")))[0]
+    assert (
+        held.held
+        and check(held, "headroom")["lost_gpus"] == 8
+        and check(held, "headroom")["healthy_after"] == 64
+    )
+    g2, s2 = fleet(10, racks=10, policy=LOOSE)
+    assert not g2.step(s2, prop("n1", 20, place(1, "r1")))[0].held
