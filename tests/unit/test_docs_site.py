@@ -1,0 +1,60 @@
+"""The README stays a front page and the docs site stays navigable: the README is short and links
+only to pages that exist, every relative link in the docs resolves, the Xid 79 trace names files
+that exist, and the dependencies page names every package ``pyproject.toml`` declares."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+README = REPO / "README.md"
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+_PATH = re.compile(r"`((?:schemas|detectors|policy|streams|actuators|breakfix|tests)/[\w/.-]+\.(?:py|yaml))`")
+
+
+def _links(path: Path) -> list[str]:
+    """Relative link targets of a markdown file, outside code blocks, without their anchors."""
+    text = _FENCE.sub("", path.read_text())
+    targets = [t.split("#", 1)[0] for t in _LINK.findall(text)]
+    return [t for t in targets if t and not re.match(r"^[a-z]+:", t)]
+
+
+def test_readme_is_a_front_page_of_at_most_200_lines() -> None:
+    assert len(README.read_text().splitlines()) <= 200
+
+
+def test_readme_links_only_to_existing_docs_pages() -> None:
+    links = _links(README)
+    assert links, "the README links into the docs site"
+    for target in links:
+        page = (REPO / target).resolve()
+        assert page.is_relative_to(DOCS) and page.suffix == ".md", f"README links outside docs/: {target}"
+        assert page.is_file(), f"README links to a missing page: {target}"
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    broken = [
+        f"{page.relative_to(REPO)} -> {target}"
+        for page in sorted(DOCS.rglob("*.md"))
+        for target in _links(page)
+        if not (page.parent / target).resolve().exists()
+    ]
+    assert broken == []
+
+
+def test_the_xid79_trace_names_files_that_exist() -> None:
+    cited = set(_PATH.findall((DOCS / "concepts" / "trace-xid79.md").read_text()))
+    assert len(cited) > 20
+    assert sorted(p for p in cited if not (REPO / p).is_file()) == []
+
+
+def test_the_dependencies_page_names_every_declared_package() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower() for d in declared}
+    page = (DOCS / "concepts" / "dependencies.md").read_text().lower()
+    assert sorted(n for n in names if n not in page) == []
