@@ -30,6 +30,7 @@ from schemas.deadletter import DeadLetter
 from schemas.events import Envelope, event_type_of
 from schemas.parse import parse_event
 from schemas.recording import dumps
+from schemas.signing import SEAL
 from schemas.topics import Topic
 from streams.kafka_client import kafka_options
 
@@ -102,10 +103,14 @@ class EventProducer:
             await self._producer.send(self.deadletter_topic, dumps(parsed), key=key)
             return parsed
         self.sent[event_type_of(parsed)] += 1
+        # A signed event leaves exactly as it was sealed: a re-encoding (times, key order) would
+        # break its signature (schemas.signing).
+        signed = isinstance(event, Mapping) and SEAL in event
+        payload = orjson.dumps(event) if signed else dumps(parsed)
         if parsed.node is None:
-            await self._to_every_partition(dumps(parsed))
+            await self._to_every_partition(payload)
         else:
-            await self._producer.send(self.topic, dumps(parsed), key=parsed.node.encode())
+            await self._producer.send(self.topic, payload, key=parsed.node.encode())
         return parsed
 
     async def _to_every_partition(self, payload: bytes) -> None:

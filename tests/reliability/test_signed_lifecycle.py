@@ -4,14 +4,19 @@ Tenant reports, repair status, action results and decisions change a node's life
 guard's say, so the node stage accepts them only from their signed origin (streams/signed_input.py).
 Each forgery here (and two forged emergency-mode levers sent to the guard) is a dead letter with its
 reason and no decision cites it; the same tenant report
-signed by the API still runs end to end into a guard-signed decision.
+signed by the API's key (sent with `breakfix produce --sign-as api`) still runs end to end into a
+guard-signed decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,7 +35,7 @@ T = "2025-01-01T01:00:05Z"
 
 
 def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_acts(
-    settings: StreamSettings, pool: Workers
+    settings: StreamSettings, pool: Workers, tmp_path: Path
 ) -> None:
     keys = {role: load_signer(settings, role) for role in ("api", "agent", "actuators", "guard")}
     now = time.time()
@@ -67,7 +72,8 @@ def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_act
         actor="x",
     ).model_dump(mode="json")
     forged_levers = [orjson.dumps(emergency), signed(keys["guard"], emergency)]  # unsigned; not the API's
-    good = signed(keys["api"], _event(5, "n1", "tenant.report", REPORT, t="2025-01-01T01:00:10Z"))
+    good = tmp_path / "report.jsonl"  # sent by `breakfix produce --sign-as api`, as an integration would
+    good.write_bytes(orjson.dumps(_event(5, "n1", "tenant.report", REPORT, t="2025-01-01T01:00:10Z")) + b"\n")
 
     async def produce() -> None:
         p = AIOKafkaProducer(bootstrap_servers=settings.broker)
@@ -82,12 +88,15 @@ def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_act
             )
             for value in forged_levers:
                 await p.send_and_wait(settings.topic("breakfix.control"), value, key=b"emergency:global")
-            await p.send_and_wait(events, good, key=b"n1")
         finally:
             await p.stop()
 
     pool.start(0)
     asyncio.run(produce())
+    cli = [str(Path(sys.executable).with_name("breakfix")), "produce", str(good), "--sign-as", "api"]
+    env = {**os.environ, "BREAKFIX_BROKER": settings.broker, "BREAKFIX_TOPIC_PREFIX": settings.topic_prefix}
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
     letters = asyncio.run(_read(settings, "breakfix.deadletter", lambda v: len(v) >= 7, 60.0, 1.0))
     reasons = sorted(orjson.loads(v)["reason"] for v in letters)
     assert reasons == sorted(["bad_signature", "wrong_signer", "wrong_signer"] + ["unsigned"] * 4), (
