@@ -6,7 +6,7 @@ benchmark holds the nodes of one pool (``--held``), sends the input that runs th
 until every re-proposal's decision is read. The baseline is the same with a pool of one node, in the
 same run on the same workers: one trip around the pipeline (node stage -> guard -> decisions). A
 ratio near 1 means the round is decided as one batch; near the number of held nodes, one node per
-round trip (the order keys before session 7).
+round trip (what ticks keyed like events would give).
 
 Run: .venv/bin/python -m bench.bench_tick_round [--held 100] [--workers 2]
 """

@@ -1,6 +1,7 @@
 """Soak: a fleet's telemetry at one or more offered rates into the node stage, for a bounded time.
 
-A 10,000-node fleet scraped every ~14 s sends ≈700 events/s; 10x that is the issue's target. Events are
+A 10,000-node fleet scraped every ~14 s sends ≈700 events/s; 10x that is the load the node
+stage must sustain. Events are
 produced at a paced rate with event time = wall time (nothing is stale or far in the future), the
 workers are real ``streams.workers`` processes, and every ``sample_s`` the soak records the consumer
 lag of the node stage's group (produced end offsets, known exactly from the producer's own

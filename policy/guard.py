@@ -463,7 +463,8 @@ class Guard:
             )
             return self._held(g, p, [chk], why, frozen[0])
         if p.failure_class == FailureClass.TENANT_REPORT:
-            # Seed 002: a tenant's report takes the machine out of allocation at once, capacity or not.
+            # NICo's repair manual: a tenant's report takes the machine out of allocation at once,
+            # capacity or not.
             return self._decide(g, p, self._basic_checks(g, p), now, decision_id(p))
         breaker = self._breaker(g)
         if not breaker.passed:

@@ -259,7 +259,7 @@ def evaluate(
 
 
 def on_tenant_report(life: Life, ev: TenantReport, policy: Policy, now: float) -> Draft | None:
-    """Seed 002: a tenant's issue report takes the machine out of allocation at once."""
+    """NICo's repair manual: a tenant's issue report takes the machine out of allocation at once."""
     life.tenant_issue = True
     if life.state not in (H, S):
         return None
@@ -287,7 +287,7 @@ def on_tenant_report(life: Life, ev: TenantReport, policy: Policy, now: float) -
 
 
 def on_repair_status(life: Life, ev: RepairStatus, now: float) -> Draft | None:
-    """Seed 002 FAQ: only repair_status == "Completed" returns a machine; anything else (Failed,
+    """NICo's repair manual, FAQ: only repair_status == "Completed" returns a machine; anything else (Failed,
     InProgress, missing, unknown) is a failed repair: out-for-repair, never auto-repaired again."""
     if not life.tenant_issue and life.state not in (Q, R):
         return None

@@ -235,7 +235,7 @@ class ChangeEvent(Envelope):
     data: ChangeData
 
 
-# --- tenant.report / repair.status (NICo-style, seed 002) -----------------------------------
+# --- tenant.report / repair.status (NICo-style, NICo's repair manual) -----------------------------------
 
 
 class TenantReportData(_Data):
@@ -252,7 +252,7 @@ class TenantReport(_NodeEnvelope):
 
 class RepairStatusData(_Data):
     """What a repair tenant reports on release. Missing or unknown ``repair_status`` is kept as sent:
-    seed 002 says such a release is handled as a failed repair, so it must not be dropped."""
+    NICo's repair manual handles such a release as a failed repair, so it must not be dropped."""
 
     repair_status: Annotated[str, Field(max_length=64)] | None = None
     repair_details: LongText = ""

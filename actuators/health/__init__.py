@@ -1,4 +1,5 @@
-"""NICo-style health overrides on a machine record store (seed 002's release/repair semantics)."""
+"""NICo-style health overrides on a machine record store (the release/repair semantics of NICo's
+repair manual)."""
 
 from actuators.health.actuator import HealthOverrideActuator
 from actuators.health.model import HealthOverride, Issue, MachineRecord, OverrideKind

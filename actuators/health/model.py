@@ -1,4 +1,4 @@
-"""The machine record in the style of NICo (seed 002): health overrides, repair labels, issue log.
+"""The machine record in the style of NICo (NICo's repair manual): health overrides, repair labels, issue log.
 
 A machine with any health override is not allocatable. Each override remembers who set it
 (``source``): ``breakfix`` when this product set it, ``operator:<name>`` when a person did, so the

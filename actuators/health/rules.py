@@ -1,4 +1,5 @@
-"""The NICo release/repair semantics (seed 002, FAQ Q1-Q5) as pure functions over a machine record.
+"""The release/repair semantics of NICo's repair manual (its FAQ Q1-Q5) as pure functions over a
+machine record.
 
 - Q1 tenant reports an issue, auto-repair disabled: tenant-reported-issue only.
 - Q2 auto-repair enabled: tenant-reported-issue + repair-request; unclaimed past a limit = limbo.

@@ -1,6 +1,6 @@
 """The ticket tracker seam, and the rule that only a person closes a ticket.
 
-Seed 001's autonomy table: agents may create and update incidents, closing needs a human. The rule
+The agents' autonomy rule: agents may create and update incidents, closing needs a human. The rule
 lives in the types: a backend's ``close`` takes a :class:`HumanCloser`, and the only way to make one
 is :meth:`HumanCloser.of`, which refuses agents and automation.
 """

@@ -1,4 +1,4 @@
-"""Tickets as the operators' tracker sees them, with the enrichment seed 001 asks every alert to carry:
+"""Tickets as the operators' tracker sees them, with the enrichment an on-call operator needs on every alert:
 node identity, active job count, last successful playbook run, and a link to the ticket already open
 for the node (so nobody files a duplicate), plus the diagnostic bundle as an attachment.
 """

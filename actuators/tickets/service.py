@@ -1,4 +1,4 @@
-"""Filing tickets the way seed 001's operators wanted them: one open ticket per node (later findings
+"""Filing tickets the way on-call operators want them: one open ticket per node (later findings
 become comments on it, with a link back), every ticket enriched, the diagnostic bundle attached, and
 closing left to a person."""
 

@@ -1,5 +1,5 @@
-"""Seed 002 on the API: instance release with an optional issue report, repair-tenant releases with
-``repair_status``, and people's health-override edits (carbide-admin-cli's ``health-override``).
+"""NICo's repair manual on the API: instance release with an optional issue report, repair-tenant
+releases with ``repair_status``, and people's health-override edits (carbide-admin-cli's ``health-override``).
 
 The rules themselves are :mod:`actuators.health.rules` (FAQ Q1-Q5); this module decides which rule
 a call means, publishes the matching event (``tenant.report`` / ``repair.status``) so the pipeline
@@ -38,7 +38,7 @@ class IssueReport(BaseModel):
 
 
 class ReleaseRequest(BaseModel):
-    """``instance_id`` (seed 002 also calls it ``id``); ``machine_id`` when the instance id is not
+    """``instance_id`` (the manual also calls it ``id``); ``machine_id`` when the instance id is not
     the machine id."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -1,4 +1,4 @@
-"""Repair plans (seed 000's ``POST /repair-plans``): which nodes, which playbook and version, what
+"""Repair plans (``POST /repair-plans``): which nodes, which playbook and version, what
 risk, what capacity each pool loses against its headroom, and who must approve.
 
 A plan's ``content_hash`` covers everything that decides what would run (nodes, actions, playbooks

@@ -1,4 +1,4 @@
-"""Seed 002's NICo surface: instance release (with issue report or repair status) and machine
+"""The NICo surface of its repair manual: instance release (with issue report or repair status) and machine
 records with their health overrides.
 
 For sites without NICo: here the product itself plays the infrastructure controller. Where NICo

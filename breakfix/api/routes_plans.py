@@ -1,4 +1,4 @@
-"""Repair plans (create, show, approve, execute) and the workflows executing them (seed 000)."""
+"""Repair plans (create, show, approve, execute) and the workflows executing them."""
 
 from __future__ import annotations
 

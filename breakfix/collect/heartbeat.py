@@ -1,6 +1,6 @@
 """agent.heartbeat: a collector's "my view of node X is live", sent after every completed round.
 
-"No data" is neither healthy nor faulty (DESIGN.md): the node stage needs to see a collector go
+"No data" is neither healthy nor faulty: the node stage needs to see a collector go
 silent to record monitoring as unhealthy instead of reading silence as health. A round that fails
 sends no heartbeat, so a broken source shows up as missing heartbeats within one interval.
 """

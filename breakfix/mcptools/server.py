@@ -1,4 +1,4 @@
-"""The MCP server: the operator API's capabilities as tools for agent frameworks (seed 001).
+"""The MCP server: the operator API's capabilities as tools for agent frameworks.
 
 Every tool is one API call made with the agent's token, so roles, approvals and the audit log apply
 exactly as they do to a person at the CLI; nothing here decides what an agent may do. Tool

@@ -1,4 +1,5 @@
-"""Seed 000's fleet figures as Prometheus gauges, computed from ClickHouse at scrape time.
+"""The fleet figures (automation success, overrides, false positives, MTTR, capacity) as Prometheus
+gauges, computed from ClickHouse at scrape time.
 
 Nothing is cached or counted in process: every scrape runs the same SQL an analyst would (the saved
 queries plus :mod:`breakfix.metrics.sql`), so ``/metrics`` equals the store's figures for the same

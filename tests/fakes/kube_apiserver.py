@@ -1,6 +1,6 @@
 """An in-process Kubernetes API server stand-in, for tests that drive the real ``kubernetes`` client.
 
-No kube-apiserver can be installed here (DESIGN.md "Real components"), so this serves, over HTTP on
+No kube-apiserver can run here (it needs etcd and a container runtime), so this serves, over HTTP on
 loopback, exactly the REST semantics the product relies on — and nothing is mocked on the client side:
 
 - nodes: list / get / watch / create / replace (PUT) / patch with ``application/merge-patch+json``,

@@ -249,7 +249,7 @@ def _held(store: Any, decision_id: str, node: str, action: ActionKind, guard_fai
 def test_a_decision_approval_is_bound_to_its_decision_class_and_action_and_expires(
     api_server: ApiServer,
 ) -> None:
-    """Issue 22: approvals bound to what they approve, single use, expiring (default 30 min)."""
+    """Approvals bound to what they approve, single use, expiring (default 30 min)."""
     _held(api_server.store, "dec-held-1", "gpu-node-2", ActionKind.REBOOT)
     body = {"decision_id": "dec-held-1", "reason": "checked the node"}
     ok = call(api_server, "POST", "/approvals", "approver", body)

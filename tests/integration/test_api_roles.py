@@ -56,8 +56,8 @@ def test_role_is_refused_what_it_may_not_do(api_server: ApiServer, role: str, op
 
 def test_expected_refusals_for_the_autonomy_table() -> None:
     refused = set(REFUSALS)
-    # Seed 001: agents hold no lever and cannot approve (closing a ticket is refused to them by the
-    # ticket service itself, as a non-human: see test_api_levers).
+    # The agents' autonomy rule: agents hold no lever and cannot approve (closing a ticket is refused
+    # to them by the ticket service itself, as a non-human: see test_api_levers).
     assert {("agent", "killswitch.set"), ("agent", "plans.approve"), ("agent", "modes.set")} <= refused
     assert {
         ("viewer", "plans.create"),

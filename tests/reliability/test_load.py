@@ -8,7 +8,7 @@
    bounds. This phase runs twice as long as the first because the lag is a sawtooth (committed offsets
    move when a partition checkpoints, every 5 s, each partition on its own phase; spread ~4k events at
    10x): fitted over 10 s of 1 s samples the trend's noise is ~+-440 events/s (4k / sqrt(82.5)), enough
-   to read a bounded lag as growing at +1,300/s, as session 5 did; over 20 s it is ~+-155/s against a
+   to read a bounded lag as growing at +1,300/s; over 20 s it is ~+-155/s against a
    bound of 700/s.
 
 Every phase reports where the CPU went (cores used by the load generator, the Tansu broker, each

@@ -1,4 +1,4 @@
-"""One test per fault the scored simulator run used to miss or misjudge (issue 6), each failing if its
+"""One test per fault the scored simulator run used to miss or misjudge, each failing if its
 fix regressed: change attribution despite an older corroborating symptom, NVML throttle names, a
 marginal NVLink, a flapping node with a hung runtime, and the subsampled temperature baseline."""
 

@@ -1,4 +1,5 @@
-"""DESIGN.md "Confidence", point by point, each with an example that fails if it broke."""
+"""How confidence is fused (docs/concepts/design.md, "Detection"), point by point, each with an
+example that fails if it broke."""
 
 from __future__ import annotations
 

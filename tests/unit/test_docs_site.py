@@ -4,6 +4,7 @@ that exist, and the dependencies page names every package ``pyproject.toml`` dec
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -58,3 +59,34 @@ def test_the_dependencies_page_names_every_declared_package() -> None:
     names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower() for d in declared}
     page = (DOCS / "concepts" / "dependencies.md").read_text().lower()
     assert sorted(n for n in names if n not in page) == []
+
+
+_COORDINATES = re.compile(
+    "|".join(
+        (
+            r"\b[Ss]essions? [0-9]",  # numbered work sessions
+            r"\b[Ss]eeds? 0[0-9]{2}\b",  # source-document numbers
+            r"\b[Ss]eed doc",
+            "DESIGN" + r"\.md",  # a design file the repository does not have
+            r"\b[Ii]ssues? [0-9]+\b",  # tracker numbers (cite an upstream one as `project issue #N`)
+        )
+    )
+)
+_TEXT = {".py", ".md", ".yaml", ".yml", ".json", ".toml", ".sh", ".cfg", ".ini", ".txt", ".sql", ".html"}
+
+
+def test_no_build_process_coordinates_in_the_product() -> None:
+    """Code, docs and tests name a rule or its public source, never how the code was built."""
+    found = []
+    for folder, subdirs, files in os.walk(REPO):
+        subdirs[:] = [
+            d for d in subdirs if not d.startswith(".") and d not in ("__pycache__", "node_modules")
+        ]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix not in _TEXT and name not in ("Makefile", "Dockerfile"):
+                continue
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if _COORDINATES.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:100]}")
+    assert found == []

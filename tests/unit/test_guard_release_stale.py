@@ -2,7 +2,7 @@
 stale cutoff the guard never grants it; the node itself (on its own event time) renews it or withdraws
 it, and a withdrawal is retired with a recorded, non-acting decision. The guard never expires a queued
 proposal on its own clock: that decision would reach a streaming node at a different point of its input
-than an offline one (issue 7's contract).
+than an offline one, and streamed decisions must equal offline replay's.
 
 Regression: on the 1,000-node x 24 h run a flapping node's proposal waited behind the pool's concurrency
 limit and was released as a quarantine an hour after its fault had ended.

@@ -1,4 +1,4 @@
-"""NICo FAQ Q1-Q5 (seed 002), one test each, through release events on a real JSON machine store.
+"""NICo FAQ Q1-Q5 (NICo's repair manual), one test each, through release events on a real JSON machine store.
 
 Each test states the FAQ's "What happens" bullets as assertions: which overrides are present, whether
 the machine is allocatable, and whether auto-repair may trigger again.

@@ -1,4 +1,4 @@
-"""Tickets: seed 001's enrichment, one open ticket per node, bundle attached, and only a person closes.
+"""Tickets: the on-call enrichment, one open ticket per node, bundle attached, and only a person closes.
 
 The built-in store is exercised on disk; the Jira adapter over real HTTP against a loopback Jira
 stand-in (tests/fakes/jira_server.py) that enforces Jira's auth and attachment-header rules.
