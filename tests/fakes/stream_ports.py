@@ -10,9 +10,10 @@ tests/integration/test_stream_kafka.py and test_stream_gaps.py.
 from __future__ import annotations
 
 import asyncio
+import random
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -62,6 +63,8 @@ class MemoryKafka:
 
     def __init__(self) -> None:
         self.logs: dict[TP, list[Message]] = defaultdict(list)
+        self.sent: list[Message] = []
+        """Every record, in the order it was appended (across partitions)."""
         self.journal: list[tuple[Any, ...]] = []
         self.committed: dict[TP, int] = {}
 
@@ -69,6 +72,7 @@ class MemoryKafka:
         log = self.logs[TP(topic, partition)]
         msg = Message(topic, partition, len(log), key, value, list((headers or {}).items()))
         log.append(msg)
+        self.sent.append(msg)
         return msg
 
     def produce(self, topic: str, key: bytes, value: bytes) -> Message:
@@ -185,6 +189,7 @@ class MemoryPipeline:
         self.new_guard: Any = new_guard
         self.guard = GuardShell(self._guard_stage, self.guard_ports, NAMES, checkpoint_s)
         self.position: dict[TP, int] = defaultdict(int)
+        self.crashes = 0
 
     def _guard_stage(self) -> GuardStage:
         stage: GuardStage = self.new_guard()
@@ -198,10 +203,12 @@ class MemoryPipeline:
                 out.extend(log[self.position[tp] :])
         return out
 
-    async def deliver(self, msg: Message) -> None:
+    async def deliver(self, msg: Message, queue_empty: Any = lambda: True) -> None:
+        """Deliver ``msg`` to its stage; ``queue_empty`` answers the node stage's "is more input
+        queued?" (always empty by default: pending guard items leave at once)."""
         self.position[msg.tp] = msg.offset + 1
         if msg.topic in (Topic.EVENTS, Topic.DECISIONS):
-            await self.node.input(Delivered(msg), self.clock(), lambda: True)
+            await self.node.input(Delivered(msg), self.clock(), queue_empty)
         else:
             await self.guard.input(Delivered(msg))
 
@@ -219,3 +226,52 @@ class MemoryPipeline:
             if self.guard.on:
                 await self.guard.timer()
             self.clock.now += 10.0
+
+    def crash_node(self, stage: NodeStage) -> None:
+        """A SIGKILLed node-stage worker replaced by one running ``stage``: what was not checkpointed
+        is gone, the table stays, and its input is delivered again from the committed offsets."""
+        self.node = NodeShell(stage, self.node_ports, NAMES, "test")
+        for tp in list(self.position):
+            if tp.topic in (Topic.EVENTS, Topic.DECISIONS):
+                self.position[tp] = self.kafka.committed.get(tp, 0)
+
+    async def run_interleaved(
+        self, rng: random.Random, timer_every: float = 0.01, crash: Callable[[], NodeStage] | None = None
+    ) -> None:
+        """Deliver everything in a random interleaving (a random input partition, or the guard, at
+        each step; the input queue found empty at random, so guard items wait for a batch; the
+        timers at random moments, the clock moving 1 s each time), then run the timers until the
+        stages hold and owe nothing (no held item, no unacknowledged input): the stream has ended.
+        With ``crash``, the node stage is killed and replaced (:meth:`crash_node`) at random, about
+        every 3,000 steps."""
+        partitions = set(range(TOPIC_BY_NAME[Topic.EVENTS].partitions))
+        node_topics, guard_topics = (Topic.EVENTS, Topic.DECISIONS), (Topic.PROPOSALS, Topic.CONTROL)
+        quiet = 0
+        while quiet < 5:
+            logs = self.kafka.logs.items()
+            ready = {
+                tp
+                for tp, log in logs
+                if tp.topic in node_topics + guard_topics and self.position[tp] < len(log)
+            }
+            node = sorted(tp for tp in ready if tp.topic in node_topics)
+            guard = sorted(tp for tp in ready if tp.topic in guard_topics)
+            if (not node and not guard) or rng.random() < timer_every:
+                self.clock.now += 1.0
+                await self.node.timer(lambda: partitions)
+                if self.guard.on:
+                    await self.guard.timer()
+                done = not (
+                    ready
+                    or len(self.guard.stage.watermark)
+                    or self.guard.acks
+                    or any(self.node.held.values())
+                )
+                quiet = quiet + 1 if done else 0
+                continue
+            if crash is not None and rng.random() < 1 / 3000:
+                self.crash_node(crash())
+                self.crashes += 1
+                continue
+            tp = guard[0] if guard and (not node or rng.random() < 0.3) else rng.choice(node)
+            await self.deliver(self.kafka.logs[tp][self.position[tp]], lambda: rng.random() < 0.5)
