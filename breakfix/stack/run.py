@@ -13,7 +13,7 @@ What it starts, in order, each stopped in reverse when it ends (:class:`~breakfi
    (each signing with its role's key: one key per role is created under the stack's directory, as on
    one host);
 4. the operator API on simulated actuators (``breakfix serve --simulate``), with a tokens file of one
-   local identity per role;
+   local identity per role; its ad-hoc SQL (``POST /sql``) runs as the store's read-only ``reader``;
 5. optionally a simulated fleet's last hour of telemetry, fed live, so ``breakfix nodes`` has a fleet.
 
 Then it writes the context file (:mod:`breakfix.stack.context`) and waits. Node agents are not
@@ -143,7 +143,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         api = kids.spawn(
             "api",
             [breakfix, "serve", "--port", str(api_port), "--store", writer, "--broker", broker.url,
-             "--tokens", str(work / "tokens.yaml"), "--state-dir", str(work / "api"), "--simulate"],
+             "--sql-store", store.dsn("reader"), "--tokens", str(work / "tokens.yaml"),
+             "--state-dir", str(work / "api"), "--simulate"],
             env, logs / "api.log",
         )  # fmt: skip
         api_url = f"http://127.0.0.1:{api_port}"

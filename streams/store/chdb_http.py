@@ -12,11 +12,14 @@ lz4 frame per insert block, so a body is several frames back to back); settings 
 bindings as URL parameters; errors as a non-2xx status with ``X-ClickHouse-Exception-Code``.
 
 Users, as a ClickHouse server's ``users.xml`` would define them: each has a password and either full
-access or a read-only profile. A read-only user's profile settings (``readonly = 1`` plus the time,
-memory and result-size limits of :class:`ReadOnlyLimits`) are applied *after* the client's own, and
-``readonly = 1`` last, so no URL parameter or statement text can lift them — the same guarantee a
-ClickHouse server gives a user whose profile is read-only. With no users configured every request
-is served as a full-access user (loopback only; the local stack always configures users).
+access or a read-only profile. A read-only user's profile is what a ClickHouse server's read-only
+profile with constraints gives: ``readonly = 2`` (reads and setting changes only, never a write or
+DDL; clickhouse-connect then still sends its per-query limits, as to a real server) and the time,
+memory and result-size limits of :class:`ReadOnlyLimits` applied *after* the client's URL settings
+(so a client cannot raise them), with ``readonly`` set last. chdb has no settings constraints, so a
+``SETTINGS name = value`` clause in a read-only user's statement is refused outright, where a server
+would clamp it to the constraint. With no users configured every request is served as a
+full-access user (loopback only; the local stack always configures users).
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ _TRAILING_FORMAT = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 _RESULT_SET = re.compile(rb"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.I)
 _CODE = re.compile(r"Code: (\d+)")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTINGS_PROBE = re.compile(
+    rb"^\s*SELECT\s+[\w\s,]+\s+FROM\s+system\.settings(\s+LIMIT\s+\d+)?(\s+FORMAT\s+\w+)?\s*;?\s*$", re.I
+)
+"""clickhouse-connect's connect-time read of ``system.settings``, which tells it which settings it may
+send. A server with a constrained read-only profile reports the limits as changeable (downwards);
+chdb has no constraints, so this one read of the settings table runs before ``readonly`` is set,
+and reports them changeable. It reads settings only: nothing is written, nothing else runs so."""
+_SETTINGS_CLAUSE = re.compile(rb"\bSETTINGS\s+[A-Za-z_][A-Za-z0-9_]*\s*=", re.I)
 MAX_BODY_BYTES = 256 << 20
 """Largest request body accepted (a sink batch is a few MB); larger is answered 413 unread."""
 
@@ -75,8 +86,27 @@ class ReadOnlyLimits:
     max_result_rows: int = 1_000_000
     result_overflow_mode: str = "throw"
 
-    def settings(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.__dict__.items()}
+    def clamp(self, asked: Mapping[str, str]) -> dict[str, str]:
+        """The profile's limits as a constraint would apply them: a client may ask for less (a
+        lower numeric limit, or ``break`` instead of ``throw``), never for more; 0 means unlimited.
+
+        >>> ReadOnlyLimits(max_result_rows=100).clamp({"max_result_rows": "10"})["max_result_rows"]
+        '10'
+        >>> ReadOnlyLimits(max_result_rows=100).clamp({"max_result_rows": "0"})["max_result_rows"]
+        '100'
+        """
+        out: dict[str, str] = {}
+        for name, cap in self.__dict__.items():
+            given = asked.get(name)
+            if isinstance(cap, int):
+                try:
+                    n = int(given) if given is not None else 0
+                except ValueError:
+                    n = 0
+                out[name] = str(n if 0 < n < cap else cap)
+            else:
+                out[name] = given if given in ("throw", "break") else str(cap)
+        return out
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = decompress(self._body(), self.headers.get("Content-Encoding", ""))
             status, payload, headers = self.server.execute(user, params, body)
         except HttpError as err:
+            self.close_connection = True  # its body may be unread: never parse it as the next request
             self._reply(
                 err.status,
                 f"Code: {err.code}. {err}".encode(),
@@ -235,13 +266,19 @@ class _Server(ThreadingHTTPServer):
         binds = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         settings = {k: v for k, v in params.items() if k not in _TRANSPORT and not k.startswith("param_")}
         readonly = user is not None and user.readonly
+        level = "2"
         if readonly:
-            # Client settings first, the profile's after them (they win), readonly last (it locks).
-            settings.pop("readonly", None)
-            settings.update(self.config.limits.settings())
+            # the profile's constraint on readonly is "at least 1": a client may only make it stricter
+            level = "1" if settings.pop("readonly", None) == "1" else "2"
+            settings.update(self.config.limits.clamp(settings))
+            if _SETTINGS_PROBE.match(text):
+                level = ""  # see _SETTINGS_PROBE
         for name in settings:
             if not _SETTING_NAME.match(name):
                 raise HttpError(400, 115, f"Unknown setting {name!r}")
+        if readonly and _SETTINGS_CLAUSE.search(text):
+            who = user.name if user is not None else ""
+            raise HttpError(403, 452, f"{who}: a SETTINGS clause cannot change a read-only profile's limits")
         with self.lock:
             conn = chdb.connect(self.data_path)  # type: ignore[no-untyped-call] # a fresh handle per request: settings never leak
             try:
@@ -249,8 +286,8 @@ class _Server(ThreadingHTTPServer):
                     conn.query(f"USE `{params['database'].replace('`', '')}`", "TabSeparated")
                 for k, v in settings.items():
                     conn.query(f"SET {k} = {_quote(v)}", "TabSeparated")
-                if readonly:
-                    conn.query("SET readonly = 1", "TabSeparated")
+                if readonly and level:
+                    conn.query(f"SET readonly = {level}", "TabSeparated")
                 return self._run(conn, text, binds)
             finally:
                 conn.close()

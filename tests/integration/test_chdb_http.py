@@ -77,3 +77,14 @@ def test_no_client_setting_or_statement_lifts_the_read_only_profile(
 def test_a_wrong_password_is_refused(server: ChdbHttpServer) -> None:
     with pytest.raises(DatabaseError, match=r"516|Authentication"):
         client(server, "reader", "guess").query("SELECT 1")
+
+
+def test_the_reader_may_tighten_its_limits_as_the_api_does(server: ChdbHttpServer, table: str) -> None:
+    """The API's ad-hoc SQL sends readonly=1 and lower limits as client settings; a constrained
+    read-only profile accepts them (downwards only)."""
+    r = client(server, "reader", "r-secret", readonly=1, max_execution_time=5, max_result_rows=10,
+               result_overflow_mode="break")  # fmt: skip
+    assert r.query(f"SELECT sum(a) FROM {table}").result_rows == [(3,)]
+    with pytest.raises(DatabaseError, match="readonly"):
+        r.command(f"INSERT INTO {table} VALUES (9)")
+    r.close()
