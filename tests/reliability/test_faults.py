@@ -36,11 +36,12 @@ from breakfix.simulate.engine import SimConfig, simulate
 from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.decision import Decision
-from schemas.recording import dumps, iter_lines
+from schemas.recording import iter_lines
 from streams.embedded_broker import EmbeddedBroker
 from streams.replay_kafka import replay_into_kafka
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
+from tests.signing import sealed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
@@ -163,7 +164,7 @@ def test_workflow_runner_killed_at_random_points_executes_nothing_twice(
     ledger = state / "fleet-ledger.jsonl"
     good = _executable(8)
     stale = [decision("gpu-stale", 90, stale=True), decision("gpu-replay", 91, replay=True)]
-    items = [(d.node.encode(), dumps(d)) for d in [*good[:4], *stale, *good[4:]]]
+    items = [(d.node.encode(), sealed(d)) for d in [*good[:4], *stale, *good[4:]]]
     asyncio.run(publish(settings, "breakfix.decisions", items))
     kills = 0
     proc = start_stage_process(settings, state, log)
