@@ -90,3 +90,24 @@ def test_no_build_process_coordinates_in_the_product() -> None:
                 if _COORDINATES.search(line):
                     found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:100]}")
     assert found == []
+
+
+def test_the_commands_page_names_every_cli_command() -> None:
+    from typer.main import get_command
+
+    from breakfix.cli.main import app
+
+    commands = getattr(get_command(app), "commands", {})
+    assert commands, "the CLI is a group of commands"
+    text = (DOCS / "operate" / "commands.md").read_text()
+    assert sorted(c for c in commands if f"breakfix {c}" not in text and f"`{c}`" not in text) == []
+
+
+def test_the_guardrails_page_lists_every_registered_guardrail() -> None:
+    from policy.guardrails import GUARDRAILS
+
+    text = (DOCS / "concepts" / "guardrails.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    assert rows == set(GUARDRAILS)
+    for name, protects in GUARDRAILS.items():
+        assert f"| `{name}` | {protects} |" in text, name
