@@ -111,3 +111,13 @@ def test_the_guardrails_page_lists_every_registered_guardrail() -> None:
     assert rows == set(GUARDRAILS)
     for name, protects in GUARDRAILS.items():
         assert f"| `{name}` | {protects} |" in text, name
+
+
+def test_the_control_contract_page_lists_every_lever_with_its_scopes_and_fields() -> None:
+    from schemas.control import PAYLOADS, SCOPES
+
+    text = (DOCS / "contracts" / "control.md").read_text()
+    for kind, model in PAYLOADS.items():
+        scopes = ", ".join(f"`{s.value}`" for s in sorted(SCOPES[kind], key=lambda s: s.value))
+        fields = ", ".join(f"`{n}`" for n in model.model_fields)
+        assert f"| `{kind.value}` | {scopes} | {fields} |" in text, kind
