@@ -14,7 +14,8 @@ DOCS = REPO / "docs"
 README = REPO / "README.md"
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^```.*?^```", re.M | re.S)
-_PATH = re.compile(r"`((?:schemas|detectors|policy|streams|actuators|breakfix|tests)/[\w/.-]+\.(?:py|yaml))`")
+_TOP = "schemas|detectors|policy|streams|actuators|breakfix|tests|bench|deploy"
+_PATH = re.compile(rf"`((?:{_TOP})/[\w/.-]+\.\w+)`")
 
 
 def _links(path: Path) -> list[str]:
@@ -51,6 +52,17 @@ def test_the_xid79_trace_names_files_that_exist() -> None:
     cited = set(_PATH.findall((DOCS / "concepts" / "trace-xid79.md").read_text()))
     assert len(cited) > 20
     assert sorted(p for p in cited if not (REPO / p).is_file()) == []
+
+
+def test_every_repository_file_a_docs_page_names_exists() -> None:
+    """A moved or renamed module fails here until the docs that name it follow."""
+    missing = [
+        f"{page.relative_to(REPO)}: {path}"
+        for page in [README, *sorted(DOCS.rglob("*.md"))]
+        for path in sorted(set(_PATH.findall(page.read_text())))
+        if not (REPO / path).exists()
+    ]
+    assert missing == []
 
 
 def test_the_dependencies_page_names_every_declared_package() -> None:
