@@ -151,6 +151,17 @@ def test_kill_switch_and_a_mode_are_set_and_read_back(stack: Stack) -> None:
     assert stack.json("killswitch", "status")["pools"] == {"train-a": False}
 
 
+def test_ad_hoc_sql_reads_the_shared_store_and_never_writes(stack: Stack) -> None:
+    """Through the API (as the store's read-only user) and straight at the store (the context's DSN
+    is that user too): reads answer, a write is refused either way."""
+    through_api = stack.run("sql", "--api", "SELECT count() FROM node_inventory")
+    assert any(ch.isdigit() for ch in through_api.stdout)
+    refused = stack.run("sql", "--api", "INSERT INTO audit (id) VALUES ('x')", check=False)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) <= 2
+    direct = stack.run("sql", "DROP TABLE breakfix.audit", check=False)
+    assert direct.returncode != 0 and "readonly" in direct.stderr.lower()
+
+
 def test_mcp_client_over_stdio_reads_state_and_is_refused_a_mutation_with_a_hint(
     stack: Stack, tmp_path: Path
 ) -> None:
