@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,9 @@ def up(
         24, "--fleet", min=0, max=2000, help="Simulated nodes fed at start (0: an empty fleet)."
     ),
     seed: int = typer.Option(7, "--seed", help="Seed of the simulated fleet."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start from an empty store and API state (tokens and keys are kept)."
+    ),
     foreground: bool = typer.Option(False, "--foreground", help="Run in this terminal until Ctrl-C."),
     timeout: float = typer.Option(180.0, "--timeout", min=10, help="Seconds to wait for the stack."),
 ) -> None:
@@ -86,6 +90,9 @@ def up(
     for name, port in ports:
         if not _port_free(port):
             fail(f"port {port} is in use", f"stop what listens there or choose another {name}")
+    if fresh:
+        for sub in ("chdb", "api", "actuators", "data", "spool"):
+            shutil.rmtree(dir / sub, ignore_errors=True)
     if foreground:
         _foreground(dir, broker_port, api_port, store_port, workers, fleet, seed)
         return
@@ -170,8 +177,36 @@ def down(
             clean = _stop(ctx.pid, timeout)
         if not clean:
             console.print(f"the stack did not stop within {timeout:.0f}s and was killed")
+    left = _orphans(Path(ctx.dir))
+    for name, pid in left.items():  # the owner died without stopping them
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        console.print(f"stopped {name} (pid {pid}), left behind by the stack's owner")
     context_path().unlink(missing_ok=True)
     console.print("local stack stopped")
+
+
+def _orphans(work: Path) -> dict[str, int]:
+    """The stack's processes still running, from the pids file the owner wrote (a pid counts only
+    while its command line is still a breakfix or Tansu process: pids are reused)."""
+    import json
+
+    try:
+        pids: dict[str, int] = json.loads((work / "pids.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for name, pid in pids.items():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "breakfix" in cmd or "tansu" in cmd or "streams" in cmd:
+            out[name] = int(pid)
+    return out
 
 
 def status() -> None:

@@ -23,6 +23,7 @@ started: the simulated actuators stand in for them (a node agent needs a GPU nod
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -164,6 +165,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
             pid=os.getpid(),
             dir=str(work),
         )
+        _write_pids(work, {**{n: p.pid for n, p in kids.procs.items()}, **(
+            {"broker": broker.proc.pid} if broker.proc is not None else {})})  # fmt: skip
         path = ctx.save()
         log.info("stack ready; context written to %s", path)
         if ready is not None:
@@ -178,6 +181,14 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         kids.stop("actuators")
         kids.stop("sink")
     log.info("stack stopped")
+
+
+PIDS = "pids.json"
+"""The stack's processes (name -> pid), for `breakfix down` when the owner itself died."""
+
+
+def _write_pids(work: Path, pids: dict[str, int]) -> None:
+    (work / PIDS).write_text(json.dumps(pids))
 
 
 def _settle(dsn: str, nodes: int, quiet_s: float = 3.0, timeout_s: float = 90.0) -> None:
