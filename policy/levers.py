@@ -13,9 +13,10 @@ The rules every reader shares:
   proposal, so approving a held decision counts when its proposal is released). It may name the
   failure class and action approved (then it covers only those) and an expiry, and covers nothing
   once ``used``; ``approved: false`` withdraws that person's approval;
-- the latest message per lever wins. Readers that see messages in log order pass no ``stamp``;
-  a reader that also sees its own writes first (the API) passes the message's order ``stamp`` (its
-  time), so an older message read late does not undo a newer one.
+- the latest message per lever wins, latest by position in the control topic, never by the time a
+  message claims. Readers that see messages in log order pass no ``stamp``; a reader that also sees
+  its own writes first (the API) passes the message's offset as ``stamp``, so a message read late
+  does not undo one written after it.
 
 A breaker reset is not a lever the model keeps: :func:`apply` hands it back in the :class:`Change`
 for the guard, which owns the breaker, to act on.

@@ -23,22 +23,32 @@ from schemas.vocab import GLOBAL, Scope
 
 class ControlState:
     """The API's mirror of the levers (:mod:`policy.levers`). The API sees its own messages before the
-    topic brings them back, so it orders each lever by the message's time: an older message read late
-    never undoes a newer one (the store's ``argMax(value, time)`` agrees). ``excluded_pools`` are the
-    policy's excluded pools, which hold whatever the levers say."""
+    topic brings them back, so it orders each lever by its position in the control topic (the offset
+    the broker acknowledged for its own writes, the record's offset for what the follower reads): a
+    message read late never undoes one written after it, whatever time either claims, so a
+    future-dated lever cannot pin the view nor a back-dated one be ignored. Every message of a lever
+    shares its key (``kind:scope``), hence its partition, so offsets order them. ``excluded_pools``
+    are the policy's excluded pools, which hold whatever the levers say."""
 
     def __init__(self, excluded_pools: frozenset[str] = frozenset()) -> None:
         self._lock = threading.Lock()
         self.levers = Levers()
         self.excluded_pools = excluded_pools
 
-    def apply(self, msg: ControlMessage) -> None:
+    def apply(self, msg: ControlMessage, offset: int | None) -> None:
+        """``offset``: the message's position in the control topic; None (a publisher that cannot
+        tell, the store's seed) applies it unordered, and any message read from the topic later wins."""
         with self._lock:
-            apply_lever(self.levers, msg, stamp=msg.time)
+            apply_lever(self.levers, msg, stamp=offset)
 
     def seed(self, levers: dict[str, tuple[bool, datetime]]) -> None:
-        """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart."""
+        """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart. The store
+        keeps no offsets, so a recorded switch fills only a scope the mirror holds nothing for, and
+        holds only until the follower reads that lever from the topic."""
         for scope, (on, at) in levers.items():
+            with self._lock:
+                if scope in self.levers.killswitch:
+                    continue
             self.apply(
                 ControlMessage(
                     id=f"store:{scope}",
@@ -47,7 +57,8 @@ class ControlState:
                     scope=scope,
                     value={"on": on},
                     actor="store",
-                )
+                ),
+                None,
             )
 
     def snapshot(self) -> dict[str, Any]:
@@ -91,6 +102,6 @@ class ControlPublisher:
             role=who.role,
             reason=reason,
         )
-        self.publisher.publish_sealed(self.topic, msg.key, msg.model_dump(mode="json"))
-        self.state.apply(msg)
+        offset = self.publisher.publish_sealed(self.topic, msg.key, msg.model_dump(mode="json"))
+        self.state.apply(msg, offset)
         return msg

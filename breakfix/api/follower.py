@@ -132,6 +132,6 @@ class ControlFollower:
                         "refused a control message at %s@%s: %s", r.partition, r.offset, lever.message
                     )
                     continue
-                self.state.apply(lever)
+                self.state.apply(lever, r.offset)
             except ValidationError as err:
                 log.warning("ignoring a bad control message at %s@%s: %s", r.partition, r.offset, err)

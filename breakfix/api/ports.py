@@ -29,11 +29,12 @@ class StateReader(Protocol):
 
 
 class Publisher(Protocol):
-    """Writes one message to a topic, keyed; returns once the broker acknowledged it."""
+    """Writes one message to a topic, keyed; returns once the broker acknowledged it, with the offset
+    it acknowledged (None where the publisher cannot tell)."""
 
-    def publish(self, topic: str, key: str, value: bytes) -> None: ...
+    def publish(self, topic: str, key: str, value: bytes) -> int | None: ...
 
-    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> None:
+    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> int | None:
         """Publish ``doc`` under the API's signature (lifecycle inputs: streams.signed_input)."""
         ...
 

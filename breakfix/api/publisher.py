@@ -51,16 +51,18 @@ class KafkaPublisher:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout_s)
 
-    def publish(self, topic: str, key: str, value: bytes) -> None:
-        self._run(self._producer.send_and_wait(topic, value, key=key.encode()))
+    def publish(self, topic: str, key: str, value: bytes) -> int:
+        """Returns the offset the broker acknowledged: the message's position in its partition."""
+        meta = self._run(self._producer.send_and_wait(topic, value, key=key.encode()))
+        return int(meta.offset)
 
-    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> None:
+    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> int:
         """Publish ``doc`` (JSON-ready) under the API's seal; unsigned when no key is configured (the
-        pipeline then refuses it as a lifecycle input)."""
+        pipeline then refuses it as a lifecycle input). Returns the acknowledged offset."""
         body = orjson.loads(orjson.dumps(doc))
         if self.signer is not None:
             body = self.signer.seal(body, time.time())
-        self.publish(topic, key, orjson.dumps(body))
+        return self.publish(topic, key, orjson.dumps(body))
 
     def close(self) -> None:
         try:

@@ -1,6 +1,7 @@
 """Levers set elsewhere reach the API: a kill switch published straight to the control topic (as
 another API replica or another process would) is read at start-up before the API serves, followed
-while it runs, and stops a plan's workflow before its first mutating step."""
+while it runs, and stops a plan's workflow before its first mutating step. The API orders levers by
+their position in the topic, never by the time a message claims."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,14 @@ def create_control_topic(broker: str, topic: str) -> None:
     asyncio.run(create())
 
 
-def set_elsewhere(broker: str, topic: str, scope: str, on: bool) -> None:
-    """A kill-switch lever written by someone other than the API under test."""
+def set_elsewhere(
+    broker: str, topic: str, scope: str, on: bool, claimed: timedelta = timedelta(0)
+) -> None:
+    """A kill-switch lever written by someone other than the API under test (signed by the API's key,
+    as another replica's would be); ``claimed`` moves the time the message claims off the clock."""
     msg = ControlMessage(
         id=f"ctl-elsewhere-{uuid.uuid4().hex}",
-        time=datetime.now(UTC),
+        time=datetime.now(UTC) + claimed,
         kind=ControlKind.KILLSWITCH,
         scope=scope,
         value={"on": on},
@@ -122,3 +126,28 @@ def test_kill_switch_set_elsewhere_pauses_a_plan(fleet: Store, tansu: EmbeddedBr
             assert "kill switch" in wf["errors"][0]["detail"]
             assert not kube.node("gpu-node-2")["spec"].get("unschedulable")  # nothing mutated
             assert ("reboot", "reboot") not in api.agent.calls
+
+
+def test_levers_follow_log_position_not_claimed_time(
+    fleet: Store, tansu: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A back-dated lever written after a newer-dated one wins; a lever dated a year ahead does not pin
+    the API's view against the API's own later write (ordered by the offset the broker acknowledged)."""
+    topics = fx.new_topics()
+    create_control_topic(tansu.url, topics.control)
+    with KubeApiServer() as kube:
+        fx.fleet_kube(kube)
+        with fx.running_api(fleet, tansu.url, tmp_path, topics, kube, fx.Clock()) as api:
+            on = post(api, "/killswitch", "operator", {"on": True, "reason": "drill"})
+            assert on.status_code == 200, on.text
+            assert levers(api) == {"global": True, "pools": {}}
+            set_elsewhere(tansu.url, topics.control, "global", False, claimed=-timedelta(days=1))
+            seen_within(api, {"global": False, "pools": {}})  # written later, dated earlier: it wins
+
+            set_elsewhere(tansu.url, topics.control, "global", True, claimed=timedelta(days=365))
+            seen_within(api, {"global": True, "pools": {}})
+            off = post(api, "/killswitch", "operator", {"on": False, "reason": "drill over"})
+            assert off.status_code == 200, off.text
+            assert levers(api) == {"global": False, "pools": {}}
+            time.sleep(1.5)  # the follower reads the API's own "off" back, and nothing after it
+            assert levers(api) == {"global": False, "pools": {}}
