@@ -53,9 +53,7 @@ def create_control_topic(broker: str, topic: str) -> None:
     asyncio.run(create())
 
 
-def set_elsewhere(
-    broker: str, topic: str, scope: str, on: bool, claimed: timedelta = timedelta(0)
-) -> None:
+def set_elsewhere(broker: str, topic: str, scope: str, on: bool, claimed: timedelta = timedelta(0)) -> None:
     """A kill-switch lever written by someone other than the API under test (signed by the API's key,
     as another replica's would be); ``claimed`` moves the time the message claims off the clock."""
     msg = ControlMessage(
