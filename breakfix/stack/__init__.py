@@ -1,0 +1,1 @@
+"""``breakfix up`` / ``down``: the whole local stack on the embedded defaults, and its context file."""
