@@ -42,9 +42,9 @@ def guard_with(*messages: ControlMessage) -> tuple[Guard, GuardState]:
 
 def readers(*messages: ControlMessage) -> tuple[StageLevers, ApiLevers]:
     stage, api = StageLevers(), ApiLevers()
-    for m in messages:
+    for offset, m in enumerate(messages):
         stage.apply(m)
-        api.apply(m)
+        api.apply(m, offset)
     return stage, api
 
 
@@ -62,7 +62,7 @@ def test_a_node_exclusion_holds_in_the_guard_the_actuator_stage_and_the_api() ->
     assert not stage.excluded("n2", None) and not api.excluded("n2", "p1")
     lifted = lever(ControlKind.EXCLUSION, "node:n1", 1, on=False)
     assert stage.apply(lifted), "lifting an exclusion resumes paused runs"
-    api.apply(lifted)
+    api.apply(lifted, 1)
     assert not stage.excluded("n1", None) and not api.excluded("n1", "p1")
 
 
