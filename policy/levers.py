@@ -131,6 +131,12 @@ def apply(levers: Levers, msg: ControlMessage, stamp: Any = None) -> Change:
     return Change(applied=True, reset=payload)
 
 
+def lifts(msg: ControlMessage) -> bool:
+    """Whether ``msg`` releases a lever that stops work (the same rule :func:`apply` reports as
+    ``lifted``): what makes the guard re-issue the runs a lever may have paused."""
+    return apply(Levers(), msg).lifted
+
+
 def _switch(levers: Levers, kind: ControlKind, target: Scope, on: bool) -> Change:
     if kind is ControlKind.KILLSWITCH:
         levers.killswitch[str(target)] = on

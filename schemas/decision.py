@@ -42,6 +42,13 @@ class GuardCheck(BaseModel):
     detail: str = ""
 
 
+REISSUED = ":reissued:"
+"""Infix of a decision the guard issues again when a lever lifts: ``<original id>:reissued:<lever
+message id>``. A new id, so the actuator stage's journal admits it once under its new stamp's
+freshness, yet linked to the original, whose paused run (and workflow journal) it resumes; it
+changes no node's lifecycle (the node stage applied the original)."""
+
+
 class Decision(BaseModel):
     """``id`` is deterministic in the triggering input, so the same stream yields the same ids and
     actuators can use it as their idempotency key. ``executable`` is the guard's verdict: only a

@@ -25,8 +25,12 @@ guard epoch, recently, and this stage never finished it; anything else is a dead
 reason. The ``action.result`` events the stage emits carry its own seal (role ``actuators``).
 
 Partitions are handled concurrently, the decisions of one partition in order; workflows run in
-threads because actuators block. A run paused by a lever is resubmitted when that lever lifts; the
-paused decisions are kept in ``paused_dir`` so a restart does not forget them.
+threads because actuators block. A run paused by a lever resumes when a lever lifts only under a guard
+stamp younger than ``decision_max_age_s``: its own while still fresh, else the one on the decision
+the guard issues again when the lever lifts (``<id>:reissued:<lever id>``, admitted like any decision,
+resuming the original's run and workflow journal; a re-issue of a run not paused here does nothing).
+The paused decisions are kept in ``paused_dir`` so a restart does not forget them; a run a crash
+interrupted is redelivered and resumes from the journal (streams.admission).
 
 A handler that raises (the broker refused a result, the journal's disk failed: actuator errors are
 the workflow engine's and never get here) has left its run unfinished, the node perhaps cordoned.
@@ -54,7 +58,7 @@ from policy.levers import Levers
 from policy.levers import apply as apply_lever
 from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
-from schemas.decision import Decision
+from schemas.decision import REISSUED, Decision
 from schemas.recording import dumps
 from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
@@ -253,9 +257,29 @@ class ActuatorStage:
         return lifted
 
     async def _resume_paused(self) -> None:
-        paused, self._paused = self._paused, {}
-        for d in paused.values():
-            await self._handle(d)
+        """Resume the paused runs whose newest guard stamp is still within the freshness bound; the
+        others wait for the guard to issue them again."""
+        bound = time.time() - self.settings.decision_max_age_s
+        for d in list(self._paused.values()):
+            issued = self.journal.issued(d.id)
+            if issued is None or issued < bound:
+                continue
+            if self._paused.pop(d.id, None) is not None:
+                await self._handle(d)
+
+    async def _reissued(self, reissue: Decision) -> None:
+        """The guard's re-issue of a decision (admitted: signed, current epoch, fresh, never seen):
+        resumes the original's paused run under the new stamp, then is spent."""
+        original = reissue.id.split(REISSUED, 1)[0]
+        issued = self.journal.issued(reissue.id)
+        self.journal.finish(reissue.id)
+        paused = self._paused.pop(original, None)
+        if paused is None:  # that run finished, never paused here, or already resumed
+            self.stats.verdicts["reissue_unused"] = self.stats.verdicts.get("reissue_unused", 0) + 1
+            return
+        if issued is not None:
+            self.journal.restamp(original, issued)
+        await self._handle(reissue.model_copy(update={"id": original}))
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -275,6 +299,8 @@ class ActuatorStage:
             )
             if verdict.decision is None:
                 await self._dead_letter(record, tp, verdict.reason, verdict.detail)
+            elif REISSUED in verdict.decision.id:
+                await self._reissued(verdict.decision)
             else:
                 await self._handle(verdict.decision)
             with contextlib.suppress(Exception):  # a rebalance: the next owner resumes from the journal

@@ -5,8 +5,10 @@ Where it sits: between the decisions topic and the handler. A decision acts only
 the object exactly as received, so no unsigned field is trusted), (2) its guard epoch is not older than
 the newest epoch this stage has seen (a guard replaced after a rebalance is fenced off), (3) it was
 issued less than ``decision_max_age_s`` ago by the guard's wall clock, and (4) this stage has never
-finished it. A decision this stage admitted but did not finish (a crash, a lever pause) is its own
-journaled run: it resumes without the age bound, and the handler re-checks every lever.
+finished it. A decision this stage admitted but did not finish because it crashed is its own
+journaled run: redelivered, it resumes without the age bound, and the handler re-checks every lever.
+A run a lever paused resumes only under a guard stamp younger than the bound: its own, or the one
+the guard puts on its re-issue (``schemas.decision.REISSUED``) when the lever lifts.
 
 The journal is one SQLite file (stdlib, fsync on commit): admitted ids with their issue time and state,
 and the newest epoch. Finished ids older than the age bound are pruned: a copy of one would be refused
@@ -75,6 +77,17 @@ class DecisionJournal:
                 "ON CONFLICT(k) DO UPDATE SET v = max(v, excluded.v)",
                 (epoch,),
             )
+
+    def issued(self, decision_id: str) -> float | None:
+        """The newest guard stamp (issue time) that authorised this run."""
+        with self._lock:
+            row = self._db.execute("SELECT issued FROM runs WHERE id = ?", (decision_id,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def restamp(self, decision_id: str, issued: float) -> None:
+        """A re-issue of this run with a newer stamp authorises it from then on."""
+        with self._lock, self._db:
+            self._db.execute("UPDATE runs SET issued = max(issued, ?) WHERE id = ?", (issued, decision_id))
 
     def finish(self, decision_id: str) -> None:
         with self._lock, self._db:

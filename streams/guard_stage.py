@@ -23,8 +23,9 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
+from policy.levers import lifts
 from schemas.control import ControlMessage
-from schemas.decision import Decision
+from schemas.decision import REISSUED, Decision
 from schemas.proposal import Proposal
 from schemas.signing import Signer
 from streams.input_offsets import InputOffsets
@@ -96,6 +97,11 @@ class GuardStage:
         snapshot's, and at least the takeover's wall-clock milliseconds), sealed into every decision; the
         actuator stage refuses a decision from an epoch older than the newest it has seen, so a replaced
         guard cannot still issue."""
+        self.in_flight: dict[str, Decision] = {}
+        """Node → the executable decision last issued for it, until the guard decides for that node
+        again: a run a lever may have paused. When a lever lifts, each is issued again with a new
+        stamp (:data:`REISSUED`), so a paused run resumes only under a guard stamp younger than the
+        actuator stage's freshness bound."""
         self.held_at: dict[str, int] = {}
         """Proposal offsets of the items the watermark holds: they are not in the snapshot, so the
         snapshot's proposals offset stays at the oldest of them."""
@@ -134,15 +140,34 @@ class GuardStage:
             if item_id in self._seen:
                 continue
             replay = bool(getattr(item, "replay", False)) and isinstance(item, Proposal)
-            self.outbox.extend(safe(d, replay) for d in self.engine.guard_step(self.g, item))
+            self._issue([safe(d, replay) for d in self.engine.guard_step(self.g, item)])
             self._remember(item_id)
         return done
 
     def on_control(self, msg: ControlMessage) -> None:
         if msg.id in self._seen:
             return
-        self.outbox.extend(self.engine.guard_step(self.g, msg))
+        self._issue(self.engine.guard_step(self.g, msg))
+        if lifts(msg):
+            self.outbox.extend(
+                d.model_copy(
+                    update={
+                        "id": f"{d.id}{REISSUED}{msg.id}",
+                        "reasons": [*d.reasons, f"issued again: lever {msg.key} lifted ({msg.id})"],
+                    }
+                )
+                for d in self.in_flight.values()
+            )
         self._remember(msg.id)
+
+    def _issue(self, decisions: list[Decision]) -> None:
+        """Queue decisions to send; the latest per node is in flight while it is executable."""
+        for d in decisions:
+            if d.executable and not d.replay:
+                self.in_flight[d.node] = d
+            else:
+                self.in_flight.pop(d.node, None)
+        self.outbox.extend(decisions)
 
     def _remember(self, item_id: str) -> None:
         if len(self.seen) == self.seen.maxlen:
@@ -163,6 +188,7 @@ class GuardStage:
                 "node_partition": self.node_partition,
                 "inputs": self._resume_offsets(),
                 "epoch": self.epoch,
+                "in_flight": [d.model_dump(mode="json") for d in self.in_flight.values()],
             }
         )
         return orjson.dumps({"z": base64.b64encode(zlib.compress(inner, 1)).decode()})
@@ -187,4 +213,6 @@ class GuardStage:
         self.outbox = [Decision.model_validate(x) for x in d["outbox"]]
         self.node_partition = {str(k): int(v) for k, v in d["node_partition"].items()}
         self.epoch = int(d.get("epoch", 0))
+        flying = (Decision.model_validate(x) for x in d.get("in_flight", []))  # absent in older snapshots
+        self.in_flight = {x.node: x for x in flying}
         self.inputs = InputOffsets(d.get("inputs"))  # absent before offsets were kept: checked from then

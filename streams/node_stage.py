@@ -51,7 +51,7 @@ from pydantic import BaseModel, ValidationError
 
 from policy.driver import EventClock
 from schemas.deadletter import DeadLetter, DeadLetterReason
-from schemas.decision import Decision
+from schemas.decision import REISSUED, Decision
 from schemas.events import Envelope
 from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate
@@ -408,8 +408,8 @@ class NodeStage:
             self._reject(out, refused)
             return out
         slot = ps.nodes.get(decision.node)
-        if slot is None or slot.rt is None or decision.id in slot.applied:
-            return out  # not this worker's node any more, or applied before a restart
+        if slot is None or slot.rt is None or decision.id in slot.applied or REISSUED in decision.id:
+            return out  # not this worker's node any more, applied before a restart, or a re-issue
         step = self.engine.apply_decision(slot.rt, decision)
         slot.applied.append(decision.id)
         key_time = slot.hold[0] if slot.hold else decision.time.timestamp()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.control import ControlKind, ControlMessage
-from schemas.decision import Mode
+from schemas.decision import REISSUED, Mode
 from schemas.recording import dumps
 from schemas.signing import Signer
 from streams.actuator_stage import ActuatorStage
@@ -160,3 +160,54 @@ def test_a_forged_lever_never_lifts_a_kill_switch_the_api_set(
         "lever:unsigned": 1, "lever:wrong_signer": 1, "lever:future_dated": 1,
     }  # fmt: skip
     assert next(e for e in events if e["data"]["step"] == "workflow")["data"]["status"] == "succeeded"
+
+
+def test_a_paused_run_resumes_only_under_a_fresh_guard_stamp(
+    settings: StreamSettings, tmp_path: Path
+) -> None:
+    """A run a kill switch paused whose guard stamp grew older than the freshness bound does not resume
+    when the switch lifts (a back-dated "off", applied in log order); it resumes, once, when the guard
+    issues it again with a new stamp (``<id>:reissued:<lever id>``), under the original's workflow.
+    A re-issue replayed is refused; a re-issue of a run not paused here does nothing."""
+    cfg = settings.model_copy(update={"decision_max_age_s": 3.0})
+    keys = {role: load_signer(cfg, role) for role in ("api", "guard")}
+
+    def lever(on: bool, n: int, claimed: timedelta = timedelta(0)) -> tuple[bytes, bytes]:
+        m = ControlMessage(
+            id=f"ks-{n}", time=datetime.now(UTC) + claimed, kind=ControlKind.KILLSWITCH, scope="global",
+            value={"on": on}, actor="ann",
+        )  # fmt: skip
+        return m.key.encode(), orjson.dumps(keys["api"].seal(m.model_dump(mode="json"), time.time()))
+
+    d = decision("gpu-r1")
+    again = d.model_copy(update={"id": f"{d.id}{REISSUED}ks-1"})
+    stray = decision("gpu-r2").model_copy(update={"id": f"d-gpu-r2-0{REISSUED}ks-1"})
+
+    async def scenario() -> tuple[ActuatorStage, list[Any], list[dict[str, Any]]]:
+        await publish(cfg, CONTROL, [lever(True, 0)])
+        stage = Stage(cfg, tmp_path / "state")
+        async with stage as running:
+            await publish(cfg, DECISIONS, [(b"gpu-r1", seal(keys["guard"], d))])
+            while running.stats.verdicts.get("paused", 0) < 1:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(cfg.decision_max_age_s + 0.5)
+            await publish(cfg, CONTROL, [lever(False, 1, claimed=-timedelta(days=1))])
+            while running.control.killswitch_on(None):
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            before = stage.mutations()
+            assert running.stats.decisions == 1, "a stale paused run resumed on the lift"
+            await publish(cfg, DECISIONS, [(b"gpu-r1", seal(keys["guard"], again, epoch=6))])
+            events = await collect(cfg, finished(d.id))
+            await publish(cfg, DECISIONS, [(b"gpu-r1", seal(keys["guard"], again, epoch=6))])
+            await publish(cfg, DECISIONS, [(b"gpu-r2", seal(keys["guard"], stray, epoch=6))])
+            while running.stats.verdicts.get("reissue_unused", 0) < 1:
+                await asyncio.sleep(0.1)
+        return running, before, events
+
+    stage, before, events = asyncio.run(scenario())
+    assert before == [], "nothing ran before the guard issued the paused run again"
+    workflows = [e for e in events if e["data"]["step"] == "workflow"]
+    assert [(e["data"]["decision_id"], e["data"]["status"]) for e in workflows] == [(d.id, "succeeded")]
+    assert stage.stats.refused == {"replayed": 1}
+    assert stage.stats.verdicts.get("reissue_unused") == 1
