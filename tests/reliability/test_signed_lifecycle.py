@@ -5,7 +5,8 @@ guard's say, so the node stage accepts them only from their signed origin (strea
 Each forgery here (and two forged emergency-mode levers sent to the guard) is a dead letter with its
 reason and no decision cites it; the same tenant report
 signed by the API's key (sent with `breakfix produce --sign-as api`) still runs end to end into a
-guard-signed decision.
+guard-signed decision. The real guard also orders levers by log position (a back-dated "off" written
+after the "on" wins) and, when a lever lifts, issues its in-flight decision again with a new stamp.
 """
 
 from __future__ import annotations
@@ -109,3 +110,59 @@ def test_forged_lifecycle_inputs_are_dead_letters_and_a_signed_tenant_report_act
     cited = {e for d in mine for e in d["evidence"]}
     assert "e5" in cited, "the API-signed tenant report must still act"
     assert not cited & {"e1", "e2", "e3", "e4"}, "a forged lifecycle input was acted on"
+
+
+def test_the_real_guard_orders_levers_by_log_position_and_reissues_on_a_lift(
+    settings: StreamSettings, pool: Workers
+) -> None:
+    """A kill switch turned off by a back-dated lever written after the "on" is off for the real guard
+    (a tenant report then yields an executable decision); a kill switch turned on and off again after
+    that decision makes the guard issue it again, signed with a new stamp, as ``<id>:reissued:<lever>``."""
+    api = load_signer(settings, "api")
+
+    def lever(n: int, on: bool, claimed_s: float) -> bytes:
+        m = ControlMessage(
+            id=f"ks-{n}", time=datetime.fromtimestamp(time.time() + claimed_s, UTC),
+            kind=ControlKind.KILLSWITCH, scope="global", value={"on": on}, actor="ann",
+        )  # fmt: skip
+        return orjson.dumps(api.seal(m.model_dump(mode="json"), time.time()))
+
+    auto = ControlMessage(
+        id="mode-1", time=datetime.now(UTC), kind=ControlKind.MODE, scope="class:tenant_report",
+        value={"mode": "auto"}, actor="ann",
+    )  # fmt: skip
+
+    def inventory(i: int) -> tuple[bytes, bytes]:
+        placement = {"pool": "p", "rack": f"r{i}", "sku": "H100", "gpus": 8}
+        return f"n{i}".encode(), orjson.dumps(_event(100 + i, f"n{i}", "node.inventory", placement))
+
+    fleet = [inventory(i) for i in range(1, 11)]  # quarantining one keeps the pool above its headroom
+    report = api.seal(_event(1, "n1", "tenant.report", REPORT, t=T), time.time())
+
+    async def send(topic: str, *items: tuple[bytes, bytes]) -> None:
+        p = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        await p.start()
+        try:
+            for key, value in items:
+                await p.send_and_wait(settings.topic(topic), value, key=key)
+        finally:
+            await p.stop()
+
+    ks = b"killswitch:global"
+    pool.start(0)
+    mode = (auto.key.encode(), orjson.dumps(api.seal(auto.model_dump(mode="json"), time.time())))
+    asyncio.run(send("breakfix.control", mode, (ks, lever(1, True, 0)), (ks, lever(2, False, -86_400))))
+    asyncio.run(send("breakfix.events", *fleet))
+    time.sleep(2.0)  # the fleet registered with the guard before the report
+    asyncio.run(send("breakfix.events", (b"n1", orjson.dumps(report))))
+    raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= 1, 60.0, 2.0))
+    [first] = [orjson.loads(v) for v in raw]
+    assert first["executable"], {
+        k: first.get(k) for k in ("mode", "guard_failed", "reasons", "held", "action")
+    }
+    asyncio.run(send("breakfix.control", (ks, lever(3, True, 0)), (ks, lever(4, False, -86_400))))
+    raw = asyncio.run(_read(settings, "breakfix.decisions", lambda v: len(v) >= 2, 60.0, 2.0))
+    again = orjson.loads(raw[-1])
+    assert again["id"] == f"{first['id']}:reissued:ks-4", pool.logs()
+    assert again["seal"]["issued"] > first["seal"]["issued"] and again["node"] == "n1"
+    assert verify(again, load_keyring(settings), {"guard"}, time.time(), None).ok
