@@ -1,20 +1,24 @@
 """The guard issues again, with a new stamp, every run a lever may have paused when a lever lifts: the
 decision it last made executable for each node (``<id>:reissued:<lever id>``), so the actuator stage
 resumes a paused run only under a stamp younger than its freshness bound. The record survives the
-guard's snapshot; a node the guard decided for again is no longer in flight."""
+guard's snapshot; a node the guard decided for again is no longer in flight; the node stage ignores
+a re-issue."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
-from policy.engine import Engine, guard_from_bytes, guard_to_bytes
+from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
+from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import REISSUED
 from schemas.proposal import Proposal, Registration
 from streams.guard_stage import GuardStage
+from streams.node_stage import NodeStage
 from tests.builders import T0
 from tests.unit.test_guard import AUTO, place, prop
 
@@ -80,3 +84,27 @@ def test_a_node_decided_again_is_no_longer_in_flight() -> None:
     stage.outbox = []
     stage.on_control(killswitch(False, 30))
     assert [x for x in stage.outbox if REISSUED in x.id] == []
+
+
+def test_the_node_stage_ignores_a_reissue() -> None:
+    """A re-issue changes no lifecycle: the node stage applied the original when it came."""
+    e: Any = Engine(AUTO)
+    node = NodeStage(e, NodeRuntime.from_bytes, e.gate_cfg, e.policy.tick_s)
+    node.assign(0, [], 0.0)
+    inv = {"id": "e0", "type": "node.inventory", "source": "test", "time": "2025-01-01T01:00:00Z",
+           "node": "n1", "data": {"pool": "p1", "rack": "r1", "sku": "H100", "gpus": 8}}  # fmt: skip
+    node.on_event(0, 0, orjson.dumps(inv), "e", 0.0)
+    slot = node.partitions[0].nodes["n1"]
+
+    def state() -> NodeState:
+        return NodeState(slot.rt.life.state)
+
+    assert state() is NodeState.HEALTHY
+    stage = guard()
+    [d] = [x for x in propose(stage, "n1", 10) if x.node == "n1"]
+    stage.on_control(killswitch(False, 30))
+    [again] = [x for x in stage.outbox if REISSUED in x.id]
+    node.on_decision(0, again.model_dump_json().encode(), "decisions/0@1", 0.0)
+    assert state() is NodeState.HEALTHY and again.id not in slot.applied
+    node.on_decision(0, d.model_dump_json().encode(), "decisions/0@0", 0.0)  # the original does apply
+    assert state() is NodeState.QUARANTINED
