@@ -16,13 +16,22 @@ CATALOG = load_catalog()
 
 
 def fleet(states: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows as the state reader gives them: a node out of Healthy carries the class that moved it."""
     return [
-        {"node": n, "pool": "p", "rack": f"r{i // 2}", "sku": "H100", "gpus": 8, "state": s}
+        {
+            "node": n,
+            "pool": "p",
+            "rack": f"r{i // 2}",
+            "sku": "H100",
+            "gpus": 8,
+            "state": s,
+            "failure_class": None if s == "Healthy" else "node_os",
+        }
         for i, (n, s) in enumerate(sorted(states.items()))
     ]
 
 
-FLEET = fleet({f"n{i:02d}": "Healthy" for i in range(20)} | {"n19": "Quarantined"})
+FLEET = fleet({f"n{i:02d}": "Healthy" for i in range(20)} | {"n16": "Suspect", "n19": "Quarantined"})
 
 
 def req(**over: Any) -> PlanRequest:
@@ -59,11 +68,15 @@ def test_without_an_action_the_least_invasive_playbook_is_planned() -> None:
     assert (gpu.action, gpu.nodes[0].playbook) == ("gpu_reset", "xid-ecc-conditional-drain-gpu-reset")
 
 
-def test_selector_filters_by_rack_and_state() -> None:
+def test_selector_narrows_the_nodes_of_the_failure_class_and_never_adds_a_healthy_one() -> None:
     c = plan_content(req(selector={"rack": "r9"}), FLEET, CATALOG, POLICY)
-    assert [n.node for n in c.nodes] == ["n18", "n19"]
-    c = plan_content(req(selector={"rack": "r9", "state": "Quarantined"}), FLEET, CATALOG, POLICY)
-    assert [n.node for n in c.nodes] == ["n19"]
+    assert [n.node for n in c.nodes] == ["n19"]  # n18 shares the rack but is Healthy
+    c = plan_content(req(), FLEET, CATALOG, POLICY)
+    assert [n.node for n in c.nodes] == ["n16", "n19"]
+    c = plan_content(req(selector={"state": "Suspect"}), FLEET, CATALOG, POLICY)
+    assert [n.node for n in c.nodes] == ["n16"]
+    with pytest.raises(PlanError, match="matches"):
+        plan_content(req(selector={"rack": "r9", "state": "Suspect"}), FLEET, CATALOG, POLICY)
 
 
 @pytest.mark.parametrize(
