@@ -3,8 +3,9 @@
 ``ActionRequest.params`` is free-form in the contract, so ``timeout_s: "soon"`` passes the schema. The
 agent converted it inside its handler, the exception left the loop before the commit, and the
 restarted agent read the same command and crashed again, forever. Here the real ``breakfix node-agent
---simulate`` reads such commands from Kafka ahead of a good one: it must answer each bad one
-``refused`` naming the parameter, then run the good one, and exit cleanly.
+--simulate`` reads such commands (each sealed by the actuator stage's key, as every command an agent
+acts on must be) from Kafka ahead of a good one: it must answer each bad one ``refused`` naming the
+parameter, then run the good one, and exit cleanly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from actuators.nodeagent import NodeAgent, SimulatedGpuOps
 from schemas.actions import ActionRequest
 from streams.embedded_broker import EmbeddedBroker
+from streams.keys import load_signer
+from streams.settings import StreamSettings
 
 BREAKFIX = [sys.executable, "-c", "from breakfix.cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,10 +74,10 @@ def test_the_agent_over_kafka_answers_bad_commands_and_carries_on(
         await admin.close()
         producer = AIOKafkaProducer(bootstrap_servers=tansu.url)
         await producer.start()
+        signer = load_signer(StreamSettings(), "actuators")
         for c in commands:
-            await producer.send_and_wait(
-                prefix + "breakfix.commands", c.model_dump_json().encode(), key=b"n1"
-            )
+            sealed = signer.seal(c.model_dump(mode="json"), time.time())
+            await producer.send_and_wait(prefix + "breakfix.commands", orjson.dumps(sealed), key=b"n1")
         await producer.stop()
 
     async def answers() -> dict[str, dict[str, Any]]:
@@ -88,7 +92,8 @@ def test_the_agent_over_kafka_answers_bad_commands_and_carries_on(
 
     asyncio.run(setup())
     cmd = [*BREAKFIX, "node-agent", "--simulate", "--node", "n1", "--broker", tansu.url,
-           "--bundle-dir", str(tmp_path), "--exit-after", str(len(commands))]  # fmt: skip
+           "--bundle-dir", str(tmp_path), "--state-dir", str(tmp_path / "state"),
+           "--exit-after", str(len(commands))]  # fmt: skip
     env = {**os.environ, "BREAKFIX_TOPIC_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
