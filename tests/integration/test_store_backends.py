@@ -17,6 +17,7 @@ from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import Envelope
 from schemas.parse import validate_event_dict
+from schemas.vocab import Trigger
 from streams.sink import SinkCore
 from streams.store.base import Store, StoreError
 from streams.store.client_store import ClientStore
@@ -85,10 +86,12 @@ def test_refused_statement_is_a_store_error(store: Store) -> None:
 # --- a small fleet history with known answers ---------------------------------------------------
 
 
-def _dec(node: str, s: int, frm: str, to: str, cls: str, mode: str = "auto") -> Decision:
+def _dec(
+    node: str, s: int, frm: str, to: str, cls: str, mode: str = "auto", trigger: str = "t"
+) -> Decision:
     return Decision(
         id=f"{node}-{s}", time=T0 + timedelta(seconds=s), node=node, from_state=NodeState(frm),
-        to_state=NodeState(to), trigger="t", failure_class=cls, confidence=0.9, action=ActionKind.DRAIN,
+        to_state=NodeState(to), trigger=trigger, failure_class=cls, confidence=0.9, action=ActionKind.DRAIN,
         mode=Mode(mode), executable=mode == "auto", reasons=["r"], evidence=[], policy_version="p1",
     )  # fmt: skip
 
@@ -123,16 +126,17 @@ DECISIONS = [
     _dec("a", 60, "Suspect", "Quarantined", "gpu_hardware"),
     _dec("a", 120, "Quarantined", "Repairing", "gpu_hardware"),
     _dec("a", 300, "Repairing", "Validating", "gpu_hardware"),
-    _dec("a", 500, "Validating", "Healthy", "gpu_hardware"),
+    _dec("a", 500, "Validating", "Healthy", "gpu_hardware", trigger=Trigger.RETURNED_TO_SERVICE),
     # b: quarantined, validation failed (real fault), escalated
     _dec("b", 0, "Healthy", "Quarantined", "gpu_memory"),
     _dec("b", 210, "Quarantined", "Escalated", "gpu_memory"),
-    # c: quarantined, validated clean, back healthy, but the fault recurs within the window; twice quarantined
+    # c: quarantined, validated clean, back healthy, but the fault recurs within the window; twice
+    # quarantined. The second time its evidence clears without a repair: a clearance, not a repair.
     _dec("c", 100, "Healthy", "Quarantined", "gpu_hardware"),
-    _dec("c", 400, "Quarantined", "Healthy", "gpu_hardware"),
+    _dec("c", 400, "Quarantined", "Healthy", "gpu_hardware", trigger=Trigger.RETURNED_TO_SERVICE),
     _dec("c", 1000, "Healthy", "Suspect", "gpu_hardware"),
     _dec("c", 1100, "Suspect", "Quarantined", "gpu_hardware"),
-    _dec("c", 2000, "Quarantined", "Healthy", "gpu_hardware"),
+    _dec("c", 2000, "Quarantined", "Healthy", "gpu_hardware", trigger=Trigger.EVIDENCE_CLEARED),
     # d, e: shadow quarantines; d's validation finds the fault, e's does not
     _dec("d", 50, "Healthy", "Quarantined", "thermal_power", mode="shadow"),
     _dec("e", 50, "Healthy", "Quarantined", "thermal_power", mode="shadow"),
@@ -262,8 +266,10 @@ def test_false_positives_mttr_and_repeat_offenders(history: Store) -> None:
     # A short window: c's recurrence at +700 s falls outside 600 s, so c's first quarantine counts too.
     assert len(_q(history, "false_positive_quarantines", window_s=600)) == 3
     [mttr] = _q(history, "mttr")
-    assert (mttr["failure_class"], mttr["repaired"]) == ("gpu_hardware", 3)
-    assert (mttr["mttr_median_s"], mttr["mttr_p90_s"]) == (500.0, 900.0)  # of 300, 500, 1000 s
+    # From entering Quarantined to the return through repair and validation: a's 440 s and c's first
+    # 300 s; c's second return is a clearance and no repair.
+    assert (mttr["failure_class"], mttr["repaired"]) == ("gpu_hardware", 2)
+    assert (mttr["mttr_median_s"], mttr["mttr_p90_s"]) == (370.0, 426.0)
     assert [(r["node"], r["quarantines"]) for r in _q(history, "repeat_offenders")] == [("c", 2)]
 
 
