@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from policy.driver import EventClock
+from policy.driver import EventClock, fleet_copy
 from policy.engine import Engine, NodeRuntime, NodeStep
 from policy.guard import GuardState
 from policy.model import Policy
@@ -101,12 +101,7 @@ class OfflineReplay:
         if due is not None:
             yield from self._ticks(due)
         if ev.node is None:
-            verdict = self.time.check_fleet(ev, self.engine.gate_cfg)
-            if verdict is not None:
-                yield self._dead(dead_letter(raw, verdict[0], verdict[1], source))
-                return
-            self.engine.fleet_step(self.nodes, ev, t)
-            self._accept(t)
+            yield from self._fleet(ev, raw, source, t)
             return
         step = self.engine.node_step(self.nodes.get(ev.node), ev, now)
         if step.rejection is not None:
@@ -117,6 +112,21 @@ class OfflineReplay:
         self._accept(t)
         if step.evidence or step.proposals:
             yield from self._outputs(step)
+        copy = fleet_copy(ev)
+        if copy is not None:  # policy.driver's scope fan-out: the streaming node stage publishes it
+            yield from self._fleet(copy, raw, source, t, counted=False)
+
+    def _fleet(
+        self, ev: Envelope, raw: bytes, source: str, t: float, counted: bool = True
+    ) -> Iterator[ReplayOutput]:
+        """A node-less event, or the fleet-wide copy of a scoped one (not counted again)."""
+        verdict = self.time.check_fleet(ev, self.engine.gate_cfg)
+        if verdict is not None:
+            yield self._dead(dead_letter(raw, verdict[0], verdict[1], source))
+            return
+        self.engine.fleet_step(self.nodes, ev, t)
+        if counted:
+            self._accept(t)
 
     def _accept(self, t: float) -> None:
         self.summary.events += 1

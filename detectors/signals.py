@@ -152,5 +152,8 @@ def applies_to(st: DetectState, ev: ChangeEvent) -> bool:
 
 
 def note_change(st: DetectState, ev: ChangeEvent, now: float) -> None:
-    if applies_to(st, ev):
+    """Remember a change that touches this node. The same change (kind and version) is noted once:
+    a node a scoped change names is reached by the event and again by its fleet-wide copy
+    (policy.driver's scope fan-out), and the first arrival is the change's time on this node."""
+    if applies_to(st, ev) and not any(k == ev.data.kind and v == ev.data.version for _, k, v in st.changes):
         st.changes.append((now, ev.data.kind, ev.data.version))

@@ -13,7 +13,13 @@ events streamed through Kafka reach the same decisions:
   time on a grid aligned to the epoch, before the first event at or past each tick, for every node in
   node-id order; the first event only places the grid;
 - **fleet gate**: a node-less event (a change, a fleet-wide notice) passes its own gate (duplicates,
-  order, far future) against the clock before it reaches any node.
+  order, far future) against the clock before it reaches any node;
+- **scope fan-out**: a change event applies by its scope wherever it arrives. One whose envelope names
+  a node but whose scope reaches further (a pool, other nodes) is applied to its node, then its
+  node-less copy (:func:`fleet_copy`) passes the fleet gate and reaches every node the scope names.
+  Offline replay applies the copy at once; the streaming node stage that reads the original
+  publishes the copy to every partition of the events topic, so a producer that writes the event
+  keyed by one node gets the same decisions as offline replay.
 
 >>> c = EventClock(tick_s=60.0, far_future_s=3600.0)
 >>> c.due(1000.0)  # the first event places the grid and runs no tick
@@ -34,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from schemas.deadletter import DeadLetterReason
-from schemas.events import Envelope
+from schemas.events import ChangeEvent, Envelope
 from schemas.gate import GateConfig, NodeGate, check_event
 
 
@@ -81,3 +87,21 @@ class EventClock:
     def check_fleet(self, event: Envelope, gate: GateConfig) -> tuple[DeadLetterReason, str] | None:
         """The fleet gate's verdict on a node-less event (None: accepted and remembered)."""
         return check_event(self.fleet_gate, event, self.now(event.time.timestamp()), gate)
+
+
+def fleet_copy(event: Envelope) -> ChangeEvent | None:
+    """The node-less copy of a change event whose envelope names a node but whose scope reaches beyond
+    it (a pool, or nodes other than its own), or None when the event needs no fan-out.
+
+    >>> from datetime import UTC, datetime
+    >>> d = {"kind": "driver", "version": "560.28.03", "scope": {"pool": "infer-a"}}
+    >>> e = ChangeEvent(id="c1", source="ci", time=datetime(2025, 1, 1, tzinfo=UTC), node="n1", data=d)
+    >>> fleet_copy(e).node is None, fleet_copy(e.model_copy(update={"node": None}))
+    (True, None)
+    """
+    if not isinstance(event, ChangeEvent) or event.node is None:
+        return None
+    scope = event.data.scope
+    if scope.pool is None and not set(scope.nodes or ()) - {event.node}:
+        return None
+    return event.model_copy(update={"node": None})

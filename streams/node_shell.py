@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from schemas.recording import dumps
-from schemas.topics import Topic
+from schemas.topics import TOPIC_BY_NAME, Topic
 from streams import metrics as stage_metrics
 from streams.guard_stage import progress_body
 from streams.node_stage import GuardItem, NodeStage, Outputs
@@ -170,7 +170,7 @@ class NodeShell:
             out = self.stage.on_event(p, offset, value, source, wall)
         else:
             out = self.stage.on_decision(p, value, source, wall)
-        if out.dead_letters or out.evidence:
+        if out.dead_letters or out.evidence or out.fanout:
             self.sent_futs[p].extend(await self._emit(p, out))
         if out.guard:
             self.pending.setdefault(p, []).extend(out.guard)
@@ -190,6 +190,9 @@ class NodeShell:
             futs.append(await send(Topic.DEADLETTER, (letter.node or "").encode(), dumps(letter)))
         for ev in out.evidence:
             futs.append(await send(Topic.EVIDENCE, ev.node.encode(), dumps(ev), p))
+        for copy in out.fanout:  # awaited before the input that caused it is acknowledged
+            for q in range(TOPIC_BY_NAME[Topic.EVENTS].partitions):
+                futs.append(await send(Topic.EVENTS, b"", copy, q))
         return futs
 
     async def _send_item(self, item: GuardItem) -> Awaitable[Any]:

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from policy.driver import EventClock
+from policy.driver import EventClock, fleet_copy
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import REISSUED, Decision
 from schemas.events import Envelope
@@ -57,6 +57,7 @@ from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate
 from schemas.parse import dead_letter, parse_event
 from schemas.proposal import Proposal
+from schemas.recording import dumps
 from streams.input_offsets import InputOffsets
 from streams.signed_input import SIGNERS, SignedInput
 from streams.watermark import OrderKey
@@ -193,6 +194,8 @@ class Outputs:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     guard: list[GuardItem] = field(default_factory=list)
+    fanout: list[bytes] = field(default_factory=list)
+    """Node-less copies of scoped change events, for every partition of the events topic."""
 
 
 @dataclass
@@ -446,6 +449,9 @@ class NodeStage:
             slot = ps.nodes[node] = NodeSlot()
         slot.offset = offset
         self._took(ps, p, node, slot, step, t, event.replay, out)
+        copy = fleet_copy(event)
+        if copy is not None:  # policy.driver's scope fan-out: every partition applies the copy
+            out.fanout.append(dumps(copy))
 
     def _fleet(
         self,

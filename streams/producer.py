@@ -7,6 +7,8 @@ keyed by node id (one node, one partition), invalid ones to ``breakfix.deadlette
 Node-less events (a driver rollout to a pool, cluster-wide scheduler state) are written to every
 partition of the events topic, as ``breakfix replay --into-kafka`` does: each node-stage partition
 applies them to its own nodes at the same place in its stream as offline replay.
+A change event that names a node but whose scope is a pool goes to its node's partition like any
+node event; the node stage there fans it out (policy.driver's scope fan-out).
 
 :class:`EventProducer` is the asyncio API; :class:`SyncEventProducer` runs it on a private event loop
 thread for plain scripts and for collectors whose device APIs (NVML, kubernetes watches) block.

@@ -112,6 +112,10 @@ class Harness:
             self.unacked[p].append(("event", (offset, raw)))
             out = self.node.on_event(p, offset, raw, "e", wall)
         self.letters.extend(out.dead_letters)
+        for copy in out.fanout:  # as the shell does: the copy goes to every partition of the events topic
+            for q in range(PARTS):
+                self.events[q].append((self.next_offset[q], copy))
+                self.next_offset[q] += 1
         if self.node.due(p, wall):
             self._checkpoint(p)
         elif out.guard:  # as the shell does: the proposing nodes are written, nothing is acknowledged
@@ -384,3 +388,26 @@ def test_ticks_reach_the_guard_before_an_event_stamped_with_the_ticks_time(tmp_p
         h = Harness(seed)
         h.feed(lines)
         assert [d.id for d in h.run()] == [d.id for d in offline]
+
+
+def test_a_scoped_change_naming_one_node_reaches_every_partition_as_offline(tmp_path: Path) -> None:
+    """A pool-wide driver change written keyed by one node (as a third-party producer would): the node
+    stage that reads it publishes its fleet-wide copy to every partition, and the pool's other nodes
+    decide what offline replay decides (their GPU failures are the change's, not hardware). The
+    failures are written after the copies landed, as they would be minutes after a real rollout."""
+    from tests.unit.test_scoped_change import named_rollout
+
+    path, named = named_rollout(tmp_path)
+    offline, _ = run_offline(str(path), load_policy(None), None, None, None, False)
+    lines = [raw for _, raw in iter_lines(path)]
+    cut = next(i for i, raw in enumerate(lines) if b'"change.event"' in raw) + 1
+    h = Harness(4)
+    h.feed(lines[:cut])
+    while any(h.events):  # the stream up to the change, and its copies, are read
+        h._node_input(h.rng.choice([p for p in range(PARTS) if h.events[p]]), 0.0)
+    h.feed(lines[cut:])
+    streamed = h.run()
+    changed = [d for d in streamed if d.failure_class == "change_regression" and d.node != named]
+    assert len({d.node for d in changed}) >= 3
+    assert by_node(streamed) == by_node(offline)
+    assert {d.id: d for d in streamed} == {d.id: d for d in offline}
