@@ -35,7 +35,7 @@ from schemas.decision import Decision
 from schemas.events import ActionResult, ChangeEvent, Envelope, NodeInventory, RepairStatus, TenantReport
 from schemas.evidence import Evidence
 from schemas.gate import GateConfig, NodeGate, Rejection, check_event
-from schemas.proposal import Placement, Proposal, Registration
+from schemas.proposal import OperatorProposal, Placement, Proposal, Registration
 from schemas.vocab import Attribution, FailureClass, Trigger
 
 
@@ -233,7 +233,9 @@ class Engine:
     def new_guard(self) -> GuardState:
         return GuardState()
 
-    def guard_step(self, g: GuardState, item: Proposal | Registration | ControlMessage) -> list[Decision]:
+    def guard_step(
+        self, g: GuardState, item: Proposal | Registration | ControlMessage | OperatorProposal
+    ) -> list[Decision]:
         return self.guard.step(g, item)
 
 

@@ -23,7 +23,7 @@ from policy.model import Policy
 from schemas.common import NodeState
 from schemas.control import ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
-from schemas.proposal import Placement, Proposal, Registration
+from schemas.proposal import OperatorProposal, Placement, Proposal, Registration
 from schemas.vocab import QUARANTINE_TRIGGERS, FailureClass, Trigger
 
 Q, E, H, S = NodeState.QUARANTINED, NodeState.ESCALATED, NodeState.HEALTHY, NodeState.SUSPECT
@@ -113,7 +113,11 @@ class Guard:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def step(self, g: GuardState, item: Proposal | Registration | ControlMessage) -> list[Decision]:
+    def step(
+        self, g: GuardState, item: Proposal | Registration | ControlMessage | OperatorProposal
+    ) -> list[Decision]:
+        if isinstance(item, OperatorProposal):
+            return self._operator(g, item)
         if isinstance(item, Registration):
             info = g.nodes.get(item.node)
             if info is None:
@@ -190,6 +194,74 @@ class Guard:
             out.append(self._incident_decision(g, p, incident, info.state))
         out.extend(self._drain_waiting(g))
         return out
+
+    def _operator(self, g: GuardState, op: OperatorProposal) -> list[Decision]:
+        """One node's step of an approved operator repair plan (the API signed it; the shell checked).
+
+        Judged like a proposal: kill switch, exclusion, rate limit and the pool's headroom, and
+        concurrency when it takes a serving node out (a node already out of service holds its slot).
+        The plan's approvals stand for the class's mode and for the approval check; the node's state
+        is the guard's own record, never the API's view. Refused, the node stays where it is. The
+        guard's clock does not move: the message carries the API's wall time, not event time."""
+        if op.id in g.seen:
+            return []
+        g.seen[op.id] = None
+        if len(g.seen) > MAX_SEEN:
+            g.seen.popitem(last=False)
+        info = g.nodes.get(op.node) or self._add_node(g, op.node, op.placement)
+        serving = info.state in (H, S)
+        takes_out = op.action in MUTATING and serving
+        names = ", ".join(f"{a.actor} ({a.role})" for a in op.approvers) or "nobody"
+        p = Proposal(
+            id=op.id,
+            time=op.time,
+            node=op.node,
+            gpu=op.gpu,
+            from_state=info.state,
+            to_state=Q if takes_out else info.state,
+            trigger=Trigger.OPERATOR_PLAN,
+            failure_class=op.failure_class,
+            confidence=1.0,
+            action=op.action,
+            reasons=[
+                f"repair plan {op.plan_id} ({op.workflow_id}) requested by {op.requested_by}, "
+                f"approved by {names}"
+            ],
+            evidence=[],
+            evidence_time=op.time,
+            placement=info.placement,
+        )
+        mode = self._mode(g, op.failure_class)
+        needs_approval = op.action in self.policy.approval_required_for
+        checks = [
+            GuardCheck(name="mode", passed=True, figures={"mode": mode.value, "operator_plan": op.plan_id})
+            if c.name == "mode"
+            else GuardCheck(
+                name="approval",
+                passed=bool(op.approvers) or not needs_approval,
+                figures={"required": needs_approval, "approved": bool(op.approvers)},
+            )
+            if c.name == "approval"
+            else c
+            for c in self._basic_checks(g, p)
+            if c.name != "stale"  # no evidence: a person's request, fresh when the API signed it
+        ]
+        if op.action in MUTATING:
+            # A node already out of service takes no concurrency slot, but the pool's headroom is
+            # still checked (the playbook's headroom precondition reads it from this decision).
+            caps = self._capacity_checks(g, p)
+            checks += caps if takes_out else [c for c in caps if c.name == "headroom"]
+        d = self._decide(g, p, checks, op.time.timestamp(), decision_id(p))
+        d = d.model_copy(
+            update={
+                "to_state": d.to_state if d.executable else info.state,
+                "playbook": op.playbook,
+                "plan_id": op.plan_id,
+                "approvers": list(op.approvers),
+            }
+        )
+        self._track(g, d)
+        return [d]
 
     def _blast(self, g: GuardState, p: Proposal) -> tuple[str, str, int] | None:
         """Count nodes that would each have acted on the same signal, per scope: the first to cross a

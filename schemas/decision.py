@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import SCHEMA_VERSION, EventTime, GpuIndex, NodeId, NodeState
+from schemas.proposal import PlanApprover
 from schemas.vocab import ActionKind as ActionKind
 from schemas.vocab import Mode as Mode
 
@@ -78,4 +79,11 @@ class Decision(BaseModel):
     stays where it was; a later decision may release it."""
     stale: bool = False
     replay: bool = False
+    playbook: str | None = None
+    """Set only on the decision for an operator's repair plan (trigger ``operator_plan``): the
+    playbook the plan was approved with, under the guard's seal."""
+    plan_id: str | None = None
+    approvers: list[PlanApprover] = Field(default_factory=list)
+    """The plan's approvers as the API verified them: the workflow engine checks the playbook's
+    approval rule against them."""
     schema_version: int = SCHEMA_VERSION

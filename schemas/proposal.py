@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.common import SCHEMA_VERSION, EventTime, FailureDomain, GpuIndex, NodeId, NodeState
-from schemas.decision import ActionKind
+from schemas.vocab import ActionKind
 
 
 class Placement(BaseModel):
@@ -69,4 +69,41 @@ class Registration(BaseModel):
     time: EventTime
     placement: Placement
     replay: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+
+class PlanApprover(BaseModel):
+    """One person whose approval of a repair plan the API verified (bound to the plan's content)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str
+    role: str
+
+
+class OperatorProposal(BaseModel):
+    """One node's step of an approved operator repair plan, sent by the API to the guard.
+
+    The API signs it (role ``api``); the guard refuses one that is not so signed, then judges it with
+    the same guardrails as any proposal (kill switch, exclusion, concurrency, headroom, rate limit):
+    the plan's approvals stand for the class's mode and the approval check. The guard takes the
+    node's state from its own record, never from this message, so its capacity arithmetic is the
+    only one. The decision it issues names the playbook and the approvers, under the guard's seal,
+    for the actuator stage to run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """``<workflow id>.<node>``: unique per node of one execution; the decision is ``d-`` + it."""
+    time: EventTime
+    node: NodeId
+    gpu: GpuIndex | None = None
+    failure_class: str
+    action: ActionKind
+    playbook: str
+    plan_id: str
+    workflow_id: str
+    requested_by: str
+    approvers: list[PlanApprover]
+    placement: Placement
     schema_version: int = SCHEMA_VERSION

@@ -132,6 +132,9 @@ class Trigger(StrEnum):
     # the guard's own decisions (policy/guard.py)
     BLAST_RADIUS = "blast_radius"
     BACKLOG_DISCARDED = "backlog_discarded"
+    OPERATOR_PLAN = "operator_plan"
+    """An approved operator repair plan's step for one node, submitted by the API and judged by the
+    guard like any proposal (the plan's approvals stand for the class's mode)."""
     CAPACITY_WAIT_EXPIRED = "capacity_wait_expired"
 
 

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.parse import dead_letter
+from schemas.proposal import OperatorProposal
 from schemas.recording import dumps
 from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
@@ -38,12 +39,14 @@ from streams.guard_stage import GuardStage, read_progress, sealed
 from streams.node_stage import REFUSED as STATE_REFUSED
 from streams.node_stage import stored_dict
 from streams.ports import Ports
-from streams.signed_input import read_lever
+from streams.signed_input import read_lever, read_operator
 
 log = logging.getLogger(__name__)
 
 GUARD_KEY = "guard"
 """Table key of the guard's snapshot."""
+OPERATOR = "operator"
+"""``breakfix-kind`` of an operator plan's step on the proposals topic (the API writes it, signed)."""
 SENT_KEY = "guard-sent"
 """Ids of the last outbox confirmed sent: a small record instead of a second full snapshot per
 decision batch (the snapshot of a 10,000-node guard is ~170 KB and ~50 ms to encode)."""
@@ -215,6 +218,8 @@ class GuardShell:
             self.stage.on_control(lever)
             to_ack.append(event)
             return True
+        if kind == OPERATOR:
+            return self._operator(value, f"{topic}/0@{offset}", to_ack, event)
         if kind == "progress":
             for part, bound in read_progress(value).items():
                 self.stage.on_progress(part, bound)
@@ -229,3 +234,22 @@ class GuardShell:
         elif event is not None:
             self.held[item_id].append(event)
         return False
+
+    def _operator(self, value: bytes, source: str, to_ack: list[Any], event: Any) -> bool:
+        """Judge an operator plan's step at once when the API signed it recently; otherwise keep its
+        dead letter with the reason, and nothing is decided. A guard without a keyring (in-memory
+        test pipelines) refuses every one: it cannot tell who sent it."""
+        to_ack.append(event)
+        if self.keyring is None:
+            found: OperatorProposal | DeadLetter = dead_letter(
+                value, DeadLetterReason.UNSIGNED, "operator plan: this guard verifies no signature", source
+            )
+        else:
+            found = read_operator(value, self.keyring, source)
+        if isinstance(found, DeadLetter):
+            log.warning("refused an operator plan step at %s: %s", source, found.message)
+            stage_metrics.DEAD_LETTERS.labels(reason=found.reason.value).inc()
+            self.letters.append(found)
+        else:
+            self.stage.on_operator(found)
+        return True  # its decision (or dead letter) leaves with this checkpoint

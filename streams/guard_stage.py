@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from policy.levers import lifts
 from schemas.control import ControlMessage
 from schemas.decision import REISSUED, Decision
-from schemas.proposal import Proposal
+from schemas.proposal import OperatorProposal, Proposal
 from schemas.signing import Signer
 from streams.input_offsets import InputOffsets
 from streams.node_stage import stored_dict
@@ -159,6 +159,15 @@ class GuardStage:
                 for d in self.in_flight.values()
             )
         self._remember(msg.id)
+
+    def on_operator(self, op: OperatorProposal) -> None:
+        """An operator plan's step the shell found signed by the API: decided at once, in the order
+        of its position in the topic (a person's request, not event-time telemetry the watermark
+        orders)."""
+        if op.id in self._seen:
+            return
+        self._issue(self.engine.guard_step(self.g, op))
+        self._remember(op.id)
 
     def _issue(self, decisions: list[Decision]) -> None:
         """Queue decisions to send; the latest per node is in flight while it is executable."""

@@ -13,6 +13,11 @@ one writer, the API, which signs them; the guard, the actuator stage and the API
 only those (:func:`read_lever`). A lever is state, so it has no age bound, but a future-dated one is
 refused: it could otherwise pin a reader's view.
 
+An operator repair plan's step for one node (``breakfix.proposals``, kind ``operator``) has one
+writer too, the API, which signs it once the plan's approvals are verified; the guard judges only
+those (:func:`read_operator`), and only while fresh: a guard rebuilding its state from the topic's
+retained records must not run an old plan again.
+
 Replay-marked input is let through unsigned: recordings carry tenants' reports as they happened, and
 whatever a replay leads to is marked replay and never executes.
 """
@@ -28,6 +33,7 @@ from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import Envelope
 from schemas.parse import dead_letter
+from schemas.proposal import OperatorProposal
 from schemas.signing import SEAL, Keyring, verify
 
 SIGNERS: dict[str, frozenset[str]] = {
@@ -85,3 +91,31 @@ def read_lever(
         return ControlMessage.model_validate({k: v for k, v in doc.items() if k != SEAL})
     except ValidationError as err:
         return dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"lever: {str(err).splitlines()[0]}", source)
+
+
+OPERATOR_MAX_AGE_S = 900.0
+"""How long after the API signed it an operator plan's step may still be judged (the decision's own
+freshness bound at the actuator stage is of the same order)."""
+
+
+def read_operator(
+    raw: bytes, keyring: Keyring, source: str, now: float | None = None
+) -> OperatorProposal | DeadLetter:
+    """The operator plan step in ``raw`` when the API signed it recently; its dead letter otherwise."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return dead_letter(raw, DeadLetterReason.MALFORMED_JSON, f"operator plan: not JSON: {err}", source)
+    if not isinstance(doc, dict):
+        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, "operator plan: not an object", source)
+    verdict = verify(doc, keyring, {"api"}, time.time() if now is None else now, OPERATOR_MAX_AGE_S)
+    if not verdict.ok:
+        return dead_letter(
+            raw, DeadLetterReason(str(verdict.reason)), f"operator plan refused: {verdict.detail}", source
+        )
+    try:
+        return OperatorProposal.model_validate({k: v for k, v in doc.items() if k != SEAL})
+    except ValidationError as err:
+        return dead_letter(
+            raw, DeadLetterReason.INVALID_VALUE, f"operator plan: {str(err).splitlines()[0]}", source
+        )

@@ -52,11 +52,12 @@ from streams.store.writer import batch_token
 log = logging.getLogger("breakfix.sink")
 
 GUARD_TOPIC = Topic.PROPOSALS
-_GUARD_ONLY_KINDS = frozenset({b"progress", b"registration"})
-"""``breakfix-kind`` header values the node stage sends on the proposals topic for the guard alone
-(streams/node_shell.py): watermark progress marks and placement registrations. They order and size the
-guard's input, carry no id and record no judgement, so they are not audit data; a proposal's row
-already holds its node's placement."""
+_GUARD_ONLY_KINDS = frozenset({b"progress", b"registration", b"operator"})
+"""``breakfix-kind`` header values sent on the proposals topic for the guard alone: the node stage's
+watermark progress marks and placement registrations (streams/node_shell.py), which order and size the
+guard's input, carry no id and record no judgement, and an operator plan's step the API signed
+(streams/guard_shell.py), whose request is in the API's audit rows and whose judgement is the guard's
+decision. None is audit data of its own; a proposal's row already holds its node's placement."""
 
 
 def is_guard_only(topic: str, headers: Any) -> bool:

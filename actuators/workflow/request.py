@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from actuators.playbooks import Approval
 from schemas.decision import Decision
+from schemas.vocab import Trigger
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,11 @@ def from_decision(
         from_state=decision.from_state.value,
         gpu=decision.gpu,
         pool=pool,
-        approvers=approvers,
+        playbook=decision.playbook,
+        approvers=(*approvers, *(Approver(a.actor, a.role) for a in decision.approvers)),
         reasons=tuple(decision.reasons),
         headroom_ok=all(headroom) if headroom else None,
+        initiator="human" if decision.trigger == Trigger.OPERATOR_PLAN else "automation",
     )
 
 

@@ -1,11 +1,11 @@
 """Property: a forged message on any topic that can lead to an action never passes its gate.
 
 For each gate the product runs (the actuator stage's decision admission, the node agent's command
-admission, the controller's answer check, the node stage's lifecycle and decision check), Hypothesis
-takes a genuine signed message and forges it: the seal dropped, a signed field changed to any JSON
-value, re-signed by a key the verifier does not trust or by a trusted key of another role, the stamp
-moved in time, the signature bytes altered. None passes; the genuine message does (so the property is
-not vacuous).
+admission, the controller's answer check, the node stage's lifecycle and decision check, the guard's
+check of an operator plan's step), Hypothesis takes a genuine signed message and forges it: the seal
+dropped, a signed field changed to any JSON value, re-signed by a key the verifier does not trust or by
+a trusted key of another role, the stamp moved in time, the signature bytes altered. None passes; the
+genuine message does (so the property is not vacuous).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from schemas.parse import parse_event
 from schemas.signing import ROLES, Keyring, Signer
 from streams.admission import DecisionJournal
 from streams.admission import admit as admit_decision
-from streams.signed_input import SignedInput
+from streams.signed_input import SignedInput, read_operator
 from tests.integration.test_actuator_stage import decision
 
 KEYS = {role: Signer.generate(f"{role}-k", role) for role in ROLES}
@@ -64,6 +64,10 @@ def node_decision_gate(raw: bytes) -> bool:
     return SignedInput(RING).decision(raw, "n1", "t") is None
 
 
+def operator_gate(raw: bytes) -> bool:
+    return not isinstance(read_operator(raw, RING, "t", NOW), DeadLetter)
+
+
 def _event(type_: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": "e-1",
@@ -82,6 +86,12 @@ COMMAND = {
 }  # fmt: skip
 ANSWER = _event("action.result", {"decision_id": "d-1", "action": "dcgm_diag", "status": "succeeded",
                                   "validation": "passed", "request_id": "d-1/diag"})  # fmt: skip
+OPERATOR_STEP = {
+    "id": "wf-1.n1", "time": datetime.now(UTC).isoformat(), "node": "n1", "failure_class": "gpu_hardware",
+    "action": "reboot", "playbook": "gpu-reboot", "plan_id": "plan-1", "workflow_id": "wf-1",
+    "requested_by": "olga", "approvers": [{"actor": "ann", "role": "approver"}],
+    "placement": {"pool": "p1", "rack": "r1", "sku": "H100", "gpus": 8},
+}  # fmt: skip
 CASES: dict[str, tuple[Gate, str, dict[str, Any]]] = {
     "decision": (decision_gate, "guard", decision("n1").model_dump(mode="json")),
     "node-stage decision": (node_decision_gate, "guard", decision("n1").model_dump(mode="json")),
@@ -90,6 +100,7 @@ CASES: dict[str, tuple[Gate, str, dict[str, Any]]] = {
     "tenant.report": (lifecycle_gate, "api", _event("tenant.report", REPORT)),
     "repair.status": (lifecycle_gate, "controller", _event("repair.status", {"repair_status": "Completed"})),
     "action.result": (lifecycle_gate, "actuators", ANSWER),
+    "operator plan": (operator_gate, "api", OPERATOR_STEP),
 }  # fmt: skip
 
 ACCEPTED = {
