@@ -364,6 +364,10 @@ def apply(life: Life, decision: Decision, now: float) -> None:
     """Move the node as the guard decided. A held decision leaves the state and remembers the class."""
     if decision.action is ActionKind.FLEET_INCIDENT:
         return
+    if decision.trigger == Trigger.OPERATOR_PLAN and not decision.executable:
+        # An operator plan's step the guard refused answers the plan, not the node: the node keeps
+        # its own decision (a run of it may still report) and its own pending proposal.
+        return
     life.pending = None
     if decision.trigger == JOB_FAULT:
         return  # a job-level finding: the node stays where it is

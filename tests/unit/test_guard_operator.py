@@ -16,6 +16,7 @@ import orjson
 
 from actuators.workflow.request import Approver, from_decision
 from policy.engine import Engine, guard_from_bytes, guard_to_bytes
+from policy.lifecycle import Life, apply
 from policy.model import load_policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
@@ -155,3 +156,22 @@ def test_the_guard_judges_only_plan_steps_the_api_signed_recently() -> None:
     _deliver(unsigned_guard, orjson.dumps(API.seal(doc, time.time())))  # cannot tell who sent it
     assert [x.reason for x in unsigned_guard.letters] == [DeadLetterReason.UNSIGNED]
     assert unsigned_guard.stage.outbox == []
+
+
+def test_the_node_stage_moves_a_node_only_on_an_executed_plan_step() -> None:
+    """A refused step must not take the node's decision over: its own run's results still count."""
+    stage = guard()
+    quarantine(stage, "n1")
+    own = Life(state=NodeState.QUARANTINED, decision_id="d-own", executable=True, pending="p-1")
+    stage.on_control(ControlMessage(id="ks", time=datetime.fromtimestamp(T0 + 50, UTC),
+                                    kind=ControlKind.KILLSWITCH, scope="global", value={"on": True},
+                                    actor="ann"))  # fmt: skip
+    stage.outbox = []
+    refused = judged(stage, step("n1"))
+    apply(own, refused, T0 + 100)
+    assert (own.decision_id, own.executable, own.pending) == ("d-own", True, "p-1")
+    fresh = guard()
+    quarantine(fresh, "n1")
+    ran = judged(fresh, step("n1", wf="wf-2"))
+    apply(own, ran, T0 + 100)
+    assert (own.state, own.decision_id, own.action) == (NodeState.QUARANTINED, "d-wf-2.n1", "reboot")
