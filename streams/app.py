@@ -119,9 +119,9 @@ def create_app(settings: StreamSettings, bundle: EngineBundle | None = None) -> 
         return faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
 
     names: dict[str, str] = {t: settings.topic(t) for t in Topic}
-    out = FaustOutbound(
-        app, {t: topic(t) for t in (Topic.PROPOSALS, Topic.DECISIONS, Topic.EVIDENCE, Topic.DEADLETTER)}
-    )
+    # EVENTS: the node stage publishes the fleet-wide copies of scoped change events (policy.driver).
+    sent = (Topic.PROPOSALS, Topic.DECISIONS, Topic.EVIDENCE, Topic.DEADLETTER, Topic.EVENTS)
+    out = FaustOutbound(app, {t: topic(t) for t in sent})
     input_log = FaustInputLog(app, settings)
     clock = time.monotonic
     node_commit, guard_commit = StreamCommit(), StreamCommit()

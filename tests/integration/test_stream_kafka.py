@@ -26,6 +26,7 @@ from policy.model import load_policy
 from schemas.deadletter import DeadLetterReason
 from schemas.decision import Decision
 from schemas.signing import verify
+from schemas.topics import TOPIC_BY_NAME, Topic
 from streams import workers
 from streams.embedded_broker import EmbeddedBroker
 from streams.keys import load_keyring
@@ -254,3 +255,33 @@ def test_every_bad_input_class_is_dead_lettered_and_the_pipeline_keeps_going(
     assert_safe(decisions)
     assert [d.node for d in decisions] == ["n1"], "the stage stopped after bad input"
     assert decisions[0].evidence and not decisions[0].replay
+
+
+def test_a_pool_change_keyed_by_one_node_is_fanned_out_by_the_pipeline(
+    settings: StreamSettings, pool: Workers, tmp_path: Path
+) -> None:
+    """A third party writes a pool-wide driver change keyed by one node (not through ``breakfix
+    produce``): the worker's node stage publishes its copy to every partition, and the GPU failures on
+    the pool's other nodes that follow are the change's regression, as offline replay decides. The
+    failures are written once the copies are on the topic, as a real rollout's follow it by minutes."""
+    from tests.unit.test_scoped_change import named_rollout
+
+    path, named = named_rollout(tmp_path)
+    offline, _ = run_offline(str(path), load_policy(None), None, None, None, False)
+    lines = path.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, raw in enumerate(lines) if b'"change.event"' in raw) + 1
+    change_id = orjson.loads(lines[cut - 1])["id"].encode()
+    (tmp_path / "before.jsonl").write_bytes(b"".join(lines[:cut]))
+    (tmp_path / "after.jsonl").write_bytes(b"".join(lines[cut:]))
+    pool.start(0)
+    asyncio.run(replay_into_kafka(tmp_path / "before.jsonl", settings, as_fast_as_possible=True))
+    parts = TOPIC_BY_NAME[Topic.EVENTS].partitions
+    seen = asyncio.run(
+        _read(settings, "breakfix.events", lambda v: sum(change_id in m for m in v) > parts, 90.0, 0.5)
+    )
+    assert sum(change_id in m for m in seen) == parts + 1, pool.logs()  # the original and one copy each
+    asyncio.run(replay_into_kafka(tmp_path / "after.jsonl", settings, as_fast_as_possible=True))
+    streamed = read_decisions(settings, len(offline))
+    changed = {d.node for d in streamed if d.failure_class == "change_regression" and d.node != named}
+    assert len(changed) >= 3, pool.logs()
+    assert by_node(streamed) == by_node(offline), diff(streamed, offline)
