@@ -15,12 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from breakfix.report.sql import CLEARANCES, REPAIRS
+from breakfix.report.sql import CLEARANCES, LABEL_MATCH_S, REPAIRS
 from breakfix.simulate.labels import read_labels
 from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
 from streams.store.base import Store
 
-MATCH_S = 1800
+MATCH_S = LABEL_MATCH_S
 REMOVED = sql_in(OUT_OF_SERVICE)
 
 LABELS_DDL = """

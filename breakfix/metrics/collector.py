@@ -80,11 +80,13 @@ class FleetCollector(Collector):
 
         fp = _gauge(
             "breakfix_false_positive_quarantines",
-            "Quarantines whose validation passed with no fault recurring within 7 days",
+            "Quarantines whose first check within 7 days came back clean before any repair ran",
             ["failure_class"],
         )
         validated = _gauge(
-            "breakfix_validated_quarantines", "Quarantines followed by a validation", ["failure_class"]
+            "breakfix_validated_quarantines",
+            "Quarantines a check judged (confirmed or false) within 7 days",
+            ["failure_class"],
         )
         for r in run_saved(s, "false_positive_rate", since=since).dicts():
             fp.add_metric([r["failure_class"]], float(r["false_positives"]))

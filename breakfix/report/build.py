@@ -50,6 +50,17 @@ def _incident(store: Store, since: datetime) -> panels.Panel:
     return panels.incident(node, evidence, decisions, actions)
 
 
+def _precision(store: Store, since: datetime) -> tuple[panels.Panel, list[dict[str, Any]]]:
+    """Judged by ground truth where the store holds it (the demo's labels, by the demo summary's
+    rule), else by the checks (the fleet exporter's rule); the rows also give the summary tiles."""
+    labelled = bool(store.query(q.LABELLED.replace("$db", store.database)).rows[0][0])
+    if labelled:
+        rows = _rows(store, q.PRECISION_LABELLED, since=since, match_s=q.LABEL_MATCH_S)
+    else:
+        rows = _rows(store, q.PRECISION, since=since)
+    return panels.precision(rows, labelled), rows
+
+
 def build_report(
     store: Store, out_path: str | Path, since: datetime | None = None, *, policy: Policy | None = None
 ) -> Path:
@@ -67,6 +78,7 @@ def build_report(
     states = run_saved(store, "nodes_by_state", since=start, bucket_s=bucket_for(span_s)).dicts()
     repairs = _rows(store, q.REPAIRS, since=start)
     offenders = run_saved(store, "repeat_offenders", since=start, min_quarantines=2).dicts()
+    precision, judged = _precision(store, start)
     built = [
         panels.nodes_by_state(states if decided else [], int(fleet["nodes"])),
         panels.capacity(
@@ -76,7 +88,7 @@ def build_report(
             (span["first"], span["last"]) if decided else None,
         ),
         panels.mttr(repairs),
-        panels.precision(_rows(store, q.PRECISION, since=start)),
+        precision,
         panels.repeat_offenders(offenders),
         _incident(store, start),
     ]
@@ -96,6 +108,8 @@ def build_report(
         ("repairs completed", f"{len(repairs):,}"),
         ("mean time to repair", f"{mean_repair:.0f} min" if mean_repair is not None else "-"),
         ("repeat offenders", f"{len(offenders):,}"),
+        ("quarantines", f"{sum(int(r['quarantines']) for r in judged):,}"),
+        ("false quarantines", f"{sum(int(r['cleared']) for r in judged):,}"),
     ]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -123,30 +123,34 @@ def mttr(repairs: Records) -> Panel:
     return Panel(key, title, explains, _layout(fig, yaxis_title="minutes", showlegend=False))
 
 
-def precision(rows: Records) -> Panel:
+def precision(rows: Records, labelled: bool = False) -> Panel:
     key, title = "precision", "Per-class precision of quarantine decisions"
-    explains = (
-        "Of the quarantine decisions whose node was validated within a week, the share whose validation "
-        "found the fault real (failed) rather than clean, by failure class and mode. Labels: confirmed / "
-        "validated, and how many were never validated."
-    )
-    rated = [r for r in rows if int(r["confirmed"]) + int(r["cleared"]) > 0]
-    if not rated:
-        why = "No quarantine decision was followed by a validation." if rows else "No quarantines."
-        return Panel(key, title, explains, empty=why)
+    if labelled:
+        explains = (
+            "Of the quarantine decisions, the share a ground-truth fault label confirms (a label that "
+            "expects a quarantine active on the node around the decision), by failure class and mode; "
+            "the label gives precision."
+        )
+    else:
+        explains = (
+            "Of the quarantine decisions a check judged, the share whose fault the check confirmed: a "
+            "diagnostic or validation that failed within a week (before the repair, or one the fault "
+            "outlived). A quarantine is false when its first check came back clean before any repair "
+            "ran; a clean validation after a repair cannot tell a fixed fault from none, so those count "
+            "as unconfirmed. Stacked per class and mode; the label gives precision over the judged ones."
+        )
+    if not rows:
+        return Panel(key, title, explains, empty="No quarantines.")
     fig = go.Figure()
-    for mode in sorted({r["mode"] for r in rated}):
-        sel = [r for r in rated if r["mode"] == mode]
-        fig.add_trace(
-            go.Bar(
-                x=[r["failure_class"] for r in sel],
-                y=[int(r["confirmed"]) / (int(r["confirmed"]) + int(r["cleared"])) for r in sel],
-                text=[f"{r['confirmed']}/{int(r['confirmed']) + int(r['cleared'])}"
-                      f" ({r['unvalidated']} unvalidated)" for r in sel],
-                name=mode,
-            )
-        )  # fmt: skip
-    return Panel(key, title, explains, _layout(fig, yaxis={"title": "precision", "range": [0, 1.05]}))
+    x = [f"{r['failure_class']} ({r['mode']})" for r in rows]
+    for col, name in (("confirmed", "confirmed"), ("cleared", "false"), ("unvalidated", "unconfirmed")):
+        fig.add_trace(go.Bar(x=x, y=[int(r[col]) for r in rows], name=name))
+    judged = [int(r["confirmed"]) + int(r["cleared"]) for r in rows]
+    fig.update_traces(selector={"name": "confirmed"}, text=[
+        f"precision {int(r['confirmed']) / j:.2f} ({r['confirmed']}/{j})" if j else "not judged"
+        for r, j in zip(rows, judged, strict=True)
+    ])  # fmt: skip
+    return Panel(key, title, explains, _layout(fig, barmode="stack", yaxis_title="quarantines"))
 
 
 def repeat_offenders(rows: Records) -> Panel:

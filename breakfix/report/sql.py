@@ -8,6 +8,7 @@ FINAL so a batch the at-least-once sink wrote twice never draws twice.
 from __future__ import annotations
 
 from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
+from streams.store.queries import JUDGED
 
 REMOVED = sql_in(OUT_OF_SERVICE)
 
@@ -82,22 +83,36 @@ GROUP BY failure_class, trigger ORDER BY failure_class, trigger""")
 
 # Per class and mode: of the quarantine decisions whose next validation came within a week, how
 # many found the fault real (validation failed before, or a repair was needed) vs clean.
-PRECISION = sql("""
-SELECT failure_class, mode, count() AS quarantines,
-       countIf(matched AND validation = 'failed') AS confirmed,
-       countIf(matched AND validation = 'passed') AS cleared,
-       countIf(NOT matched) AS unvalidated
-FROM (
-    SELECT q.failure_class AS failure_class, q.mode AS mode, v.validation AS validation,
-           toUnixTimestamp64Milli(v.validated_at) != 0
-           AND v.validated_at <= q.decided_at + toIntervalSecond(604800) AS matched
-    FROM (SELECT node, time AS decided_at, failure_class, mode FROM $db.decisions FINAL
-          WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)}) AS q
-    ASOF LEFT JOIN (SELECT node, time AS validated_at, validation FROM $db.actions FINAL
-                    WHERE kind = 'result' AND validation != '') AS v
-    ON q.node = v.node AND q.decided_at < v.validated_at
+# Per-class precision: each quarantine judged by what confirmed it (streams.store.queries.JUDGED).
+PRECISION = (
+    """
+SELECT failure_class, mode, count() AS quarantines, countIf(verdict = 'confirmed') AS confirmed,
+       countIf(verdict = 'false') AS cleared, countIf(verdict = 'unconfirmed') AS unvalidated
+FROM ("""
+    + JUDGED.replace("{window_s:UInt32}", "604800")
+    + """)
+GROUP BY failure_class, mode ORDER BY failure_class, mode"""
 )
+
+# The same panel when ground truth is in the store (the demo loads the simulator's labels into
+# ``demo_labels``): a quarantine is confirmed when a label that expects one was active on its node
+# within ``{match_s}`` seconds of it, false otherwise - the demo summary's rule, so the two agree.
+PRECISION_LABELLED = sql("""
+SELECT failure_class, mode, count() AS quarantines, countIf(matched) AS confirmed,
+       countIf(NOT matched) AS cleared, 0 AS unvalidated
+FROM (SELECT q.id AS id, any(q.failure_class) AS failure_class, any(q.mode) AS mode,
+             max(l.node != '' AND q.time >= l.start - toIntervalSecond({match_s:UInt32})
+                 AND (l.end IS NULL OR q.time <= l.end + toIntervalSecond({match_s:UInt32}))) AS matched
+      FROM (SELECT id, node, time, failure_class, mode FROM $db.decisions FINAL
+            WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
+              AND time >= {since:DateTime64(3)}) AS q
+      LEFT JOIN (SELECT node, start, end FROM $db.demo_labels FINAL WHERE expected = 'quarantine') AS l
+      ON q.node = l.node GROUP BY q.id)
 GROUP BY failure_class, mode ORDER BY failure_class, mode""")
+
+LABELLED = "EXISTS TABLE $db.demo_labels"
+LABEL_MATCH_S = 1800
+"""How near a label's span a quarantine must fall to count as its fault (the demo summary's too)."""
 
 # The incident worth showing: the quarantined node with the most recorded activity.
 BUSIEST_INCIDENT = sql("""

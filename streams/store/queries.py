@@ -35,27 +35,39 @@ _STATE_AT_BUCKET = sql("""
     WHERE toUnixTimestamp(h.time) < bk.bucket + {bucket_s:UInt32}
     GROUP BY bucket, node""")
 
-_FALSE_POSITIVES = (
-    sql("""
-    SELECT qv.node AS node, qv.decision_id AS decision_id, qv.failure_class AS failure_class,
-           qv.quarantined_at AS quarantined_at, qv.validated_at AS validated_at,
-           qv.validation AS validation,
-           qv.validation = 'passed' AND (toUnixTimestamp64Milli(nf.fault_at) = 0
-               OR nf.fault_at > qv.validated_at + toIntervalSecond({window_s:UInt32})) AS false_positive
+REPAIRING = "('gpu_reset', 'reboot', 'reimage', 'rma')"
+"""Actions that repair (a drain repairs nothing): a check after one of them tells whether the repair
+worked, not whether the fault was real."""
+
+# Every quarantine a node entered, judged by what confirmed its fault: ``confirmed`` when a check on
+# the node (a diagnostic or validation result) failed within the window after it - before the repair,
+# or one the fault outlived; ``false`` when its first check came back clean before any repair ran;
+# ``unconfirmed`` otherwise (a clean validation after a repair cannot tell a fixed fault from none, or
+# nothing was checked). The report's precision panel and the fleet exporter both read this.
+JUDGED = sql("""
+    SELECT node, decision_id, failure_class, mode, quarantined_at,
+           multiIf(failed_at != 0, 'confirmed',
+                   clean_at != 0 AND (repair_at = 0 OR clean_at < repair_at), 'false',
+                   'unconfirmed') AS verdict
     FROM (
-        SELECT q.node AS node, q.decision_id AS decision_id, q.failure_class AS failure_class,
-               q.quarantined_at AS quarantined_at, v.validated_at AS validated_at, v.validation AS validation
-        FROM (SELECT node, id AS decision_id, time AS quarantined_at, failure_class FROM $db.decisions FINAL
-              WHERE to_state = ${NodeState.QUARANTINED} AND time >= {since:DateTime64(3)}) AS q
-        ASOF JOIN """)
-    + _VALIDATIONS
-    + sql(""" AS v
-        ON q.node = v.node AND q.quarantined_at < v.validated_at
-    ) AS qv
-    ASOF LEFT JOIN (SELECT node, time AS fault_at FROM $db.decisions FINAL
-                    WHERE to_state IN (${NodeState.SUSPECT}, ${NodeState.QUARANTINED})) AS nf
-    ON qv.node = nf.node AND qv.validated_at < nf.fault_at""")
-)
+        SELECT q.decision_id AS decision_id, any(q.node) AS node, any(q.failure_class) AS failure_class,
+               any(q.mode) AS mode, any(q.quarantined_at) AS quarantined_at,
+               minIf(a.ms, a.ms > q.ms AND a.ms <= q.ms + {window_s:UInt32} * 1000
+                     AND a.validation = 'failed') AS failed_at,
+               minIf(a.ms, a.ms > q.ms AND a.ms <= q.ms + {window_s:UInt32} * 1000
+                     AND a.validation = 'passed') AS clean_at,
+               minIf(a.ms, a.ms > q.ms AND a.ms <= q.ms + {window_s:UInt32} * 1000 AND a.repair) AS repair_at
+        FROM (SELECT id AS decision_id, node, time AS quarantined_at, toUnixTimestamp64Milli(time) AS ms,
+                     failure_class, mode
+              FROM $db.decisions FINAL
+              WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
+                AND time >= {since:DateTime64(3)}) AS q
+        LEFT JOIN (SELECT node, toUnixTimestamp64Milli(time) AS ms, validation,
+                          validation = '' AND step != 'validate' AND action IN $REPAIRING AS repair
+                   FROM $db.actions FINAL WHERE kind = 'result') AS a
+        ON q.node = a.node
+        GROUP BY q.decision_id
+    )""").replace("$REPAIRING", REPAIRING)
 
 
 @dataclass(frozen=True)
@@ -95,20 +107,19 @@ SAVED: tuple[SavedQuery, ...] = (
     ),
     SavedQuery(
         "false_positive_quarantines",
-        "False-positive quarantines: validation passed and no fault recurred on the node within the window",
-        "SELECT node, decision_id, failure_class, quarantined_at, validated_at FROM ("
-        + _FALSE_POSITIVES
-        + ")"
-        " WHERE false_positive ORDER BY quarantined_at, node",
+        "False-positive quarantines: the first check after the quarantine came back clean before any repair",
+        "SELECT node, decision_id, failure_class, quarantined_at FROM ("
+        + JUDGED
+        + ") WHERE verdict = 'false' ORDER BY quarantined_at, node",
         {"since": EPOCH, "window_s": 7 * 86400},
     ),
     SavedQuery(
         "false_positive_rate",
-        "False-positive rate per failure class among validated quarantines",
-        "SELECT failure_class, count() AS validated_quarantines, countIf(false_positive) AS false_positives,"
-        " round(false_positives / validated_quarantines, 4) AS false_positive_rate FROM ("
-        + _FALSE_POSITIVES
-        + ") GROUP BY failure_class ORDER BY failure_class",
+        "False-positive rate per failure class among quarantines a check judged (confirmed or false)",
+        "SELECT failure_class, countIf(verdict != 'unconfirmed') AS validated_quarantines,"
+        " countIf(verdict = 'false') AS false_positives,"
+        " round(if(validated_quarantines = 0, 0, false_positives / validated_quarantines), 4)"
+        " AS false_positive_rate FROM (" + JUDGED + ") GROUP BY failure_class ORDER BY failure_class",
         {"since": EPOCH, "window_s": 7 * 86400},
     ),
     SavedQuery(

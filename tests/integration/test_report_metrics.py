@@ -203,3 +203,61 @@ def test_summary_report_and_metrics_count_the_same_repairs_and_clearances(replay
         " AND trigger IN ('evidence_cleared', 'cleared_without_action')",
     )
     assert len(rows) <= returned and cleared == healthy
+
+
+def _tiles(html: str) -> dict[str, float]:
+    """The report's summary tiles, label → figure (numbers only)."""
+    out = {}
+    for value, label in re.findall(r"<div><b>([^<]*)</b>([^<]*)</div>", html):
+        num = value.replace(",", "").removesuffix(" min")
+        if re.fullmatch(r"-?\d+(\.\d+)?", num):
+            out[label] = float(num)
+    return out
+
+
+def test_every_figure_shared_by_summary_report_and_metrics_agrees(
+    replayed_store: Store, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each figure the demo summary, the report's tiles and /metrics all show is the same number:
+    fleet size, GPUs, repairs, repeat offenders, quarantines and false quarantines (judged by the
+    checks in the report and /metrics; by the simulator's labels in the summary and in the report of
+    a store that holds them, as the demo's does)."""
+    from breakfix.demo.summary import load_labels, query
+
+    tiles = _tiles(build_report(replayed_store, tmp_path / "r.html").read_text())
+    server = serve_fleet(replayed_store, 0)
+    try:
+        got = _curl(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    def metric(name: str) -> float:
+        return sum(v for k, v in got.items() if k[0] == name)
+
+    assert tiles["nodes in fleet"] == metric("breakfix_nodes")
+    assert tiles["GPUs"] == metric("breakfix_pool_gpus")
+    assert (
+        tiles["repairs completed"]
+        == metric("breakfix_repairs")
+        == query(replayed_store, "mttr")[0]["repaired"]
+    )
+    assert tiles["repeat offenders"] == metric("breakfix_repeat_offender_nodes")
+    assert tiles["false quarantines"] == metric("breakfix_false_positive_quarantines")
+    [(entered,)] = _sql(
+        replayed_store,
+        "SELECT count() FROM $db.decisions FINAL"
+        " WHERE to_state = 'Quarantined' AND from_state != 'Quarantined'",
+    )
+    assert tiles["quarantines"] == entered > 0
+    # With ground truth in the store the report judges by it, as the demo summary does.
+    labels = next(tmp_path_factory.getbasetemp().glob("replayed*/labels.jsonl"))
+    load_labels(replayed_store, labels)
+    try:
+        labelled = _tiles(build_report(replayed_store, tmp_path / "l.html").read_text())
+        summary = query(replayed_store, "quarantines")[0]
+    finally:
+        replayed_store.command(f"DROP TABLE IF EXISTS {replayed_store.database}.demo_labels")
+    assert labelled["quarantines"] == summary["quarantines"] == entered
+    assert labelled["false quarantines"] == summary["false_positives"]
+    assert labelled["repairs completed"] == tiles["repairs completed"]
