@@ -172,6 +172,40 @@ def _held(d: dict[str, Any]) -> str:
     return f"guard failed: {d['guard_failed']}" if d["guard_failed"] else ""
 
 
+LABEL_GAP = 0.08
+"""Labelled points of one timeline row stay this share of the time axis apart (a label is ~8 % of a
+report-width plot wide); the points between keep their marker and hover text, unlabelled."""
+
+
+def spread_labels(times: list[Any], texts: list[str], lo: Any, hi: Any) -> tuple[list[str], list[str]]:
+    """The labels that fit on one row without overlapping, and their positions (above, then below,
+    alternating, so two neighbours may sit half the gap apart): a label is dropped while it would land
+    within ``LABEL_GAP`` of the axis of the last one on its side, or repeats its neighbour's text.
+
+    >>> spread_labels([0, 1, 2, 50, 100], ["a", "b", "c", "c", "d"], 0, 100)
+    (['a', 'b', '', 'c', 'd'], ['top center', 'bottom center', 'top center', 'top center', 'bottom center'])
+    """
+    span = hi - lo
+    sides = ("top center", "bottom center")
+    last: dict[str, Any] = {}
+    labels, where = [], []
+    prev = ""
+    turn = 0
+    for t, text in zip(times, texts, strict=True):
+        side = sides[turn % 2]
+        near = side in last and (not span or (t - last[side]) / span < LABEL_GAP)
+        if text == prev or near:
+            labels.append("")
+            where.append(side)
+            continue
+        last[side] = t
+        prev = text
+        labels.append(text)
+        where.append(side)
+        turn += 1
+    return labels, where
+
+
 def incident(node: str, evidence: Records, decisions: Records, actions: Records) -> Panel:
     key, title = "incident", f"Incident timeline: {node or 'none'}"
     explains = (
@@ -181,6 +215,14 @@ def incident(node: str, evidence: Records, decisions: Records, actions: Records)
     if not decisions:
         return Panel(key, title, explains, empty="No node was quarantined in the window.")
     fig = go.Figure()
+    stamps = [r["time"] for r in (*evidence, *decisions, *actions)]
+    lo, hi = min(stamps), max(stamps)
+    d_text, d_where = spread_labels(
+        [d["time"] for d in decisions], [d["to_state"] for d in decisions], lo, hi
+    )
+    a_text, a_where = spread_labels(
+        [a["time"] for a in actions], [f"{a['action']} {a['status']}".strip() for a in actions], lo, hi
+    )
     if evidence:
         fig.add_trace(
             go.Scatter(
@@ -195,7 +237,7 @@ def incident(node: str, evidence: Records, decisions: Records, actions: Records)
             x=[d["time"] for d in decisions], y=["decision"] * len(decisions), mode="markers+text",
             name="decisions", marker={"size": 14, "symbol": "diamond",
                                       "color": [STATE_COLOURS.get(d["to_state"], "#333") for d in decisions]},
-            text=[d["to_state"] for d in decisions], textposition="top center",
+            text=d_text, textposition=d_where,
             hovertext=[f"{d['from_state']}→{d['to_state']} {d['failure_class']} {d['action']} "
                        f"[{d['mode']}, c={float(d['confidence']):.2f}] {_held(d)} {d['reasons']}"
                        for d in decisions],
@@ -206,7 +248,7 @@ def incident(node: str, evidence: Records, decisions: Records, actions: Records)
             go.Scatter(
                 x=[a["time"] for a in actions], y=["action"] * len(actions), mode="markers+text",
                 name="actions", marker={"size": 12, "symbol": "square"},
-                text=[f"{a['action']} {a['status']}".strip() for a in actions], textposition="bottom center",
+                text=a_text, textposition=a_where,
                 hovertext=[f"{a['kind']} {a['action']} step={a['step']} status={a['status']} "
                            f"validation={a['validation']} by {a['initiator']}" for a in actions],
             )
