@@ -32,12 +32,21 @@ PlanStatus = Literal["dry_run", "pending_approval", "approved", "executing", "ex
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=ID_PATTERN)]
 
 
+LabelKey = Annotated[str, Field(min_length=1, max_length=253)]
+LabelValue = Annotated[str, Field(max_length=1024)]
+
+
 class Selector(BaseModel):
+    """Narrows a plan's nodes; every field given must match. ``labels`` are matched exactly against the
+    labels of each node's latest inventory report (all of them, so a plan can target one fabric or zone
+    inside a rack-spanning pool)."""
+
     model_config = ConfigDict(extra="forbid")
 
     rack: Name | None = None
     sku: Name | None = None
     state: NodeState | None = None
+    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(default_factory=dict)
 
 
 class PlanRequest(BaseModel):
@@ -226,6 +235,7 @@ def _select(req: PlanRequest, fleet: Sequence[dict[str, Any]]) -> tuple[list[dic
         if (sel.rack is None or n["rack"] == sel.rack)
         and (sel.sku is None or n["sku"] == sel.sku)
         and (sel.state is None or n["state"] == sel.state.value)
+        and all((n.get("labels") or {}).get(k) == v for k, v in sel.labels.items())
     ]
     if not chosen:
         raise PlanError(f"no node of pool {req.pool} matches the nodes/selector given")

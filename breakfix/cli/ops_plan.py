@@ -25,6 +25,17 @@ PLAN_LIST_COLUMNS = ("id", "status", "pool", "failure_class", "nodes", "approval
 CAPACITY_COLUMNS = ("pool", "total_gpus", "healthy_gpus", "removed_gpus", "min_healthy_gpus", "headroom_ok")
 
 
+def _labels(pairs: list[str]) -> dict[str, str]:
+    """``--label KEY=VALUE`` options as the selector's label map (the server checks the bounds)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--label")
+        out[key] = value
+    return out
+
+
 @plan_app.command("create")
 def create(
     pool: str = typer.Option(..., "--pool", help="Pool the plan works in."),
@@ -35,6 +46,11 @@ def create(
     rack: str | None = typer.Option(None, "--rack", help="Select the pool's nodes in this rack."),
     sku: str | None = typer.Option(None, "--sku", help="Select the pool's nodes of this SKU."),
     state: str | None = typer.Option(None, "--state", help="Select the pool's nodes in this state."),
+    label: list[str] = typer.Option(
+        [],
+        "--label",
+        help="KEY=VALUE: select nodes whose inventory carries this label; repeat to require several.",
+    ),
     action: str | None = typer.Option(None, "--action", help="Force this action (default: the policy's)."),
     execute_ready: bool = typer.Option(
         False,
@@ -50,11 +66,13 @@ def create(
     """Plan a repair: which nodes, which playbook, what risk, how much capacity it removes.
 
     Without --node, only nodes whose current state comes from the failure class are planned (never a
-    Healthy one); --rack/--sku/--state narrow that. A Healthy node is planned only when named.
+    Healthy one); --rack/--sku/--state/--label narrow that. A Healthy node is planned only when named.
 
     Example: breakfix plan create --pool train-a --failure-class gpu_memory --node a-n03 --execute-ready
     """
-    selector = {k: v for k, v in (("rack", rack), ("sku", sku), ("state", state)) if v}
+    selector: dict[str, Any] = {k: v for k, v in (("rack", rack), ("sku", sku), ("state", state)) if v}
+    if label:
+        selector["labels"] = _labels(label)
     plan = call(
         server,
         token,

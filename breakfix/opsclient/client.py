@@ -145,7 +145,7 @@ class OpsClient:
         failure_class: str,
         *,
         nodes: list[str] | None = None,
-        selector: dict[str, str] | None = None,
+        selector: dict[str, Any] | None = None,
         action: str | None = None,
         dry_run: bool = True,
     ) -> JSON:

@@ -183,6 +183,18 @@ def test_missing_token_and_unreachable_server_say_what_to_do(cli: Any) -> None:
     assert bad.exit_code == 1 and "HTTP 4" in bad.stderr
 
 
+def test_plan_create_label_selector(cli: Any) -> None:
+    plan = ok_json(cli("operator", "plan", "create", "--pool", "train",
+                       "--failure-class", "gpu_hardware", "--label", "fabric=ib-r1", "--json"))  # fmt: skip
+    assert [n["node"] for n in plan["nodes"]] == ["gpu-node-1"]
+    none = cli("operator", "plan", "create", "--pool", "train", "--failure-class", "gpu_hardware",
+               "--label", "fabric=ib-r1", "--label", "zone=z9")  # fmt: skip
+    assert none.exit_code == 1 and "matches" in none.stderr
+    bad = cli("operator", "plan", "create", "--pool", "train", "--failure-class", "gpu_hardware",
+              "--label", "fabric")  # fmt: skip
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.stderr
+
+
 def test_audit_list_and_replay_with_my_token(cli: Any, api_server: fx.ApiServer) -> None:
     created = ok_json(cli("agent", "plan", "create", "--pool", "train", "--failure-class", "gpu_hardware",
                           "--node", "gpu-node-3", "--json"))  # fmt: skip

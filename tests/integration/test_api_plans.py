@@ -85,12 +85,21 @@ def test_dry_run_plan_shows_nodes_playbooks_risk_and_capacity(api_server: ApiSer
     assert refused.status_code == 409 and "dry run" in refused.json()["detail"]
 
 
+def test_label_selector_reads_each_nodes_latest_inventory_labels(api_server: ApiServer) -> None:
+    p = plan(api_server, failure_class="gpu_hardware", selector={"labels": {"fabric": "ib-r2"}}, dry_run=True)
+    assert [n["node"] for n in p["nodes"]] == ["gpu-node-3"]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
         ({"pool": "train", "failure_class": "cosmic_rays"}, "failure_class"),
         ({"pool": "train", "failure_class": "gpu_hardware", "nodes": ["nope-1"]}, "nope-1"),
         ({"pool": "train", "failure_class": "gpu_hardware", "selector": {"rack": "r7"}}, "matches"),
+        (
+            {"pool": "train", "failure_class": "gpu_hardware", "selector": {"labels": {"fabric": "ib-r9"}}},
+            "matches",
+        ),
         ({"pool": "empty", "failure_class": "gpu_hardware"}, "no nodes"),
         (
             {"pool": "train", "failure_class": "thermal_power", "action": "gpu_reset"},

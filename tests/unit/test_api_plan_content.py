@@ -79,6 +79,19 @@ def test_selector_narrows_the_nodes_of_the_failure_class_and_never_adds_a_health
         plan_content(req(selector={"rack": "r9", "state": "Suspect"}), FLEET, CATALOG, POLICY)
 
 
+def test_label_selector_needs_every_label_to_match_the_nodes_inventory() -> None:
+    rows = [dict(n, labels={"fabric": "ib-a" if n["node"] == "n16" else "ib-b", "zone": "z1"}) for n in FLEET]
+    c = plan_content(req(selector={"labels": {"fabric": "ib-a"}}), rows, CATALOG, POLICY)
+    assert [n.node for n in c.nodes] == ["n16"]
+    c = plan_content(req(selector={"labels": {"fabric": "ib-b", "zone": "z1"}}), rows, CATALOG, POLICY)
+    assert [n.node for n in c.nodes] == ["n19"]
+    for labels in ({"fabric": "ib-a", "zone": "z2"}, {"rail": "1"}):
+        with pytest.raises(PlanError, match="matches"):
+            plan_content(req(selector={"labels": labels}), rows, CATALOG, POLICY)
+    with pytest.raises(PlanError, match="matches"):  # a row without labels matches no label selector
+        plan_content(req(selector={"labels": {"zone": "z1"}}), FLEET, CATALOG, POLICY)
+
+
 @pytest.mark.parametrize(
     ("over", "message"),
     [
