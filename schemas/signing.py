@@ -35,13 +35,18 @@ import binascii
 import fnmatch
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+# A signature check's verdict is the dead-letter reason it is filed under (unsigned, forged, unknown or
+# revoked key, wrong signer, expired, replayed...): one list of reasons, not two.
+from schemas.deadletter import DeadLetterReason
+
+Refusal = DeadLetterReason
 
 SEAL = "seal"
 ROLES = ("guard", "actuators", "agent", "api", "controller")
@@ -51,22 +56,6 @@ controller's client (e.g. for NICo) its repair status and the tenant reports tha
 FUTURE_SKEW_S = 60.0
 """How far a signer's clock may run ahead of a verifier's before a message counts as future-dated
 (hosts keep time with NTP/chrony; see the key management docs)."""
-
-
-class Refusal(StrEnum):
-    """Why a message was refused: each is a dead-letter reason with its own counter."""
-
-    UNSIGNED = "unsigned"
-    MALFORMED_SEAL = "malformed_seal"
-    UNKNOWN_KEY = "unknown_key"
-    REVOKED_KEY = "revoked_key"
-    WRONG_SIGNER = "wrong_signer"
-    OUT_OF_SCOPE = "out_of_scope"
-    BAD_SIGNATURE = "bad_signature"
-    EXPIRED = "expired"
-    FUTURE_DATED = "future_dated"
-    FENCED = "fenced"
-    REPLAYED = "replayed"
 
 
 class SigningError(ValueError):
