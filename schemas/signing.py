@@ -25,7 +25,7 @@ Pure: no file or clock access (the shell reads the files and passes the wall-clo
 >>> verify(doc, ring, {"guard"}, now=1010.0, max_age_s=900).ok
 True
 >>> verify({**doc, "node": "gpu-2"}, ring, {"guard"}, now=1010.0, max_age_s=900).reason
-<Refusal.BAD_SIGNATURE: 'bad_signature'>
+<DeadLetterReason.BAD_SIGNATURE: 'bad_signature'>
 """
 
 from __future__ import annotations
