@@ -19,8 +19,8 @@ import click
 import typer
 
 from breakfix.api.cli_line import through_api
-from breakfix.cli.common import console, err_console, fail
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit, table
+from breakfix.cli.common import err_console, fail
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit_page
 from breakfix.opsclient import ApiTarget
 from breakfix.opsclient.config import TOKEN_ENV, URL_ENV
 
@@ -66,13 +66,7 @@ def audit_list(
     Example: breakfix audit list --actor triage-agent --limit 20
     """
     page = call(server, token, lambda c: c.audit_page(actor=actor, since=since, limit=limit))
-    emit(
-        page.rows,
-        as_json,
-        lambda r: console.print(
-            table(f"audit ({len(r)})", [_flat(x) for x in r], AUDIT_COLUMNS, page.more)
-        ),
-    )
+    emit_page(page, as_json, "audit", AUDIT_COLUMNS, row=_flat)
 
 
 @audit_app.command("replay")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json
 from breakfix.opsclient import ApiError, ApiTarget, OpsClient
+from breakfix.opsclient.client import Page
 from breakfix.opsclient.config import TOKEN_ENV, URL_ENV
 
 T = TypeVar("T")
@@ -138,6 +139,21 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         print_json(data)
     else:
         render(data)
+
+
+def emit_page(
+    page: Page,
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    row: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r,
+) -> None:
+    """One page of a listing (plans, workflows, decisions, audit): the rows as JSON for scripts, or
+    a table titled ``title (count)`` saying under it when the API had more than the limit."""
+    def render(rows: list[dict[str, Any]]) -> None:
+        console.print(table(f"{title} ({len(rows)})", [row(r) for r in rows], columns, page.more))
+
+    emit(page.rows, as_json, render)
 
 
 def done(message: str) -> None:

@@ -11,7 +11,17 @@ from typing import Any, Literal
 import typer
 
 from breakfix.cli.common import console, err_console, print_json
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
+from breakfix.cli.ops_common import (
+    JSON_OPT,
+    SERVER_OPT,
+    TOKEN_OPT,
+    call,
+    done,
+    emit,
+    emit_page,
+    fields,
+    table,
+)
 from breakfix.opsclient.config import TOKEN_ENV
 
 plan_app = typer.Typer(
@@ -103,11 +113,7 @@ def list_plans(
     Example: breakfix plan list --limit 20
     """
     page = call(server, token, lambda c: c.list_plans(limit))
-    emit(
-        page.rows,
-        as_json,
-        lambda r: console.print(table(f"plans ({len(r)})", r, PLAN_LIST_COLUMNS, page.more)),
-    )
+    emit_page(page, as_json, "plans", PLAN_LIST_COLUMNS)
 
 
 @plan_app.command("show")

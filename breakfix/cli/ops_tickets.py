@@ -11,7 +11,17 @@ from typing import Any
 import typer
 
 from breakfix.cli.common import console, fail
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, done, emit, fields, table
+from breakfix.cli.ops_common import (
+    JSON_OPT,
+    SERVER_OPT,
+    TOKEN_OPT,
+    call,
+    done,
+    emit,
+    emit_page,
+    fields,
+    table,
+)
 
 ticket_app = typer.Typer(
     help="Incident tickets: list, show, create, close (close needs a human).", no_args_is_help=True
@@ -35,11 +45,7 @@ def decisions(
     Example: breakfix decisions --node gpu-00019 --since 1h
     """
     page = call(server, token, lambda c: c.decisions_page(node=node, since=since, limit=limit))
-    emit(
-        page.rows,
-        as_json,
-        lambda r: console.print(table(f"decisions ({len(r)})", r, DECISION_COLUMNS, page.more)),
-    )
+    emit_page(page, as_json, "decisions", DECISION_COLUMNS)
 
 
 def runbooks(

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from breakfix.cli.common import console, err_console, print_json
-from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, api, call, emit, fields, table
+from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, api, call, emit, emit_page, fields, table
 
 workflow_app = typer.Typer(
     help="Workflows started by `breakfix plan execute`: list, show, watch.", no_args_is_help=True
@@ -37,11 +37,7 @@ def list_workflows(
     Example: breakfix workflow list --limit 20
     """
     page = call(server, token, lambda c: c.list_workflows(limit))
-    emit(
-        page.rows,
-        as_json,
-        lambda r: console.print(table(f"workflows ({len(r)})", r, WORKFLOW_LIST_COLUMNS, page.more)),
-    )
+    emit_page(page, as_json, "workflows", WORKFLOW_LIST_COLUMNS)
 
 
 @workflow_app.command("show")
