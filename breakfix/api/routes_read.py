@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from breakfix.api.context import ApiContext
 from breakfix.api.errors import ERRORS
@@ -29,6 +29,16 @@ class NodeRow(BaseModel):
     since: datetime | None = None
     failure_class: str | None = None
     confidence: float | None = None
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The labels of the node's latest node.inventory report (what plan selectors match).",
+    )
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _no_labels(cls, v: object) -> object:
+        """A node whose inventory reports carried no labels has none (the store answers NULL)."""
+        return {} if v is None else v
 
 
 class NodeDetail(NodeRow):

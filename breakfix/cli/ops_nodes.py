@@ -10,6 +10,9 @@ from breakfix.cli.common import console
 from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit, fields, table
 
 NODE_COLUMNS = ("node", "pool", "rack", "sku", "gpus", "state", "since", "failure_class", "confidence")
+LABEL_COLUMNS = ("node", "pool", "state", "failure_class", "labels")
+"""``--show-labels``: placement and timing give way to the labels, one ``key=value`` per line, so
+the table still fits 80 columns however many labels a node reports."""
 
 node_app = typer.Typer(help="One node: state, evidence, decisions.", no_args_is_help=True)
 
@@ -18,6 +21,9 @@ def nodes(
     pool: str | None = typer.Option(None, "--pool", help="Only nodes of this pool."),
     state: str | None = typer.Option(None, "--state", help="Only nodes in this state (e.g. Quarantined)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many nodes."),
+    show_labels: bool = typer.Option(
+        False, "--show-labels", "-L", help="Show each node's inventory labels (what `plan --label` matches)."
+    ),
     server: str | None = SERVER_OPT,
     token: str | None = TOKEN_OPT,
     as_json: bool = JSON_OPT,
@@ -25,9 +31,21 @@ def nodes(
     """List nodes with their state, failure class and confidence.
 
     Example: breakfix nodes --pool train-a --state Quarantined
+    Example: breakfix nodes --pool train-a --show-labels
     """
     rows = call(server, token, lambda c: c.list_nodes(pool=pool, state=state, limit=limit))
-    emit(rows, as_json, lambda r: console.print(table(f"nodes ({len(r)})", r, NODE_COLUMNS)))
+    if show_labels:
+        emit(rows, as_json, lambda r: console.print(table(f"nodes ({len(r)})", _labelled(r), LABEL_COLUMNS)))
+    else:
+        emit(rows, as_json, lambda r: console.print(table(f"nodes ({len(r)})", r, NODE_COLUMNS)))
+
+
+def _labelled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose labels read one ``key=value`` per line, sorted by key."""
+    return [
+        {**r, "labels": "\n".join(f"{k}={v}" for k, v in sorted((r.get("labels") or {}).items()))}
+        for r in rows
+    ]
 
 
 @node_app.command("show")

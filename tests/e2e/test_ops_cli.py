@@ -57,6 +57,15 @@ def test_nodes_lists_the_fleet_with_filters(cli: Any) -> None:
     assert human.exit_code == 0 and "inf-node-2" in human.stdout and "gpu-node-1" not in human.stdout
 
 
+def test_nodes_show_their_inventory_labels(cli: Any) -> None:
+    rows = ok_json(cli("viewer", "nodes", "--pool", "train", "--json"))
+    assert {r["node"]: r["labels"] for r in rows}["gpu-node-3"] == {"fabric": "ib-r2"}
+    wide = cli("viewer", "nodes", "--pool", "train", "--show-labels")
+    assert wide.exit_code == 0 and "fabric=ib-r2" in wide.stdout, wide.output
+    assert all(len(line) <= 80 for line in wide.stdout.splitlines())
+    assert "fabric" not in cli("viewer", "nodes", "--pool", "train").stdout
+
+
 def test_node_show_has_decisions(cli: Any) -> None:
     node = ok_json(cli("viewer", "node", "show", "gpu-node-1", "--json"))
     assert node["state"] == "Quarantined"

@@ -46,6 +46,7 @@ def test_nodes_list_with_state_and_filters(api_server: ApiServer) -> None:
     quarantined = get(api_server, "/nodes", state="Quarantined").json()
     assert [r["node"] for r in quarantined] == ["gpu-node-1", "gpu-node-3"]
     assert quarantined[0]["failure_class"] == "gpu_hardware" and quarantined[0]["gpus"] == 8
+    assert quarantined[0]["labels"] == {"fabric": "ib-r1"}  # from its latest node.inventory
     assert get(api_server, "/nodes", limit=1).json()[0]["node"] == "gpu-node-1"
 
 
