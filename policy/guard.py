@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from policy import levers
 from policy.fleet_counts import FleetCounts
+from policy.headroom import pool_headroom
 from policy.levers import Levers
 from policy.lifecycle import EXPIRED, IN_FLIGHT, JOB_FAULT
 from policy.model import Policy
@@ -72,6 +73,10 @@ class GuardState:
     lost: dict[str, int] = field(default_factory=dict)
     """node → GPUs it had lost on its own (NotReady, fallen off the bus) at its last proposal; only
     nodes with some. Headroom counts them as removed while the node is in service."""
+    running: dict[str, str] = field(default_factory=dict)
+    """node → id of the executable decision it was last given, until the guard decides for the node
+    again (the run's results move the node, and each move is a decision): an operator plan step for
+    a node with a run in flight is refused (``in_flight``), so two runs never act on one node."""
     counts: FleetCounts | None = field(default=None, compare=False, repr=False)
     """Capacity figures of ``nodes``, derived (never stored): counted once when first needed, then
     kept up to date by the guard as it registers nodes and moves their state. ``nodes`` is changed
@@ -247,6 +252,7 @@ class Guard:
             if c.name != "stale"  # no evidence: a person's request, fresh when the API signed it
         ]
         if op.action in MUTATING:
+            checks.append(self._in_flight_check(g, op.node, info.state))
             # A node already out of service takes no concurrency slot, but the pool's headroom is
             # still checked (the playbook's headroom precondition reads it from this decision).
             caps = self._capacity_checks(g, p)
@@ -262,6 +268,19 @@ class Guard:
         )
         self._track(g, d)
         return [d]
+
+    @staticmethod
+    def _in_flight_check(g: GuardState, node: str, state: NodeState) -> GuardCheck:
+        """A run already acts on the node (an executable decision its results have not yet answered,
+        or a repair or validation under way): a second run would race the first (two reboots, a
+        drain during a validation), so a plan's step waits for the node to settle."""
+        running = g.running.get(node)
+        busy = state in (NodeState.REPAIRING, NodeState.VALIDATING)
+        return GuardCheck(
+            name="in_flight",
+            passed=running is None and not busy,
+            figures={"running": running, "state": state.value},
+        )
 
     def _blast(self, g: GuardState, p: Proposal) -> tuple[str, str, int] | None:
         """Count nodes that would each have acted on the same signal, per scope: the first to cross a
@@ -440,20 +459,19 @@ class Guard:
                     figures={"in_flight": n, "limit": limit, "emergency": g.levers.emergency},
                 )
             )
-        minimum = pol.min_healthy_fraction(pl.pool) * total
         lost = self._lost_elsewhere(g, p)
-        after = total - out - lost - pl.gpus
+        room = pool_headroom(total, out + lost, pl.gpus, pol.min_healthy_fraction(pl.pool))
         checks.append(
             GuardCheck(
                 name="headroom",
-                passed=after >= minimum,
+                passed=room.ok,
                 figures={
                     "pool_gpus": total,
                     "out_of_service_gpus": out,
                     "lost_gpus": lost,
                     "node_gpus": pl.gpus,
-                    "healthy_after": after,
-                    "min_healthy": round(minimum, 1),
+                    "healthy_after": room.after,
+                    "min_healthy": round(room.minimum, 1),
                 },
             )
         )
@@ -672,6 +690,11 @@ class Guard:
             if g.counts is not None:
                 g.counts.move(info.placement, info.state, d.to_state)
             info.state = d.to_state  # a held decision's to_state is where the node stays
+            if d.executable and not d.replay:
+                g.running[d.node] = d.id
+            elif d.trigger != Trigger.OPERATOR_PLAN:
+                # A refused plan step answers the plan, not the node: the node's own run goes on.
+                g.running.pop(d.node, None)
             if not d.held and d.trigger != EXPIRED:
                 g.wait_started.pop(d.node, None)  # the node moved on: its wait for capacity is over
 

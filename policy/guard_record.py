@@ -117,10 +117,12 @@ def encode(g: GuardState) -> bytes:
         {k: list(q) for k, q in g.blast.items()},
         list(g.seen),
     )
-    if g.lost:
-        # Appended only when some node has lost capacity: a guard without any writes the exact bytes
-        # format 2 always wrote, and a reader takes either length.
+    if g.lost or g.running:
+        # Appended only when some node has lost capacity (or has a run in flight): a guard without
+        # any writes the exact bytes format 2 always wrote, and a reader takes any of the lengths.
         state = (*state, dict(g.lost))
+    if g.running:
+        state = (*state, dict(g.running))
     return record_codec.encode(MAGIC, state)
 
 
@@ -137,6 +139,7 @@ def _state(t: tuple[Any, ...]) -> GuardState:
     (nodes, clock, levers, breaker_open, quarantines, executions, backlog, waiting, wait_started,
      incidents, blast, seen) = t[:12]  # fmt: skip
     lost = t[12] if len(t) > 12 else {}  # records written before lost capacity was kept have none
+    running = t[13] if len(t) > 13 else {}
     return GuardState(
         nodes=decode_nodes(nodes),
         clock=float(clock),
@@ -151,4 +154,5 @@ def _state(t: tuple[Any, ...]) -> GuardState:
         blast={k: deque((float(s), str(n)) for s, n in q) for k, q in blast.items()},
         seen=OrderedDict.fromkeys(seen),
         lost={str(n): int(k) for n, k in lost.items()},
+        running={str(n): str(d) for n, d in running.items()},
     )

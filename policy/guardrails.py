@@ -27,6 +27,7 @@ GUARDRAILS: dict[str, str] = {
     "concurrency_pool": "at most so many nodes of one pool in flight",
     "concurrency_sku": "at most so many nodes of one SKU in flight",
     "headroom": "the pool keeps its minimum share of healthy GPUs after this node leaves",
+    "in_flight": "an operator plan step never starts a second run on a node one is acting on",
     "breaker": "too many quarantines in the window opens the circuit breaker",
     "blast_radius": "the same signal on many nodes of one scope is an incident, not many faults",
 }

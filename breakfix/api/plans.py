@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actuators.playbooks import Catalog, Playbook
 from breakfix.api.params import ID_PATTERN
+from policy.headroom import pool_headroom
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind
@@ -259,14 +260,16 @@ def plan_content(
     total = sum(int(n["gpus"]) for n in fleet)
     healthy = sum(int(n["gpus"]) for n in fleet if n["state"] in SERVING)
     removed = sum(int(n["gpus"]) for n in chosen if n["state"] in SERVING) if pb.mutating else 0
-    minimum = math.ceil(policy.min_healthy_fraction(req.pool) * total)
-    headroom_ok = healthy - removed >= minimum
+    # The guard's own arithmetic (policy.headroom), over the store's view: the guard decides each
+    # node's step again over its record of the fleet, so this is the preview an approver signs off.
+    room = pool_headroom(total, total - healthy, removed, policy.min_healthy_fraction(req.pool))
+    headroom_ok = room.ok
     capacity = PoolCapacity(
         pool=req.pool,
         total_gpus=total,
         healthy_gpus=healthy,
         removed_gpus=removed,
-        min_healthy_gpus=minimum,
+        min_healthy_gpus=math.ceil(room.minimum),
         headroom_ok=headroom_ok,
     )
     risk = _risk(pb, action)

@@ -18,11 +18,11 @@ from policy.model import Policy, load_policy, parse_policy
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision
-from schemas.proposal import Placement, Proposal, Registration
+from schemas.proposal import OperatorProposal, Placement, PlanApprover, Proposal, Registration
 from tests.builders import T0
 
 Q, S, H = NodeState.QUARANTINED, NodeState.SUSPECT, NodeState.HEALTHY
-Input = Proposal | Registration | ControlMessage
+Input = Proposal | Registration | ControlMessage | OperatorProposal
 
 
 def policy(**over: Any) -> Policy:
@@ -67,6 +67,15 @@ def ctl(kind: ControlKind, scope: str = "global", **value: object) -> ControlMes
     )
 
 
+def plan_step(node: str, t: float, wf: str = "wf-1") -> OperatorProposal:
+    """One node's step of an approved operator repair plan, as the API sends it to the guard."""
+    return OperatorProposal(
+        id=f"{wf}.{node}", time=at(t), node=node, failure_class="gpu_hardware", action=ActionKind.REBOOT,
+        playbook="gpu-reboot", plan_id="plan-1", workflow_id=wf, requested_by="olga",
+        approvers=[PlanApprover(actor="ann", role="approver")], placement=place(),
+    )  # fmt: skip
+
+
 Case = tuple[Policy, list[Input]]
 """A policy and the inputs whose last decision the guardrail refuses."""
 
@@ -106,6 +115,7 @@ CASES: dict[str, Callable[[], Case]] = {
             prop("n0", 10, place("r0")),
         ],
     ),
+    "in_flight": lambda: (policy(), [*fleet(), prop("n0", 10, place("r0")), plan_step("n0", 11)]),
     "breaker": lambda: (
         policy(),
         [

@@ -175,3 +175,34 @@ def test_the_node_stage_moves_a_node_only_on_an_executed_plan_step() -> None:
     ran = judged(fresh, step("n1", wf="wf-2"))
     apply(own, ran, T0 + 100)
     assert (own.state, own.decision_id, own.action) == (NodeState.QUARANTINED, "d-wf-2.n1", "reboot")
+
+
+def test_a_second_plan_step_for_a_node_with_a_run_in_flight_is_refused() -> None:
+    """Two runs on one node race each other (a reboot during a drain): the guard lets a plan's step
+    start only when no run it issued for the node is still unanswered, and none is under way."""
+    stage = guard()
+    quarantine(stage, "n1")
+    first = judged(stage, step("n1"))
+    assert first.executable and stage.g.running == {"n1": "d-wf-1.n1"}
+    second = judged(stage, step("n1", wf="wf-2"))
+    check = {c.name: c for c in second.guard}["in_flight"]
+    assert not second.executable and not check.passed and check.figures["running"] == "d-wf-1.n1"
+    third = judged(stage, step("n1", wf="wf-3"))  # a refused step never frees the first run's slot
+    assert not third.executable
+    restored = guard_from_bytes(guard_to_bytes(stage.g))  # the slot survives the guard's snapshot
+    assert restored.running == {"n1": "d-wf-1.n1"}
+    # The run reports it started: the node stage proposes Quarantined -> Repairing, the guard decides.
+    started = prop("n1", 200, place(1, "r1")).model_copy(
+        update={"id": "n1:started", "from_state": NodeState.QUARANTINED, "to_state": NodeState.REPAIRING,
+                "trigger": "repair_started", "action": ActionKind.NONE}
+    )  # fmt: skip
+    stage.on_item("proposal", (T0 + 200, "n1", 0), started.id, started.model_dump_json().encode(), 0, 0.0)
+    stage.on_progress(0, (T0 + 201, "", 0))
+    stage.release(0.0)
+    stage.outbox = []
+    assert stage.g.nodes["n1"].state is NodeState.REPAIRING and "n1" not in stage.g.running
+    busy = judged(stage, step("n1", wf="wf-4"))  # repairing: still in flight
+    busy_check = {c.name: c for c in busy.guard}["in_flight"]
+    assert not busy.executable and (busy_check.passed, busy_check.figures["state"]) == (False, "Repairing")
+    other = judged(stage, step("n2", wf="wf-4"))  # another node is not held up by it (headroom is)
+    assert {c.name: c for c in other.guard}["in_flight"].passed
