@@ -11,6 +11,7 @@ import errno
 import re
 
 from streams.store.base import StoreError, StoreUnavailable
+from streams.store.owner import StoreInUse
 
 DEBUG_HINT = "rerun with --debug for the traceback"
 
@@ -40,6 +41,8 @@ def explain(err: BaseException) -> tuple[str, str]:
             f"the API is unreachable ({_first_line(err)})",
             "start the local stack with `breakfix up`, or pass --server URL (or set BREAKFIX_API_URL)",
         )
+    if isinstance(err, StoreInUse):
+        return str(err), err.hint
     if "Cannot lock file" in str(err) or "Another server instance in same directory" in str(err):
         return (
             "the embedded store's directory is in use by another process (chdb admits one per path)",

@@ -1,7 +1,9 @@
 """Embedded ClickHouse (chdb) on a local directory: the default for the demo, tests and replay.
 
-chdb hosts one engine per process and one process per data directory (a second opener fails on a
-lock), so a process opens one path; several stores on the same path share the engine.
+chdb hosts one engine per process and one process per data directory, so a process opens one path;
+several stores on the same path share the engine. The owner guard (:mod:`streams.store.owner`) is
+taken before chdb touches the directory, so a second process is refused with a line naming the
+owner instead of failing inside the engine.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 import clickhouse_connect
 
 from streams.store.client_store import ClientStore
+from streams.store.owner import claim
 
 
 def open_chdb(path: str | Path, database: str = "breakfix") -> ClientStore:
@@ -18,5 +21,11 @@ def open_chdb(path: str | Path, database: str = "breakfix") -> ClientStore:
     p = Path(path).expanduser().resolve()
     p.mkdir(parents=True, exist_ok=True)
     dsn = f"chdb:///{p}"
-    return ClientStore(clickhouse_connect.get_client(dsn=dsn), database, "chdb",
-                       lambda: clickhouse_connect.get_client(dsn=dsn))  # fmt: skip
+    release = claim(p)  # StoreInUse when another process owns the directory
+    try:
+        client = clickhouse_connect.get_client(dsn=dsn)
+    except BaseException:
+        release()
+        raise
+    return ClientStore(client, database, "chdb", lambda: clickhouse_connect.get_client(dsn=dsn),
+                       hold=lambda: claim(p), release=release)  # fmt: skip

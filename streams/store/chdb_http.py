@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +44,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import lz4.frame
+
+from streams.store.owner import StoreInUse, claim
 
 # Parameters the HTTP layer consumes itself; everything else is a setting for the engine.
 _TRANSPORT = {
@@ -333,6 +335,7 @@ class ChdbHttpServer:
         self.config = config or ServerConfig()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._release: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -349,8 +352,14 @@ class ChdbHttpServer:
         self.config.insert_delay_s = seconds
 
     def start(self) -> ChdbHttpServer:
-        self._server = _Server((self.host, self.port), self.path, self.config)
-        self.port = self._server.server_address[1]
+        server = _Server((self.host, self.port), self.path, self.config)
+        self.port = server.server_address[1]
+        try:  # bound, not serving yet: own the directory before any request opens it
+            self._release = claim(self.path, served=self.url)
+        except StoreInUse:
+            server.server_close()
+            raise
+        self._server = server
         self._thread = threading.Thread(target=self._server.serve_forever, name="chdb-http", daemon=True)
         self._thread.start()
         return self
@@ -364,6 +373,9 @@ class ChdbHttpServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._release is not None:
+            self._release()
+            self._release = None
 
     def __enter__(self) -> ChdbHttpServer:
         return self.start()

@@ -43,15 +43,24 @@ def _dedup(token: str | None) -> dict[str, int | str]:
 
 class ClientStore:
     """A Store over any clickhouse-connect client; ``connect`` makes another client to the same engine
-    (for :meth:`session`)."""
+    (for :meth:`session`). ``hold``/``release``: an embedded engine's owner guard (streams.store.owner),
+    ``release`` dropped on close and ``hold`` taken again by each session."""
 
     def __init__(
-        self, client: Client, database: str, kind: str, connect: Callable[[], Client] | None = None
+        self,
+        client: Client,
+        database: str,
+        kind: str,
+        connect: Callable[[], Client] | None = None,
+        hold: Callable[[], Callable[[], None]] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.database = database
         self.kind = kind
         self._connect = connect
+        self._hold = hold
+        self._release = release
 
     def session(self) -> ClientStore:
         """Another connection to the same engine with ``database`` current, for work that must not
@@ -60,9 +69,10 @@ class ClientStore:
         included)."""
         if self._connect is None:
             raise ValueError(f"this {self.kind} store cannot open another connection")
+        release = self._hold() if self._hold is not None else None
         client = self._connect()
         client.database = self.database
-        return ClientStore(client, self.database, self.kind, self._connect)
+        return ClientStore(client, self.database, self.kind, self._connect, self._hold, release)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -114,3 +124,6 @@ class ClientStore:
 
     def close(self) -> None:
         self.client.close()
+        if self._release is not None:
+            self._release()
+            self._release = None
