@@ -30,6 +30,9 @@ class DeadLetterReason(StrEnum):
     FUTURE_DATED = "future_dated"
     FENCED = "fenced"
     REPLAYED = "replayed"
+    UNSIGNED_REPLAY = "unsigned_replay"
+    """A replay-marked lifecycle input on the live path without a seal: ``breakfix replay
+    --into-kafka`` seals what it republishes, so an unsigned one was forged with the marker."""
 
 
 class DeadLetter(BaseModel):

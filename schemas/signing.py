@@ -49,7 +49,7 @@ from schemas.deadletter import DeadLetterReason
 Refusal = DeadLetterReason
 
 SEAL = "seal"
-ROLES = ("guard", "actuators", "agent", "api", "controller")
+ROLES = ("guard", "actuators", "agent", "api", "controller", "replay")
 """Who signs what: the guard its decisions; the actuator stage its node-agent commands and action
 results; agents their answers; the API levers, plans and tenant reports; an external repair
 controller's client (e.g. for NICo) its repair status and the tenant reports that controller recorded."""

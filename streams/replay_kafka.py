@@ -2,10 +2,13 @@
 
 Every JSON object gets ``"replay": true`` before it leaves, so the decisions made from it carry
 ``replay=true`` and are never executable: no actuator touches infrastructure because of a replay.
-Lines that are not JSON objects are sent unchanged (the node stage dead-letters them, as it would any
-producer's garbage). Node events are keyed by node id; node-less events (pool-wide changes, cluster
-scheduler state) are written to every partition, because each partition's nodes must see them at the
-same place in their stream as offline replay does.
+Lifecycle events (tenant reports, repair status, action results) are sealed with the ``replay`` key
+after they are marked, the marker inside the seal: the live node stage refuses an unsigned
+replay-marked lifecycle event (``streams.signed_input``). Lines that are not JSON objects are sent
+unchanged (the node stage dead-letters them, as it would any producer's garbage). Node events are
+keyed by node id; node-less events (pool-wide changes, cluster scheduler state) are written to every
+partition, because each partition's nodes must see them at the same place in their stream as offline
+replay does.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
+from schemas.signing import SEAL, Signer
 from schemas.topics import Topic
 from streams.kafka_client import kafka_options
+from streams.keys import load_signer
 from streams.settings import StreamSettings
+from streams.signed_input import REPLAY_SIGNER, SIGNERS
 
 EVENTS = Topic.EVENTS
 
@@ -34,8 +40,9 @@ class ReplayStats:
     seconds: float = 0.0
 
 
-def mark_replay(raw: bytes) -> tuple[bytes, bytes | None, float | None]:
-    """(payload with replay=true, node key or None for node-less, event time if readable)."""
+def mark_replay(raw: bytes, signer: Signer | None = None) -> tuple[bytes, bytes | None, float | None]:
+    """(payload with replay=true, node key or None for node-less, event time if readable); a
+    lifecycle event sealed by ``signer`` (the ``replay`` key) when one is given."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -43,6 +50,8 @@ def mark_replay(raw: bytes) -> tuple[bytes, bytes | None, float | None]:
     if not isinstance(obj, dict):
         return raw, b"", None
     obj["replay"] = True
+    if signer is not None and obj.get("type") in SIGNERS:
+        obj = signer.seal({k: v for k, v in obj.items() if k != SEAL}, time.time())
     node = obj.get("node")
     t = _time_of(obj.get("time"))
     return orjson.dumps(obj), (node.encode() if isinstance(node, str) and node else None), t
@@ -69,6 +78,7 @@ async def replay_into_kafka(
     if not as_fast_as_possible and (speed is None or speed <= 0):
         raise ValueError("give a positive speed, or as_fast_as_possible")
     topic = settings.topic(EVENTS)
+    signer = load_signer(settings, REPLAY_SIGNER)  # refuses to start without it, naming the command
     producer = AIOKafkaProducer(**kafka_options(settings=settings), acks="all", linger_ms=5)
     await producer.start()
     stats = ReplayStats()
@@ -78,7 +88,7 @@ async def replay_into_kafka(
         first: float | None = None
         for _, raw in iter_lines(recording):
             stats.lines += 1
-            payload, key, t = mark_replay(raw)
+            payload, key, t = mark_replay(raw, signer)
             if t is None and key == b"":
                 stats.unparsable += 1
             if not as_fast_as_possible and t is not None and speed:

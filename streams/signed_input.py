@@ -18,8 +18,12 @@ writer too, the API, which signs it once the plan's approvals are verified; the 
 those (:func:`read_operator`), and only while fresh: a guard rebuilding its state from the topic's
 retained records must not run an old plan again.
 
-Replay-marked input is let through unsigned: recordings carry tenants' reports as they happened, and
-whatever a replay leads to is marked replay and never executes.
+Replay-marked lifecycle input is signed too on the live path: ``breakfix replay --into-kafka`` seals
+what it republishes with the ``replay`` key, whose seal counts only on replay-marked input (the marker
+is inside the signature, and whatever a replay leads to is marked replay and never executes). An
+unsigned one is a dead letter of its own reason (``unsigned_replay``): the marker alone was a way to
+slip a forged tenant report or repair status past the check. Offline replay reads recordings
+directly and never passes through this check.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ SIGNERS: dict[str, frozenset[str]] = {
     "action.result": frozenset({"actuators", "agent", "api"}),
 }
 
+REPLAY_SIGNER = "replay"
+"""The role of ``breakfix replay --into-kafka``: it may sign replay-marked lifecycle input only."""
+
 
 class SignedInput:
     """The node stage's check of lifecycle events and decisions (``keyring``: the trusted keys)."""
@@ -53,10 +60,16 @@ class SignedInput:
 
     def event(self, event: Envelope, raw: bytes, source: str) -> DeadLetter | None:
         """None when ``event`` may be applied; its dead letter otherwise."""
-        roles = SIGNERS.get(str(getattr(event, "type", "")))
-        if roles is None or event.replay:
+        kind = str(getattr(event, "type", ""))
+        roles = SIGNERS.get(kind)
+        if roles is None:
             return None
-        return self._check(raw, roles, event.node, source, str(getattr(event, "type", "")))
+        if not event.replay:
+            return self._check(raw, roles, event.node, source, kind)
+        letter = self._check(raw, roles | {REPLAY_SIGNER}, event.node, source, f"replay-marked {kind}")
+        if letter is not None and letter.reason is DeadLetterReason.UNSIGNED:
+            return letter.model_copy(update={"reason": DeadLetterReason.UNSIGNED_REPLAY})
+        return letter
 
     def decision(self, raw: bytes, node: str, source: str) -> DeadLetter | None:
         return self._check(raw, frozenset({"guard"}), node, source, "decision")

@@ -108,11 +108,18 @@ def replay(
     if into_kafka:
         import asyncio
 
+        from streams.keys import KeysMissing
         from streams.replay_kafka import replay_into_kafka
         from streams.settings import StreamSettings
 
         settings = StreamSettings(broker=broker) if broker else StreamSettings()
-        asyncio.run(replay_into_kafka(recording, settings, speed=speed, as_fast_as_possible=fast))
+        try:
+            asyncio.run(replay_into_kafka(recording, settings, speed=speed, as_fast_as_possible=fast))
+        except KeysMissing as err:
+            fail(
+                str(err),
+                "the live pipeline refuses replay-marked lifecycle events the replay key did not seal",
+            )
         return
     pol = _policy(policy)
     tty = sys.stderr.isatty()
