@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import Envelope, event_type_of
-from schemas.parse import parse_event
+from schemas.parse import dead_letter, parse_event
 from schemas.recording import dumps
 from schemas.signing import SEAL
 from schemas.topics import Topic
@@ -68,7 +68,11 @@ def build_event(
 
 def check(event: Mapping[str, Any] | Envelope, source: str = "") -> Envelope | DeadLetter:
     """Validate one outgoing event exactly as a consumer would (JSON round trip included)."""
-    raw = dumps(event) if isinstance(event, Envelope) else orjson.dumps(event, default=str)
+    try:
+        raw = dumps(event) if isinstance(event, Envelope) else orjson.dumps(event, default=str)
+    except orjson.JSONEncodeError as err:  # an integer past 64 bits, a cyclic or non-string-keyed map
+        text = repr(event).encode("utf-8", errors="replace")
+        return dead_letter(text, DeadLetterReason.INVALID_VALUE, f"not encodable as JSON: {err}", source)
     return parse_event(raw, source)
 
 
