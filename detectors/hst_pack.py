@@ -15,9 +15,10 @@ import pickle
 import struct
 import zlib
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from river.anomaly import HalfSpaceTrees
+if TYPE_CHECKING:
+    from river.anomaly import HalfSpaceTrees
 
 N_TREES = 4
 HEIGHT = 4
@@ -29,6 +30,9 @@ _HEADER = struct.Struct("<IBB")
 
 
 def new_model() -> HalfSpaceTrees:
+    """Imports river here, not at module load: every CLI command loads the detectors, few build a model."""
+    from river.anomaly import HalfSpaceTrees
+
     return HalfSpaceTrees(n_trees=N_TREES, height=HEIGHT, window_size=WINDOW_SIZE, seed=SEED)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from river.anomaly import HalfSpaceTrees
+from typing import TYPE_CHECKING
 
 from detectors import hst_pack
+
+if TYPE_CHECKING:  # river (with scipy) takes about a second to import: only a node's first window needs it
+    from river.anomaly import HalfSpaceTrees
 
 LEARN_EVERY = 4
 """Models learn from every 4th scrape of a node (once a minute at a 15 s scrape): a baseline over
