@@ -255,6 +255,30 @@ class SimulatedActuator:
         return {}
 
 
+class Recorded:
+    """A real actuator acting for one kind of a simulated fleet (the local stack's node agents, whose
+    GPUs are simulated): it does the work, and the fleet records each change it made as a repair, so
+    the simulated validation judges the node as repaired, as it would after the simulated kind."""
+
+    def __init__(self, inner: Actuator, fleet: SimulatedFleet) -> None:
+        self.inner, self.fleet = inner, fleet
+        self.name = inner.name
+
+    def supports(self, operation: str) -> bool:
+        return self.inner.supports(operation)
+
+    def owns(self, node: str) -> bool:
+        return self.inner.owns(node)
+
+    def execute(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        result = self.inner.execute(step, ctx)
+        if result.changed and self.fleet.done(ctx.idempotency_key) is None:
+            self.fleet.record(
+                Mutation(ctx.idempotency_key, ctx.node, self.name, step.operation, self.fleet.now(), ctx.gpu)
+            )
+        return result
+
+
 def simulated_actuators(fleet: SimulatedFleet) -> list[Actuator]:
     """One simulated actuator per step kind, ready for a :class:`~actuators.workflow.WorkflowEngine`."""
     return [SimulatedActuator(name, fleet) for name in SIMULATED_KINDS]

@@ -2,11 +2,15 @@
 ``breakfix.events`` keyed by node.
 
 Each agent is its own consumer group (``breakfix-node-agent-<node>``) and keeps only its node's
-commands. A command acts only when the actuator stage signed it (:func:`schemas.signing.verify`:
-a trusted ``actuators`` key, within ``max_age_s`` by the signer's wall clock); an unsigned, forged,
-revoked, stale or malformed command is a dead letter with its reason, counted, and never acts. Every
-answer carries the agent's own seal (role ``agent``, a per-pool or per-node key), so the controller
-can tell it from a forged one.
+commands. One process may serve several simulated nodes (:func:`run_agents`, the local stack's
+stand-in for a fleet of hosts): one consumer, each command routed to its node's agent, which judges
+it exactly as a lone agent would.
+
+A command acts only when the actuator stage signed it (:func:`schemas.signing.verify`: a trusted
+``actuators`` key, within ``max_age_s`` by the signer's wall clock); an unsigned, forged, revoked,
+stale or malformed command is a dead letter with its reason, counted, and never acts. Every answer
+carries the agent's own seal (role ``agent``, a per-pool or per-node key), so the controller can
+tell it from a forged one.
 
 Offsets are committed after the result is published, so a crash re-delivers the command; the agent's
 persistent request journal (same request id → same result, also across its own reboot) and the age
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +71,20 @@ def admit(raw: bytes, agent: NodeAgent, keys: AgentKeys, now: float) -> ActionRe
         return _letter(DeadLetterReason.INVALID_VALUE, f"not a command: {err.errors()[0]['msg']}", raw)
 
 
+def addressee(raw: bytes, agents: Mapping[str, NodeAgent]) -> NodeAgent | None:
+    """The agent a command is for: the one its ``node`` names; for input naming no node (not JSON,
+    not an object) any one of them, whose :func:`admit` dead-letters it once; None for a command to a
+    node this process does not serve."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        return next(iter(agents.values()))
+    node = doc.get("node")
+    return agents.get(node) if isinstance(node, str) else None
+
+
 def _letter(reason: DeadLetterReason, message: str, raw: bytes) -> DeadLetter:
     return DeadLetter(reason=reason, message=message, raw=raw.decode("utf-8", "replace"), source="node-agent")
 
@@ -82,11 +100,27 @@ async def run_agent(
 ) -> int:
     """Serve commands until cancelled (or after ``exit_after`` handled commands); returns the count.
     ``kafka``: client options with transport security (streams.kafka_client), else plain ``broker``."""
+    return await run_agents([agent], broker, keys, topic_prefix, exit_after, on_result, kafka)
+
+
+async def run_agents(
+    agents: Sequence[NodeAgent],
+    broker: str,
+    keys: AgentKeys,
+    topic_prefix: str = "",
+    exit_after: int | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    kafka: Mapping[str, Any] | None = None,
+) -> int:
+    """:func:`run_agent` for several nodes in one process (simulated nodes: a real agent serves the
+    host it runs on), one consumer group named after the first node and the count of the others."""
+    by_node = {a.node: a for a in agents}
+    group = agents[0].node + (f"+{len(agents) - 1}" if len(agents) > 1 else "")
     conn = dict(kafka or {"bootstrap_servers": broker})
     consumer = AIOKafkaConsumer(
         topic_prefix + COMMANDS_TOPIC,
         **conn,
-        group_id=f"breakfix-node-agent-{agent.node}",
+        group_id=f"breakfix-node-agent-{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
@@ -98,6 +132,10 @@ async def run_agent(
     handled = 0
     try:
         async for msg in consumer:
+            agent = addressee(msg.value or b"", by_node)
+            if agent is None:  # another node's command
+                await consumer.commit()
+                continue
             got = admit(msg.value or b"", agent, keys, time.time())
             if isinstance(got, DeadLetter):
                 keys.refused[got.reason.value] = keys.refused.get(got.reason.value, 0) + 1

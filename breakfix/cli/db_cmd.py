@@ -18,6 +18,7 @@ from breakfix.cli.ops_common import SERVER_OPT, TOKEN_OPT, call
 from streams.store.base import Rows, Store, StoreError, StoreUnavailable
 from streams.store.dsn import open_store
 from streams.store.migrate import Retention, migrate, set_retention
+from streams.store.owner import StoreInUse
 from streams.store.queries import BY_NAME, EPOCH, SAVED, run_saved
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -49,10 +50,12 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime:
 def _open(dsn: str | None) -> Store:
     try:
         return open_store(dsn)
+    except StoreInUse as err:
+        fail(str(err), err.hint)
     except (ValueError, StoreError) as err:
         fail(str(err), "pass --store chdb:///path/to/dir or --store http://host:8123")
-    except Exception as err:  # a lock held by another process, an unreachable server
-        fail(f"cannot open the store: {err}", "chdb allows one process per directory: stop the other one")
+    except Exception as err:  # an unreachable server, a chdb engine another program holds
+        fail(f"cannot open the store: {err}", "check --store (chdb allows one process per directory)")
 
 
 def _cell(v: Any) -> str:

@@ -18,7 +18,7 @@ from actuators.commands import SubprocessRunner
 from actuators.nodeagent.agent import ACTIONS, NodeAgent
 from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
 from actuators.nodeagent.journal import RequestJournal
-from actuators.nodeagent.loop import AgentKeys, run_agent
+from actuators.nodeagent.loop import AgentKeys, run_agents
 from breakfix.cli.common import err_console, fail, print_json
 from schemas.signing import SigningError
 from streams.kafka_client import kafka_options
@@ -27,7 +27,10 @@ from streams.settings import StreamSettings
 
 
 def node_agent(
-    node: str = typer.Option(..., "--node", help="This node's id, as the pipeline knows it."),
+    node: list[str] = typer.Option(
+        ..., "--node", help="This node's id, as the pipeline knows it (repeat with --simulate: one process "
+        "plays several simulated nodes, as `breakfix up` runs them)."
+    ),
     simulate: bool = typer.Option(False, "--simulate", help="Drive simulated GPUs instead of NVML/dcgmi."),
     gpus: int = typer.Option(8, "--gpus", min=1, max=64, help="With --simulate: how many GPUs to simulate."),
     broker: str | None = typer.Option(
@@ -50,9 +53,11 @@ def node_agent(
     Actions: gpu_reset, reboot, dcgm_diag, collect_bundle, cleanup_stale.
 
     Example: breakfix node-agent --node gpu-a-0001 --broker kafka:9092
-    Example (no GPU here): breakfix node-agent --simulate --node gpu-a-0001
+    Example (no GPU here): breakfix node-agent --simulate --node gpu-a-0001 --node gpu-a-0002
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    if len(node) > 1 and not simulate:
+        fail("one agent per host: several --node need --simulate", "run a `breakfix node-agent` on each node")
     ops: GpuOps
     if simulate:
         ops = SimulatedGpuOps(gpus=gpus)
@@ -70,22 +75,26 @@ def node_agent(
         keys = AgentKeys(load_signer(settings, "agent"), load_keyring(settings))
     except SigningError as err:
         fail(str(err), "an agent needs an 'agent' key (per pool or per node) and the fleet's trust file")
-    agent = NodeAgent(
-        node,
-        ops,
-        bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
-        max_age_s=max_age_s,
-        journal=RequestJournal(state_dir / f"requests-{node}.sqlite"),
-    )
+    agents = [
+        NodeAgent(
+            name,
+            ops if len(node) == 1 else SimulatedGpuOps(gpus=gpus),
+            bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
+            max_age_s=max_age_s,
+            journal=RequestJournal(state_dir / f"requests-{name}.sqlite"),
+        )
+        for name in node
+    ]
     kind = "simulated" if simulate else "NVIDIA"
+    names = node[0] if len(node) == 1 else f"{node[0]} and {len(node) - 1} more simulated node(s)"
     err_console.print(
-        f"node-agent {node}: {ops.count()} {kind} GPU(s), actions {', '.join(sorted(ACTIONS))}, "
+        f"node-agent {names}: {ops.count()} {kind} GPU(s) each, actions {', '.join(sorted(ACTIONS))}, "
         f"broker {broker or settings.broker}"
     )
     with contextlib.suppress(KeyboardInterrupt):
         handled = asyncio.run(
-            run_agent(
-                agent,
+            run_agents(
+                agents,
                 broker or settings.broker,
                 keys,
                 settings.topic_prefix,
@@ -95,7 +104,7 @@ def node_agent(
             )
         )
         err_console.print(
-            f"node-agent {node}: handled {handled} command(s), refused {keys.refused or 'none'}"
+            f"node-agent {names}: handled {handled} command(s), refused {keys.refused or 'none'}"
         )
 
 

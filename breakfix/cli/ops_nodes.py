@@ -10,9 +10,9 @@ from breakfix.cli.common import console
 from breakfix.cli.ops_common import JSON_OPT, SERVER_OPT, TOKEN_OPT, call, emit, fields, table
 
 NODE_COLUMNS = ("node", "pool", "rack", "sku", "gpus", "state", "since", "failure_class", "confidence")
-LABEL_COLUMNS = ("node", "pool", "state", "failure_class", "labels")
-"""``--show-labels``: placement and timing give way to the labels, one ``key=value`` per line, so
-the table still fits 80 columns however many labels a node reports."""
+LABEL_COLUMNS = ("node", "pool", "state", "labels")
+"""``--show-labels``: placement, timing and judgement give way to the labels, one ``key=value`` per
+line, so the table still fits 80 columns however many labels a node reports."""
 
 node_app = typer.Typer(help="One node: state, evidence, decisions.", no_args_is_help=True)
 

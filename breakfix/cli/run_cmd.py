@@ -53,7 +53,10 @@ def run(
         None, "--slurm-gpus", min=1, help="actuators --slurm: GPUs per node validation expects back (GRES)."
     ),
     node_agent: bool = typer.Option(
-        False, "--node-agent", help="actuators: GPU reset/reboot/diag via `breakfix node-agent` over Kafka."
+        False,
+        "--node-agent",
+        help="actuators: GPU reset/reboot/diag via `breakfix node-agent` over Kafka (with --simulate: "
+        "agents run with --simulate, the rest of the fleet is simulated).",
     ),
     tickets: Path | None = typer.Option(
         None, "--tickets", help="actuators: built-in ticket store directory."
@@ -95,6 +98,9 @@ def run(
     ),
     wall_origin: float | None = typer.Option(None, "--wall-origin", help="Wall time (epoch s) of --origin."),
     lag: float = typer.Option(0.0, "--lag", min=0, help="actuators --simulate: fleet clock lag (fleet s)."),
+    step_speed: float | None = typer.Option(
+        None, "--step-speed", min=0.001, help="actuators --simulate: steps this much faster (else --speed)."
+    ),
     until: float | None = typer.Option(
         None, "--until", help="actuators --simulate: fleet clock end (epoch s)."
     ),
@@ -105,6 +111,7 @@ def run(
     Example: breakfix run --broker kafka-1:9092 --workers 4 --store rocksdb
     Example: breakfix run --embedded --embedded-port 9092   (or `breakfix up` for the whole local stack)
     Example: breakfix run --role actuators --simulate --labels truth.jsonl --broker 127.0.0.1:9092
+    Example: breakfix run --role actuators --simulate --node-agent --step-speed 100   (as `breakfix up`)
     Example: breakfix run --role actuators --broker kafka-1:9092 --kubeconfig ~/.kube/config --node-agent
       --tickets /var/lib/breakfix/tickets --state-dir /var/lib/breakfix/actuators
     Example: breakfix run --role actuators --broker kafka-1:9092 --slurm --slurm-gpus 8 --node-agent
@@ -112,7 +119,8 @@ def run(
     """
     if role == "actuators":
         if simulate:
-            _run_simulated(broker, labels, state_dir, speed, origin, wall_origin, lag, until, seed)
+            clock = (speed, origin, wall_origin, lag, until, step_speed)
+            _run_simulated(broker, labels, state_dir, clock, seed, node_agent)
             return
         _run_real(
             broker,
@@ -189,24 +197,38 @@ def _run_simulated(
     broker: str | None,
     labels: Path | None,
     state_dir: Path,
-    speed: float,
-    origin: float | None,
-    wall_origin: float | None,
-    lag: float,
-    until: float | None,
+    clock_args: tuple[float, float | None, float | None, float, float | None, float | None],
     seed: int,
+    node_agent: bool,
 ) -> None:
+    """A simulated fleet; with ``node_agent`` its GPU operations go to `breakfix node-agent` processes
+    over Kafka (signed both ways, as in production), whose own GPUs are simulated."""
     import time
 
+    from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators
     from breakfix.demo.actuation import FleetClock
     from breakfix.demo.stage_main import run_simulated_actuators
     from streams.settings import StreamSettings
 
+    speed, origin, wall_origin, lag, until, step_speed = clock_args
     now = time.time()
-    clock = FleetClock(origin if origin is not None else now, wall_origin or now, speed, lag, until)
+    start = origin if origin is not None else now
+    clock = FleetClock(start, wall_origin or now, speed, lag, until, step_speed)
     settings = StreamSettings(**({"broker": broker} if broker else {}))  # type: ignore[arg-type]
     _check_keys(settings, "actuators")
-    stats = run_simulated_actuators(settings, labels, state_dir, clock, seed)
+    opts = ActuatorOptions(
+        broker=settings.broker, topic_prefix=settings.topic_prefix, node_agent=node_agent, symptoms=False
+    )
+    try:
+        wired = build_actuators(opts, strict=True) if node_agent else None
+    except ActuationConfigError as err:
+        fail(str(err), "create the topics first (`breakfix topics create`) and check --broker")
+    real = [a for a in wired.actuators if a.name == "node_agent"] if wired else []
+    try:
+        stats = run_simulated_actuators(settings, labels, state_dir, clock, seed, real=real)
+    finally:
+        if wired is not None:
+            wired.close()
     console.print(f"actuator stage stopped: {stats.decisions} decisions, verdicts {stats.verdicts}")
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actuators.simulated import SimFault, SimulatedFleet, simulated_actuators
+from actuators.base import Actuator
+from actuators.simulated import Recorded, SimFault, SimulatedFleet, simulated_actuators
 from breakfix.actuation.handler import engine_handler
 from streams.actuator_stage import MakeHandler
 
@@ -40,6 +42,9 @@ class FleetClock:
     speed: float = 1.0
     lag_s: float = 0.0
     until: float | None = None
+    step_speed: float | None = None
+    """How much faster than their simulated durations steps run (default ``speed``): the local stack
+    keeps the fleet on the wall clock (its telemetry is live) and still reboots in seconds."""
     _floor: float = field(default=float("-inf"), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -60,7 +65,7 @@ class FleetClock:
 
     def wait(self, sim_s: float) -> None:
         """Let ``sim_s`` seconds of fleet time pass, scaled down to wall time."""
-        time.sleep(sim_s / self.speed)
+        time.sleep(sim_s / (self.step_speed or self.speed))
 
 
 def simulated_handler(
@@ -69,9 +74,12 @@ def simulated_handler(
     clock: FleetClock,
     seed: int = 0,
     failure_probability: float = 0.0,
+    real: Sequence[Actuator] = (),
 ) -> MakeHandler:
     """A handler factory for the actuator stage: journal and fleet ledger kept under ``state_dir``,
-    so a restarted stage resumes its runs and the fleet remembers what was done to it."""
+    so a restarted stage resumes its runs and the fleet remembers what was done to it. ``real``:
+    actuators that stand in for the simulated kinds of their names (``breakfix node-agent
+    --simulate`` processes reached over Kafka), their changes recorded as the fleet's."""
     state_dir.mkdir(parents=True, exist_ok=True)
     fleet = SimulatedFleet(
         faults,
@@ -81,8 +89,10 @@ def simulated_handler(
         failure_probability=failure_probability,
         ledger=state_dir / "fleet-ledger.jsonl",
     )
+    replaced = {a.name for a in real}
+    actuators = [a for a in simulated_actuators(fleet) if a.name not in replaced]
     return engine_handler(
-        simulated_actuators(fleet),
+        [*actuators, *(Recorded(a, fleet) for a in real)],
         state_dir / "journal.sqlite",
         facts=fleet,
         now=clock.now_dt,

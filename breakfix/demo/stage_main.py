@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
+from actuators.base import Actuator
 from breakfix.demo.actuation import FleetClock, simulated_handler
 from breakfix.simulate.actuators import faults_from_labels
 from breakfix.simulate.labels import read_labels
@@ -23,11 +25,13 @@ def run_simulated_actuators(
     clock: FleetClock,
     seed: int = 0,
     failure_probability: float = 0.0,
+    real: Sequence[Actuator] = (),
 ) -> StageStats:
-    """Consume decisions and act on a simulated fleet until a signal arrives."""
+    """Consume decisions and act on a simulated fleet until a signal arrives (``real``: actuators
+    standing in for simulated kinds, see :func:`~breakfix.demo.actuation.simulated_handler`)."""
     faults = faults_from_labels(read_labels(labels)) if labels else []
     return run_actuator_stage(
-        settings, simulated_handler(faults, state_dir, clock, seed, failure_probability), state_dir
+        settings, simulated_handler(faults, state_dir, clock, seed, failure_probability, real), state_dir
     )
 
 

@@ -9,15 +9,19 @@ What it starts, in order, each stopped in reverse when it ends (:class:`~breakfi
    process reaches the store through that protocol, as it would reach a ClickHouse server;
 2. the embedded Tansu broker on the chosen port (default 9092, the port every command defaults to),
    and the topics with their partition counts;
-3. the node stage + guard worker(s), the ClickHouse sink, the actuator stage on simulated actuators;
-   (each signing with its role's key: one key per role is created under the stack's directory, as on
-   one host);
+3. the node stage + guard worker(s), the ClickHouse sink, and the actuator stage on a simulated
+   fleet whose GPU operations (reset, reboot, diagnostics) go over Kafka to a real ``breakfix
+   node-agent --simulate`` process playing every node of the fleet: commands signed by the stage,
+   verified, journaled and answered signed by the agent, as in production; only the GPUs are
+   simulated (each process signs with its role's key: one key per role is created under the
+   stack's directory, as on one host);
 4. the operator API on simulated actuators (``breakfix serve --simulate``), with a tokens file of one
    local identity per role; its ad-hoc SQL (``POST /sql``) runs as the store's read-only ``reader``;
 5. optionally a simulated fleet's last hour of telemetry, fed live, so ``breakfix nodes`` has a fleet.
 
-Then it writes the context file (:mod:`breakfix.stack.context`) and waits. Node agents are not
-started: the simulated actuators stand in for them (a node agent needs a GPU node to run on).
+Then it writes the context file (:mod:`breakfix.stack.context`) and waits. Simulated steps run
+:data:`STEP_SPEED` times faster than the durations they stand for (a reboot takes seconds), while
+the fleet's clock stays the wall clock its live telemetry is stamped with.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ log = logging.getLogger(__name__)
 ROLES = ("operator", "approver", "viewer", "agent", "admin")
 SUNK = tuple(t.name for t in TOPICS if t.name != Topic.PROPOSALS)
 """The proposals topic also carries the node stage's watermark marks (not rows): not sunk."""
+STEP_SPEED = 100.0
+"""Simulated steps run this much faster than the durations they stand for (the API's --simulate too)."""
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,21 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
              "--topics", ",".join(SUNK)],
             env, logs / "sink.log",
         )  # fmt: skip
+        agents = _fleet_nodes(cfg.fleet)
+        agent = None
+        if agents:
+            agent = kids.spawn(
+                "node-agent",
+                [breakfix, "node-agent", "--simulate", *(a for n in agents for a in ("--node", n)),
+                 "--broker", broker.url, "--state-dir", str(work / "agent"),
+                 "--bundle-dir", str(work / "agent" / "bundles")],
+                env, logs / "node-agent.log",
+            )  # fmt: skip
         act = kids.spawn(
             "actuators",
             [breakfix, "run", "--role", "actuators", "--simulate", "--broker", broker.url,
-             "--state-dir", str(work / "actuators")],
+             "--state-dir", str(work / "actuators"), "--step-speed", str(STEP_SPEED),
+             *(("--node-agent",) if agents else ())],
             env, logs / "actuators.log",
         )  # fmt: skip
         tokens = _tokens(work)
@@ -151,6 +168,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         api_url = f"http://127.0.0.1:{api_port}"
         _wait_http(api_url + "/healthz", 60, lambda: api.poll() is None, logs / "api.log")
         wait_for_line(logs / "actuators.log", "actuator stage ready", 60, lambda: act.poll() is None)
+        if agent is not None:
+            wait_for_line(logs / "node-agent.log", "node-agent ", 60, lambda: agent.poll() is None)
         if cfg.fleet:
             from breakfix.stack.fleet import feed_fleet
 
@@ -179,8 +198,20 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         log.info("stopping the stack")
         kids.stop("api")
         kids.stop("actuators")
+        if agent is not None:
+            kids.stop("node-agent")
         kids.stop("sink")
     log.info("stack stopped")
+
+
+def _fleet_nodes(count: int) -> list[str]:
+    """The simulated fleet's node ids (the simulator lays a fleet of ``count`` out the same way
+    every time), so one node agent process can play each of them."""
+    if count <= 0:
+        return []
+    from breakfix.simulate.fleet import build_fleet
+
+    return [n.name for n in build_fleet(count).nodes]
 
 
 PIDS = "pids.json"

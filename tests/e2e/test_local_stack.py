@@ -2,7 +2,8 @@
 following docs/operate/local-stack.md would: one `breakfix up` (shared by every test here, on free
 ports, its context file in a temporary place), then the fleet, a plan, a second person's approval,
 execution on the simulated actuators watched to success, levers set and read back, an MCP client
-over stdio, and `breakfix down` stopping every process.
+over stdio, the actuator stage driving the stack's real node agent process, a second process kept
+off the stack's embedded store, and `breakfix down` stopping every process.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mcp import Client, StdioServerParameters
 
+from actuators.nodeagent.journal import RequestJournal
 from breakfix.stack.context import StackContext, load_context
+from schemas.decision import GuardCheck
+from schemas.signing import SEAL
+from schemas.topics import TOPIC_BY_NAME, Topic
 from streams.embedded_broker import free_port
+from streams.keys import load_signer
+from streams.settings import StreamSettings
+from tests.fakes.workflow_doubles import xid79_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXE = str(Path(sys.executable).with_name("breakfix"))
@@ -197,6 +207,98 @@ def test_mcp_client_over_stdio_reads_state_and_is_refused_a_mutation_with_a_hint
     assert stack.json("plan", "show", plan_id)["workflow_id"] is None  # nothing ran
 
 
+def _records(settings: StreamSettings, topic: Topic, until: Any, timeout_s: float) -> list[dict[str, Any]]:
+    """Every record of ``topic`` (all partitions, from the start) until ``until(records)`` holds."""
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        try:
+            tps = [TopicPartition(settings.topic(topic), p) for p in range(TOPIC_BY_NAME[topic].partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=300)).values():
+                    out.extend(orjson.loads(r.value) for r in batch)
+                if until(out):
+                    break
+            return out
+        finally:
+            await consumer.stop()
+
+    return anyio.run(read)
+
+
+def test_the_actuator_stage_runs_gpu_steps_on_the_stacks_node_agent(stack: Stack) -> None:
+    """A decision as the stack's guard signs it (its key and its current epoch: the guard itself
+    emits executable decisions only for auto-mode classes and approved plans) reaches the actuator
+    stage; the GPU reset goes over the commands topic to the `breakfix node-agent` process, which
+    answers with its own signature; the simulated fleet does the rest, and the run succeeds."""
+    settings = StreamSettings(broker=stack.ctx.broker, keys_dir=Path(stack.ctx.dir) / "keys")
+    signed = _records(settings, Topic.DECISIONS, lambda rs: len(rs) > 0, 20)
+    epoch = max(int(r[SEAL]["epoch"]) for r in signed if isinstance(r.get(SEAL), dict))
+    node = "gpu-00000"  # Healthy in the simulated fleet, pool train-a
+    pool = next(r["pool"] for r in stack.json("nodes") if r["node"] == node)
+    decision = xid79_decision(
+        node=node, decision_id=f"dec-e2e-agent-{time.time_ns()}", guard=[
+            GuardCheck(name="headroom", passed=True, figures={"pool_free_gpus": 64}),
+            GuardCheck(name="exclusion", passed=True, figures={"pool": pool}),
+        ],
+    )  # fmt: skip
+    body = load_signer(settings, "guard").seal(decision.model_dump(mode="json"), time.time(), epoch)
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                settings.topic(Topic.DECISIONS), orjson.dumps(body), key=node.encode()
+            )
+        finally:
+            await producer.stop()
+
+    anyio.run(publish)
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if (e.get("data") or {}).get("decision_id") == decision.id]
+
+    events = mine(_records(settings, Topic.EVENTS, lambda es: any(
+        e["data"]["step"] == "workflow" for e in mine(es)), 90))  # fmt: skip
+    steps = [(e["data"]["step"], e["data"]["status"]) for e in events if e["source"] == "breakfix.workflow"]
+    assert steps[-1] == ("workflow", "succeeded"), steps
+    assert ("gpu-reset", "succeeded") in steps and ("uncordon", "succeeded") in steps
+    answers = [e for e in events if e["source"] == f"node-agent/{node}"]
+    assert [a["data"]["action"] for a in answers] == ["gpu_reset"]
+    assert answers[0][SEAL]["signer"] == "agent" and answers[0]["data"]["status"] == "succeeded"
+    journal = RequestJournal(Path(stack.ctx.dir) / "agent" / f"requests-{node}.sqlite")
+    try:  # journaled on the agent's disk (it answers a redelivery from there, never acting twice)
+        entry = journal.get(answers[0]["data"]["request_id"])
+    finally:
+        journal.close()
+    assert entry is not None and entry.result is not None
+
+
+def test_a_second_process_on_the_stacks_store_is_refused_naming_the_owner(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The stack's owner process serves the embedded store; a second opener of its directory (an
+    analyst's `breakfix sql`, a second API) is refused in one or two lines that name the owner, the
+    stack's ClickHouse HTTP endpoint and `breakfix down`, and the stack goes on working."""
+    dsn = f"chdb://{stack.ctx.dir}/chdb"
+    endpoint = stack.ctx.store.rsplit("@", 1)[-1]  # host:port of the served store, without the password
+    tries = (
+        ("sql", "--store", dsn, "SELECT count() FROM breakfix.audit"),
+        ("serve", "--port", str(free_port()), "--store", dsn, "--broker", stack.ctx.broker,
+         "--tokens", f"{stack.ctx.dir}/tokens.yaml", "--state-dir", str(tmp_path / "api")),
+    )  # fmt: skip
+    for args in tries:
+        done = stack.run(*args, check=False)
+        err = done.stderr.strip()
+        assert done.returncode != 0 and "Traceback" not in err and len(err.splitlines()) <= 2, err
+        assert f"pid {stack.ctx.pid}" in err and endpoint in err and "breakfix down" in err, err
+    assert len(stack.json("nodes")) == 24
 
 
 def _state(pid: int) -> str:
@@ -227,7 +329,10 @@ def _descendants(pid: int) -> set[int]:
 def test_down_stops_every_process_and_removes_the_context(stack: Stack) -> None:
     pid = stack.ctx.pid
     procs = _descendants(pid) | {pid}
-    assert len(procs) >= 6  # owner, broker, worker, sink, actuator stage, API
+    assert len(procs) >= 7  # owner, broker, worker, sink, actuator stage, node agent, API
+    names = json.loads((Path(stack.ctx.dir) / "pids.json").read_text())
+    assert {"broker", "worker-0", "sink", "actuators", "node-agent", "api"} <= set(names)
+    assert set(names.values()) <= procs
     stack.run("down")
     assert not stack.context_file.exists()
     alive = {p for p in procs if Path(f"/proc/{p}").exists() and "Z" not in _state(p)}

@@ -26,6 +26,7 @@ from actuators.base import PermanentError, Refused, StepContext, StepSpec
 from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
 from actuators.nodeagent.gpu import parse_dcgmi
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
+from actuators.nodeagent.loop import addressee
 from schemas.actions import ActionRequest
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
@@ -93,6 +94,25 @@ def test_reset_refused_while_a_process_holds_the_gpu(tmp_path: Path) -> None:
 
 def test_commands_for_another_node_are_ignored(tmp_path: Path) -> None:
     assert agent(tmp_path).handle(request("reboot").model_copy(update={"node": "n2"})) is None
+
+
+def test_one_process_for_several_simulated_nodes_routes_each_command_to_its_nodes_agent(
+    tmp_path: Path,
+) -> None:
+    """`breakfix node-agent --simulate --node a --node b` (the local stack): a command reaches the
+    agent of the node it names, another node's is nobody's here, and input naming no node still
+    goes to one agent, whose admission dead-letters it."""
+    ops = {n: SimulatedGpuOps(gpus=8) for n in ("n1", "n2")}
+    agents = {n: NodeAgent(n, o, tmp_path / n, clock=lambda: NOW) for n, o in ops.items()}
+    for_n2 = request("gpu_reset", gpu=1).model_copy(update={"node": "n2"})
+    assert addressee(for_n2.model_dump_json().encode(), agents) is agents["n2"]
+    for_n3 = request("reboot").model_copy(update={"node": "n3"})
+    assert addressee(for_n3.model_dump_json().encode(), agents) is None
+    assert addressee(b"not json", agents) is not None and addressee(b"[1]", agents) is not None
+    assert addressee(b'{"node": ["n1"]}', agents) is None
+    result = agents["n2"].handle(for_n2)
+    assert result is not None and result.data.status == "succeeded"
+    assert ops["n2"].calls and not ops["n1"].calls
 
 
 def test_broken_gpu_reset_fails_and_diag_reports_failure(tmp_path: Path) -> None:
