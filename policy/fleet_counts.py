@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from policy.lifecycle import IN_FLIGHT
+from policy.lifecycle import IN_FLIGHT, V
 from schemas.common import NodeState
 from schemas.proposal import Placement
 
@@ -39,6 +39,9 @@ class FleetCounts:
     """pool → GPUs of its nodes that are in flight or escalated."""
     in_flight: dict[str, Counter[str]] = field(default_factory=lambda: {s: Counter() for s in SCOPES})
     """scope (rack, pool, sku) → value → nodes in flight."""
+    validating: dict[str, Counter[str]] = field(default_factory=lambda: {s: Counter() for s in SCOPES})
+    """scope → value → nodes in flight that are Validating: their repair is over (what a decisive
+    fault need not wait for, see ``policy.guard``)."""
 
     @classmethod
     def scan(cls, nodes: Mapping[str, Placed]) -> FleetCounts:
@@ -51,6 +54,9 @@ class FleetCounts:
         if state in IN_FLIGHT:
             for scope in SCOPES:
                 self.in_flight[scope][getattr(pl, scope)] += sign
+        if state is V:
+            for scope in SCOPES:
+                self.validating[scope][getattr(pl, scope)] += sign
         if _out_of_service(state):
             self.out_gpus[pl.pool] += sign * pl.gpus
 
@@ -82,3 +88,11 @@ class FleetCounts:
             if _out_of_service(own.state) and own.placement.pool == pl.pool:
                 out -= own.placement.gpus
         return flying, out
+
+    def validating_others(self, pl: Placement, own: Placed | None) -> dict[str, int]:
+        """Validating nodes per scope of ``pl``, ``own`` left out as in :meth:`others`."""
+        counts = {scope: self.validating[scope][getattr(pl, scope)] for scope in SCOPES}
+        if own is not None and own.state is V:
+            for scope in SCOPES:
+                counts[scope] -= getattr(own.placement, scope) == getattr(pl, scope)
+        return counts

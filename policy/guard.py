@@ -28,6 +28,7 @@ from schemas.proposal import OperatorProposal, Placement, Proposal, Registration
 from schemas.vocab import QUARANTINE_TRIGGERS, FailureClass, Trigger
 
 Q, E, H, S = NodeState.QUARANTINED, NodeState.ESCALATED, NodeState.HEALTHY, NodeState.SUSPECT
+V = NodeState.VALIDATING
 MUTATING = frozenset(
     {
         ActionKind.GPU_RESET,
@@ -77,6 +78,10 @@ class GuardState:
     """node → id of the executable decision it was last given, until the guard decides for the node
     again (the run's results move the node, and each move is a decision): an operator plan step for
     a node with a run in flight is refused (``in_flight``), so two runs never act on one node."""
+    parked: set[str] = field(default_factory=set)
+    """Nodes Quarantined for a ticket: waiting on a person (a hardware ticket, a tenant's repair
+    report), with no repair of the product's running. They hold their slot against every fault but a
+    decisive one (see ``Guard._not_holding``)."""
     counts: FleetCounts | None = field(default=None, compare=False, repr=False)
     """Capacity figures of ``nodes``, derived (never stored): counted once when first needed, then
     kept up to date by the guard as it registers nodes and moves their state. ``nodes`` is changed
@@ -449,14 +454,18 @@ class Guard:
         }
         counts = self._counts(g)
         in_flight, out = counts.others(pl, g.nodes.get(p.node))
+        aside = self._not_holding(g, p)
         total = counts.pool_gpus[pl.pool]
         for key, limit in limits.items():
-            n = in_flight[key]
+            n = in_flight[key] - aside.get(key, 0)
+            figures: dict[str, object] = {"in_flight": n, "limit": limit, "emergency": g.levers.emergency}
+            if aside.get(key):
+                figures["validating_or_ticket"] = aside[key]
             checks.append(
                 GuardCheck(
                     name=f"concurrency_{key}",
                     passed=g.levers.emergency or n < limit,
-                    figures={"in_flight": n, "limit": limit, "emergency": g.levers.emergency},
+                    figures=figures,
                 )
             )
         lost = self._lost_elsewhere(g, p)
@@ -476,6 +485,32 @@ class Guard:
             )
         )
         return checks
+
+    def _not_holding(self, g: GuardState, p: Proposal) -> dict[str, int]:
+        """In-flight nodes per scope that do not hold a slot against ``p``: none, unless ``p`` is a
+        decisive node-local fault (a GPU fallen off the bus, a DBE with its row remap pending or
+        failed, uncontained ECC, a fatal link-down). Such a node is broken already: leaving it in
+        service loses its jobs, not capacity. It waits only for nodes the product is repairing
+        (Quarantined for a repair, Repairing), not for nodes whose repair is over (Validating: a
+        lingering flag can keep one there for hours) or that wait on a person (Quarantined for a
+        ticket). Those still count against the pool's headroom, which every quarantine passes, and a
+        storm of one decisive signal is still a blast-radius incident."""
+        if not p.decisive:
+            return {}
+        own = g.nodes.get(p.node)
+        aside = self._counts(g).validating_others(p.placement, own)
+        for node in g.parked:
+            info = g.nodes.get(node)
+            if node != p.node and info is not None and info.state is Q:
+                for scope in aside:
+                    aside[scope] += getattr(info.placement, scope) == getattr(p.placement, scope)
+        return aside
+
+    def _holds_slot(self, g: GuardState, node: str, info: NodeInfo, p: Proposal) -> bool:
+        """Whether ``node`` holds a concurrency slot against ``p`` (the rule of :meth:`_not_holding`)."""
+        if info.state not in IN_FLIGHT:
+            return False
+        return not p.decisive or not (info.state is V or (info.state is Q and node in g.parked))
 
     @staticmethod
     def _lost_elsewhere(g: GuardState, p: Proposal) -> int:
@@ -502,7 +537,7 @@ class Guard:
             holders += [
                 f"{n} ({scope} {value}, {info.state.value})"
                 for n, info in sorted(g.nodes.items())
-                if n != p.node and info.state in IN_FLIGHT and getattr(info.placement, scope) == value
+                if n != p.node and self._holds_slot(g, n, info, p) and getattr(info.placement, scope) == value
             ]
         why = f"waiting for capacity ({', '.join(failed)})"
         if holders:
@@ -695,6 +730,10 @@ class Guard:
             elif d.trigger != Trigger.OPERATOR_PLAN:
                 # A refused plan step answers the plan, not the node: the node's own run goes on.
                 g.running.pop(d.node, None)
+            if d.to_state is Q and d.action is ActionKind.TICKET and not d.held:
+                g.parked.add(d.node)
+            elif d.to_state is not Q or not d.held:
+                g.parked.discard(d.node)
             if not d.held and d.trigger != EXPIRED:
                 g.wait_started.pop(d.node, None)  # the node moved on: its wait for capacity is over
 
@@ -767,7 +806,8 @@ class Guard:
     def _drain_waiting(self, g: GuardState) -> list[Decision]:
         if not g.waiting:
             return []
-        waiting, g.waiting = g.waiting, []
+        # A decisive node-local fault goes first: it is broken now, a weaker signal may still be wrong.
+        waiting, g.waiting = sorted(g.waiting, key=lambda p: not p.decisive), []
         out: list[Decision] = []
         for p in waiting:
             if g.nodes[p.node].state is not p.from_state:

@@ -117,12 +117,15 @@ def encode(g: GuardState) -> bytes:
         {k: list(q) for k, q in g.blast.items()},
         list(g.seen),
     )
-    if g.lost or g.running:
-        # Appended only when some node has lost capacity (or has a run in flight): a guard without
-        # any writes the exact bytes format 2 always wrote, and a reader takes any of the lengths.
+    if g.lost or g.running or g.parked:
+        # Appended only when some node has lost capacity (or has a run in flight, or is parked): a
+        # guard without any writes the exact bytes format 2 always wrote, and a reader takes any of
+        # the lengths.
         state = (*state, dict(g.lost))
-    if g.running:
+    if g.running or g.parked:
         state = (*state, dict(g.running))
+    if g.parked:
+        state = (*state, sorted(g.parked))
     return record_codec.encode(MAGIC, state)
 
 
@@ -140,6 +143,7 @@ def _state(t: tuple[Any, ...]) -> GuardState:
      incidents, blast, seen) = t[:12]  # fmt: skip
     lost = t[12] if len(t) > 12 else {}  # records written before lost capacity was kept have none
     running = t[13] if len(t) > 13 else {}
+    parked = t[14] if len(t) > 14 else []  # nor parked nodes before those were kept
     return GuardState(
         nodes=decode_nodes(nodes),
         clock=float(clock),
@@ -155,4 +159,5 @@ def _state(t: tuple[Any, ...]) -> GuardState:
         seen=OrderedDict.fromkeys(seen),
         lost={str(n): int(k) for n, k in lost.items()},
         running={str(n): str(d) for n, d in running.items()},
+        parked={str(n) for n in parked},
     )

@@ -35,6 +35,7 @@ def _same(a: FleetCounts, b: FleetCounts) -> bool:
         +a.pool_gpus == +b.pool_gpus
         and +a.out_gpus == +b.out_gpus
         and all(+a.in_flight[s] == +b.in_flight[s] for s in a.in_flight)
+        and all(+a.validating[s] == +b.validating[s] for s in a.validating)
     )
 
 
@@ -86,7 +87,12 @@ def _storm(ops: list[tuple[int, str]]) -> list[Proposal | Registration | Control
             )
             continue
         if op != "q":
-            to = {"h": NodeState.HEALTHY, "e": NodeState.ESCALATED, "r": NodeState.REPAIRING}[op]
+            to = {
+                "h": NodeState.HEALTHY,
+                "e": NodeState.ESCALATED,
+                "r": NodeState.REPAIRING,
+                "v": NodeState.VALIDATING,
+            }[op]
             p = p.model_copy(update={"to_state": to, "action": ActionKind.RETURN_TO_SERVICE})
         items.append(p)
     return items
@@ -105,7 +111,9 @@ def _run(guard: Guard, items: list[Proposal | Registration | ControlMessage]) ->
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 23), st.sampled_from(["q", "q", "q", "h", "h", "e", "r", "move", "reset"])),
+        st.tuples(
+            st.integers(0, 23), st.sampled_from(["q", "q", "q", "h", "h", "e", "r", "v", "move", "reset"])
+        ),
         max_size=80,
     )
 )

@@ -319,3 +319,85 @@ def test_headroom_counts_capacity_already_lost_as_removed() -> None:
     )
     g2, s2 = fleet(10, racks=10, policy=LOOSE)
     assert not g2.step(s2, prop("n1", 20, place(1, "r1")))[0].held
+
+
+def _move(
+    g: Guard, s: GuardState, i: int, t: float, to: NodeState, action: ActionKind, trigger: str
+) -> Decision:
+    """Node ``n{i}`` (rack ``r{i}``) moves on along its lifecycle, as its node stage proposes."""
+    p = prop(f"n{i}", t, place(i, f"r{i}"), to=to, action=action)
+    p = p.model_copy(
+        update={"from_state": s.nodes[f"n{i}"].state, "trigger": trigger, "id": f"n{i}:{t}:{to}"}
+    )
+    return g.step(s, p)[0]
+
+
+def _validating(g: Guard, s: GuardState, i: int, t: float) -> None:
+    """n{i} quarantined for a GPU reset, repaired, and now Validating (where a lingering flag can keep it)."""
+    assert not g.step(s, _q(f"n{i}", t, i, "dbe", True))[0].held
+    _move(g, s, i, t + 1, NodeState.REPAIRING, ActionKind.NONE, "repair_started")
+    _move(g, s, i, t + 2, NodeState.VALIDATING, ActionKind.VALIDATE, "repair_completed")
+    assert s.nodes[f"n{i}"].state is NodeState.VALIDATING
+
+
+def test_a_decisive_fault_is_not_held_behind_a_validating_node_but_a_weaker_one_is() -> None:
+    """The shipped one-per-pool default. n0's repair is over and it validates (a lingering row-remap
+    flag kept such a node there ~2 h in a 500-node score, while two GPUs of its pool that had fallen
+    off the bus waited until max_wait_s escalated them). A GPU off the bus in the pool is quarantined
+    at once, the concurrency figures saying what they left aside; a sustained SBE rate still waits."""
+    g, s = fleet(100, racks=100, policy=load_policy())
+    _validating(g, s, 0, 10)
+    bus = g.step(s, _q("n1", 100, 1, "xid.79", True, "gpu_hardware"))[0]
+    assert bus.to_state is NodeState.QUARANTINED and not bus.held
+    assert check(bus, "concurrency_pool") == {
+        "in_flight": 0, "limit": 1, "emergency": False, "validating_or_ticket": 1
+    }  # fmt: skip
+    sbe = g.step(s, _q("n2", 110, 2, "sbe_rate", False))[0]
+    assert sbe.held and "in flight n0 (pool p1, Validating)" in sbe.reasons[0]
+    # n1 is being repaired now: a second decisive fault of the pool waits for it, naming it only.
+    dbe = g.step(s, _q("n3", 120, 3, "dbe", True))[0]
+    assert dbe.held and check(dbe, "concurrency_pool")["in_flight"] == 1
+    assert "in flight n1 (pool p1, Quarantined)" in dbe.reasons[0] and "n0" not in dbe.reasons[0]
+
+
+def test_a_decisive_fault_takes_the_slot_of_a_quarantine_waiting_on_a_person() -> None:
+    """A tenant-reported node is Quarantined for a ticket until its repair status comes back: nothing of
+    the product's runs on it. A DBE with its row remap pending in the pool is quarantined meanwhile; a
+    thermal fault is not. The parked node survives a snapshot of the guard's state."""
+    from policy.guard_record import decode, encode
+
+    g, s = fleet(100, racks=100, policy=load_policy())
+    tenant = _move(g, s, 0, 10, NodeState.QUARANTINED, ActionKind.TICKET, "tenant_reported_issue")
+    assert tenant.to_state is NodeState.QUARANTINED and s.parked == {"n0"}
+    assert decode(encode(s)).parked == {"n0"}
+    thermal = g.step(s, _q("n1", 20, 1, "temp_high", False, "thermal_power"))[0]
+    assert thermal.held
+    dbe = g.step(s, _q("n2", 30, 2, "dbe", True))[0]
+    assert dbe.to_state is NodeState.QUARANTINED and not dbe.held
+    # The tenant's repair comes back: n0 validates; nothing is parked any more.
+    _move(g, s, 0, 40, NodeState.VALIDATING, ActionKind.VALIDATE, "repair_reported_completed")
+    assert s.parked == set()
+
+
+def test_a_decisive_fault_skips_no_headroom() -> None:
+    """Slots left aside, the pool's headroom still decides: 14 nodes (112 GPUs) keep 85% (95.2). With
+    two nodes validating, a third fallen off the bus would leave 88: it waits, on headroom alone."""
+    g, s = fleet(14, racks=14, policy=load_policy())
+    _validating(g, s, 0, 10)
+    _validating(g, s, 1, 100)
+    d = g.step(s, _q("n2", 200, 2, "xid.79", True, "gpu_hardware"))[0]
+    assert d.held and d.to_state is NodeState.SUSPECT
+    assert check(d, "concurrency_pool")["in_flight"] == 0
+    assert check(d, "headroom")["healthy_after"] == 88 and "headroom" in d.reasons[0]
+
+
+def test_a_waiting_decisive_fault_is_released_before_an_earlier_weaker_one() -> None:
+    """An SBE rate and then a GPU off the bus wait for n0's repair; when n0 returns, the GPU off the bus
+    gets the slot although it asked second (a renewal moves a proposal to the back of the queue)."""
+    g, s = fleet(100, racks=100, policy=load_policy())
+    assert not g.step(s, prop("n0", 10, place(0, "r0")))[0].held  # a reboot, not decisive
+    assert g.step(s, _q("n1", 20, 1, "sbe_rate", False))[0].held
+    assert g.step(s, _q("n2", 30, 2, "xid.79", True, "gpu_hardware"))[0].held
+    out = _move(g, s, 0, 40, NodeState.HEALTHY, ActionKind.RETURN_TO_SERVICE, "cleared_without_action")
+    assert out.node == "n0"
+    assert s.nodes["n2"].state is NodeState.QUARANTINED and s.nodes["n1"].state is NodeState.SUSPECT
