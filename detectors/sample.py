@@ -43,6 +43,19 @@ def _delta(new: int | None, old: int | None) -> int:
     return new - old
 
 
+def _unchanged(cur: tuple[int | None, ...], old: tuple[int | None, ...]) -> bool:
+    """No counter moved: each reading equals the last one or is absent from this scrape (the slow
+    health counters come once a minute). The common case, so :meth:`_Scrape.counters` is skipped: the
+    readings to remember are then ``old`` itself."""
+    s, d, p, n = cur
+    return (
+        (s is None or s == old[0])
+        and (d is None or d == old[1])
+        and (p is None or p == old[2])
+        and (n is None or n == old[3])
+    )
+
+
 class _Scrape:
     """One scrape's context: turns a signal key into an observation and collects the evidence."""
 
@@ -137,8 +150,8 @@ def detect_sample(st: DetectState, ev: GpuSample, cat: Catalog, now: float) -> l
         cur = (g.sbe_volatile, g.dbe_volatile, g.pcie_replay, g.nvlink_crc_errors)
         prev = counters.get(i)
         was_hot = prev[3] if prev is not None and len(prev) > 3 else 0
-        if prev is not None and prev[1] == cur:
-            known, wins = cur, _windows(prev)
+        if prev is not None and _unchanged(cur, prev[1]):
+            known, wins = prev[1], _windows(prev)
         else:
             known, wins = scrape.counters(i, prev, cur)
         hot = 0
