@@ -75,8 +75,9 @@ def up(
     timeout: float = typer.Option(180.0, "--timeout", min=10, help="Seconds to wait for the stack."),
 ) -> None:
     """Start the whole local stack on the embedded defaults: Kafka (Tansu), node stage + guard, sink,
-    store (chdb served over the ClickHouse HTTP protocol), actuator stage and API on simulated
-    actuators, and a simulated fleet. Writes the context file every other command reads.
+    store (chdb served over the ClickHouse HTTP protocol), actuator stage on a simulated fleet whose
+    GPU steps go to a real node agent (its GPUs simulated), the API, and a simulated fleet's
+    telemetry. Writes the context file every other command reads.
 
     Example: breakfix up --fleet 24
     """
