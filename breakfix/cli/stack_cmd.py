@@ -22,6 +22,7 @@ import typer
 
 from breakfix.cli.common import console, fail
 from breakfix.stack.context import context_path, load_context
+from streams.store.owner import StoreInUse
 
 DEFAULT_DIR = Path.home() / ".breakfix" / "local"
 
@@ -114,7 +115,8 @@ def up(
             if ctx is not None and ctx.pid == proc.pid:
                 break
             if proc.poll() is not None:
-                fail(f"the stack did not start: {_last_line(logs / 'up.log')}", f"see the logs in {logs}")
+                why, hint = _failure(logs / "up.log")
+                fail(f"the stack did not start: {why}", hint or f"see the logs in {logs}")
             time.sleep(0.3)
         else:
             _stop(proc.pid, 30)
@@ -133,6 +135,8 @@ def _foreground(
     cfg = StackConfig(dir, broker_port, api_port, store_port, workers, fleet, seed)
     try:
         run_stack(cfg)
+    except StoreInUse as err:  # another process holds the stack's store directory
+        fail(str(err), err.hint)
     except (RuntimeError, TimeoutError, OSError) as err:
         fail(str(err), f"see the logs in {dir / 'logs'}")
     finally:
@@ -141,9 +145,17 @@ def _foreground(
             context_path().unlink(missing_ok=True)
 
 
-def _last_line(log: Path) -> str:
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
-    return lines[-1][-300:] if lines else "no output"
+def _failure(log: Path) -> tuple[str, str]:
+    """Why the owner process stopped, from the end of its log: its own ``error:``/``hint:`` lines
+    when it said them (a port or store in use), else the last line (a traceback's)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, max(len(lines) - 3, -1), -1):
+        if lines[i].startswith("error: "):
+            after = lines[i + 1] if i + 1 < len(lines) else ""
+            hint = after.removeprefix("hint: ") if after.startswith("hint: ") else ""
+            return lines[i].removeprefix("error: ")[:400], hint
+    return (lines[-1][-300:] if lines else "no output"), ""
 
 
 def _stop(pid: int, grace_s: float) -> bool:
