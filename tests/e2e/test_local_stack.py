@@ -112,6 +112,10 @@ def test_up_writes_a_private_context_and_nodes_lists_the_fleet(stack: Stack) -> 
     table = stack.run("nodes").stdout
     assert all(len(line) <= 80 for line in table.splitlines()), table
     assert "…" not in table and "nan" not in table
+    assert rows[0]["labels"]["topology.kubernetes.io/zone"] == "az1"  # the simulator's inventory labels
+    labelled = stack.run("nodes", "--pool", "infer-a", "--show-labels").stdout
+    assert all(len(line) <= 80 for line in labelled.splitlines()), labelled
+    assert any(ln.rstrip().endswith(" nvidia.com/gpu.product=A100-SXM4-80GB") for ln in labelled.splitlines())
 
 
 def _affected(stack: Stack) -> list[dict[str, Any]]:
