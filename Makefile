@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint docs unit sysdeps s3server clean
+.PHONY: demo test checks prereqs lint typecheck importlint docs unit sysdeps s3server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,13 +48,22 @@ importlint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir .site
 
-# Two passes: the fast tests on two xdist workers (each starts its own broker and chdb; the suite is
-# mostly waiting on subprocesses, so two overlap well even on two cores), then the slow fault, load
-# and end-to-end tests one at a time, because their figures (the load generator's rate, kill timings)
-# are only meaningful on an otherwise idle machine. Either pass failing, or collecting nothing, fails.
-test: $(STAMP) sysdeps $(S3SERVER) lint typecheck importlint docs
+# The checks and the tests' other prerequisites at once (mypy, the longest check, is CPU; the two pip
+# installs and apt mostly wait on the network and disk), each job's output printed when it ends.
+checks: lint typecheck importlint docs
+prereqs:
+	$(MAKE) --no-print-directory -j4 --output-sync=target checks sysdeps $(S3SERVER)
+
+# Three passes. The fast tests on two xdist workers (each starts its own broker and chdb; the suite is
+# mostly waiting on subprocesses, so two overlap well even on two cores). Then the slow end-to-end,
+# kill-and-restart and replay tests, also on two workers, a whole test file to a worker (a file's
+# module fixture, e.g. the local-stack tests' one `breakfix up`, starts once). Last the tests marked
+# `alone`, one at a time, because their figures (the load generator's rate, where a kill lands) are
+# only meaningful on an otherwise idle machine. Any pass failing, or collecting nothing, fails.
+test: prereqs
 	$(BIN)/python -m pytest -m 'not slow' -n 2
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m 'slow and not alone' -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m alone
 
 # KEEP=1: after the demo, leave the local stack (`breakfix up`) running for the operator commands;
 # `$(BIN)/breakfix down` stops it.

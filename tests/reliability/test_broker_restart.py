@@ -38,7 +38,7 @@ from streams.settings import StreamSettings
 from tests.fixtures.s3 import S3Server, s3_server_fixture  # noqa: F401 - the s3_server fixture
 from tests.fixtures.streams import isolated_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
 NODES, HOURS = 20, 1
 PUBLISH_S = 40.0

@@ -43,7 +43,7 @@ from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
 from tests.signing import sealed
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]
 
 

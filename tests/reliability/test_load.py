@@ -29,7 +29,7 @@ from bench.soak import STEADY_RATE_10K, soak
 from streams.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 LONG = os.environ.get("BREAKFIX_SOAK") == "1"
 PHASE_S = 300.0 if LONG else 20.0
 TEN_X_S = 300.0 if LONG else 40.0
