@@ -202,15 +202,21 @@ def down(
     console.print("local stack stopped")
 
 
-def _orphans(work: Path) -> dict[str, int]:
-    """The stack's processes still running, from the pids file the owner wrote (a pid counts only
-    while its command line is still a breakfix or Tansu process: pids are reused)."""
+def _pids(work: Path) -> dict[str, int]:
+    """The stack's processes (name -> pid) as the owner wrote them down when the stack was ready."""
     import json
 
     try:
         pids: dict[str, int] = json.loads((work / "pids.json").read_text())
     except (OSError, ValueError):
         return {}
+    return pids
+
+
+def _orphans(work: Path) -> dict[str, int]:
+    """The stack's processes still running, from the pids file the owner wrote (a pid counts only
+    while its command line is still a breakfix or Tansu process: pids are reused)."""
+    pids = _pids(work)
     out = {}
     for name, pid in pids.items():
         try:
@@ -231,6 +237,11 @@ def status() -> None:
     if ctx is None or not _alive(ctx.pid):
         fail("no local stack is running", "start one with `breakfix up`", code=1)
     console.print(f"up (pid {ctx.pid}): API {ctx.api_url}, broker {ctx.broker}, dir {ctx.dir}")
+    running = _orphans(Path(ctx.dir))
+    console.print("processes: " + ", ".join(f"{n} {p}" for n, p in running.items()))
+    gone = sorted(set(_pids(Path(ctx.dir))) - set(running))
+    if gone:
+        console.print(f"[red]not running:[/] {', '.join(gone)} (see {Path(ctx.dir) / 'logs'})")
     console.print(f"identities: {', '.join(sorted(ctx.tokens))} (pick one with BREAKFIX_AS=<role>)")
 
 

@@ -335,6 +335,8 @@ def test_down_stops_every_process_and_removes_the_context(stack: Stack) -> None:
     names = json.loads((Path(stack.ctx.dir) / "pids.json").read_text())
     assert {"broker", "worker-0", "sink", "actuators", "node-agent", "api"} <= set(names)
     assert set(names.values()) <= procs
+    shown = stack.run("status").stdout
+    assert f"node-agent {names['node-agent']}" in shown and "not running" not in shown, shown
     stack.run("down")
     assert not stack.context_file.exists()
     alive = {p for p in procs if Path(f"/proc/{p}").exists() and "Z" not in _state(p)}
