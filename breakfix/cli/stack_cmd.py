@@ -238,7 +238,8 @@ def status() -> None:
         fail("no local stack is running", "start one with `breakfix up`", code=1)
     console.print(f"up (pid {ctx.pid}): API {ctx.api_url}, broker {ctx.broker}, dir {ctx.dir}")
     running = _orphans(Path(ctx.dir))
-    console.print("processes: " + ", ".join(f"{n} {p}" for n, p in running.items()))
+    for name, pid in running.items():
+        console.print(f"  {name} {pid}")
     gone = sorted(set(_pids(Path(ctx.dir))) - set(running))
     if gone:
         console.print(f"[red]not running:[/] {', '.join(gone)} (see {Path(ctx.dir) / 'logs'})")
