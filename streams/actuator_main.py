@@ -1,4 +1,9 @@
-"""The actuator stage as a process (`breakfix run --role actuators`), until SIGTERM or SIGINT."""
+"""The actuator stage as a process (`breakfix run --role actuators`), until SIGTERM or SIGINT.
+
+What acts is pluggable: the caller passes the handler factory (real actuators from
+breakfix/actuation/, or the simulated fleet of breakfix/demo/actuation.py), so this entry point is
+the same for production and the demo.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
 from pathlib import Path
 
-from actuators.base import Actuator
-from breakfix.demo.actuation import FleetClock, simulated_handler
-from breakfix.simulate.actuators import faults_from_labels
-from breakfix.simulate.labels import read_labels
 from streams.actuator_stage import ActuatorStage, MakeHandler, StageStats
 from streams.metrics import serve
 from streams.settings import StreamSettings
-
-
-def run_simulated_actuators(
-    settings: StreamSettings,
-    labels: Path | None,
-    state_dir: Path,
-    clock: FleetClock,
-    seed: int = 0,
-    failure_probability: float = 0.0,
-    real: Sequence[Actuator] = (),
-) -> StageStats:
-    """Consume decisions and act on a simulated fleet until a signal arrives (``real``: actuators
-    standing in for simulated kinds, see :func:`~breakfix.demo.actuation.simulated_handler`)."""
-    faults = faults_from_labels(read_labels(labels)) if labels else []
-    return run_actuator_stage(
-        settings, simulated_handler(faults, state_dir, clock, seed, failure_probability, real), state_dir
-    )
 
 
 def run_actuator_stage(settings: StreamSettings, make_handler: MakeHandler, state_dir: Path) -> StageStats:

@@ -363,9 +363,6 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m streams.sink --bootstrap 127.0.0.1:9092 --store chdb:///data/chdb --spool DIR``"""
-    from streams.store.dsn import open_store
-    from streams.store.migrate import migrate
-
     p = argparse.ArgumentParser(prog="python -m streams.sink", description=__doc__.splitlines()[0])
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--store", default=None, help="store DSN (default: $BREAKFIX_STORE_DSN)")
@@ -379,12 +376,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-migrate", action="store_true",
                    help="skip creating/upgrading tables (an insert-only ClickHouse user cannot)")  # fmt: skip
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    store = open_store(args.store)
-    if not args.no_migrate:
-        migrate(store)
-    core = SinkCore(store, Spool(Path(args.spool), args.spool_max_bytes))
     topics = tuple(args.topics.split(",")) if args.topics else tuple(t.name for t in TOPICS)
     cfg = SinkConfig(
         bootstrap=args.bootstrap,
@@ -394,6 +385,21 @@ def main(argv: list[str] | None = None) -> None:
         batch_rows=args.batch_rows,
         batch_interval_s=args.batch_interval,
     )
+    serve(cfg, args.store, Path(args.spool), args.spool_max_bytes, migrate_first=not args.no_migrate)
+
+
+def serve(
+    cfg: SinkConfig, store_dsn: str | None, spool: Path, spool_max_bytes: int, migrate_first: bool = True
+) -> None:
+    """Run the sink until SIGTERM or SIGINT (``breakfix run --role sink`` and ``python -m streams.sink``)."""
+    from streams.store.dsn import open_store
+    from streams.store.migrate import migrate
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    store = open_store(store_dsn)
+    if migrate_first:
+        migrate(store)
+    core = SinkCore(store, Spool(spool, spool_max_bytes))
 
     async def _run() -> SinkStats:
         stop = asyncio.Event()
@@ -401,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        log.info("sink started: store open, consuming %d topics from %s", len(cfg.topics), cfg.bootstrap)
         return await run_sink(cfg, core, stop)
 
     stats = asyncio.run(_run())

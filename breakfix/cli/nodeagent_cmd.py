@@ -1,4 +1,5 @@
-"""``breakfix node-agent``: run on a GPU node, execute its commands, report results.
+"""``breakfix run --role node-agent`` (also ``breakfix node-agent``): on a GPU node, execute its
+commands and report the results.
 
 Without a usable NVIDIA GPU (no driver, NVML, or devices) it refuses to start unless ``--simulate``
 is given, so a misplaced agent can never claim to have reset or diagnosed a GPU it cannot see.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,47 +24,74 @@ from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedG
 from actuators.nodeagent.journal import RequestJournal
 from actuators.nodeagent.loop import AgentKeys, run_agents
 from breakfix.cli.common import err_console, fail, print_json
+from breakfix.cli.role_common import PRINT_OPT, SETTINGS_OPT, settle
+from breakfix.roles.settings import NodeAgentSettings
 from schemas.signing import SigningError
 from streams.kafka_client import kafka_options
 from streams.keys import load_keyring, load_signer
-from streams.settings import StreamSettings
 
 
 def node_agent(
-    node: list[str] = typer.Option(
-        ..., "--node", help="This node's id, as the pipeline knows it (repeat with --simulate: one process "
-        "plays several simulated nodes, as `breakfix up` runs them)."
+    node: list[str] | None = typer.Option(
+        None,
+        "--node",
+        help="This node's id, as the pipeline knows it (required; repeat with --simulate: one process "
+        "plays several simulated nodes, as `breakfix up` runs them).",
     ),
-    simulate: bool = typer.Option(False, "--simulate", help="Drive simulated GPUs instead of NVML/dcgmi."),
-    gpus: int = typer.Option(8, "--gpus", min=1, max=64, help="With --simulate: how many GPUs to simulate."),
+    simulate: bool | None = typer.Option(
+        None, "--simulate/--no-simulate", help="Drive simulated GPUs instead of NVML/dcgmi."
+    ),
+    gpus: int | None = typer.Option(
+        None, "--gpus", min=1, max=64, help="With --simulate: how many GPUs to simulate (default 8)."
+    ),
     broker: str | None = typer.Option(
         None, "--broker", help="Kafka bootstrap (default: BREAKFIX_BROKER or 127.0.0.1:9092)."
     ),
-    bundle_dir: Path | None = typer.Option(
-        None, "--bundle-dir", help="Where diagnostic bundles are written."
+    bundle_dir: Path | None = typer.Option(None, "--bundle-dir", help="Where diagnostic bundles go."),
+    max_age_s: float | None = typer.Option(
+        None, "--max-age", help="Refuse commands older than this (seconds, default 900)."
     ),
-    max_age_s: float = typer.Option(900.0, "--max-age", help="Refuse commands older than this (seconds)."),
-    state_dir: Path = typer.Option(
-        Path("/var/lib/breakfix-agent"),
+    state_dir: Path | None = typer.Option(
+        None,
         "--state-dir",
-        help="The request journal (kept across the reboots the agent performs): local disk, not tmpfs.",
+        help="The request journal (kept across the reboots the agent performs): local disk, not tmpfs "
+        "(default /var/lib/breakfix-agent).",
     ),
     exit_after: int | None = typer.Option(None, "--exit-after", help="Stop after handling N commands."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each result as JSON."),
+    verbose: bool | None = typer.Option(None, "--verbose/--quiet", "-v", help="Print each result as JSON."),
+    settings_file: Path | None = SETTINGS_OPT,
+    print_settings: bool = PRINT_OPT,
 ) -> None:
     """Consume this node's commands from breakfix.commands and publish action.result events.
 
     Actions: gpu_reset, reboot, dcgm_diag, collect_bundle, cleanup_stale.
 
-    Example: breakfix node-agent --node gpu-a-0001 --broker kafka:9092
+    Example: breakfix run --role node-agent --node gpu-a-0001 --broker kafka:9092
     Example (no GPU here): breakfix node-agent --simulate --node gpu-a-0001 --node gpu-a-0002
     """
+    settings = settle(
+        NodeAgentSettings,
+        settings_file,
+        print_settings,
+        node=node or None,
+        simulate=simulate,
+        gpus=gpus,
+        broker=broker,
+        bundle_dir=bundle_dir,
+        max_age_s=max_age_s,
+        state_dir=state_dir,
+        exit_after=exit_after,
+        verbose=verbose,
+    )
+    if not settings.node:
+        fail("no node id", "pass --node NODE (or set BREAKFIX_NODE): the id the pipeline knows this node by")
+    nodes, verbose, simulate = settings.node, settings.verbose, settings.simulate
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    if len(node) > 1 and not simulate:
+    if len(nodes) > 1 and not simulate:
         fail("one agent per host: several --node need --simulate", "run a `breakfix node-agent` on each node")
     ops: GpuOps
     if simulate:
-        ops = SimulatedGpuOps(gpus=gpus)
+        ops = SimulatedGpuOps(gpus=settings.gpus)
     else:
         try:
             ops = NvidiaGpuOps.detect(SubprocessRunner())
@@ -70,7 +101,6 @@ def node_agent(
                 "run the agent on a GPU node with the NVIDIA driver, or pass --simulate to exercise "
                 "the command path against simulated GPUs",
             )
-    settings = StreamSettings()
     try:  # commands must carry the actuator stage's seal; answers carry this agent's
         keys = AgentKeys(load_signer(settings, "agent"), load_keyring(settings))
     except SigningError as err:
@@ -78,34 +108,45 @@ def node_agent(
     agents = [
         NodeAgent(
             name,
-            ops if len(node) == 1 else SimulatedGpuOps(gpus=gpus),
-            bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
-            max_age_s=max_age_s,
-            journal=RequestJournal(state_dir / f"requests-{name}.sqlite"),
+            ops if len(nodes) == 1 else SimulatedGpuOps(gpus=settings.gpus),
+            settings.bundle_dir or Path(tempfile.gettempdir()) / "breakfix-bundles",
+            max_age_s=settings.max_age_s,
+            journal=RequestJournal(settings.state_dir / f"requests-{name}.sqlite"),
         )
-        for name in node
+        for name in nodes
     ]
     kind = "simulated" if simulate else "NVIDIA"
-    names = node[0] if len(node) == 1 else f"{node[0]} and {len(node) - 1} more simulated node(s)"
+    names = nodes[0] if len(nodes) == 1 else f"{nodes[0]} and {len(nodes) - 1} more simulated node(s)"
     err_console.print(
         f"node-agent {names}: {ops.count()} {kind} GPU(s) each, actions {', '.join(sorted(ACTIONS))}, "
-        f"broker {broker or settings.broker}"
+        f"broker {settings.broker}"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        handled = asyncio.run(
-            run_agents(
-                agents,
-                broker or settings.broker,
-                keys,
-                settings.topic_prefix,
-                exit_after=exit_after,
-                on_result=print_json if verbose else None,
-                kafka=kafka_options(broker or settings.broker, settings),
-            )
-        )
-        err_console.print(
-            f"node-agent {names}: handled {handled} command(s), refused {keys.refused or 'none'}"
-        )
+    served = run_agents(
+        agents,
+        settings.broker,
+        keys,
+        settings.topic_prefix,
+        exit_after=settings.exit_after,
+        on_result=print_json if verbose else None,
+        kafka=kafka_options(settings.broker, settings),
+    )
+    handled = asyncio.run(_until_signal(served))
+    done = "stopped by a signal" if handled is None else f"handled {handled} command(s)"
+    err_console.print(f"node-agent {names}: {done}, refused {keys.refused or 'none'}")
+
+
+async def _until_signal(served: Coroutine[Any, Any, int]) -> int | None:
+    """Serve until done or until SIGTERM/SIGINT, which cancel the loop (its consumer and producer
+    close on the way out); None when a signal stopped it."""
+    task = asyncio.ensure_future(served)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``breakfix serve``: the operator HTTP API (see breakfix/api/)."""
+"""``breakfix run --role api`` (also ``breakfix serve``): the operator HTTP API (see breakfix/api/)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,62 @@ from pathlib import Path
 import typer
 
 from breakfix.cli.common import fail
+from breakfix.cli.role_common import PRINT_OPT, SETTINGS_OPT, settle
+from breakfix.roles.settings import ApiSettings
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
+    host: str | None = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, help="TCP port (default 8080)."),
     store: str | None = typer.Option(
-        None, "--store", help="Audit store DSN: chdb:///path or http://host:8123 (default: embedded chdb)."
+        None,
+        "--store",
+        help="Audit store DSN: chdb:///path or http://host:8123 (BREAKFIX_STORE_DSN; default: chdb).",
     ),
-    broker: str = typer.Option(
-        "127.0.0.1:9092", "--broker", envvar="BREAKFIX_BROKER", help="Kafka bootstrap servers."
-    ),
+    broker: str | None = typer.Option(None, "--broker", help="Kafka bootstrap servers (BREAKFIX_BROKER)."),
     tokens: Path | None = typer.Option(
         None,
         "--tokens",
         help="YAML/JSON file: token -> {actor, role} (else BREAKFIX_API_TOKENS_FILE or BREAKFIX_API_TOKENS).",
     ),
-    state_dir: Path = typer.Option(
-        Path(".breakfix/api"), "--state-dir", help="Workflow journal, machine records, built-in tickets."
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="Workflow journal, machine records, tickets (default .breakfix/api)."
     ),
     policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: the shipped policy)."),
     kube_url: str | None = typer.Option(
         None, "--kube-url", help="Kubernetes API URL without auth (kubectl proxy); default: kubeconfig."
     ),
-    kube: bool = typer.Option(True, "--kube/--no-kube", help="Register the Kubernetes actuator."),
-    actuator: list[str] = typer.Option(
-        [], "--actuator", help="A registered actuator kind built from its own config file, KIND=FILE."
+    kube: bool | None = typer.Option(None, "--kube/--no-kube", help="Register the Kubernetes actuator."),
+    actuator: list[str] | None = typer.Option(
+        None, "--actuator", help="A registered actuator kind built from its own config file, KIND=FILE."
     ),
-    approval_ttl: int = typer.Option(
-        30, "--approval-ttl", min=1, help="Minutes an approval (plan token, decision approval) stays valid."
+    approval_ttl: int | None = typer.Option(
+        None, "--approval-ttl", min=1, help="Minutes an approval (plan token, decision approval) stays valid."
     ),
-    simulate: bool = typer.Option(
-        False, "--simulate", help="Plans act on a simulated fleet (local stack; never real hardware)."
+    simulate: bool | None = typer.Option(
+        None, "--simulate/--no-simulate", help="Plans act on a simulated fleet (never real hardware)."
     ),
     tls_cert: Path | None = typer.Option(
         None, "--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP (with --tls-key)."
     ),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
-    max_body_kib: int = typer.Option(
-        1024, "--max-body-kib", min=1, help="Largest request body accepted (413 before auth or parsing)."
+    max_body_kib: int | None = typer.Option(
+        None, "--max-body-kib", min=1, help="Largest request body accepted (413 before auth or parsing)."
     ),
     sql_store: str | None = typer.Option(
         None,
         "--sql-store",
         help="Store DSN for ad-hoc SQL, e.g. a read-only ClickHouse user (default: a session of --store).",
     ),
-    migrate: bool = typer.Option(
-        True, "--migrate/--no-migrate", help="Create/upgrade the store's tables first (needs DDL rights)."
+    migrate: bool | None = typer.Option(
+        None, "--migrate/--no-migrate", help="Create/upgrade the store's tables first (needs DDL rights)."
     ),
+    settings_file: Path | None = SETTINGS_OPT,
+    print_settings: bool = PRINT_OPT,
 ) -> None:
     """Serve the operator HTTP API (OpenAPI at /openapi.json, Prometheus metrics at /metrics).
 
-    Example: breakfix serve --host 127.0.0.1 --port 8080 --store chdb:///var/lib/breakfix/chdb
+    Example: breakfix run --role api --host 127.0.0.1 --port 8080 --store chdb:///var/lib/breakfix/chdb
     --broker kafka-1:9092 --tokens /etc/breakfix/tokens.yaml
 
     Example (HTTPS): breakfix serve --host 0.0.0.0 --port 8443 --tls-cert /etc/breakfix/api.pem
@@ -74,29 +78,51 @@ def serve(
     from breakfix.api.serve import serve as run_server
     from breakfix.api.tokens import TokenError
 
+    s = settle(
+        ApiSettings,
+        settings_file,
+        print_settings,
+        host=host,
+        port=port,
+        store_dsn=store,
+        broker=broker,
+        api_tokens_file=tokens,
+        state_dir=state_dir,
+        policy_file=policy,
+        kube_url=kube_url,
+        kube=kube,
+        actuators=actuator or None,
+        approval_ttl_min=approval_ttl,
+        simulate=simulate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_body_kib=max_body_kib,
+        sql_store_dsn=sql_store,
+        migrate=migrate,
+    )
     try:
-        plugins = tuple(parse_plugin(spec) for spec in actuator)
+        plugins = tuple(parse_plugin(spec) for spec in s.actuators)
     except ActuationConfigError as err:
         fail(str(err), "name a registered actuator kind and, where it needs one, its config file")
 
     opts = ServeOptions(
-        host=host,
-        port=port,
-        store=store,
-        broker=broker,
-        tokens=tokens,
-        state_dir=state_dir,
-        policy=policy,
-        kube_url=kube_url,
-        kube=kube,
+        host=s.host,
+        port=s.port,
+        store=s.store_dsn.get_secret_value() if s.store_dsn else None,
+        broker=s.broker,
+        tokens=s.api_tokens_file,
+        state_dir=s.state_dir,
+        policy=s.policy_file,
+        kube_url=s.kube_url,
+        kube=s.kube,
         plugins=plugins,
-        approval_ttl=timedelta(minutes=approval_ttl),
-        simulate=simulate,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        max_body_bytes=max_body_kib * 1024,
-        sql_store=sql_store,
-        migrate=migrate,
+        approval_ttl=timedelta(minutes=s.approval_ttl_min),
+        simulate=s.simulate,
+        tls_cert=s.tls_cert,
+        tls_key=s.tls_key,
+        max_body_bytes=s.max_body_kib * 1024,
+        sql_store=s.sql_store_dsn.get_secret_value() if s.sql_store_dsn else None,
+        migrate=s.migrate,
     )
     try:
         run_server(opts)

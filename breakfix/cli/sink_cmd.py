@@ -1,48 +1,67 @@
-"""``breakfix sink``: the ClickHouse sink (every topic into the audit store) as a `breakfix` command."""
+"""``breakfix run --role sink`` (also ``breakfix sink``): every topic into the ClickHouse audit store."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from breakfix.cli.common import fail
+from breakfix.cli.role_common import PRINT_OPT, SETTINGS_OPT, settle
+from breakfix.roles.settings import SinkSettings
 
 
 def sink(
-    broker: str = typer.Option(
-        "127.0.0.1:9092", "--broker", envvar="BREAKFIX_BROKER", help="Kafka bootstrap servers."
-    ),
+    broker: str | None = typer.Option(None, "--broker", help="Kafka bootstrap servers (BREAKFIX_BROKER)."),
     store: str | None = typer.Option(
         None, "--store", help="Store DSN: http://user:pw@host:8123 or chdb:///path (BREAKFIX_STORE_DSN)."
     ),
-    spool: Path = typer.Option(
-        Path(".breakfix/spool"), "--spool", help="Where batches wait while the store is down."
+    spool: Path | None = typer.Option(
+        None, "--spool", help="Where batches wait while the store is down (default .breakfix/spool)."
     ),
-    topics: str = typer.Option("", "--topics", help="Comma-separated topics (default: every one)."),
-    group: str = typer.Option("breakfix-sink", "--group", help="Consumer group."),
-    no_migrate: bool = typer.Option(
-        False, "--no-migrate", help="Do not create tables (an insert-only ClickHouse user cannot)."
+    topics: str | None = typer.Option(None, "--topics", help="Comma-separated topics (default: every one)."),
+    group: str | None = typer.Option(None, "--group", help="Consumer group (default breakfix-sink)."),
+    migrate: bool | None = typer.Option(
+        None, "--migrate/--no-migrate", help="Create tables first (an insert-only ClickHouse user cannot)."
     ),
+    settings_file: Path | None = SETTINGS_OPT,
+    print_settings: bool = PRINT_OPT,
 ) -> None:
     """Write every topic into the ClickHouse audit store, exactly once per row (a batch that fails
     waits in the spool). An embedded chdb path admits one process: on the local stack the store is
     served over HTTP by `breakfix up` (see `breakfix status`).
 
-    Example: breakfix sink --broker kafka-1:9092 --store http://sink:PASSWORD@clickhouse:8123 --no-migrate
+    Example: breakfix run --role sink --broker kafka-1:9092 --store http://sink:PASSWORD@clickhouse:8123
+    --no-migrate   (better: the DSN in BREAKFIX_STORE_DSN, out of the process list)
     """
+    from schemas.topics import TOPICS
+    from streams.metrics import serve as serve_metrics
+    from streams.sink import SinkConfig, serve
 
-    from streams.sink import main as sink_main
-    from streams.store.dsn import ENV_DSN
-
-    if not (store or os.environ.get(ENV_DSN)):
+    s = settle(
+        SinkSettings,
+        settings_file,
+        print_settings,
+        broker=broker,
+        store_dsn=store,
+        spool=spool,
+        topics=topics,
+        group=group,
+        migrate=migrate,
+    )
+    if s.store_dsn is None:
         fail("no store to write to", "pass --store DSN or set BREAKFIX_STORE_DSN")
-    argv = ["--bootstrap", broker, "--spool", str(spool), "--group", group]
-    argv += ["--store", store] if store else []
-    argv += ["--topics", topics] if topics else []
-    argv += ["--no-migrate"] if no_migrate else []
-    sink_main(argv)
+    if s.metrics_port is not None:
+        serve_metrics(s.metrics_port, s.web_host)  # the sink's counters, like the stages'
+    cfg = SinkConfig(
+        bootstrap=s.broker,
+        group_id=s.group,
+        topics=tuple(s.topics.split(",")) if s.topics else tuple(t.name for t in TOPICS),
+        topic_prefix=s.topic_prefix,
+        batch_rows=s.batch_rows,
+        batch_interval_s=s.batch_interval_s,
+    )
+    serve(cfg, s.store_dsn.get_secret_value(), s.spool, s.spool_max_bytes, migrate_first=s.migrate)
 
 
 def register(app: typer.Typer) -> None:

@@ -98,3 +98,21 @@ def simulated_handler(
         now=clock.now_dt,
         before=lambda d: clock.at_least(d.time.timestamp()),
     )
+
+
+def simulated_factory(
+    labels: Path | None,
+    state_dir: Path,
+    clock: FleetClock,
+    seed: int = 0,
+    failure_probability: float = 0.0,
+    real: Sequence[Actuator] = (),
+) -> MakeHandler:
+    """The handler factory ``breakfix run --role actuators --simulate`` hands to the stage's entry point
+    (streams/actuator_main.py): faults from ``breakfix simulate --labels`` ground truth, if any;
+    ``real`` as in :func:`simulated_handler`."""
+    from breakfix.simulate.actuators import faults_from_labels
+    from breakfix.simulate.labels import read_labels
+
+    faults = faults_from_labels(read_labels(labels)) if labels else []
+    return simulated_handler(faults, state_dir, clock, seed, failure_probability, real)

@@ -1,0 +1,1 @@
+"""Every long-running process is a role (``breakfix run --role ROLE``) with one settings model."""
