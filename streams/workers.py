@@ -61,9 +61,11 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
         proc.wait(timeout=5)
 
 
-def supervise(settings: StreamSettings, log_dir: Path | None = None) -> int:
-    """Create topics, start ``settings.workers`` workers and wait; a signal stops them all."""
-    asyncio.run(create_topics(settings))
+def supervise(settings: StreamSettings, log_dir: Path | None = None, create: bool = True) -> int:
+    """Create topics (unless ``create`` is false: a principal without the right to, whose topics a
+    deploy job made), start ``settings.workers`` workers and wait; a signal stops them all."""
+    if create:
+        asyncio.run(create_topics(settings))
     procs = [
         start_worker(settings, i, log_dir / f"worker-{i}.log" if log_dir else None)
         for i in range(settings.workers)

@@ -54,12 +54,12 @@ def mcp(
         api_token=token,
         api_token_file=token_file,
     )
-    token = s.api_token.get_secret_value() if s.api_token else None
-    token_file = s.api_token_file
     if s.transport == "http" and (token or token_file):
         fail("over http each agent sends its own token", "drop --token/--token-file for --transport http")
     try:
-        target = ApiTarget.resolve(s.api_url, token, token_file)
+        target = ApiTarget.resolve(
+            s.api_url, s.api_token.get_secret_value() if s.api_token else None, s.api_token_file
+        )
     except TokenFileError as err:
         fail(str(err), "write the agent's API token to that file (one line, mode 0600)")
     if s.transport == "http":

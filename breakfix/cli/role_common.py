@@ -3,7 +3,9 @@ the role's settings model from its flags (breakfix/roles/)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import typer
@@ -44,4 +46,13 @@ def settle(model: type[S], settings_file: Path | None, print_settings: bool, **f
             typer.echo(f"{name}={'' if value is None else value}")
         raise typer.Exit(0)
     export_env(settings)
+    signal.signal(signal.SIGTERM, _stop)
     return settings
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM is how systemd, Kubernetes and ``docker stop`` ask a process to stop. Until a
+    component installs its own graceful handler (the stages, the sink, the agent do), and after one
+    that re-raises the signal once it has shut down (uvicorn does), it ends the process with status 0
+    through Python's normal unwinding, so stores and clients still close in their ``finally``."""
+    raise SystemExit(0)

@@ -105,10 +105,10 @@ def pipeline(
         with EmbeddedBroker(port=settings.embedded_port) as b:
             console.print(f"embedded Tansu broker on {b.url} (memory storage: topics vanish when it stops)")
             live = settings.model_copy(update={"broker": b.url})
-            raise typer.Exit(supervise(live, settings.log_dir))
+            raise typer.Exit(supervise(live, settings.log_dir, settings.create_topics))
     _check_keys(settings, "guard")
     console.print(f"{settings.workers} worker(s) on {settings.broker}, store {settings.store}")
-    raise typer.Exit(supervise(settings, settings.log_dir))
+    raise typer.Exit(supervise(settings, settings.log_dir, settings.create_topics))
 
 
 def actuators(

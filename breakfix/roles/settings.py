@@ -42,6 +42,11 @@ class PipelineSettings(StreamSettings):
         None, ge=1, le=65535, description="The embedded broker's port (unset: a free one)."
     )
     log_dir: Path | None = Field(None, description="Write each worker's log here instead of stdout.")
+    create_topics: bool = Field(
+        True,
+        description="Create missing catalogue topics before the workers start (false where a deploy job "
+        "creates them and this principal may not).",
+    )
 
 
 class ActuatorSettings(StreamSettings):

@@ -136,13 +136,13 @@ def test_serve_refuses_example_and_weak_tokens(tmp_path: Path, tokens: str) -> N
 
 
 def test_serve_help_has_an_example() -> None:
-    out = subprocess.run(
+    out = subprocess.run(  # `breakfix serve` is `breakfix run --role api` under its older name
         [*BREAKFIX, "serve", "--help"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert "Example: breakfix serve" in out and "--tokens" in out
+    assert "Example: breakfix run --role api" in out and "--tokens" in out
 
 
 @pytest.mark.parametrize(

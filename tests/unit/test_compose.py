@@ -13,8 +13,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -34,8 +32,10 @@ import streams.heap  # registers the workers' garbage collection counters in the
 import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
 from breakfix.api import tokens as api_tokens
 from breakfix.cli.main import app
+from breakfix.cli.run_cmd import role_command
 from breakfix.metrics import FleetCollector
 from breakfix.opsclient import config as ops_config
+from breakfix.roles.settings import ROLES
 from streams.settings import StreamSettings
 from streams.store import dsn
 from streams.store.base import Store
@@ -44,7 +44,6 @@ from streams.store.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-LAUNCHER = "/opt/breakfix/with_metrics.py"
 IMAGE = "gpu-breakfix:latest"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -94,7 +93,28 @@ def _breakfix_command(args: list[str]) -> tuple[str, Any]:
             raise AssertionError(f"'{' '.join([*path, *rest[:1]])}' is not a breakfix command")
         path.append(rest.pop(0))
         cmd = cmd.commands[path[-1]]
+    if path == ["breakfix", "run"]:  # `run --role ROLE ...`: the role's own command parses the rest
+        assert rest[:1] == ["--role"] and rest[1] in ROLES, f"'breakfix run {' '.join(rest)}': no --role"
+        path += rest[:2]
+        cmd, rest = role_command(rest[1]), rest[2:]
     return " ".join(path), cmd.make_context(" ".join(path), rest)
+
+
+def _role(service: str) -> str | None:
+    """The role a service runs (``breakfix run --role ROLE``), else None (a one-shot job)."""
+    argv = [str(a) for a in SERVICES[service]["command"]]
+    return argv[3] if argv[:3] == ["breakfix", "run", "--role"] else None
+
+
+def _role_settings(service: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's role settings model built from its environment alone, as the container would."""
+    for key in [k for k in os.environ if k.startswith("BREAKFIX_")]:
+        monkeypatch.delenv(key)
+    for key, value in _env(service).items():
+        monkeypatch.setenv(key, value)
+    role = _role(service)
+    assert role is not None
+    return ROLES[role](_env_file=None)
 
 
 def _module_help(module: str) -> str:
@@ -109,67 +129,59 @@ def _module_help(module: str) -> str:
 
 
 def _served_ports(service: str) -> set[int]:
-    """Ports on which the service's process serves Prometheus metrics, read from its command."""
-    argv = [str(a) for a in SERVICES[service]["command"]]
-    if argv[:2] == ["python", LAUNCHER]:
-        return {int(argv[2])}
-    own = _env(service).get("BREAKFIX_METRICS_PORT")
-    if own is not None and (
-        argv[:3] == ["python", "-m", "streams.workers"] or argv[1:3] == ["run", "--role"]
-    ):
-        return {int(own)}  # the worker and the actuator stage serve it themselves (StreamSettings)
-    if argv[0] == "breakfix":
-        name, ctx = _breakfix_command(argv[1:])
-        if name in ("breakfix metrics", "breakfix serve"):
-            return {int(ctx.params["port"])}
-    return set()
+    """Ports on which the service's process serves Prometheus metrics, read from its role's settings
+    (the stages' BREAKFIX_METRICS_PORT; the API's and the fleet exporter's own port)."""
+    role = _role(service)
+    if role is None:
+        return set()
+    with pytest.MonkeyPatch.context() as mp:
+        settings = _role_settings(service, mp)
+    if role in ("api", "metrics"):
+        return {int(settings.port)}
+    return {int(settings.metrics_port)} if settings.metrics_port is not None else set()
 
 
 @pytest.mark.parametrize("service", OURS)
 def test_command_is_one_the_code_registers(service: str) -> None:
     argv = [str(a) for a in SERVICES[service]["command"]]
-    if argv[:2] == ["python", LAUNCHER]:
-        assert argv[2].isdigit(), f"{service}: the launcher's first argument is the metrics port"
-        argv = argv[3:]
-    if argv[:2] == ["python", "-m"]:
-        argv = argv[2:]
-    if argv[0] == "breakfix":
-        _breakfix_command(argv[1:])
-    elif argv[0] == "streams.workers":
-        assert argv[1:] == [], "a worker takes its configuration from BREAKFIX_* only"
-    elif argv[0] == "streams.sink":
-        help_text = _module_help("streams.sink")
-        for flag in (a for a in argv[1:] if a.startswith("--")):
-            assert flag in help_text, f"{service}: python -m streams.sink has no option {flag}"
-        topics = argv[argv.index("--topics") + 1].split(",")
-        from schemas.topics import TOPIC_BY_NAME
-
-        unknown = set(topics) - set(TOPIC_BY_NAME)
-        assert not unknown, f"{service}: unknown topics {unknown}"
-    else:
-        raise AssertionError(f"{service}: {argv[0]!r} is neither breakfix nor a known stage module")
+    assert argv[0] == "breakfix", f"{service}: every process is a breakfix command"
+    _breakfix_command(argv[1:])
 
 
-def test_every_stage_and_job_of_the_pipeline_is_in_the_stack() -> None:
+def test_every_long_running_service_is_a_role_and_every_role_is_deployed() -> None:
+    """Long-running services are `breakfix run --role ROLE` (no module or launcher entry points);
+    every role but the node agent (on GPU nodes) and MCP (spawned by an agent) runs in the stack."""
+    roles = {}
+    for name in OURS:
+        if SERVICES[name].get("restart") != "no":
+            roles[name] = _role(name)
+            assert roles[name] is not None, f"{name}: a long-running service runs `breakfix run --role`"
+    assert set(roles.values()) == set(ROLES) - {"node-agent", "mcp"}
+    assert roles["worker"] == "pipeline" and SERVICES["worker"]["deploy"]["replicas"] >= 2, (
+        "the node stage scales by replicas"
+    )
+
+
+def test_every_job_of_the_pipeline_is_in_the_stack() -> None:
     commands = {" ".join(str(a) for a in SERVICES[s]["command"]) for s in OURS}
-    for needle in (
-        "topics create",
-        "db migrate",
-        "streams.workers",
-        "--role actuators",
-        "streams.sink",
-        "breakfix serve",
-        "breakfix metrics",
-    ):
+    for needle in ("topics create", "db migrate"):
         assert any(needle in c for c in commands), f"no service runs {needle!r}"
-    assert SERVICES["worker"]["deploy"]["replicas"] >= 2, "the node stage scales by replicas"
+
+
+def test_sink_topics_are_catalogue_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemas.topics import TOPIC_BY_NAME
+
+    topics = _role_settings("sink", monkeypatch).topics.split(",")
+    unknown = set(topics) - set(TOPIC_BY_NAME)
+    assert not unknown, f"sink: unknown topics {unknown}"
+    assert "breakfix.proposals" not in topics  # it also carries the node stage's watermark marks
 
 
 # --- environment ------------------------------------------------------------------------------
 
 
 def test_breakfix_env_names_are_settings_or_documented_cli_variables() -> None:
-    settings_names = {f"BREAKFIX_{name.upper()}" for name in StreamSettings.model_fields}
+    settings_names = {f"BREAKFIX_{name.upper()}" for model in ROLES.values() for name in model.model_fields}
     cli_names = {
         dsn.ENV_DSN,
         api_tokens.ENV_FILE,
@@ -185,13 +197,16 @@ def test_breakfix_env_names_are_settings_or_documented_cli_variables() -> None:
 
 @pytest.mark.parametrize("service", OURS)
 def test_env_builds_the_settings_model(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every service's environment builds StreamSettings (BREAKFIX_STORE is 'memory'/'rocksdb'; the
-    ClickHouse DSN is BREAKFIX_STORE_DSN or --store)."""
-    for key in [k for k in os.environ if k.startswith("BREAKFIX_")]:
-        monkeypatch.delenv(key)
-    for key, value in _env(service).items():
-        monkeypatch.setenv(key, value)
-    settings = StreamSettings(_env_file=None)
+    """Every service's environment builds its role's settings model, StreamSettings for a job
+    (BREAKFIX_STORE is 'memory'/'rocksdb'; the ClickHouse DSN is BREAKFIX_STORE_DSN)."""
+    if _role(service) is not None:
+        settings = _role_settings(service, monkeypatch)
+    else:
+        for key in [k for k in os.environ if k.startswith("BREAKFIX_")]:
+            monkeypatch.delenv(key)
+        for key, value in _env(service).items():
+            monkeypatch.setenv(key, value)
+        settings = StreamSettings(_env_file=None)
     if "BREAKFIX_BROKER" in _env(service):
         assert settings.broker.split(":")[0] in SERVICES, f"{service}: broker host is not a service"
 
@@ -280,7 +295,7 @@ def test_mounted_files_and_named_volumes_exist() -> None:
             assert (ROOT / s["build"]["context"] / s["build"]["dockerfile"]).is_file()
 
 
-def test_dockerfile_copies_every_package_and_the_launcher() -> None:
+def test_dockerfile_copies_every_package() -> None:
     import tomllib
 
     dockerfile = (DEPLOY / "Dockerfile").read_text()
@@ -288,7 +303,6 @@ def test_dockerfile_copies_every_package_and_the_launcher() -> None:
     for pattern in include["include"]:
         package = pattern.rstrip("*")
         assert re.search(rf"^COPY {package} ", dockerfile, re.M), f"the image lacks {package}/"
-    assert f"COPY deploy/with_metrics.py {LAUNCHER}" in dockerfile
     assert "FROM python:3.11-slim" in dockerfile and "pip install ." in dockerfile
 
 
@@ -453,21 +467,3 @@ def _get(url: str, deadline_s: float = 15.0) -> str:
             if time.monotonic() > end:
                 raise
             time.sleep(0.1)
-
-
-def test_launcher_serves_the_stage_registry_and_runs_the_module() -> None:
-    """The compose file's stage processes run through deploy/with_metrics.py: it must serve the
-    default registry (with the stage counters) and still run the target module as ``-m`` would."""
-    metrics_port, module_port = _free_port(), _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(DEPLOY / "with_metrics.py"), str(metrics_port),
-         "http.server", "--bind", "127.0.0.1", "--directory", str(DEPLOY), str(module_port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        page = _get(f"http://127.0.0.1:{metrics_port}/metrics")
-        assert "# TYPE breakfix_dead_letters_total counter" in page
-        assert "with_metrics.py" in _get(f"http://127.0.0.1:{module_port}/")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -93,7 +93,7 @@ def test_every_client_is_its_own_principal_known_to_the_broker_through_the_facto
 
 def test_each_principal_can_use_what_it_reads_and_writes() -> None:
     a = acls()
-    sunk = SERVICES["sink"]["command"][SERVICES["sink"]["command"].index("--topics") + 1].split(",")
+    sunk = SERVICES["sink"]["environment"]["BREAKFIX_TOPICS"].split(",")
     assert {f"topic:{t}" for t in sunk} <= a[("sink", "Read")]
     assert {"topic:breakfix.decisions", "topic:breakfix.control"} <= a[("actuators", "Read")]
     assert {"topic:breakfix.commands", "topic:breakfix.events"} <= a[("actuators", "Write")]

@@ -28,10 +28,17 @@ def _grants(user: str) -> list[str]:
     return [q.text or "" for q in node.findall("grants/query")]
 
 
-def _store_user(service: str, flag: str = "--store") -> str:
-    command = COMPOSE["services"][service]["command"]
-    dsn = command[command.index(flag) + 1]
+def _store_user(service: str, setting: str = "BREAKFIX_STORE_DSN") -> str:
+    """The ClickHouse user of a role's DSN setting, or of a one-shot job's --store option."""
+    svc = COMPOSE["services"][service]
+    dsn = (svc.get("environment") or {}).get(setting)
+    if dsn is None:
+        dsn = svc["command"][svc["command"].index("--store") + 1]
     return urlparse(re.sub(r"\$\{[^}]*\}", "set", dsn)).username or ""
+
+
+def _no_migrate(service: str) -> bool:
+    return str(COMPOSE["services"][service]["environment"].get("BREAKFIX_MIGRATE")).lower() == "false"
 
 
 def test_every_secret_in_compose_is_required_and_has_no_default() -> None:
@@ -66,10 +73,10 @@ def test_the_sink_can_only_insert_and_each_job_uses_its_own_user() -> None:
     assert _grants("breakfix_api") == ["GRANT SELECT ON breakfix.*", "GRANT INSERT ON breakfix.audit"]
     assert not any(re.search(r"\b(FILE|URL|S3|REMOTE|SOURCES|ALL)\b", q) for u in
                    ("breakfix_sink", "breakfix_api", "breakfix_viewer") for q in _grants(u))  # fmt: skip
-    assert _store_user("sink") == "breakfix_sink" and "--no-migrate" in COMPOSE["services"]["sink"]["command"]
+    assert _store_user("sink") == "breakfix_sink" and _no_migrate("sink")
     assert _store_user("migrate") == "breakfix_admin"
-    assert _store_user("api") == "breakfix_api" and "--no-migrate" in COMPOSE["services"]["api"]["command"]
-    assert _store_user("api", "--sql-store") == "breakfix_viewer"
+    assert _store_user("api") == "breakfix_api" and _no_migrate("api")
+    assert _store_user("api", "BREAKFIX_SQL_STORE_DSN") == "breakfix_viewer"
     assert _store_user("metrics") == "breakfix_viewer"
 
 
