@@ -62,8 +62,14 @@ def masked_dsn(dsn: str) -> str:
 
 
 def masked(settings: BaseSettings) -> dict[str, Any]:
-    """Every setting by its environment variable, secrets masked (what ``--print-settings`` prints)."""
-    return {env_name(name): shown(name, getattr(settings, name)) for name in type(settings).model_fields}
+    """Every setting by its environment variable, secrets masked (what ``--print-settings`` prints):
+    the role's own settings first, then those it shares with the other streaming roles."""
+    from streams.settings import StreamSettings
+
+    fields = list(type(settings).model_fields)
+    shared = set(StreamSettings.model_fields) if isinstance(settings, StreamSettings) else set()
+    ordered = [f for f in fields if f not in shared] + [f for f in fields if f in shared]
+    return {env_name(name): shown(name, getattr(settings, name)) for name in ordered}
 
 
 def export_env(settings: BaseSettings) -> None:

@@ -79,3 +79,23 @@ def test_every_role_has_a_command_taking_the_common_options(role: str) -> None:
     assert role in ROLE_COMMANDS
     names = {o for p in role_command(role).params for o in p.opts}
     assert {"--settings", "--print-settings"} <= names
+
+
+def test_the_cli_flag_reaches_its_setting_over_environment_and_file(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through the command itself: `--store` is BREAKFIX_STORE_DSN, `--port` BREAKFIX_PORT."""
+    from typer.testing import CliRunner
+
+    from breakfix.cli.main import app
+
+    file = tmp_path / "api.env"
+    file.write_text("BREAKFIX_PORT=7001\nBREAKFIX_STORE_DSN=chdb:///from-file\nBREAKFIX_MAX_BODY_KIB=64\n")
+    clean_env.setenv("BREAKFIX_PORT", "7002")
+    args = ["run", "--role", "api", "--settings", str(file), "--store", "chdb:///from-flag"]
+    args.append("--print-settings")
+    out = CliRunner().invoke(app, args).stdout
+    assert "BREAKFIX_PORT=7002\n" in out  # environment over file
+    assert "BREAKFIX_STORE_DSN=chdb:///from-flag\n" in out  # flag over file
+    assert "BREAKFIX_MAX_BODY_KIB=64\n" in out  # file over default
+    assert out.index("BREAKFIX_HOST=") < out.index("BREAKFIX_BROKER="), "the role's own settings first"
