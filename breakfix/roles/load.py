@@ -69,7 +69,11 @@ def masked(settings: BaseSettings) -> dict[str, Any]:
     fields = list(type(settings).model_fields)
     shared = set(StreamSettings.model_fields) if isinstance(settings, StreamSettings) else set()
     ordered = [f for f in fields if f not in shared] + [f for f in fields if f in shared]
-    return {env_name(name): shown(name, getattr(settings, name)) for name in ordered}
+    model, out = type(settings), {}
+    for name in ordered:
+        value = getattr(settings, name)
+        out[env_name(name)] = _list_env(model, name, value) if isinstance(value, list) else shown(name, value)
+    return out
 
 
 def export_env(settings: BaseSettings) -> None:
