@@ -99,3 +99,21 @@ def test_the_cli_flag_reaches_its_setting_over_environment_and_file(
     assert "BREAKFIX_STORE_DSN=chdb:///from-flag\n" in out  # flag over file
     assert "BREAKFIX_MAX_BODY_KIB=64\n" in out  # file over default
     assert out.index("BREAKFIX_HOST=") < out.index("BREAKFIX_BROKER="), "the role's own settings first"
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_print_settings_masks_every_secret_given_by_environment(
+    role: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from breakfix.cli.main import app
+
+    secret = "s3cret-" + role
+    for name in ("KAFKA_PASSWORD", "JIRA_TOKEN", "NICO_TOKEN", "API_TOKEN", "SIGNING_KEY"):
+        clean_env.setenv(f"BREAKFIX_{name}", secret)
+    clean_env.setenv("BREAKFIX_STORE_DSN", f"http://u:{secret}@clickhouse:8123/")
+    clean_env.setenv("BREAKFIX_API_TOKENS", f'{{"{secret}": {{"actor": "a", "role": "viewer"}}}}')
+    result = CliRunner().invoke(app, ["run", "--role", role, "--print-settings"])
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output and MASK in result.output
