@@ -490,15 +490,17 @@ class Guard:
         """In-flight nodes per scope that do not hold a slot against ``p``: none, unless ``p`` is a
         decisive node-local fault (a GPU fallen off the bus, a DBE with its row remap pending or
         failed, uncontained ECC, a fatal link-down). Such a node is broken already: leaving it in
-        service loses its jobs, not capacity. It waits only for nodes the product is repairing
-        (Quarantined for a repair, Repairing), not for nodes whose repair is over (Validating: a
-        lingering flag can keep one there for hours) or that wait on a person (Quarantined for a
-        ticket). Those still count against the pool's headroom, which every quarantine passes, and a
+        service loses its jobs, not capacity. It does not wait for nodes that wait on a person
+        (Quarantined for a ticket: nothing of the product's runs there), nor, in its pool and SKU, for
+        nodes whose repair is over (Validating: a lingering flag can keep one there for hours). A
+        validating node keeps its rack's slot: its burn-in loads the rack's power and NVLink domain.
+        Those nodes still count against the pool's headroom, which every quarantine passes, and a
         storm of one decisive signal is still a blast-radius incident."""
         if not p.decisive:
             return {}
         own = g.nodes.get(p.node)
         aside = self._counts(g).validating_others(p.placement, own)
+        aside["rack"] = 0
         for node in g.parked:
             info = g.nodes.get(node)
             if node != p.node and info is not None and info.state is Q:
@@ -506,11 +508,12 @@ class Guard:
                     aside[scope] += getattr(info.placement, scope) == getattr(p.placement, scope)
         return aside
 
-    def _holds_slot(self, g: GuardState, node: str, info: NodeInfo, p: Proposal) -> bool:
-        """Whether ``node`` holds a concurrency slot against ``p`` (the rule of :meth:`_not_holding`)."""
-        if info.state not in IN_FLIGHT:
-            return False
-        return not p.decisive or not (info.state is V or (info.state is Q and node in g.parked))
+    def _holds_slot(self, g: GuardState, node: str, info: NodeInfo, p: Proposal, scope: str) -> bool:
+        """Whether ``node`` holds ``p``'s concurrency slot in ``scope`` (the rule of :meth:`_not_holding`)."""
+        if info.state not in IN_FLIGHT or not p.decisive:
+            return info.state in IN_FLIGHT
+        parked = info.state is Q and node in g.parked
+        return not (parked or (info.state is V and scope != "rack"))
 
     @staticmethod
     def _lost_elsewhere(g: GuardState, p: Proposal) -> int:
@@ -537,7 +540,9 @@ class Guard:
             holders += [
                 f"{n} ({scope} {value}, {info.state.value})"
                 for n, info in sorted(g.nodes.items())
-                if n != p.node and self._holds_slot(g, n, info, p) and getattr(info.placement, scope) == value
+                if n != p.node
+                and self._holds_slot(g, n, info, p, scope)
+                and getattr(info.placement, scope) == value
             ]
         why = f"waiting for capacity ({', '.join(failed)})"
         if holders:

@@ -8,7 +8,9 @@ with the control messages that flipped kill switches and emergency mode. Pure: n
 Invariants (each :class:`Violation` names one):
 
 - ``headroom``: a quarantine never leaves a pool with fewer in-service GPUs than its minimum;
-- ``rack_concurrency``: never more than ``per_rack`` nodes of one rack in flight outside emergency;
+- ``rack_concurrency``: never more than ``per_rack`` nodes of one rack in flight outside emergency
+  (against a decisive fault, a node Quarantined for a ticket, waiting on a person with nothing of the
+  product's running on it, is not in flight: the guard's rule, ``Guard._not_holding``);
 - ``killswitch``: never an executable decision while the global or the node's pool kill switch is on;
 - ``unowned_lift``: a node is only returned to service from a hold this log shows the product set;
 - ``replay_or_stale_executable``: a replayed or stale decision is never executable.
@@ -33,7 +35,7 @@ from schemas.control import ControlMessage
 from schemas.decision import ActionKind, Decision
 from schemas.events import Envelope, NodeInventory
 from schemas.proposal import Placement
-from schemas.vocab import FailureClass
+from schemas.vocab import FailureClass, Trigger
 
 HOLDS = IN_FLIGHT | {NodeState.ESCALATED}
 """States in which the product holds a node out of service (the guard's out-of-service count)."""
@@ -57,6 +59,8 @@ class _Fleet:
     placements: Mapping[str, Placement]
     states: dict[str, NodeState] = field(default_factory=dict)
     set_by_us: set[str] = field(default_factory=set)
+    parked: set[str] = field(default_factory=set)
+    """Nodes whose last decision quarantined them for a ticket."""
     levers: Levers = field(default_factory=Levers)
 
     def state(self, node: str) -> NodeState:
@@ -100,6 +104,10 @@ def check(
             else:
                 fleet.set_by_us.discard(item.node)
             fleet.states[item.node] = item.to_state
+            if item.to_state is NodeState.QUARANTINED and item.action is ActionKind.TICKET:
+                fleet.parked.add(item.node)
+            else:
+                fleet.parked.discard(item.node)
     return out
 
 
@@ -127,7 +135,8 @@ def _judge(fleet: _Fleet, d: Decision, min_healthy: Callable[[str], float], per_
     if not entering or place is None or d.failure_class in CAPACITY_EXEMPT:
         return out
     rack = [n for n, p in fleet.placements.items() if p.rack == place.rack and n != d.node]
-    busy = sum(1 for n in rack if fleet.state(n) in IN_FLIGHT)
+    decisive = d.trigger == Trigger.DECISIVE_SIGNAL
+    busy = sum(1 for n in rack if fleet.state(n) in IN_FLIGHT and not (decisive and n in fleet.parked))
     if busy + 1 > per_rack and not fleet.levers.emergency:
         out.append(Violation("rack_concurrency", d.id, d.node, f"{busy + 1} in flight in rack {place.rack}"))
     pool = fleet.in_pool(place.pool)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy.guard import Guard, GuardState
+from policy.invariants import check as check_invariants
 from policy.lifecycle import IN_FLIGHT, JOB_FAULT
 from policy.model import load_policy, parse_policy
 from schemas.common import NodeState
@@ -360,6 +361,18 @@ def test_a_decisive_fault_is_not_held_behind_a_validating_node_but_a_weaker_one_
     assert "in flight n1 (pool p1, Quarantined)" in dbe.reasons[0] and "n0" not in dbe.reasons[0]
 
 
+def test_a_validating_node_keeps_its_racks_slot_even_against_a_decisive_fault() -> None:
+    """Validation's burn-in loads the rack's power and NVLink domain: the rack limit stands."""
+    g, s = fleet(100, racks=100, policy=load_policy())
+    _validating(g, s, 0, 10)
+    same_rack = _q("n7", 100, 7, "xid.79", True, "gpu_hardware").model_copy(
+        update={"placement": place(7, "r0")}
+    )
+    d = g.step(s, same_rack)[0]
+    assert d.held and "in flight n0 (rack r0, Validating)" in d.reasons[0]
+    assert not check(d, "concurrency_rack").get("validating_or_ticket")
+
+
 def test_a_decisive_fault_takes_the_slot_of_a_quarantine_waiting_on_a_person() -> None:
     """A tenant-reported node is Quarantined for a ticket until its repair status comes back: nothing of
     the product's runs on it. A DBE with its row remap pending in the pool is quarantined meanwhile; a
@@ -372,8 +385,14 @@ def test_a_decisive_fault_takes_the_slot_of_a_quarantine_waiting_on_a_person() -
     assert decode(encode(s)).parked == {"n0"}
     thermal = g.step(s, _q("n1", 20, 1, "temp_high", False, "thermal_power"))[0]
     assert thermal.held
-    dbe = g.step(s, _q("n2", 30, 2, "dbe", True))[0]
+    same_rack = _q("n2", 30, 2, "dbe", True).model_copy(update={"placement": place(2, "r0")})
+    dbe = g.step(s, same_rack)[0]
     assert dbe.to_state is NodeState.QUARANTINED and not dbe.held
+    assert check(dbe, "concurrency_rack")["validating_or_ticket"] == 1
+    # The auditor's invariants, re-derived from the log alone, agree: no rack holds two in flight.
+    log = [tenant, thermal, dbe]
+    placements = {n: info.placement for n, info in s.nodes.items()}
+    assert check_invariants(log, placements, load_policy().min_healthy_fraction) == []
     # The tenant's repair comes back: n0 validates; nothing is parked any more.
     _move(g, s, 0, 40, NodeState.VALIDATING, ActionKind.VALIDATE, "repair_reported_completed")
     assert s.parked == set()
