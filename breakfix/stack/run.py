@@ -1,6 +1,7 @@
 """``breakfix up``'s owner process: the whole local stack on the embedded defaults, until SIGTERM.
 
-What it starts, in order, each stopped in reverse when it ends (:class:`~breakfix.demo.processes.Children`):
+Every long-running part is started as ``breakfix run --role ROLE``, as production runs it. What it
+starts, in order, each stopped in reverse when it ends (:class:`~breakfix.demo.processes.Children`):
 
 1. the embedded store: this process opens the chdb data path and serves it over the ClickHouse HTTP
    protocol (:mod:`streams.store.chdb_http`) with two users, ``breakfix`` (writes: the sink, the
@@ -15,7 +16,7 @@ What it starts, in order, each stopped in reverse when it ends (:class:`~breakfi
    verified, journaled and answered signed by the agent, as in production; only the GPUs are
    simulated (each process signs with its role's key: one key per role is created under the
    stack's directory, as on one host);
-4. the operator API on simulated actuators (``breakfix serve --simulate``), with a tokens file of one
+4. the operator API on simulated actuators (``breakfix run --role api --simulate``), with a tokens file of one
    local identity per role; its ad-hoc SQL (``POST /sql``) runs as the store's read-only ``reader``;
 5. optionally a simulated fleet's last hour of telemetry, fed live, so ``breakfix nodes`` has a fleet.
 
@@ -135,8 +136,8 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         writer = store.dsn("breakfix")
         kids.spawn(
             "sink",
-            [breakfix, "sink", "--broker", broker.url, "--store", writer, "--spool", str(work / "spool"),
-             "--topics", ",".join(SUNK)],
+            [breakfix, "run", "--role", "sink", "--broker", broker.url, "--store", writer,
+             "--spool", str(work / "spool"), "--topics", ",".join(SUNK)],
             env, logs / "sink.log",
         )  # fmt: skip
         agents = _fleet_nodes(cfg.fleet)
@@ -144,9 +145,9 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         if agents:
             agent = kids.spawn(
                 "node-agent",
-                [breakfix, "node-agent", "--simulate", *(a for n in agents for a in ("--node", n)),
-                 "--broker", broker.url, "--state-dir", str(work / "agent"),
-                 "--bundle-dir", str(work / "agent" / "bundles")],
+                [breakfix, "run", "--role", "node-agent", "--simulate",
+                 *(a for n in agents for a in ("--node", n)), "--broker", broker.url,
+                 "--state-dir", str(work / "agent"), "--bundle-dir", str(work / "agent" / "bundles")],
                 env, logs / "node-agent.log",
             )  # fmt: skip
         act = kids.spawn(
@@ -160,9 +161,9 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
         api_port = cfg.api_port or free_port()
         api = kids.spawn(
             "api",
-            [breakfix, "serve", "--port", str(api_port), "--store", writer, "--broker", broker.url,
-             "--sql-store", store.dsn("reader"), "--tokens", str(work / "tokens.yaml"),
-             "--state-dir", str(work / "api"), "--simulate"],
+            [breakfix, "run", "--role", "api", "--port", str(api_port), "--store", writer,
+             "--broker", broker.url, "--sql-store", store.dsn("reader"),
+             "--tokens", str(work / "tokens.yaml"), "--state-dir", str(work / "api"), "--simulate"],
             env, logs / "api.log",
         )  # fmt: skip
         api_url = f"http://127.0.0.1:{api_port}"
