@@ -27,6 +27,7 @@ from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, Si
 from actuators.nodeagent.gpu import parse_dcgmi
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
 from actuators.nodeagent.loop import addressee
+from actuators.simulated import Recorded, SimFault, SimulatedFleet
 from schemas.actions import ActionRequest
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings
@@ -206,6 +207,26 @@ def test_actuator_maps_agent_results_and_rechecks_the_kill_switch(tmp_path: Path
     )
     assert act.execute(diag, ctx("diag", kill=True)).validation == "failed", "reads run under the kill switch"
     assert ops.calls == [("reset", 5), ("reset", 6), ("diag", 1)]
+
+
+def test_a_real_agent_standing_in_for_a_simulated_kind_repairs_the_simulated_fleet(tmp_path: Path) -> None:
+    """The local stack's actuator stage: the GPU reset runs on the agent, and the simulated fleet
+    records it as the repair its validation judges by; a reset the agent failed repairs nothing."""
+    fault = SimFault("f-1", "n1", start=NOW.timestamp() - 60, gpu=5, repair="gpu_reset")
+    fleet = SimulatedFleet([fault], now=lambda: NOW.timestamp())
+    ops = SimulatedGpuOps(gpus=8, broken={6})
+    act = Recorded(NodeAgentActuator(LocalTransport({"n1": agent(tmp_path, ops)}), clock=lambda: NOW), fleet)
+    reset = StepSpec(
+        name="gpu-reset", actuator="node_agent", operation="gpu_reset", mutating=True, timeout_s=30
+    )
+    assert act.name == "node_agent" and act.supports("gpu_reset") and not act.owns("n1")
+    with pytest.raises(PermanentError):
+        act.execute(reset, ctx("gpu-reset-bad", gpu=6))
+    assert fleet.mutations == [] and fleet.broken("n1", 5, NOW.timestamp()) == fault
+    assert act.execute(reset, ctx("gpu-reset")).changed
+    assert [(m.kind, m.operation, m.gpu) for m in fleet.mutations] == [("node_agent", "gpu_reset", 5)]
+    assert fleet.broken("n1", 5, NOW.timestamp()) is None
+    assert ops.calls == [("reset", 6), ("reset", 5)]
 
 
 def breakfix_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
