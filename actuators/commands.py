@@ -40,11 +40,29 @@ class CommandRunner(Protocol):
         ...
 
 
+PRODUCT_PREFIX = "BREAKFIX_"
+"""The product's own settings: tokens, the signing key, store DSNs and the Kafka password among them."""
+
+
+def child_environment(parent: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a site command runs in: the parent's without the product's settings, plus ``extra``.
+
+    scontrol, dcgmi, nvidia-smi and a site's validation workload need none of the product's secrets, and
+    a child that logs or leaks its environment must not carry them.
+
+    >>> child_environment({"PATH": "/bin", "BREAKFIX_API_TOKENS": "s3cret"}, {"SLURM_CONF": "/etc/s.conf"})
+    {'PATH': '/bin', 'SLURM_CONF': '/etc/s.conf'}
+    """
+    kept = {k: v for k, v in parent.items() if not k.upper().startswith(PRODUCT_PREFIX)}
+    return {**kept, **(extra or {})}
+
+
 class SubprocessRunner:
-    """The real runner. ``env`` adds to the inherited environment (e.g. ``SLURM_CONF``)."""
+    """The real runner. ``env`` adds to the inherited environment (e.g. ``SLURM_CONF``), which never
+    passes the product's own ``BREAKFIX_*`` settings on (:func:`child_environment`)."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self.env = {**os.environ, **(env or {})}
+        self.env = child_environment(os.environ, env)
 
     def run(self, argv: Sequence[str], timeout_s: float) -> CommandOutput:
         try:
