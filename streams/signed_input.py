@@ -4,9 +4,8 @@ Telemetry stays unsigned by design: it can only make the node stage propose, and
 What changes a node's lifecycle without the guard must come from its signed origin: a tenant report
 from the API or the product's client for an external controller (``controller``, NICo's poll); a
 repair status from the API or an external repair controller's client (``controller``); an action
-result from the actuator stage, a node agent or the API (which runs operator plans); a decision from
-the guard. Anything else of those types is a dead letter with its signature reason, counted like
-every other.
+result from the actuator stage or a node agent (the API runs no workflow); a decision from the guard.
+Anything else of those types is a dead letter with its signature reason, counted like every other.
 
 Levers (``breakfix.control``: kill switch, modes, emergency, breaker reset, approvals, exclusions) have
 one writer, the API, which signs them; the guard, the actuator stage and the API's own follower apply
@@ -45,7 +44,8 @@ SIGNERS: dict[str, frozenset[str]] = {
     # `breakfix nico poll`: the product's own client for that external controller (docs/operate/nico.md).
     "tenant.report": frozenset({"api", "controller"}),
     "repair.status": frozenset({"api", "controller"}),
-    "action.result": frozenset({"actuators", "agent", "api"}),
+    # The actuator stage (every workflow, operator plans' included: the API runs none) or an agent.
+    "action.result": frozenset({"actuators", "agent"}),
 }
 
 REPLAY_SIGNER = "replay"

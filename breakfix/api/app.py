@@ -54,13 +54,14 @@ def create_app(ctx: ApiContext, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Before the first request: catch up with the control topic (levers set elsewhere), then
-        carry on the workflows a previous process left running, under those levers."""
+        follow the running workflows (a previous process's included) until shutdown."""
         if ctx.follower is not None:
             await ctx.follower.start()
-        ctx.runner.resume()
+        ctx.workflows.run_in_background()
         try:
             yield
         finally:
+            ctx.workflows.stop()
             if ctx.follower is not None:
                 await ctx.follower.stop()
 

@@ -14,9 +14,9 @@ from breakfix.api.audit import AuditLog
 from breakfix.api.control import ControlPublisher
 from breakfix.api.follower import ControlFollower
 from breakfix.api.machines import MachineService
+from breakfix.api.plan_driver import PlanDriver
 from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import StateReader
-from breakfix.api.runner import PlanRunner
 from breakfix.api.tokens import TokenTable
 from policy.model import Policy
 
@@ -30,7 +30,8 @@ class ApiContext:
     reader: StateReader
     audit: AuditLog
     control: ControlPublisher
-    runner: PlanRunner
+    workflows: PlanDriver
+    """Submits approved plans' steps to the guard and follows them through the store."""
     machines: MachineService
     tickets: TicketService
     catalog: Catalog

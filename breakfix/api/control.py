@@ -42,9 +42,10 @@ class ControlState:
             apply_lever(self.levers, msg, stamp=offset)
 
     def seed(self, levers: dict[str, tuple[bool, datetime]]) -> None:
-        """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart. The store
-        keeps no offsets, so a recorded switch fills only a scope the mirror holds nothing for, and
-        holds only until the follower reads that lever from the topic."""
+        """Start from recorded kill switches (scope -> (on, time)), e.g. after a restart: the store's
+        latest by log position (:meth:`StoreStateReader.killswitches`). A recorded switch fills only
+        a scope the mirror holds nothing for, and holds only until the follower reads that lever
+        from the topic."""
         for scope, (on, at) in levers.items():
             with self._lock:
                 if scope in self.levers.killswitch:
@@ -91,7 +92,8 @@ class ControlPublisher:
         who: Principal,
         reason: str,
         now: datetime,
-    ) -> ControlMessage:
+    ) -> tuple[ControlMessage, int | None]:
+        """The lever published, and the offset the broker acknowledged for it."""
         msg = ControlMessage(
             id=f"ctl-{uuid.uuid4().hex}",
             time=now,
@@ -104,4 +106,4 @@ class ControlPublisher:
         )
         offset = self.publisher.publish_sealed(self.topic, msg.key, msg.model_dump(mode="json"))
         self.state.apply(msg, offset)
-        return msg
+        return msg, offset

@@ -27,15 +27,24 @@ class StateReader(Protocol):
 
     def killswitches(self) -> dict[str, tuple[bool, datetime]]: ...
 
+    def plan_runs(self, decision_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The guard's decisions of these ids and the action results answering them, oldest first."""
+        ...
+
 
 class Publisher(Protocol):
     """Writes one message to a topic, keyed; returns once the broker acknowledged it, with the offset
     it acknowledged (None where the publisher cannot tell)."""
 
-    def publish(self, topic: str, key: str, value: bytes) -> int | None: ...
+    def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, bytes] | None = None
+    ) -> int | None: ...
 
-    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> int | None:
-        """Publish ``doc`` under the API's signature (lifecycle inputs: streams.signed_input)."""
+    def publish_sealed(
+        self, topic: str, key: str, doc: dict[str, Any], headers: dict[str, bytes] | None = None
+    ) -> int | None:
+        """Publish ``doc`` under the API's signature (lifecycle inputs and operator plan steps:
+        streams.signed_input)."""
         ...
 
     def close(self) -> None: ...

@@ -30,7 +30,7 @@ class KafkaPublisher:
         signer: Signer | None = None,
     ) -> None:
         """``signer``: the API's key, which seals what may change a node's lifecycle (tenant reports,
-        repair status, the results of plans it runs)."""
+        repair status, operator plan steps)."""
         self._timeout_s = timeout_s
         self.signer = signer
         self._loop = asyncio.new_event_loop()
@@ -51,18 +51,22 @@ class KafkaPublisher:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout_s)
 
-    def publish(self, topic: str, key: str, value: bytes) -> int:
-        """Returns the offset the broker acknowledged: the message's position in its partition."""
-        meta = self._run(self._producer.send_and_wait(topic, value, key=key.encode()))
+    def publish(self, topic: str, key: str, value: bytes, headers: dict[str, bytes] | None = None) -> int:
+        """Returns the offset the broker acknowledged: the message's position in its partition.
+        ``headers``: Kafka record headers (``breakfix-kind`` routes an operator plan step)."""
+        pairs = list((headers or {}).items()) or None
+        meta = self._run(self._producer.send_and_wait(topic, value, key=key.encode(), headers=pairs))
         return int(meta.offset)
 
-    def publish_sealed(self, topic: str, key: str, doc: dict[str, Any]) -> int:
+    def publish_sealed(
+        self, topic: str, key: str, doc: dict[str, Any], headers: dict[str, bytes] | None = None
+    ) -> int:
         """Publish ``doc`` (JSON-ready) under the API's seal; unsigned when no key is configured (the
-        pipeline then refuses it as a lifecycle input). Returns the acknowledged offset."""
+        pipeline then refuses it). Returns the acknowledged offset."""
         body = orjson.loads(orjson.dumps(doc))
         if self.signer is not None:
             body = self.signer.seal(body, time.time())
-        return self.publish(topic, key, orjson.dumps(body))
+        return self.publish(topic, key, orjson.dumps(body), headers)
 
     def close(self) -> None:
         try:

@@ -105,8 +105,10 @@ def _held_decision(ctx: ApiContext, body: DecisionApproval) -> dict[str, Any]:
             409, f"decision {body.decision_id} is {actual}, not {said}: an approval covers only what it names"
         )
     if "approval" not in (found.get("guard_failed") or []):
-        why = "it is already executable" if found.get("executable") else "it was held by " + (
-            ", ".join(found.get("guard_failed") or []) or "its mode"
+        why = (
+            "it is already executable"
+            if found.get("executable")
+            else "it was held by " + (", ".join(found.get("guard_failed") or []) or "its mode")
         )
         raise HTTPException(409, f"decision {body.decision_id} does not wait for an approval: {why}")
     return found
@@ -122,8 +124,8 @@ def router(ctx: ApiContext) -> APIRouter:
     )
 
     def send(kind: ControlKind, scope: str, value: dict[str, Any], who: Principal, reason: str) -> Published:
-        msg = ctx.control.send(kind, scope, value, who, reason, ctx.now())
-        book.published(msg)
+        msg, offset = ctx.control.send(kind, scope, value, who, reason, ctx.now())
+        book.published(msg, offset)
         return Published(id=msg.id, key=msg.key, kind=msg.kind.value, scope=msg.scope, value=msg.value)
 
     @r.get("/killswitch", name="killswitch.get", response_model=KillSwitchState, response_model_by_alias=True)

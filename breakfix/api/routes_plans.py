@@ -1,4 +1,9 @@
-"""Repair plans (create, show, approve, execute) and the workflows executing them."""
+"""Repair plans (create, show, approve, execute) and the workflows executing them.
+
+Executing a plan submits its steps to the guard, signed (:mod:`breakfix.api.plan_driver`): the guard
+decides each node's step with its own guardrails and the actuator stage runs what it decides. The
+API runs no actuator, so it never refuses a plan for an actuator it lacks: the actuator stage refuses
+a playbook needing a kind it has not registered, naming the option that adds it."""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from actuators.workflow import Approver
 from breakfix.api.approvals import TokenRefused
 from breakfix.api.auth import principal
 from breakfix.api.context import ApiContext
@@ -17,7 +21,7 @@ from breakfix.api.errors import ERRORS
 from breakfix.api.metrics import PLANS
 from breakfix.api.paging import more
 from breakfix.api.params import PathId
-from breakfix.api.plans import Approval, Plan, PlanContent, PlanError, PlanRequest, plan_content
+from breakfix.api.plans import Approval, Plan, PlanError, PlanRequest, plan_content
 from breakfix.api.tokens import Principal
 
 Who = Annotated[Principal, Depends(principal)]
@@ -86,17 +90,6 @@ class WorkflowRow(BaseModel):
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(responses=ERRORS)
 
-    def runnable(plan: PlanContent, verb: str) -> None:
-        """Refuse before anything is spent when this server cannot run the plan's playbooks."""
-        missing = ctx.runner.missing({n.playbook for n in plan.nodes})
-        if missing:
-            needs = "; ".join(f"{kind}: {hint}" for kind, hint in sorted(missing.items()))
-            raise HTTPException(
-                409,
-                f"this API cannot {verb}: playbook {plan.nodes[0].playbook} needs actuator(s) "
-                f"{', '.join(sorted(missing))} it has not registered ({needs})",
-            )
-
     @r.get("/repair-plans", name="plans.list", response_model=list[PlanRow])
     def list_plans(response: Response, limit: Limit = 50) -> list[PlanRow]:
         plans = ctx.plans.list(limit + 1)
@@ -119,7 +112,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.get("/workflows", name="workflows.list", response_model=list[WorkflowRow])
     def list_workflows(response: Response, limit: Limit = 50) -> list[WorkflowRow]:
-        recs = ctx.runner.book.list(limit + 1)
+        recs = ctx.workflows.book.list(limit + 1)
         more(response, len(recs) > limit)
         return [
             WorkflowRow(
@@ -141,9 +134,9 @@ def router(ctx: ApiContext) -> APIRouter:
         if plan is None:
             raise HTTPException(404, f"no repair plan {plan_id}")
         if plan.workflow_id and plan.status == "executing":
-            wf = ctx.runner.get(plan.workflow_id)
-            if wf and wf["status"] != "running":
-                status = "executed" if wf["status"] == "succeeded" else "failed"
+            wf = ctx.workflows.book.get(plan.workflow_id)
+            if wf and wf.status != "running":
+                status = "executed" if wf.status == "succeeded" else "failed"
                 plan = ctx.plans.update(plan_id, lambda p: p.model_copy(update={"status": status}))
         return plan
 
@@ -165,7 +158,6 @@ def router(ctx: ApiContext) -> APIRouter:
             content = plan_content(body, fleet(body.pool), ctx.catalog, ctx.policy)
         except PlanError as err:
             raise HTTPException(422, str(err)) from err
-        runnable(content, "run this plan" if not body.dry_run else "run this plan, even after approval")
         now = ctx.now()
         status = "dry_run" if body.dry_run else "pending_approval"
         plan = Plan(
@@ -190,7 +182,6 @@ def router(ctx: ApiContext) -> APIRouter:
     def approve(plan_id: PathId, body: ApproveRequest, who: Who) -> ApproveResponse:
         plan = load(plan_id)
         usable(plan, "approve it")
-        runnable(plan, f"run plan {plan_id}, so approving it would be wasted")
         if plan.approval.approvals_needed == 0:
             raise HTTPException(
                 409, f"plan {plan_id} needs no approval ({plan.approval.summary}): execute it directly"
@@ -236,7 +227,12 @@ def router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(409, f"the fleet changed since plan {plan_id} was made; create a new plan")
         if any(not c.headroom_ok and c.removed_gpus > 0 for c in plan.capacity):
             raise HTTPException(409, f"plan {plan_id} would take pool {plan.pool} below its healthy minimum")
-        runnable(plan, f"execute plan {plan_id}")
+        if body.rollback_policy == "none":
+            raise HTTPException(
+                422,
+                "rollback_policy none is not available: the actuator stage runs the playbook the guard's "
+                "decision names, rollback included; execute with the default (on_failure)",
+            )
         rule = plan.approval
         canary = rule.kind == "canary_list" and not rule.token_required
         if rule.token_required or (who.initiator == "agent" and not canary):
@@ -268,17 +264,15 @@ def router(ctx: ApiContext) -> APIRouter:
         PLANS.labels("executing").inc()
         # admin holds every role: its approval counts as the playbook's role
         role = plan.approval.role
-        approvers = tuple(
-            Approver(a.actor, role if role and a.role == "admin" else a.role) for a in plan.approvals
-        )
-        wf_id = ctx.runner.start(plan, approvers, body.concurrency, body.rollback_policy)
+        approvers = tuple((a.actor, role if role and a.role == "admin" else a.role) for a in plan.approvals)
+        wf_id = ctx.workflows.start(plan, approvers, who.actor, body.concurrency, body.rollback_policy)
         ctx.plans.update(plan_id, lambda p: p.model_copy(update={"workflow_id": wf_id}))
         ctx.approvals.spend_plan(plan_id)
         return ExecuteResponse(workflow_id=wf_id, plan_id=plan_id)
 
     @r.get("/workflows/{workflow_id}", name="workflows.get", response_model=dict[str, Any])
     def workflow(workflow_id: PathId) -> dict[str, Any]:
-        wf = ctx.runner.get(workflow_id)
+        wf = ctx.workflows.get(workflow_id)
         if wf is None:
             raise HTTPException(404, f"no workflow {workflow_id}")
         return wf

@@ -69,8 +69,19 @@ ORDER BY time DESC, id LIMIT {limit:UInt32}"""
 
 
 _KILLSWITCHES = sql("""
-SELECT scope, argMax(value, time) AS value, max(time) AS at FROM $db.control FINAL
+SELECT scope, argMax(value, (log_offset, time)) AS value, argMax(time, (log_offset, time)) AS at
+FROM $db.control FINAL
 WHERE kind = ${ControlKind.KILLSWITCH} GROUP BY scope ORDER BY scope""")
+"""Each scope's kill switch as last written to the control topic (its log offset; ``time`` only for
+rows recorded before the store kept offsets): a future-dated lever cannot pin a restarted API."""
+
+_PLAN_DECISIONS = """
+SELECT id, time, node, executable, reasons, guard_failed, to_state FROM $db.decisions FINAL
+WHERE id IN {ids:Array(String)} AND NOT replay ORDER BY time, id"""
+
+_PLAN_RESULTS = """
+SELECT id, time, decision_id, node, step, status, detail, playbook FROM $db.actions FINAL
+WHERE kind = 'result' AND decision_id IN {ids:Array(String)} AND NOT replay ORDER BY time, id"""
 
 
 def _value(v: Any) -> Any:
@@ -143,9 +154,15 @@ class StoreStateReader:
 
     def killswitches(self) -> dict[str, tuple[bool, datetime]]:
         """The latest kill-switch state per scope (``global``, ``pool:<name>``) the sink recorded
-        from the control topic, with its time: what a restarted API starts from."""
+        from the control topic, by log position, with its time: what a restarted API starts from."""
         rows = self._q(_KILLSWITCHES, {})
         return {r["scope"]: (bool(orjson.loads(r["value"] or "{}").get("on", True)), r["at"]) for r in rows}
+
+    def plan_runs(self, decision_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the guard decided for an operator plan's steps and what the actuator stage reported
+        for them, as the sink recorded both (the API runs no actuator: this is how it sees a plan)."""
+        params = {"ids": list(decision_ids)}
+        return self._q(_PLAN_DECISIONS, params), self._q(_PLAN_RESULTS, params)
 
     def sql(self, query: str, limit: int = 1000) -> dict[str, Any]:
         """One read-only SELECT of the product's tables judged by ClickHouse's parser and run under

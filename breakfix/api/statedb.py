@@ -25,9 +25,6 @@ CREATE TABLE IF NOT EXISTS grants (
 );
 CREATE INDEX IF NOT EXISTS grants_plan ON grants (plan_id);
 CREATE TABLE IF NOT EXISTS workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS workflow_events (
-  workflow_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (workflow_id, seq)
-);
 """
 
 

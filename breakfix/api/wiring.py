@@ -1,33 +1,31 @@
-"""Assemble an :class:`ApiContext` from real parts: a store, a Kafka publisher, a token table, a
-state directory (workflow journal, the API's plans/approvals/workflows file, machine records,
-built-in tickets) and the actuators to run.
+"""Assemble an :class:`ApiContext` from real parts: a store, a Kafka publisher, a token table and a
+state directory (the API's plans/approvals/workflows file, machine records, built-in tickets).
 
-``breakfix serve`` and the test fixture both call :func:`build_context`, so the server under test
-is wired exactly like the one users run; only the actuators differ where no cluster exists here.
+No actuator is wired here: an approved plan's steps go to the guard, signed, and the actuator stage
+runs what the guard decides (:mod:`breakfix.api.plan_driver`). ``breakfix serve`` and the test
+fixture both call :func:`build_context`, so the server under test is wired like the one users run.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from actuators.base import Actuator
 from actuators.health import HealthOverrideActuator, JsonMachineStore
 from actuators.playbooks import Catalog, load_catalog
 from actuators.tickets import JsonTicketStore, TicketService
-from actuators.workflow import Journal
 from breakfix.api.approvals import TokenBook
 from breakfix.api.audit import AuditLog
 from breakfix.api.context import ApiContext, utc_now
 from breakfix.api.control import ControlPublisher, ControlState
 from breakfix.api.follower import ControlFollower
 from breakfix.api.machines import MachineService
+from breakfix.api.plan_driver import PlanDriver
 from breakfix.api.planstore import PlanStore
 from breakfix.api.ports import Publisher
-from breakfix.api.runner import PlanRunner
 from breakfix.api.sqlguard import Limits
 from breakfix.api.state import StoreStateReader
 from breakfix.api.statedb import StateDb
@@ -49,22 +47,21 @@ class Topics:
     events: str = Topic.EVENTS
     control: str = Topic.CONTROL
     audit: str = Topic.AUDIT
+    proposals: str = Topic.PROPOSALS
 
 
 @dataclass(frozen=True)
 class Parts:
-    """Shared parts the caller may also need (to add actuators that use them, or to close them)."""
+    """Shared parts the caller may also need (to close them)."""
 
     machines: JsonMachineStore
     health: HealthOverrideActuator
     tickets: TicketService
     control: ControlState
-    journal: Journal
     state: StateDb
-    """Plans, approval grants and workflow records (``api.db`` beside ``workflows.db``)."""
+    """Plans, approval grants and workflow records (``api.db``)."""
 
     def close(self) -> None:
-        self.journal.close()
         self.state.close()
 
 
@@ -76,7 +73,6 @@ def make_parts(state_dir: Path, policy: Policy) -> Parts:
         health=HealthOverrideActuator(machines, policy.auto_repair_enabled),
         tickets=TicketService(JsonTicketStore(state_dir / "tickets")),
         control=ControlState(frozenset(policy.exclusions.pools)),
-        journal=Journal(state_dir / "workflows.db"),
         state=StateDb(state_dir / "api.db"),
     )
 
@@ -86,7 +82,6 @@ def build_context(
     publisher: Publisher | None,
     tokens: TokenTable,
     parts: Parts,
-    actuators: Iterable[Actuator],
     *,
     policy: Policy | None = None,
     catalog: Catalog | None = None,
@@ -95,7 +90,6 @@ def build_context(
     plan_ttl: timedelta = timedelta(hours=4),
     now: Callable[[], datetime] = utc_now,
     broker: str | None = None,
-    unconfigured: dict[str, str] | None = None,
     sql_store: Store | None = None,
     sql_limits: Limits | None = None,
 ) -> ApiContext:
@@ -111,20 +105,10 @@ def build_context(
     reads = _session(store)
     reader = StoreStateReader(reads, threading.Lock(), _session(sql_store or store), sql_limits)
     parts.control.seed(reader.killswitches())
-    control = ControlPublisher(publisher, topics.control, parts.control) if publisher else None
-    if control is None:
+    if publisher is None:
         raise ValueError("the API needs a publisher for the control topic (pass --broker)")
-    runner = PlanRunner(
-        catalog,
-        actuators,
-        parts.journal,
-        parts.control,
-        publisher,
-        topics.events,
-        now,
-        WorkflowBook(parts.state),
-        unconfigured,
-    )
+    control = ControlPublisher(publisher, topics.control, parts.control)
+    workflows = PlanDriver(reader, publisher, topics.proposals, now, catalog, WorkflowBook(parts.state))
     machines = MachineService(
         parts.machines,
         parts.health,
@@ -136,7 +120,7 @@ def build_context(
         reader=reader,
         audit=AuditLog(store, publisher, topics.audit, lock),
         control=control,
-        runner=runner,
+        workflows=workflows,
         machines=machines,
         tickets=parts.tickets,
         catalog=catalog,

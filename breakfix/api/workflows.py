@@ -1,6 +1,7 @@
-"""Workflow records (what a plan execution is, per node outcome, its events) in the API's sqlite
-state file, so ``GET /workflows/{id}`` answers after a restart and an interrupted workflow can be
-resumed with the very plan and approvers it started with. Step states stay in the engine's journal.
+"""Workflow records (what a plan execution is, which nodes' steps were submitted to the guard, each
+node's outcome) in the API's sqlite state file, so ``GET /workflows/{id}`` answers after a restart
+and a restarted API carries on submitting with the very plan and approvers it started with. What the
+guard decided and the actuator stage did is read from the store (:mod:`breakfix.api.plan_driver`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, Field
 
 from breakfix.api.plans import Plan
@@ -31,7 +31,12 @@ class WorkflowRecord(BaseModel):
     plan: Plan
     """The plan as executed (a resumed workflow runs exactly this)."""
     approvers: list[tuple[str, str]] = Field(default_factory=list)
-    """(actor, role) of each approval the engine checks."""
+    """(actor, role) of each approval the API verified; the guard's decision carries them to the
+    actuator stage, whose workflow engine checks the playbook's approval rule against them."""
+    requested_by: str = ""
+    """Who executed the plan (named in each step the guard decides)."""
+    submitted: list[str] = Field(default_factory=list)
+    """Nodes whose step was sent to the guard, in order."""
 
 
 class WorkflowBook:
@@ -54,6 +59,11 @@ class WorkflowBook:
             if "outcome" in update:
                 node, outcome = update.pop("outcome")
                 update["outcomes"] = {**rec.outcomes, node: outcome}
+            if "submit" in update:
+                update["submitted"] = [
+                    *rec.submitted,
+                    *(n for n in update.pop("submit") if n not in rec.submitted),
+                ]
             rec = rec.model_copy(update=update)
             tx.execute(
                 "UPDATE workflows SET status=?, body=? WHERE id=?", (rec.status, rec.model_dump_json(), wf_id)
@@ -62,26 +72,18 @@ class WorkflowBook:
     def outcome(self, wf_id: str, node: str, outcome: dict[str, Any]) -> None:
         self._change(wf_id, outcome=(node, outcome))
 
+    def submitted(self, wf_id: str, nodes: list[str]) -> None:
+        self._change(wf_id, submit=nodes)
+
     def finish(self, wf_id: str, status: str, at: datetime) -> None:
         self._change(wf_id, status=status, finished_at=at)
 
-    def event(self, wf_id: str, event: dict[str, Any]) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO workflow_events (workflow_id, seq, body) SELECT ?, "
-                "coalesce(max(seq), -1) + 1, ? FROM workflow_events WHERE workflow_id=?",
-                (wf_id, orjson.dumps(event).decode(), wf_id),
-            )
-
-    def get(self, wf_id: str) -> tuple[WorkflowRecord, list[dict[str, Any]]] | None:
+    def get(self, wf_id: str) -> WorkflowRecord | None:
         found = self.db.rows("SELECT body FROM workflows WHERE id=?", (wf_id,))
-        if not found:
-            return None
-        events = self.db.rows("SELECT body FROM workflow_events WHERE workflow_id=? ORDER BY seq", (wf_id,))
-        return WorkflowRecord.model_validate_json(found[0][0]), [orjson.loads(e[0]) for e in events]
+        return WorkflowRecord.model_validate_json(found[0][0]) if found else None
 
     def unfinished(self) -> list[WorkflowRecord]:
-        """Workflows a previous API process left running (it stopped or crashed mid-way)."""
+        """Workflows still running (a previous API process's included)."""
         rows = self.db.rows("SELECT body FROM workflows WHERE status='running' ORDER BY id")
         return [WorkflowRecord.model_validate_json(r[0]) for r in rows]
 

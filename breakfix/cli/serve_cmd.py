@@ -27,21 +27,23 @@ def serve(
         help="YAML/JSON file: token -> {actor, role} (else BREAKFIX_API_TOKENS_FILE or BREAKFIX_API_TOKENS).",
     ),
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="Workflow journal, machine records, tickets (default .breakfix/api)."
+        None,
+        "--state-dir",
+        help="Plans, approvals, workflow and machine records, tickets (default .breakfix/api).",
     ),
     policy: Path | None = typer.Option(None, "--policy", help="Policy file (default: the shipped policy)."),
-    kube_url: str | None = typer.Option(
-        None, "--kube-url", help="Kubernetes API URL without auth (kubectl proxy); default: kubeconfig."
+    kube_url: str | None = typer.Option(None, "--kube-url", hidden=True, help="Moved to the actuator stage."),
+    kube: bool | None = typer.Option(
+        None, "--kube/--no-kube", hidden=True, help="Moved to the actuator stage."
     ),
-    kube: bool | None = typer.Option(None, "--kube/--no-kube", help="Register the Kubernetes actuator."),
     actuator: list[str] | None = typer.Option(
-        None, "--actuator", help="A registered actuator kind built from its own config file, KIND=FILE."
+        None, "--actuator", hidden=True, help="Moved to the actuator stage."
     ),
     approval_ttl: int | None = typer.Option(
         None, "--approval-ttl", min=1, help="Minutes an approval (plan token, decision approval) stays valid."
     ),
     simulate: bool | None = typer.Option(
-        None, "--simulate/--no-simulate", help="Plans act on a simulated fleet (never real hardware)."
+        None, "--simulate/--no-simulate", hidden=True, help="Moved to the actuator stage."
     ),
     tls_cert: Path | None = typer.Option(
         None, "--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP (with --tls-key)."
@@ -73,11 +75,12 @@ def serve(
     refuses example and short tokens (make each with python -c 'import secrets;
     print(secrets.token_urlsafe(32))').
     """
-    from breakfix.actuation import ActuationConfigError, parse_plugin
-    from breakfix.api.serve import ServeOptions
+    from breakfix.api.serve import ACTUATORS_MOVED, ServeOptions
     from breakfix.api.serve import serve as run_server
     from breakfix.api.tokens import TokenError
 
+    if kube_url or kube is not None or actuator or simulate is not None:
+        typer.echo(f"note: {ACTUATORS_MOVED}; these options are ignored here", err=True)
     s = settle(
         ApiSettings,
         settings_file,
@@ -89,22 +92,13 @@ def serve(
         api_tokens_file=tokens,
         state_dir=state_dir,
         policy_file=policy,
-        kube_url=kube_url,
-        kube=kube,
-        actuators=actuator or None,
         approval_ttl_min=approval_ttl,
-        simulate=simulate,
         tls_cert=tls_cert,
         tls_key=tls_key,
         max_body_kib=max_body_kib,
         sql_store_dsn=sql_store,
         migrate=migrate,
     )
-    try:
-        plugins = tuple(parse_plugin(spec) for spec in s.actuators)
-    except ActuationConfigError as err:
-        fail(str(err), "name a registered actuator kind and, where it needs one, its config file")
-
     opts = ServeOptions(
         host=s.host,
         port=s.port,
@@ -113,11 +107,7 @@ def serve(
         tokens=s.api_tokens_file,
         state_dir=s.state_dir,
         policy=s.policy_file,
-        kube_url=s.kube_url,
-        kube=s.kube,
-        plugins=plugins,
         approval_ttl=timedelta(minutes=s.approval_ttl_min),
-        simulate=s.simulate,
         tls_cert=s.tls_cert,
         tls_key=s.tls_key,
         max_body_bytes=s.max_body_kib * 1024,

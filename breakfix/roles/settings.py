@@ -138,18 +138,12 @@ class ApiSettings(StreamSettings):
     api_tokens: SecretStr | None = Field(
         None, description="The same table as JSON, instead of the file (a secret)."
     )
-    state_dir: Path = Field(Path(".breakfix/api"), description="Workflow journal, machine records, tickets.")
-    kube: bool = Field(True, description="Register the Kubernetes actuator for repair plans.")
-    kube_url: str | None = Field(
-        None, description="Kubernetes API URL without auth (kubectl proxy); unset: kubeconfig."
-    )
-    actuators: list[str] = Field(
-        default_factory=list, description="Registered actuator kinds for plans, KIND=FILE (JSON list)."
+    state_dir: Path = Field(
+        Path(".breakfix/api"), description="Plans, approvals, workflow records, machine records, tickets."
     )
     approval_ttl_min: int = Field(
         30, ge=1, description="Minutes an approval (plan token, decision approval) stays valid."
     )
-    simulate: bool = Field(False, description="Plans act on a simulated fleet (never real hardware).")
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS (with tls_key).")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
     max_body_kib: int = Field(1024, ge=1, description="Largest request body accepted (413 before auth).")

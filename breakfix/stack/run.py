@@ -16,7 +16,8 @@ starts, in order, each stopped in reverse when it ends (:class:`~breakfix.demo.p
    verified, journaled and answered signed by the agent, as in production; only the GPUs are
    simulated (each process signs with its role's key: one key per role is created under the
    stack's directory, as on one host);
-4. the operator API on simulated actuators (``breakfix run --role api --simulate``), with a tokens file of one
+4. the operator API (``breakfix run --role api``; its plans' steps go to the guard, and the actuator
+   stage above runs them), with a tokens file of one
    local identity per role; its ad-hoc SQL (``POST /sql``) runs as the store's read-only ``reader``;
 5. optionally a simulated fleet's last hour of telemetry, fed live, so ``breakfix nodes`` has a fleet.
 
@@ -57,7 +58,7 @@ ROLES = ("operator", "approver", "viewer", "agent", "admin")
 SUNK = tuple(t.name for t in TOPICS if t.name != Topic.PROPOSALS)
 """The proposals topic also carries the node stage's watermark marks (not rows): not sunk."""
 STEP_SPEED = 100.0
-"""Simulated steps run this much faster than the durations they stand for (the API's --simulate too)."""
+"""Simulated steps run this much faster than the durations they stand for."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def run_stack(cfg: StackConfig, ready: threading.Event | None = None) -> None:
             "api",
             [breakfix, "run", "--role", "api", "--port", str(api_port), "--store", writer,
              "--broker", broker.url, "--sql-store", store.dsn("reader"),
-             "--tokens", str(work / "tokens.yaml"), "--state-dir", str(work / "api"), "--simulate"],
+             "--tokens", str(work / "tokens.yaml"), "--state-dir", str(work / "api")],
             env, logs / "api.log",
         )  # fmt: skip
         api_url = f"http://127.0.0.1:{api_port}"

@@ -58,7 +58,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "time", "actor", "role", "initiator", "surface", "action", "target", "allowed", "status",
         "detail", "params",
     ),
-    "control": ("id", "time", "kind", "scope", "key", "value", "actor", "role", "reason"),
+    "control": (
+        "id", "time", "kind", "scope", "key", "value", "actor", "role", "reason", "log_partition",
+        "log_offset",
+    ),
 }  # fmt: skip
 
 
@@ -183,11 +186,18 @@ def audit_row(a: AuditRecord) -> Row:
     )  # fmt: skip
 
 
-def control_rows(c: ControlMessage) -> list[TableRow]:
-    """A control change is both a lever (``control``) and an audited act (``audit``)."""
+def control_rows(c: ControlMessage, partition: int = -1, offset: int = -1) -> list[TableRow]:
+    """A control change is both a lever (``control``) and an audited act (``audit``). ``partition``
+    and ``offset``: its position in the control topic (-1 when unknown), by which readers order it."""
     t = c.time.astimezone(UTC)
     return [
-        ("control", (c.id, t, c.kind.value, c.scope, c.key, _json(c.value), c.actor, c.role, c.reason)),
+        (
+            "control",
+            (
+                c.id, t, c.kind.value, c.scope, c.key, _json(c.value), c.actor, c.role, c.reason,
+                partition, offset,
+            ),
+        ),
         (
             "audit",
             (
@@ -233,6 +243,21 @@ _MODELS: dict[str, type[BaseModel]] = {
 EVENTS_TOPIC = Topic.EVENTS
 
 
+def log_position(source: str) -> tuple[int, int]:
+    """(partition, offset) from a ``topic/partition@offset`` source; (-1, -1) when it names none.
+
+    >>> log_position("breakfix.control/0@42")
+    (0, 42)
+    >>> log_position("file.jsonl:3")
+    (-1, -1)
+    """
+    head, _, offset = source.rpartition("@")
+    partition = head.rpartition("/")[2]
+    if not (offset.isdigit() and partition.isdigit()):
+        return -1, -1
+    return int(partition), int(offset)
+
+
 def unparseable_row(raw: bytes, reason: str, message: str, source: str, received: datetime) -> Row:
     text = raw.decode("utf-8", errors="replace")
     h = hashlib.sha256(f"{reason}\0{source}\0{text}".encode()).hexdigest()[:24]
@@ -246,6 +271,8 @@ def rows_for_message(topic: str, raw: bytes, source: str, received: datetime) ->
         if topic == EVENTS_TOPIC:
             return event_rows_from_dict(orjson.loads(raw))
         model = _MODELS.get(topic)
+        if model is ControlMessage:
+            return control_rows(ControlMessage.model_validate_json(raw), *log_position(source))
         if model is None:
             return [("dead_letters", unparseable_row(raw, "sink_rejected", f"unknown topic {topic}",
                                                      source, received))]  # fmt: skip

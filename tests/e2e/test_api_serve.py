@@ -34,7 +34,7 @@ def _serve(tansu: EmbeddedBroker, tmp_path: Path, *extra: str) -> tuple[subproce
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(f'"{TOKEN}": {{actor: olga, role: operator}}\n')
     port = free_port()
-    cmd = [*BREAKFIX, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-kube",
+    cmd = [*BREAKFIX, "serve", "--host", "127.0.0.1", "--port", str(port),
            "--store", f"chdb://{tmp_path}/chdb", "--broker", tansu.url, "--tokens", str(tokens),
            "--state-dir", str(tmp_path / "state"), *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -133,6 +133,18 @@ def test_serve_refuses_example_and_weak_tokens(tmp_path: Path, tokens: str) -> N
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 2 and "refusing to serve with example or weak" in res.stderr, res.stderr
     assert "token_urlsafe" in res.stderr
+
+
+def test_serve_says_where_actuators_run_when_given_an_actuator_option(tmp_path: Path) -> None:
+    """The API runs no actuator: an option that used to register one is named as moved, with the
+    command that takes it, instead of being refused as unknown."""
+    path = tmp_path / "tokens.yaml"
+    path.write_text('"op-token-1": {actor: olga, role: operator}\n')  # weak: serve stops after the note
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [*BREAKFIX, "serve", "--tokens", str(path), "--kube-url", "http://127.0.0.1:1", "--simulate"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert "actuators no longer run in the API" in res.stderr, res.stderr
+    assert "breakfix run --role actuators" in res.stderr.replace("\n", " ")
 
 
 def test_serve_help_has_an_example() -> None:

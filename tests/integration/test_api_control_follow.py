@@ -1,6 +1,6 @@
 """Levers set elsewhere reach the API: a kill switch published straight to the control topic (as
 another API replica or another process would) is read at start-up before the API serves, followed
-while it runs, and stops a plan's workflow before its first mutating step. The API orders levers by
+while it runs, and the guard refuses a plan's step under it: nothing mutates. The API orders levers by
 their position in the topic, never by the time a message claims."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def post(api: fx.ApiServer, path: str, role: str, body: dict[str, Any]) -> httpx
     return httpx.post(api.url + path, headers=api.headers(role), json=body, timeout=30)
 
 
-def test_kill_switch_set_elsewhere_pauses_a_plan(fleet: Store, tansu: EmbeddedBroker, tmp_path: Path) -> None:
+def test_kill_switch_set_elsewhere_stops_a_plan(fleet: Store, tansu: EmbeddedBroker, tmp_path: Path) -> None:
     topics = fx.new_topics()
     create_control_topic(tansu.url, topics.control)
     set_elsewhere(tansu.url, topics.control, "global", True)
@@ -110,6 +110,10 @@ def test_kill_switch_set_elsewhere_pauses_a_plan(fleet: Store, tansu: EmbeddedBr
             token = post(api, f"/repair-plans/{plan['id']}/approve", "approver", {}).json()["approval_token"]
             set_elsewhere(tansu.url, topics.control, "pool:train", True)
             seen_within(api, {"global": False, "pools": {"train": True}})
+            deadline = time.monotonic() + 15
+            while not api.pipeline.state.levers.engaged("train"):  # the guard read it too
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
 
             started = post(api, f"/repair-plans/{plan['id']}/execute", "operator", {"approval_token": token})
             assert started.status_code == 200, started.text
@@ -120,8 +124,8 @@ def test_kill_switch_set_elsewhere_pauses_a_plan(fleet: Store, tansu: EmbeddedBr
             ] == "running":
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            assert wf["nodes"]["gpu-node-2"]["status"] == "paused", wf
-            assert "kill switch" in wf["errors"][0]["detail"]
+            assert wf["nodes"]["gpu-node-2"]["status"] == "rejected", wf  # by the guard's kill switch
+            assert "killswitch" in wf["errors"][0]["detail"]
             assert not kube.node("gpu-node-2")["spec"].get("unschedulable")  # nothing mutated
             assert ("reboot", "reboot") not in api.agent.calls
 

@@ -1,6 +1,9 @@
-"""Repair plans end to end over HTTP: plan, approve, execute against the Kubernetes API stand-in,
-and every refusal on the way (dry run, requester approving, missing/used/expired/foreign tokens,
-two-person rule, canary list, headroom, a fleet that changed since planning)."""
+"""Repair plans over HTTP: plan, approve, execute, and every refusal on the way (dry run, requester
+approving, missing/used/expired/foreign tokens, two-person rule, canary list, headroom, a fleet that
+changed since planning). Executing submits each node's step to the guard, signed: the fixture's
+pipeline (tests/fixtures/api.py) admits it through the guard's signature gate, decides it with the
+real guard and runs the decision's playbook with the real workflow engine against the Kubernetes API
+stand-in; the workflow the API shows is read back from the store."""
 
 from __future__ import annotations
 
@@ -134,12 +137,22 @@ def test_plan_executes_against_kubernetes_with_an_approvers_token(api_server: Ap
 
     assert wf["status"] == "succeeded", wf["errors"]
     assert wf["plan_id"] == p["id"] and wf["errors"] == []
+    # The guard decided the step (its record says the node is Quarantined: no slot taken, headroom
+    # checked) and named the playbook and the approvers the API verified.
+    decided = wf["decisions"]["gpu-node-1"]
+    assert decided["id"] == f"d-{wf['id']}.gpu-node-1" and decided["executable"], decided
+    [d] = [d for d in api_server.pipeline.decisions if d.id == decided["id"]]
+    assert d.trigger == "operator_plan" and d.plan_id == p["id"]
+    assert sorted(a.actor for a in d.approvers) == sorted(
+        [api_server.actors["admin"], api_server.actors["approver"]]
+    )
+    assert api_server.pipeline.letters == []  # the API signed it
     steps = [(s["node"], s["step"], s["status"]) for s in wf["steps"]]
     assert steps == [
         ("gpu-node-1", s, "succeeded") for s in ("cordon", "drain", "gpu-reset", "validate", "uncordon")
     ]
     assert wf["metrics"]["nodes_succeeded"] == 1 and wf["metrics"]["steps_succeeded"] == 5
-    assert any(e["data"]["step"] == "workflow" and e["data"]["status"] == "succeeded" for e in wf["events"])
+    assert any(e["step"] == "workflow" and e["status"] == "succeeded" for e in wf["events"])
     # The real Kubernetes actuator evicted the trainer through the stand-in and returned the node.
     assert "default/trainer-0" not in api_server.kube.pods_on("gpu-node-1")
     assert not api_server.kube.node("gpu-node-1")["spec"].get("unschedulable")
@@ -207,20 +220,24 @@ def test_agent_needs_a_token_unless_the_playbook_lists_the_node_as_canary(api_se
     assert ("reboot", "reboot") in api_server.agent.calls
 
 
-def test_kill_switch_pauses_an_approved_plan_before_it_mutates(api_server: ApiServer) -> None:
-    p = plan(api_server, failure_class="node_os", action="reboot", nodes=["gpu-node-2"])
+def test_the_guards_kill_switch_refuses_an_approved_plans_step(api_server: ApiServer) -> None:
+    p = plan(api_server, pool="infer", failure_class="node_os", action="reboot", nodes=["inf-node-1"])
     token = approve(api_server, p["id"]).json()["approval_token"]
     switch = {"on": True, "reason": "freeze"}
     assert post(api_server, "/killswitch", "operator", switch).status_code == 200
+    deadline = time.monotonic() + 15
+    while not api_server.pipeline.state.levers.engaged("infer") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the guard has read the lever from the control topic
     try:
         started = execute(api_server, p["id"], approval_token=token)
-        assert started.status_code == 200
+        assert started.status_code == 200, started.text
         wf = wait_workflow(api_server, started.json()["workflow_id"])
     finally:
         post(api_server, "/killswitch", "operator", {"on": False, "reason": "thaw"})
-    assert wf["status"] == "failed" and wf["nodes"]["gpu-node-2"]["status"] == "paused"
-    assert "kill switch" in wf["errors"][0]["detail"]
-    assert not api_server.kube.node("gpu-node-2")["spec"].get("unschedulable")
+    assert wf["status"] == "failed" and wf["nodes"]["inf-node-1"]["status"] == "rejected", wf
+    assert "killswitch" in wf["errors"][0]["detail"]
+    assert not wf["decisions"]["inf-node-1"]["executable"]
+    assert not api_server.kube.node("inf-node-1")["spec"].get("unschedulable")
 
 
 def test_plan_that_breaks_headroom_is_refused(api_server: ApiServer) -> None:
@@ -251,21 +268,26 @@ def test_unknown_plan_and_workflow_are_404(api_server: ApiServer) -> None:
     assert execute(api_server, "plan-nope").status_code == 404
 
 
-def test_dry_run_approve_and_execute_refuse_early_naming_the_actuator_option(
-    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+def test_a_step_on_a_node_in_flight_is_refused_and_the_rest_of_the_plan_is_not_submitted(
+    api_server: ApiServer,
 ) -> None:
-    """A server without the Kubernetes actuator refuses a plan that needs it at every step, before
-    any approval token is issued or spent, and names the option that registers it."""
-    ready = plan(api_server, failure_class="gpu_hardware", action="gpu_reset", nodes=["gpu-node-1"],
-                 dry_run=False)  # fmt: skip
-    runner = api_server.ctx.runner
-    monkeypatch.setattr(runner, "kinds", runner.kinds - {"kubernetes"})
-    monkeypatch.setattr(runner, "unconfigured", {"kubernetes": "restart with --kube-url URL"})
-    body = {"pool": "train", "failure_class": "gpu_hardware", "action": "gpu_reset", "nodes": ["gpu-node-1"]}
-    dry = post(api_server, "/repair-plans", "operator", body)
-    assert dry.status_code == 409 and "kubernetes: restart with --kube-url URL" in dry.json()["detail"]
-    refused = approve(api_server, ready["id"])
-    assert refused.status_code == 409 and "--kube-url" in refused.json()["detail"]
-    assert api_server.ctx.plans.get(ready["id"]).approvals == []  # type: ignore[union-attr]
-    run = execute(api_server, ready["id"], approval_token="bfa_unused")
-    assert run.status_code == 409 and "--kube-url" in run.json()["detail"]
+    """The guard holds a run in flight on gpu-node-1 (an executable decision its results have not yet
+    answered): the plan's step there is refused (``in_flight``), so the API never submits the next
+    node's step (concurrency 1: a plan going wrong stops spreading) and marks it skipped."""
+    state = api_server.pipeline.state
+    state.running["gpu-node-1"] = "d-an-automatic-run"
+    try:
+        p = plan(
+            api_server, failure_class="gpu_hardware", action="gpu_reset", nodes=["gpu-node-1", "gpu-node-3"]
+        )
+        token = approve(api_server, p["id"]).json()["approval_token"]
+        started = execute(api_server, p["id"], approval_token=token, concurrency=1)
+        assert started.status_code == 200, started.text
+        wf = wait_workflow(api_server, started.json()["workflow_id"])
+    finally:
+        state.running.pop("gpu-node-1", None)
+    assert wf["status"] == "failed", wf
+    first, second = wf["nodes"]["gpu-node-1"], wf["nodes"]["gpu-node-3"]
+    assert first["status"] == "rejected" and "in_flight" in first["detail"], first
+    assert second["status"] == "skipped"
+    assert not any(d.id == f"d-{wf['id']}.gpu-node-3" for d in api_server.pipeline.decisions)

@@ -88,7 +88,7 @@ def test_plans_tokens_and_workflows_survive_a_restart(
             crashed_plan = first.ctx.plans.get(crashed["id"])
 
         # The first process died right after starting a workflow: its record says running, no
-        # step ran. (What runner.start writes before its thread runs.)
+        # step was submitted to the guard. (What the API writes before it submits the first step.)
         assert crashed_plan is not None
         left_running = interrupted_workflow(tmp_path / "api.db", crashed_plan)
 

@@ -106,7 +106,7 @@ CASES: dict[str, tuple[Gate, str, dict[str, Any]]] = {
 ACCEPTED = {
     "tenant.report": {"api", "controller"},  # the API, or NICo's poll (docs/operate/nico.md)
     "repair.status": {"api", "controller"},
-    "action.result": {"actuators", "agent", "api"},
+    "action.result": {"actuators", "agent"},  # the API runs no workflow: its key is refused here
 }
 """Gates that accept more than one role (streams/signed_input.py); the others accept only their own."""
 
