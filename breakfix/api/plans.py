@@ -280,6 +280,9 @@ def plan_content(
             rack=n["rack"],
             sku=n["sku"],
             gpus=int(n["gpus"]),
+            # the GPU the node's current decision names, when it is of this class: a GPU-level
+            # playbook (a GPU reset) acts on that GPU
+            gpu=n.get("gpu") if n.get("failure_class") == req.failure_class.value else None,
             state=n["state"],
             action=action,
             playbook=pb.name,

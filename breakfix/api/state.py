@@ -1,6 +1,6 @@
 """The store-backed :class:`~breakfix.api.ports.StateReader`: node placement from ``node_inventory``,
-labels from the latest ``node.inventory`` event, the current state from the latest decision,
-evidence and decisions as the sink wrote them.
+labels from the latest ``node.inventory`` event, the current state (and the GPU it names, if any) from
+the latest decision, evidence and decisions as the sink wrote them.
 
 Every read uses FINAL (the sink is at-least-once) and ignores replayed decisions: a policy replay
 written into the same store must never show up as a node's live state.
@@ -34,11 +34,12 @@ def _since(t: datetime | None) -> datetime:
 _NODES = sql("""
 SELECT inv.node AS node, inv.pool AS pool, inv.rack AS rack, inv.sku AS sku, inv.gpus AS gpus,
        if(st.state = '', ${NodeState.HEALTHY}, st.state) AS state, st.since AS since,
-       st.failure_class AS failure_class, st.confidence AS confidence, lb.labels AS labels
+       st.failure_class AS failure_class, st.confidence AS confidence, st.gpu AS gpu, lb.labels AS labels
 FROM (SELECT node, argMax(pool, time) AS pool, argMax(rack, time) AS rack, argMax(sku, time) AS sku,
              argMax(gpus, time) AS gpus FROM $db.node_inventory FINAL GROUP BY node) AS inv
 LEFT JOIN (SELECT node, argMax(to_state, time) AS state, max(time) AS since,
-                  argMax(failure_class, time) AS failure_class, argMax(confidence, time) AS confidence
+                  argMax(failure_class, time) AS failure_class, argMax(confidence, time) AS confidence,
+                  argMax(gpu, time) AS gpu
            FROM $db.decisions FINAL WHERE NOT replay GROUP BY node) AS st ON inv.node = st.node
 LEFT JOIN (SELECT node, argMax(JSONExtract(data, 'labels', 'Map(String, String)'), time) AS labels
            FROM $db.events WHERE type = $inventory AND ({node:String} = '' OR node = {node:String})

@@ -67,6 +67,7 @@ def test_dry_run_plan_shows_nodes_playbooks_risk_and_capacity(api_server: ApiSer
         "gpu_reset",
         "medium",
     )
+    assert n["gpu"] == 3  # the GPU the node's Xid decision named: a GPU reset resets that one
     # Quarantined nodes are already out: the plan removes no further GPUs from the pool.
     assert p["capacity"] == [
         {
@@ -142,7 +143,7 @@ def test_plan_executes_against_kubernetes_with_an_approvers_token(api_server: Ap
     decided = wf["decisions"]["gpu-node-1"]
     assert decided["id"] == f"d-{wf['id']}.gpu-node-1" and decided["executable"], decided
     [d] = [d for d in api_server.pipeline.decisions if d.id == decided["id"]]
-    assert d.trigger == "operator_plan" and d.plan_id == p["id"]
+    assert d.trigger == "operator_plan" and d.plan_id == p["id"] and d.gpu == 3
     assert sorted(a.actor for a in d.approvers) == sorted(
         [api_server.actors["admin"], api_server.actors["approver"]]
     )
