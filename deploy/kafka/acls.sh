@@ -35,8 +35,9 @@ acl --allow-principal User:agent --operation Read --topic breakfix.commands
 acl --allow-principal User:agent --operation Write --topic breakfix.events --topic breakfix.deadletter
 acl --allow-principal User:agent --operation Read --resource-pattern-type prefixed --group breakfix-node-agent-
 
-# api: the levers' only writer; tenant reports, repair status, audit records.
-acl --allow-principal User:api --operation Write --topic breakfix.control --topic breakfix.events --topic breakfix.audit
+# api: the levers' only writer; tenant reports, repair status, audit records, and an approved repair
+# plan's steps for the guard (breakfix.proposals, header breakfix-kind: operator, API-signed).
+acl --allow-principal User:api --operation Write --topic breakfix.control --topic breakfix.events --topic breakfix.audit --topic breakfix.proposals
 acl --allow-principal User:api --operation Read --topic breakfix.control --topic breakfix.events
 
 # sink: everything it stores, read-only.

@@ -116,4 +116,5 @@ def test_only_the_entitled_principal_writes_the_topics_that_can_lead_to_an_actio
 
     assert writers("breakfix.control") == {"api"}
     assert writers("breakfix.decisions") == {"worker"}
+    assert writers("breakfix.proposals") == {"worker", "api"}  # the API: operator plan steps only
     assert writers("breakfix.commands") == {"actuators"}
