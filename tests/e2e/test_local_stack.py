@@ -150,6 +150,11 @@ def test_second_person_approves_and_the_plan_runs_to_success_on_simulated_actuat
     assert [s["step"] for s in shown["steps"]][-1] == "uncordon"
     assert any(w["id"] == wf for w in stack.json("workflow", "list"))
     assert any(p["id"] == plan["id"] and p["status"] == "executed" for p in stack.json("plan", "list"))
+    # The plan's GPU step ran on the stack's node agent process (over the commands topic), which
+    # answered under its own key; the actuator stage ran the rest on the simulated fleet.
+    agent = stack.json("sql", "SELECT JSONExtractString(data, 'action') AS action FROM breakfix.events "
+                       f"WHERE type = 'action.result' AND source = 'node-agent/{node['node']}'")  # fmt: skip
+    assert {r["action"] for r in agent} & {"gpu_reset", "reboot"}, agent
 
 
 def test_kill_switch_and_a_mode_are_set_and_read_back(stack: Stack) -> None:
