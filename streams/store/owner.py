@@ -119,8 +119,8 @@ def _refused(path: str) -> StoreInUse:
         stop = "`breakfix down`"
     if served:
         hint = (
-            f"reach it through its ClickHouse HTTP endpoint {served} (`breakfix up` writes that store DSN "
-            f"to its context file, which commands use when --store is not given), or free it by {stop}"
+            f"reach it through its ClickHouse HTTP endpoint {served} (`breakfix sql` and `breakfix report` "
+            f"read its DSN from `breakfix up`'s context file when --store is not given), or free it by {stop}"
         )
     else:
         hint = f"free it by {stop}, or point --store at another chdb:///path or a ClickHouse server"
