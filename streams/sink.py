@@ -39,10 +39,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from schemas.signing import Keyring
 from schemas.topics import TOPICS, Topic
 from streams import metrics as stage_metrics
 from streams.compat import FetchedReader
 from streams.kafka_client import kafka_options
+from streams.keys import KeysMissing, load_keyring
+from streams.settings import StreamSettings
 from streams.sink_fetch import Columns
 from streams.store.base import Store, StoreError, StoreUnavailable
 from streams.store.rows import COLUMNS, EVENTS_TOPIC, Row, TableRow, group_by_table, rows_for_message
@@ -163,21 +166,29 @@ class Prepared:
     telemetry: pa.Table | None
     token: str
     rows: dict[str, list[Row]]
+    refused_levers: Counter[str] = field(default_factory=Counter)
+    """Control-topic records that did not verify, by reason: dead letters, not levers."""
 
 
-def prepare(chunks: list[Chunk]) -> Prepared:
+def prepare(chunks: list[Chunk], levers: Keyring | None = None) -> Prepared:
     """Build what :meth:`SinkCore.insert` writes: no I/O, deterministic in the records (a spooled
-    batch drained later gets the same rows and tokens)."""
+    batch drained later gets the same rows and tokens). ``levers``: the trusted keys control-topic
+    records are verified with (None: every lever is a dead letter, see
+    :func:`streams.store.rows.lever_rows`)."""
     telemetry = [c for c in chunks if c.name == EVENTS_TOPIC]
     rows: list[TableRow] = []
+    refused: Counter[str] = Counter()
     for c in chunks:
         if c.name != EVENTS_TOPIC:
             for source, ts, value in zip(c.sources(), c.timestamps, c.values, strict=True):
                 received = datetime.fromtimestamp(ts / 1000, UTC)
-                rows.extend(rows_for_message(c.name, value, source, received))
+                mapped = rows_for_message(c.name, value, source, received, levers)
+                if c.name == Topic.CONTROL:
+                    refused.update(row[2] for table, row in mapped if table == "dead_letters")
+                rows.extend(mapped)
     data = ingest_table(telemetry) if telemetry else None
     token = ingest_token(data) if data is not None else ""
-    return Prepared(chunks, data, token, group_by_table(rows))
+    return Prepared(chunks, data, token, group_by_table(rows), refused)
 
 
 class SinkCore:
@@ -187,16 +198,18 @@ class SinkCore:
     """Refusals (not outages) of one spooled batch before it is set aside: some refusals pass (too
     many parts while merges catch up), one that does not must not hold back every batch behind it."""
 
-    def __init__(self, store: Store, spool: Spool) -> None:
+    def __init__(self, store: Store, spool: Spool, levers: Keyring | None = None) -> None:
         self.store = store
         self.spool = spool
+        self.levers = levers
+        """Trusted keys for the control topic; None fails closed (no lever is recorded as one)."""
         self.stats = SinkStats()
         self._refusals: Counter[str] = Counter()
 
     def insert(self, batch: Prepared | list[Chunk]) -> None:
         """Insert one batch; raises StoreError if any table refused or was unreachable."""
         if isinstance(batch, list):
-            batch = prepare(batch)
+            batch = prepare(batch, self.levers)
         t0 = time.perf_counter()
         if batch.telemetry is not None:
             n = self.store.insert_arrow("events_ingest", batch.telemetry, dedup_token=batch.token)
@@ -204,12 +217,14 @@ class SinkCore:
         for table, table_rows in batch.rows.items():
             self.store.insert(table, COLUMNS[table], table_rows, dedup_token=batch_token(table, table_rows))
             self.stats.rows[table] += len(table_rows)
+        for reason, n in batch.refused_levers.items():  # counted once the dead letters are durable
+            stage_metrics.DEAD_LETTERS.labels(reason).inc(n)
         self.stats.insert_s += time.perf_counter() - t0
 
     def flush(self, batch: Prepared | list[Chunk]) -> str:
         """Make a batch durable: ``inserted`` or ``spooled``. Raises SpoolFull (back-pressure)."""
         if isinstance(batch, list):
-            batch = prepare(batch)
+            batch = prepare(batch, self.levers)
         if not batch.chunks:
             return "empty"
         self.stats.messages += sum(len(c.values) for c in batch.chunks)
@@ -321,7 +336,7 @@ async def run_sink(cfg: SinkConfig, core: SinkCore, stop: asyncio.Event) -> Sink
         flight, then start making the pending one durable."""
         nonlocal pending, pending_records, offsets, opened, inflight
         # offsets alone: a batch of skipped records still moves the commit
-        batch = prepare(pending) if pending or offsets else None
+        batch = prepare(pending, core.levers) if pending or offsets else None
         if inflight is not None:
             await inflight
             inflight = None
@@ -385,11 +400,28 @@ def main(argv: list[str] | None = None) -> None:
         batch_rows=args.batch_rows,
         batch_interval_s=args.batch_interval,
     )
-    serve(cfg, args.store, Path(args.spool), args.spool_max_bytes, migrate_first=not args.no_migrate)
+    serve(cfg, args.store, Path(args.spool), args.spool_max_bytes, migrate_first=not args.no_migrate,
+          levers=lever_keys(StreamSettings()))  # fmt: skip
+
+
+def lever_keys(settings: StreamSettings) -> Keyring | None:
+    """The trust file the sink verifies levers with (``BREAKFIX_KEYS_DIR``/``BREAKFIX_TRUSTED_KEYS_FILE``).
+    Without one the sink still records everything else (the audit trail must not stop), and every
+    lever becomes a dead letter instead of a row the lever read-back or the API's seed could show."""
+    try:
+        return load_keyring(settings)
+    except KeysMissing as err:
+        log.error("levers will be dead letters, never recorded as levers: %s", err)
+        return None
 
 
 def serve(
-    cfg: SinkConfig, store_dsn: str | None, spool: Path, spool_max_bytes: int, migrate_first: bool = True
+    cfg: SinkConfig,
+    store_dsn: str | None,
+    spool: Path,
+    spool_max_bytes: int,
+    migrate_first: bool = True,
+    levers: Keyring | None = None,
 ) -> None:
     """Run the sink until SIGTERM or SIGINT (``breakfix run --role sink`` and ``python -m streams.sink``)."""
     from streams.store.dsn import open_store
@@ -399,7 +431,7 @@ def serve(
     store = open_store(store_dsn)
     if migrate_first:
         migrate(store)
-    core = SinkCore(store, Spool(spool, spool_max_bytes))
+    core = SinkCore(store, Spool(spool, spool_max_bytes), levers)
 
     async def _run() -> SinkStats:
         stop = asyncio.Event()

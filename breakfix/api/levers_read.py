@@ -2,7 +2,8 @@
 approvals, breaker resets): the latest message per ``kind:scope``.
 
 Two sources: the store's ``control`` table (what the sink recorded from the compacted control topic,
-with each lever's offset there, so levers set by any API replica or before a restart), and the levers
+with each lever's offset there, so levers set by any API replica or before a restart; the sink
+records only levers the API signed, the rest are dead letters), and the levers
 this API process published itself, with the offset the broker acknowledged (the sink writes them a
 moment later, and a read-back right after a set must already show it). The latest by position in
 the topic wins (one key is one partition), never by the time a message claims: a lever dated in the

@@ -36,7 +36,7 @@ def sink(
     """
     from schemas.topics import TOPICS
     from streams.metrics import serve as serve_metrics
-    from streams.sink import SinkConfig, serve
+    from streams.sink import SinkConfig, lever_keys, serve
 
     s = settle(
         SinkSettings,
@@ -61,7 +61,7 @@ def sink(
         batch_rows=s.batch_rows,
         batch_interval_s=s.batch_interval_s,
     )
-    serve(cfg, s.store_dsn.get_secret_value(), s.spool, s.spool_max_bytes, migrate_first=s.migrate)
+    serve(cfg, s.store_dsn.get_secret_value(), s.spool, s.spool_max_bytes, s.migrate, lever_keys(s))
 
 
 def register(app: typer.Typer) -> None:

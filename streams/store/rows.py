@@ -21,12 +21,14 @@ from pydantic import BaseModel, ValidationError
 from schemas.actions import ActionRequest
 from schemas.audit import AuditRecord
 from schemas.control import ControlMessage
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.events import Envelope, event_type_of
 from schemas.evidence import Evidence
 from schemas.proposal import Proposal
+from schemas.signing import Keyring
 from schemas.topics import Topic
+from streams.signed_input import read_lever
 
 Row = tuple[Any, ...]
 TableRow = tuple[str, Row]
@@ -264,15 +266,41 @@ def unparseable_row(raw: bytes, reason: str, message: str, source: str, received
     return ("dl-" + h, received.astimezone(UTC), reason, message, text, "", "", "", source)
 
 
-def rows_for_message(topic: str, raw: bytes, source: str, received: datetime) -> list[TableRow]:
+NO_TRUST_FILE = (
+    "lever not recorded: this sink has no trust file to verify it with (set BREAKFIX_KEYS_DIR or "
+    "BREAKFIX_TRUSTED_KEYS_FILE to the fleet's trust file, then restart the sink)"
+)
+
+
+def lever_rows(raw: bytes, source: str, received: datetime, levers: Keyring | None) -> list[TableRow]:
+    """A control-topic record → its lever and audit rows when the API signed it (the readers' own
+    gate, :func:`streams.signed_input.read_lever`, judged at the time the broker received it, so a
+    spooled batch maps the same later); a dead-letter row with the gate's reason otherwise. The
+    store's ``control`` table is read back by ``GET /levers`` and seeds a restarted API's kill
+    switch, so a forged lever must never become a row of it. Without a keyring (``levers`` None)
+    every lever is a dead letter (``unknown_key``): nothing unverified is recorded as a lever."""
+    if levers is None:
+        dl = DeadLetter(reason=DeadLetterReason.UNKNOWN_KEY, message=NO_TRUST_FILE,
+                        raw=raw.decode("utf-8", errors="replace"), source=source)  # fmt: skip
+        return [("dead_letters", dead_letter_row(dl, received))]
+    got = read_lever(raw, levers, source, received.timestamp())
+    if isinstance(got, DeadLetter):
+        return [("dead_letters", dead_letter_row(got, received))]
+    return control_rows(got, *log_position(source))
+
+
+def rows_for_message(
+    topic: str, raw: bytes, source: str, received: datetime, levers: Keyring | None = None
+) -> list[TableRow]:
     """A Kafka value from ``topic`` → rows. Never raises: bad input becomes a dead-letter row
-    with reason ``sink_rejected`` and ``source`` = ``topic/partition@offset``."""
+    with reason ``sink_rejected`` and ``source`` = ``topic/partition@offset``. ``levers``: the
+    trusted keys a control-topic record is verified with (:func:`lever_rows`)."""
     try:
         if topic == EVENTS_TOPIC:
             return event_rows_from_dict(orjson.loads(raw))
         model = _MODELS.get(topic)
         if model is ControlMessage:
-            return control_rows(ControlMessage.model_validate_json(raw), *log_position(source))
+            return lever_rows(raw, source, received, levers)
         if model is None:
             return [("dead_letters", unparseable_row(raw, "sink_rejected", f"unknown topic {topic}",
                                                      source, received))]  # fmt: skip

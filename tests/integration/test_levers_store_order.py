@@ -2,7 +2,8 @@
 ``control`` table, ordered by each lever's position in the control topic (the offset the sink read
 it at, migration 004), never by the time the message claims: a lever dated a year ahead, written
 before a genuine one, cannot pin the view. Real chdb store, rows written by the sink's own mapping
-(``rows_for_message`` with the record's ``topic/partition@offset``)."""
+(``rows_for_message`` with the record's ``topic/partition@offset`` and the trusted keys: each lever
+is sealed by the API's key, as the sink records only those)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from breakfix.api.levers_read import LeverBook
 from breakfix.api.state import StoreStateReader
 from schemas.control import ControlKind, ControlMessage
 from schemas.topics import Topic
+from streams.keys import load_keyring
+from streams.settings import StreamSettings
 from streams.store.base import Store
 from streams.store.chdb_backend import open_chdb
 from streams.store.migrate import migrate
 from streams.store.rows import COLUMNS, group_by_table, rows_for_message
+from tests.signing import sealed
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
@@ -48,13 +52,15 @@ def lever(on: bool, claimed: datetime, n: int) -> ControlMessage:
 
 def sink(store: Store, *records: tuple[ControlMessage, int]) -> None:
     """Write levers as the sink does, each at its offset of partition 0 of the control topic."""
+    keyring = load_keyring(StreamSettings())
     rows = [
         row
         for msg, offset in records
         for row in rows_for_message(
-            Topic.CONTROL, msg.model_dump_json().encode(), f"{Topic.CONTROL}/0@{offset}", NOW
+            Topic.CONTROL, sealed(msg, role="api"), f"{Topic.CONTROL}/0@{offset}", NOW, keyring
         )
     ]
+    assert all(table != "dead_letters" for table, _ in rows)
     for table, table_rows in group_by_table(rows).items():
         store.insert(table, COLUMNS[table], table_rows)
 
