@@ -37,8 +37,11 @@ s3server: $(S3SERVER)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# mypy's incremental cache outside the checkout, like pip's wheel cache: a fresh clone (CI) checks in
+# under a second what takes ~30 s cold. mypy re-checks any module whose content hash changed.
+MYPY_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/breakfix-mypy
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir "$(MYPY_CACHE)"
 
 importlint: $(STAMP)
 	$(BIN)/lint-imports
