@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from policy import levers
 from policy.fleet_counts import FleetCounts
+from policy.guardrails import capacity_only
 from policy.headroom import pool_headroom
 from policy.levers import Levers
 from policy.lifecycle import EXPIRED, IN_FLIGHT, JOB_FAULT
@@ -78,6 +79,10 @@ class GuardState:
     """node → id of the executable decision it was last given, until the guard decides for the node
     again (the run's results move the node, and each move is a decision): an operator plan step for
     a node with a run in flight is refused (``in_flight``), so two runs never act on one node."""
+    operator_waiting: list[OperatorProposal] = field(default_factory=list)
+    """Operator plan steps refused for capacity alone (held), in arrival order: each is judged again
+    whenever a proposal may have freed a slot, and released (``d-<step>:released``) once it passes,
+    or retired (``:capacity_wait_expired``) after ``max_wait_s`` of the guard's clock."""
     parked: set[str] = field(default_factory=set)
     """Nodes Quarantined for a ticket: waiting on a person (a hardware ticket, a tenant's repair
     report), with no repair of the product's running. They hold their slot against every fault but a
@@ -211,18 +216,30 @@ class Guard:
         Judged like a proposal: kill switch, exclusion, rate limit and the pool's headroom, and
         concurrency when it takes a serving node out (a node already out of service holds its slot).
         The plan's approvals stand for the class's mode and for the approval check; the node's state
-        is the guard's own record, never the API's view. Refused, the node stays where it is. The
+        is the guard's own record, never the API's view. Refused for capacity alone, the step waits in
+        the guard's queue as automatic proposals do (a held decision naming what holds its slot) and
+        is released when a slot frees; refused for anything else, the node stays where it is. The
         guard's clock does not move: the message carries the API's wall time, not event time."""
         if op.id in g.seen:
             return []
         g.seen[op.id] = None
         if len(g.seen) > MAX_SEEN:
             g.seen.popitem(last=False)
+        d, p = self._judge_operator(g, op, "", op.time.timestamp())
+        failed = [c.name for c in d.guard if not c.passed]
+        if capacity_only(failed):
+            g.operator_waiting.append(op)
+            why = self._wait_reason(g, p, [c for c in d.guard if not c.passed])
+            d = d.model_copy(update={"held": True, "reasons": [why, *d.reasons]})
+        self._track(g, d)
+        return [d]
+
+    def _operator_proposal(self, g: GuardState, op: OperatorProposal) -> Proposal:
+        """The step as the proposal the guard's checks read: state and placement from its own record."""
         info = g.nodes.get(op.node) or self._add_node(g, op.node, op.placement)
-        serving = info.state in (H, S)
-        takes_out = op.action in MUTATING and serving
+        takes_out = op.action in MUTATING and info.state in (H, S)
         names = ", ".join(f"{a.actor} ({a.role})" for a in op.approvers) or "nobody"
-        p = Proposal(
+        return Proposal(
             id=op.id,
             time=op.time,
             node=op.node,
@@ -241,6 +258,15 @@ class Guard:
             evidence_time=op.time,
             placement=info.placement,
         )
+
+    def _judge_operator(
+        self, g: GuardState, op: OperatorProposal, suffix: str, t: float, extra: tuple[str, ...] = ()
+    ) -> tuple[Decision, Proposal]:
+        """The guard's decision on an operator step now (not yet tracked; its id ``d-<step>`` plus
+        ``suffix``), and the proposal judged."""
+        p = self._operator_proposal(g, op)
+        info = g.nodes[op.node]
+        takes_out = p.to_state is Q and p.from_state is not Q
         mode = self._mode(g, op.failure_class)
         needs_approval = op.action in self.policy.approval_required_for
         checks = [
@@ -262,7 +288,7 @@ class Guard:
             # still checked (the playbook's headroom precondition reads it from this decision).
             caps = self._capacity_checks(g, p)
             checks += caps if takes_out else [c for c in caps if c.name == "headroom"]
-        d = self._decide(g, p, checks, op.time.timestamp(), decision_id(p))
+        d = self._decide(g, p, checks, t, decision_id(p) + suffix, extra)
         d = d.model_copy(
             update={
                 "to_state": d.to_state if d.executable else info.state,
@@ -271,8 +297,46 @@ class Guard:
                 "approvers": list(op.approvers),
             }
         )
-        self._track(g, d)
-        return [d]
+        return d, p
+
+    def _release_operator(self, g: GuardState) -> list[Decision]:
+        """Judge each held operator step again: released when it passes, decided (refused) when a
+        guardrail other than capacity now refuses it, kept waiting while capacity alone does, and
+        retired once it waited ``max_wait_s`` on the guard's clock (the plan driver stops waiting too)."""
+        waiting, g.operator_waiting = g.operator_waiting, []
+        out: list[Decision] = []
+        for op in waiting:
+            waited = g.clock - op.time.timestamp()
+            if waited > self.policy.max_wait_s:
+                p = self._operator_proposal(g, op)
+                why = (
+                    f"operator plan step waited {waited:.0f}s for capacity, past max_wait_s "
+                    f"({self.policy.max_wait_s:.0f}s): not run; the node stays {p.from_state.value}"
+                )
+                # Trigger operator_plan, not executable: the node stage leaves the node and its own
+                # pending proposal alone, as for any refused plan step.
+                d = self._plain(
+                    g, p, p.from_state, Trigger.OPERATOR_PLAN, ActionKind.NONE, [why], [], g.clock
+                )
+                d = d.model_copy(
+                    update={
+                        "id": decision_id(p) + ":" + Trigger.CAPACITY_WAIT_EXPIRED,
+                        "plan_id": op.plan_id,
+                        "playbook": op.playbook,
+                        "approvers": list(op.approvers),
+                    }
+                )
+                self._track(g, d)
+                out.append(d)
+                continue
+            t = max(g.clock, op.time.timestamp())
+            d, _ = self._judge_operator(g, op, ":released", t, ("released: capacity freed",))
+            if capacity_only([c.name for c in d.guard if not c.passed]):
+                g.operator_waiting.append(op)
+                continue
+            self._track(g, d)
+            out.append(d)
+        return out
 
     @staticmethod
     def _in_flight_check(g: GuardState, node: str, state: NodeState) -> GuardCheck:
@@ -810,7 +874,7 @@ class Guard:
 
     def _drain_waiting(self, g: GuardState) -> list[Decision]:
         if not g.waiting:
-            return []
+            return self._release_operator(g) if g.operator_waiting else []
         # A decisive node-local fault goes first: it is broken now, a weaker signal may still be wrong.
         waiting, g.waiting = sorted(g.waiting, key=lambda p: not p.decisive), []
         out: list[Decision] = []
@@ -839,4 +903,6 @@ class Guard:
                 g.waiting.append(p)
                 continue
             out.extend(self._release(g, p, "released: capacity freed"))
+        if g.operator_waiting:
+            out.extend(self._release_operator(g))
         return out

@@ -6,7 +6,8 @@ data-only encoding of ``policy.record_codec``: no class paths, no object graph, 
 be made to run. Nodes are three columns: names, and for each node the index of its
 (placement, state) row in a table of the distinct rows, so a rack of 16 alike nodes costs one row and
 16 small integers instead of 16 pickled pydantic models. Proposals in the backlog and the waiting queue
-are their JSON form, the form the guard reads them in from the proposals topic. Records of the
+(and operator plan steps held for capacity) are their JSON form, the form the guard reads them in
+from the proposals topic. Records of the
 former formats (format 2, whose levers were bare scope strings; format 1, a pickle of values; before it
 a plain pickle of the ``GuardState``) are refused, never unpickled: the guard then rebuilds its state
 from its retained input.
@@ -22,7 +23,7 @@ from policy.guard import GuardState, NodeInfo
 from policy.levers import Approval, Levers
 from schemas.common import NodeState
 from schemas.decision import Mode
-from schemas.proposal import Placement, Proposal
+from schemas.proposal import OperatorProposal, Placement, Proposal
 
 MAGIC = b"GR\x03"
 
@@ -117,15 +118,17 @@ def encode(g: GuardState) -> bytes:
         {k: list(q) for k, q in g.blast.items()},
         list(g.seen),
     )
-    if g.lost or g.running or g.parked:
+    if g.lost or g.running or g.parked or g.operator_waiting:
         # Appended only when some node has lost capacity (or has a run in flight, or is parked): a
         # guard without any writes the exact bytes format 2 always wrote, and a reader takes any of
         # the lengths.
         state = (*state, dict(g.lost))
-    if g.running or g.parked:
+    if g.running or g.parked or g.operator_waiting:
         state = (*state, dict(g.running))
-    if g.parked:
+    if g.parked or g.operator_waiting:
         state = (*state, sorted(g.parked))
+    if g.operator_waiting:  # operator plan steps held for capacity, in their JSON form
+        state = (*state, [op.model_dump(mode="json") for op in g.operator_waiting])
     return record_codec.encode(MAGIC, state)
 
 
@@ -144,6 +147,7 @@ def _state(t: tuple[Any, ...]) -> GuardState:
     lost = t[12] if len(t) > 12 else {}  # records written before lost capacity was kept have none
     running = t[13] if len(t) > 13 else {}
     parked = t[14] if len(t) > 14 else []  # nor parked nodes before those were kept
+    operator_waiting = t[15] if len(t) > 15 else []  # nor held operator plan steps
     return GuardState(
         nodes=decode_nodes(nodes),
         clock=float(clock),
@@ -160,4 +164,5 @@ def _state(t: tuple[Any, ...]) -> GuardState:
         lost={str(n): int(k) for n, k in lost.items()},
         running={str(n): str(d) for n, d in running.items()},
         parked={str(n) for n in parked},
+        operator_waiting=[OperatorProposal.model_validate(op) for op in operator_waiting],
     )

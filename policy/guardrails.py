@@ -31,3 +31,21 @@ GUARDRAILS: dict[str, str] = {
     "breaker": "too many quarantines in the window opens the circuit breaker",
     "blast_radius": "the same signal on many nodes of one scope is an incident, not many faults",
 }
+
+CAPACITY: frozenset[str] = frozenset({"concurrency_rack", "concurrency_pool", "concurrency_sku", "headroom"})
+"""The guardrails that only say "not now": a proposal refused by these alone waits in the guard's
+queue (a held decision) and is released when a slot frees, an operator plan's step included; any
+other refusal is final for that request. The plan driver reads a held step by this same set.
+
+>>> sorted(CAPACITY)[0]
+'concurrency_pool'
+"""
+
+
+def capacity_only(failed: list[str] | tuple[str, ...]) -> bool:
+    """Whether a refusal names only capacity guardrails (and some).
+
+    >>> capacity_only(["concurrency_rack"]), capacity_only(["headroom", "killswitch"]), capacity_only([])
+    (True, False, False)
+    """
+    return bool(failed) and all(name in CAPACITY for name in failed)

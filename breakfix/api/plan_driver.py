@@ -1,7 +1,12 @@
 """Executes an approved plan through the guard: the API submits each node's step, signed, and
 follows what the guard decided and the actuator stage did, from the store. No actuator runs here.
 
-``concurrency`` nodes' steps are in the guard's hands at a time; once one node's step ends in
+``concurrency`` nodes' steps are in the guard's hands at a time. A step the guard holds for
+capacity alone (another node of its rack, pool or SKU is out, or the pool's headroom) is waiting,
+not failed: the guard releases it when a slot frees, and its capacity arithmetic is the only one.
+The driver waits for that at most ``hold_timeout_s`` from the guard's held decision, then fails the
+step saying what it waited for (the guard itself retires a held step after the policy's
+``max_wait_s``; the driver's bound is longer). Once one node's step ends in
 anything but success, no further step is submitted (a plan that is going wrong stops spreading) and
 the nodes not yet submitted are ``skipped``. The workflow record (what was submitted, each node's
 outcome) lives in the API's state file, so a restarted API carries on from it: a step submitted
@@ -14,12 +19,20 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from actuators.playbooks import Catalog
 from breakfix.api.metrics import WORKFLOWS
-from breakfix.api.plan_steps import FINAL, OPERATOR_KIND, decision_id, node_outcome, operator_steps
+from breakfix.api.plan_steps import (
+    FINAL,
+    OPERATOR_KIND,
+    current_decision,
+    decision_ids,
+    is_held,
+    node_outcome,
+    operator_steps,
+)
 from breakfix.api.plans import Plan
 from breakfix.api.ports import Publisher, StateReader
 from breakfix.api.workflows import RollbackPolicy, WorkflowBook, WorkflowRecord
@@ -37,10 +50,13 @@ class PlanDriver:
         catalog: Catalog,
         book: WorkflowBook | None = None,
         poll_s: float = 0.5,
+        hold_timeout_s: float = 3 * 3600.0,
     ) -> None:
-        """``catalog``: the playbooks, whose step order the workflow view shows steps in."""
+        """``catalog``: the playbooks, whose step order the workflow view shows steps in;
+        ``hold_timeout_s``: how long a step the guard holds for capacity may wait."""
         self.reader, self.publisher, self.topic, self.now = reader, publisher, proposals_topic, now
         self.catalog = catalog
+        self.hold_timeout_s = hold_timeout_s
         self.book = book or WorkflowBook()
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -87,17 +103,17 @@ class PlanDriver:
 
     def _observe(self, rec: WorkflowRecord) -> dict[str, dict[str, Any]]:
         """Each submitted node's guard decision and results, from the store."""
-        ids = {decision_id(rec.id, n): n for n in rec.submitted}
+        ids = {did: n for n in rec.submitted for did in decision_ids(rec.id, n)}
         if not ids:
             return {}
         decisions, results = self.reader.plan_runs(sorted(ids))
         seen: dict[str, dict[str, Any]] = {n: {"decision": None, "results": []} for n in rec.submitted}
-        for d in decisions:
-            seen[ids[d["id"]]]["decision"] = d
+        for node in rec.submitted:
+            seen[node]["decision"] = current_decision(d for d in decisions if ids[d["id"]] == node)
         for r in results:
-            node = ids.get(r["decision_id"])
-            if node is not None:
-                seen[node]["results"].append(r)
+            of = ids.get(r["decision_id"])
+            if of is not None:
+                seen[of]["results"].append(r)
         return seen
 
     def advance(self, wf_id: str) -> None:
@@ -108,7 +124,7 @@ class PlanDriver:
             if rec is None or rec.status != "running":
                 return
             for node, seen in self._observe(rec).items():
-                out = node_outcome(seen["decision"], seen["results"])
+                out = node_outcome(seen["decision"], seen["results"]) or self._gave_up(seen["decision"])
                 if node not in rec.outcomes and out is not None and out["status"] in FINAL:
                     self.book.outcome(rec.id, node, out)
                     rec.outcomes[node] = out
@@ -129,6 +145,20 @@ class PlanDriver:
                 final = "succeeded" if ok else "failed"
                 self.book.finish(rec.id, final, self.now())
                 WORKFLOWS.labels(final).inc()
+
+    def _gave_up(self, decision: dict[str, Any] | None) -> dict[str, str] | None:
+        """A step held for capacity longer than ``hold_timeout_s``: failed, saying what it waited for."""
+        if not is_held(decision) or decision is None:
+            return None
+        held = decision["time"] if decision["time"].tzinfo else decision["time"].replace(tzinfo=UTC)
+        waited = (self.now() - held).total_seconds()
+        if waited <= self.hold_timeout_s:
+            return None
+        why = (decision.get("reasons") or ["waiting for capacity"])[0]
+        return {
+            "status": "failed",
+            "detail": f"held by the guard for capacity {waited:.0f}s, past {self.hold_timeout_s:.0f}s: {why}",
+        }
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -188,14 +218,16 @@ class PlanDriver:
         for node, seen in observed.items():
             if node not in outcomes:
                 live = node_outcome(seen["decision"], seen["results"])
-                outcomes[node] = live or {
-                    "status": "running" if seen["decision"] is not None else "submitted",
-                    "detail": "",
-                }
+                d = seen["decision"]
+                outcomes[node] = live or (
+                    {"status": "waiting", "detail": (d.get("reasons") or [""])[0]}
+                    if is_held(d)
+                    else {"status": "running" if d is not None else "submitted", "detail": ""}
+                )
         errors = [
             {"node": n, "status": o["status"], "detail": o["detail"]}
             for n, o in outcomes.items()
-            if o["status"] not in ("succeeded", "running", "submitted")
+            if o["status"] not in ("succeeded", "running", "submitted", "waiting")
         ]
         count = {
             k: sum(1 for o in outcomes.values() if o["status"] == k)

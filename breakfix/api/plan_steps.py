@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from breakfix.api.plans import Plan
+from policy.guardrails import capacity_only
 from schemas.decision import ActionKind
 from schemas.proposal import OperatorProposal, Placement, PlanApprover
 from schemas.vocab import FailureClass
@@ -33,6 +34,41 @@ def step_id(workflow_id: str, node: str) -> str:
 
 def decision_id(workflow_id: str, node: str) -> str:
     return "d-" + step_id(workflow_id, node)
+
+
+RELEASED = ":released"
+"""Suffix of the guard's decision releasing a step it held for capacity (``policy.guard``)."""
+RETIRED = ":capacity_wait_expired"
+"""Suffix of the guard's decision retiring a held step that waited past the policy's ``max_wait_s``."""
+
+
+def decision_ids(workflow_id: str, node: str) -> tuple[str, str, str]:
+    """Every decision the guard may record for a step: its first judgement (held or final), the
+    release of a held step, and the retirement of one that waited too long."""
+    first = decision_id(workflow_id, node)
+    return first, first + RELEASED, first + RETIRED
+
+
+def current_decision(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The decision that answers a step now: a release or retirement over the first judgement."""
+    first = later = None
+    for row in rows:
+        if str(row["id"]).endswith((RELEASED, RETIRED)):
+            later = row
+        else:
+            first = row
+    return later or first
+
+
+def is_held(decision: Mapping[str, Any] | None) -> bool:
+    """A step the guard holds for capacity alone: it waits in the guard's queue, not refused (the
+    guard's own rule, ``policy.guardrails.capacity_only``, over the guardrails its decision failed)."""
+    return (
+        decision is not None
+        and not decision.get("executable")
+        and not str(decision["id"]).endswith((RELEASED, RETIRED))
+        and capacity_only(list(decision.get("guard_failed") or []))
+    )
 
 
 def operator_steps(
@@ -75,7 +111,8 @@ def node_outcome(
     ``decision``: the guard's decision row for the step; ``results``: the actuator stage's
     ``action.result`` rows for it, oldest first. A run's own outcome (step ``workflow``) is final; a
     step refused by a lever is ``paused`` (the guard re-issues the decision when the lever lifts);
-    a decision the guard refused is ``rejected`` with the guardrails that refused it."""
+    a decision the guard refused is ``rejected`` with the guardrails that refused it; one it holds
+    for capacity is still undecided (:func:`is_held`)."""
     rows = list(results)
     run = [r for r in rows if r.get("step") == "workflow"]
     if run:
@@ -90,7 +127,7 @@ def node_outcome(
     if any(r.get("status") == "refused" for r in rows):
         refused = next(r for r in reversed(rows) if r.get("status") == "refused")
         return {"status": "paused", "detail": str(refused.get("detail") or "")}
-    if decision is not None and not decision.get("executable"):
+    if decision is not None and not decision.get("executable") and not is_held(decision):
         failed = ", ".join(decision.get("guard_failed") or []) or "no guardrail named"
         reasons = decision.get("reasons") or []
         why = f": {reasons[0]}" if reasons else ""

@@ -108,7 +108,12 @@ def build_context(
     if publisher is None:
         raise ValueError("the API needs a publisher for the control topic (pass --broker)")
     control = ControlPublisher(publisher, topics.control, parts.control)
-    workflows = PlanDriver(reader, publisher, topics.proposals, now, catalog, WorkflowBook(parts.state))
+    # A step the guard holds for capacity: it retires it after max_wait_s on its own clock; the
+    # driver waits a quarter of an hour longer before it gives up on its own.
+    workflows = PlanDriver(
+        reader, publisher, topics.proposals, now, catalog, WorkflowBook(parts.state),
+        hold_timeout_s=policy.max_wait_s + 900,
+    )  # fmt: skip
     machines = MachineService(
         parts.machines,
         parts.health,

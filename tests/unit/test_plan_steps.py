@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from breakfix.api.plan_steps import node_outcome
+from breakfix.api.plan_steps import current_decision, is_held, node_outcome
 
 EXECUTABLE = {"id": "d-wf-1.n1", "executable": True, "guard_failed": [], "reasons": []}
 
@@ -38,3 +38,19 @@ def test_a_lever_pauses_a_run_and_the_guard_can_refuse_the_step() -> None:
     held = {"id": "d-wf-1.n1", "executable": False, "guard_failed": ["killswitch"], "reasons": ["freeze"]}
     out = node_outcome(held, [])
     assert out is not None and out["status"] == "rejected" and "killswitch" in out["detail"]
+
+
+def test_a_step_held_for_capacity_waits_and_its_release_or_retirement_answers_it() -> None:
+    why = "waiting for capacity (concurrency_rack, headroom): in flight n2 (rack r1, Quarantined)"
+    held = {"id": "d-wf-1.n1", "executable": False, "guard_failed": ["concurrency_rack", "headroom"],
+            "reasons": [why]}  # fmt: skip
+    assert is_held(held) and node_outcome(held, []) is None  # waiting, not rejected
+    mixed = {**held, "guard_failed": ["concurrency_rack", "in_flight"]}
+    assert not is_held(mixed) and node_outcome(mixed, [])["status"] == "rejected"  # type: ignore[index]
+    released = {**EXECUTABLE, "id": "d-wf-1.n1:released"}
+    assert current_decision([held, released]) == released and current_decision([held]) == held
+    retired = {"id": "d-wf-1.n1:capacity_wait_expired", "executable": False, "guard_failed": [],
+               "reasons": ["operator plan step waited 7201s for capacity"]}  # fmt: skip
+    assert not is_held(retired)
+    out = node_outcome(current_decision([held, retired]), [])
+    assert out is not None and out["status"] == "rejected" and "waited 7201s" in out["detail"]
