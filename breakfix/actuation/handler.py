@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from actuators import metrics as step_metrics
 from actuators.base import Actuator
 from actuators.dispatch import Dispatcher
 from actuators.playbooks import Catalog, load_catalog
@@ -35,8 +36,10 @@ def engine_handler(
     journal_path.parent.mkdir(parents=True, exist_ok=True)
 
     def make(emit: Emit, control: ControlState) -> Handler:
+        playbooks = catalog or load_catalog()
+        step_metrics.initialise(playbooks)  # every step's histogram at zero from the first scrape
         engine = WorkflowEngine(
-            catalog or load_catalog(),
+            playbooks,
             acts,
             Journal(journal_path),
             control,

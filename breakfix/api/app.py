@@ -79,7 +79,7 @@ def create_app(ctx: ApiContext, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
 
     for module in (routes_read, routes_plans, routes_control, routes_machines, routes_tickets):
         app.include_router(module.router(ctx))
-    api_metrics.initialise(ctx.catalog)
+    api_metrics.initialise()
     metrics = make_asgi_app()
     app.router.routes.append(Route("/metrics", endpoint=_Asgi(metrics), include_in_schema=False))
     app.mount("/metrics", metrics)  # also answers /metrics/ and query strings prometheus adds

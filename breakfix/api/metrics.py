@@ -2,16 +2,13 @@
 
 A series that appears only once something happened cannot tell "nothing happened" from "not
 scraped": dashboards and alerts (``rate(...) == 0``) need it from start. So every label value the
-API can produce is created at start: plan and workflow outcomes, and one workflow-step histogram per
-(playbook, step) of the catalog it serves.
+API can produce is created at start: plan and workflow outcomes. The workflow-step histogram is the
+actuator stage's (``actuators.metrics``): the API runs no step.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter
-
-from actuators.metrics import STEP_SECONDS
-from actuators.playbooks import Catalog
 
 PLAN_STATUSES = ("dry_run", "pending_approval", "approved", "executing")
 WORKFLOW_OUTCOMES = ("started", "succeeded", "failed")
@@ -20,12 +17,9 @@ PLANS = Counter("breakfix_api_plans_total", "Repair plans created or moved, by s
 WORKFLOWS = Counter("breakfix_api_workflows_total", "Workflows the API ran, by outcome", ["outcome"])
 
 
-def initialise(catalog: Catalog) -> None:
+def initialise() -> None:
     """Create every series with zero (idempotent: prometheus-client keeps one child per label set)."""
     for status in PLAN_STATUSES:
         PLANS.labels(status)
     for outcome in WORKFLOW_OUTCOMES:
         WORKFLOWS.labels(outcome)
-    for pb in catalog.playbooks.values():
-        for step in [*pb.steps, *pb.rollback]:
-            STEP_SECONDS.labels(pb.name, step.name)

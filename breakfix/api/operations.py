@@ -133,8 +133,7 @@ _TABLE = (
     Operation("plans.execute", "POST", "/repair-plans/{plan_id}/execute", OPERATORS | AGENT,
               lambda a: ["plan", "execute", str(a.get("plan_id", "")),
                          *opt("--token", "<approval-token>" if a.get("approval_token") else None),
-                         *opt("--concurrency", a.get("concurrency")),
-                         *opt("--rollback", a.get("rollback_policy"))],
+                         *opt("--concurrency", a.get("concurrency"))],
               Tool("execute_repair_plan", "run a plan as planned", "HITL or canary-only",
                    "a human approver runs `breakfix approve PLAN_ID` and hands you the token "
                    "(or the playbook's approval is a canary list that includes every node)")),

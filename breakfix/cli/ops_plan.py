@@ -6,7 +6,7 @@ against headroom); it runs only as planned, with an approval token bound to its 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import typer
 
@@ -137,7 +137,6 @@ def execute(
         None, "--token", "--approval-token", help="Approval token from `breakfix approve PLAN_ID`."
     ),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Nodes repaired at the same time."),
-    rollback: str = typer.Option("on_failure", "--rollback", help="Rollback policy: on_failure or none."),
     server: str | None = SERVER_OPT,
     api_token: str | None = typer.Option(
         None, "--api-token", help=f"Bearer token (default ${TOKEN_ENV}); --token is the approval token here."
@@ -145,14 +144,13 @@ def execute(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Execute an approved plan; prints the workflow id to follow with `breakfix workflow watch`.
+    Each node's run rolls back on failure as its playbook says (the actuator stage runs the playbook
+    the guard's decision names, rollback included: there is no option to skip it).
 
     Example: breakfix plan execute plan-4f2a --token "$(breakfix approve plan-4f2a)" --concurrency 1
     """
-    policy = _rollback(rollback)
     answer = call(
-        server,
-        api_token,
-        lambda c: c.execute_plan(plan_id, approval_token, concurrency=concurrency, rollback_policy=policy),
+        server, api_token, lambda c: c.execute_plan(plan_id, approval_token, concurrency=concurrency)
     )
     if as_json:
         print_json(answer)
@@ -180,14 +178,6 @@ def render_plan(plan: dict[str, Any]) -> None:
         )
     else:
         done("capacity stays within every pool's headroom")
-
-
-def _rollback(value: str) -> Literal["on_failure", "none"]:
-    if value == "on_failure":
-        return "on_failure"
-    if value == "none":
-        return "none"
-    raise typer.BadParameter("use on_failure or none", param_hint="--rollback")
 
 
 def register(app: typer.Typer) -> None:

@@ -98,6 +98,10 @@ def test_plan_create_approve_execute_watch(cli: Any, api_server: fx.ApiServer) -
     token = approved.stdout.strip()
     assert token and "\n" not in token  # stdout is the token alone, so $(breakfix approve ...) works
 
+    # Only rollback on failure exists (the actuator stage runs the playbook with its rollback): the
+    # CLI offers no choice the API would refuse.
+    no_choice = cli("operator", "plan", "execute", plan["id"], "--token", token, "--rollback", "none")
+    assert no_choice.exit_code == 2 and "--rollback" in no_choice.output
     started = cli("operator", "plan", "execute", plan["id"], "--token", token, "--concurrency", "1")
     assert started.exit_code == 0, started.output
     workflow_id = started.stdout.strip()

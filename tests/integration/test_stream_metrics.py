@@ -97,7 +97,10 @@ def test_actuator_stage_serves_its_metrics(tansu: EmbeddedBroker, unique: str, t
     finally:
         del os.environ["BREAKFIX_METRICS_PORT"]
     try:
-        page = _scrape_until(port, r"^# TYPE breakfix_workflow_step_seconds histogram$", 60.0)
+        # every catalog step's histogram at zero before any run (the stage runs the workflows)
+        step = r'^breakfix_workflow_step_seconds_count\{playbook="reboot",step="reboot"\} 0\.0$'
+        page = _scrape_until(port, step, 60.0)
+        assert "# TYPE breakfix_workflow_step_seconds histogram" in page
         assert "# TYPE breakfix_dead_letters_total counter" in page
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, Metric
 
 import actuators.metrics  # noqa: F401 - registers the workflow step histogram in the default registry
 import breakfix.api.anonymous  # registers the API's anonymous refusal counter
-import breakfix.api.metrics  # noqa: F401 - registers the API's plan, workflow and step counters
+import breakfix.api.metrics  # noqa: F401 - registers the API's plan and workflow counters
 import streams.heap  # registers the workers' garbage collection counters in the default registry
 import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
 from breakfix.api import tokens as api_tokens
