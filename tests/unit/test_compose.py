@@ -180,6 +180,13 @@ def test_sink_topics_are_catalogue_topics(monkeypatch: pytest.MonkeyPatch) -> No
 # --- environment ------------------------------------------------------------------------------
 
 
+def test_the_sink_has_the_trust_file_it_verifies_levers_with() -> None:
+    """Without it the sink records no lever at all (each is a dead letter): it fails closed."""
+    keys_dir = _env("sink")["BREAKFIX_KEYS_DIR"]
+    targets = {v.split(":")[1] for v in SERVICES["sink"].get("volumes", [])}
+    assert keys_dir in targets
+
+
 def test_breakfix_env_names_are_settings_or_documented_cli_variables() -> None:
     settings_names = {f"BREAKFIX_{name.upper()}" for model in ROLES.values() for name in model.model_fields}
     cli_names = {
