@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
@@ -149,14 +149,12 @@ def build_server(
         ctx: Context,
         approval_token: str | None = None,
         concurrency: int = 1,
-        rollback_policy: Literal["on_failure", "none"] = "on_failure",
     ) -> dict[str, Any]:
+        """Rollback on failure is the playbook's, run by the actuator stage: there is nothing to choose."""
         return api.call(
             "execute_repair_plan",
             ctx.headers,
-            lambda c: c.execute_plan(
-                plan_id, approval_token, concurrency=concurrency, rollback_policy=rollback_policy
-            ),
+            lambda c: c.execute_plan(plan_id, approval_token, concurrency=concurrency),
         )
 
     @tool("get_workflow", "A workflow: status, current step, steps, events, metrics, errors.")

@@ -57,6 +57,8 @@ async def agent_session(client: Client, pool_node: str) -> dict[str, Any]:
     by_name = {t.name: t for t in listed.tools}
     assert by_name["list_nodes"].annotations.read_only_hint is True
     assert "needs a human" in (by_name["close_ticket"].description or "")
+    # the API refuses rollback_policy none (the actuator stage runs the playbook's rollback): not offered
+    assert "rollback_policy" not in by_name["execute_repair_plan"].input_schema["properties"]
 
     nodes = data(await client.call_tool("list_nodes", {"pool": "train"}))
     assert {n["node"] for n in nodes} == set(fx.TRAIN)
