@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from breakfix import replay as replay_module
 from breakfix.replay import OfflineReplay
 from policy.engine import NodeRuntime
 from policy.model import load_policy
@@ -35,7 +38,12 @@ def _outputs(rec: Path, round_trip: bool) -> tuple[list[str], int, int]:
     return out, decisions, trips
 
 
-def test_round_tripped_runtimes_decide_as_in_memory_ones(tmp_path: Path) -> None:
+def test_round_tripped_runtimes_decide_as_in_memory_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the progress hook is called before each line is read once every PROGRESS_BYTES: at one byte, that
+    # is before every event, where a restart's restore would land
+    monkeypatch.setattr(replay_module, "PROGRESS_BYTES", 1)
     rec = simulated_fleet(tmp_path)
     plain, decisions, _ = _outputs(rec, round_trip=False)
     tripped, _, trips = _outputs(rec, round_trip=True)
