@@ -24,7 +24,7 @@ from policy.lifecycle import EXPIRED, IN_FLIGHT, JOB_FAULT
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.control import ControlMessage
-from schemas.decision import ActionKind, Decision, GuardCheck, Mode
+from schemas.decision import ActionKind, Decision, GuardCheck, GuardFigure, Mode
 from schemas.proposal import OperatorProposal, Placement, Proposal, Registration
 from schemas.vocab import QUARANTINE_TRIGGERS, FailureClass, Trigger
 
@@ -447,12 +447,20 @@ class Guard:
         and any that joined since)."""
         return sorted({n for _, n in g.blast.get(key, ())})
 
-    def _stale_check(self, g: GuardState, p: Proposal) -> GuardCheck:
-        age = g.clock - p.evidence_time.timestamp()
+    def _stale_check(self, g: GuardState, p: Proposal, asked: float | None = None) -> GuardCheck:
+        """Evidence older than the cutoff never acts: it arrived late (a collector's backlog, a replay).
+        A released proposal's evidence is judged as of ``asked``, when its node first asked for the slot:
+        the guard itself made it wait, and the node vouches for it still by renewing it (the proposal
+        age check). Judged at release instead, a GPU off the bus that waited half an hour for its pool's
+        slot was recorded as a stale quarantine nobody repairs, holding that slot for good."""
+        evidence = p.evidence_time.timestamp()
+        at = g.clock if asked is None else min(g.clock, max(asked, evidence))
+        age = at - evidence
         cutoff = self.policy.stale_cutoff_s
-        return GuardCheck(
-            name="stale", passed=age <= cutoff, figures={"evidence_age_s": round(age, 1), "cutoff_s": cutoff}
-        )
+        figures: dict[str, GuardFigure] = {"evidence_age_s": round(age, 1), "cutoff_s": cutoff}
+        if asked is not None:
+            figures["waited_s"] = round(g.clock - at, 1)
+        return GuardCheck(name="stale", passed=age <= cutoff, figures=figures)
 
     def _mode(self, g: GuardState, failure_class: str) -> Mode:
         """The class's mode: a lever may set it, but auto only where the policy allows auto
@@ -463,7 +471,7 @@ class Guard:
             return default if default is not Mode.AUTO else Mode.RECOMMEND
         return mode
 
-    def _basic_checks(self, g: GuardState, p: Proposal) -> list[GuardCheck]:
+    def _basic_checks(self, g: GuardState, p: Proposal, asked: float | None = None) -> list[GuardCheck]:
         pol = self.policy
         pool = p.placement.pool
         mode = self._mode(g, p.failure_class)
@@ -478,7 +486,7 @@ class Guard:
         hour = [t for t in g.executions if g.clock - t <= 3600]
         return [
             GuardCheck(name="replay", passed=not p.replay, figures={"replay": p.replay}),
-            self._stale_check(g, p),
+            self._stale_check(g, p, asked),
             GuardCheck(name="killswitch", passed=not ks, figures={"engaged": ",".join(ks) or None}),
             GuardCheck(name="mode", passed=mode is Mode.AUTO, figures={"mode": mode.value}),
             GuardCheck(name="exclusion", passed=not excluded, figures={"pool": pool, "excluded": excluded}),
@@ -867,7 +875,8 @@ class Guard:
             g.waiting.append(p)
             return []
         g.quarantines.append(g.clock)
-        checks = [*self._basic_checks(g, p), *capacity]
+        asked = g.wait_started.get(p.node, (p.time.timestamp(), 0.0))[0]
+        checks = [*self._basic_checks(g, p, asked), *capacity]
         d = self._decide(g, p, checks, g.clock, f"{decision_id(p)}:released", (why,))
         self._track(g, d)
         return [d]

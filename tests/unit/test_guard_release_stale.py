@@ -151,7 +151,9 @@ def test_a_renewed_proposal_replaces_the_queued_one_and_is_released_on_its_fresh
     assert g.step(s, ask)[0].held and [p.id for p in s.waiting] == [ask.id]
     out = _return(g, s, 1, 20 + CUTOFF + 600)
     assert [(d.node, d.to_state) for d in out] == [("n1", H), ("n2", Q)]
-    assert out[1].id == f"d-{ask.id}:released" and _figures(out[1], "stale")["evidence_age_s"] == 530
+    assert out[1].id == f"d-{ask.id}:released"
+    # judged as of the renewal (its evidence's time, after the wait began), then 530 s of waiting
+    assert _figures(out[1], "stale") == {"evidence_age_s": 0.0, "cutoff_s": CUTOFF, "waited_s": 530.0}
 
 
 def test_max_wait_still_escalates_a_node_that_keeps_renewing() -> None:
@@ -228,3 +230,31 @@ def test_no_quarantine_is_ever_granted_on_a_proposal_older_than_the_cutoff(
             if d.to_state is Q and d.trigger != EXPIRED:  # an expiry moves nothing
                 pid = d.id.removeprefix("d-").removesuffix(":released")
                 assert d.time.timestamp() - (T0 + asked[pid]) <= CUTOFF, d.id
+
+
+def test_evidence_that_was_fresh_when_its_node_asked_is_not_stale_when_the_slot_frees() -> None:
+    """A GPU off the bus raises its Xid once: the node renews its proposal on the same evidence while
+    the guard makes it wait. Judged at release, that evidence was past the cutoff and the quarantine was
+    recorded stale, so nothing repaired the node and it held its pool's slot for good (the 1,000-node
+    x 24 h score, seed 3). It is judged as of the node's first ask."""
+    g, s = _fleet()
+    _pool_full(g, s)  # n2 asks at t=20 with evidence from t=20
+    later = 20 + CUTOFF + 70
+    renewal = _prop(2, later, tag="again").model_copy(update={"evidence_time": _at(20)})
+    assert g.step(s, renewal)[0].held
+    out = _return(g, s, 1, later + 30)
+    released = out[1]
+    assert (released.node, released.to_state, released.stale) == ("n2", Q, False)
+    assert _figures(released, "stale") == {"evidence_age_s": 0.0, "cutoff_s": CUTOFF, "waited_s": CUTOFF + 100}
+
+
+def test_evidence_already_stale_when_its_node_asked_stays_stale_on_release() -> None:
+    g, s = _fleet()
+    for i in (0, 1):
+        assert g.step(s, _prop(i, 10))[0].to_state is Q
+    late = _prop(3, 30).model_copy(update={"evidence_time": _at(30 - CUTOFF - 60)})  # arrived an hour late
+    assert g.step(s, late)[0].held
+    out = _return(g, s, 1, 40)
+    released = next(d for d in out if d.node == "n3")
+    assert released.stale and not released.executable
+    assert _figures(released, "stale")["evidence_age_s"] == CUTOFF + 60
