@@ -245,7 +245,8 @@ def test_evidence_that_was_fresh_when_its_node_asked_is_not_stale_when_the_slot_
     out = _return(g, s, 1, later + 30)
     released = out[1]
     assert (released.node, released.to_state, released.stale) == ("n2", Q, False)
-    assert _figures(released, "stale") == {"evidence_age_s": 0.0, "cutoff_s": CUTOFF, "waited_s": CUTOFF + 100}
+    figures = {"evidence_age_s": 0.0, "cutoff_s": CUTOFF, "waited_s": CUTOFF + 100}
+    assert _figures(released, "stale") == figures
 
 
 def test_evidence_already_stale_when_its_node_asked_stays_stale_on_release() -> None:
