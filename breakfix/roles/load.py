@@ -56,7 +56,7 @@ def masked_dsn(dsn: str) -> str:
             return dsn
         host = parts.hostname or ""
         netloc = f"{parts.username or ''}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     except ValueError:
         return MASK
 
