@@ -1,6 +1,6 @@
 """From one decision to what the actuators do about it: the actuator stage's Kafka-free core.
 
-Where this sits: the actuator stage (streams/actuator_stage.py) reads the decisions topic and hands
+Where this sits: the actuator stage (streams/actuation/stage.py) reads the decisions topic and hands
 every decision here, together with the approvals and the node's pool it learned from the control
 topic. This module decides whether the decision acts at all, and how:
 

@@ -27,7 +27,7 @@ try:
 except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
     import results  # type: ignore[no-redef]
 
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAD = b"x" * 280

@@ -38,7 +38,7 @@ from policy.model import load_policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind
 from schemas.proposal import Placement, Proposal, Registration
-from streams.guard_stage import GuardStage
+from streams.pipeline.guard_stage import GuardStage
 
 PARTITIONS = 12
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

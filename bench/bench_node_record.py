@@ -34,13 +34,13 @@ try:
 except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
     import results  # type: ignore[no-redef]
 
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.engine import NodeRuntime
 from policy.model import load_policy
 from schemas.gate import GateConfig, id_hash
+from sim.replay import OfflineReplay
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
 
 
 def fleet_runtimes(

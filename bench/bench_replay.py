@@ -17,9 +17,9 @@ try:
 except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itself is on sys.path
     import results  # type: ignore[no-redef]
 
-from breakfix.replay import OfflineReplay
 from policy.model import Policy, load_policy
 from schemas.recording import Validator, read_recording
+from sim.replay import OfflineReplay
 
 
 def validate_rate(path: str) -> tuple[int, float]:

@@ -40,13 +40,13 @@ except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itsel
     import results  # type: ignore[no-redef]
 
 from schemas.topics import TOPICS, Topic
-from streams.embedded_broker import EmbeddedBroker
-from streams.sink import SinkConfig, SinkCore, ingest_table, run_sink
-from streams.store.base import Store
-from streams.store.dsn import open_store
-from streams.store.migrate import migrate
-from streams.store.rows import COLUMNS, TableRow, group_by_table, rows_for_message
-from streams.store.spool import Chunk, Spool
+from store.base import Store
+from store.dsn import open_store
+from store.migrate import migrate
+from store.rows import COLUMNS, TableRow, group_by_table, rows_for_message
+from store.spool import Chunk, Spool
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.sink.stage import SinkConfig, SinkCore, ingest_table, run_sink
 
 
 def event(i: int) -> bytes:

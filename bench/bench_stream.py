@@ -2,7 +2,7 @@
 
 Throughput (events/s, same pre-filled events topic): raw aiokafka consumption (one consumer: the
 client's ceiling), no-op Faust workers (the framework's own ceiling) and node-stage workers
-(``streams.workers``), as many no-op workers as node-stage ones (``--workers``) in one consumer
+(``streams.pipeline.workers``), as many no-op workers as node-stage ones (``--workers``) in one consumer
 group each, built alike (``BreakfixApp``, the same settings) and measured alike (first to last event
 read, CPU of all the workers' threads over that span). Latency: event→decision p50/p99 with live
 traffic from a 10,000-node fleet (``--fleet-nodes``) at its steady rate (≈700 events/s) and at 5x,
@@ -44,12 +44,12 @@ except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itsel
     import results  # type: ignore[no-redef]
 
 from schemas.topics import Topic
-from streams import workers
-from streams.embedded_broker import EmbeddedBroker
-from streams.guard_stage import read_progress
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.keys import single_host_keys
+from streams.pipeline import workers
+from streams.pipeline.guard_stage import read_progress
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 
 EVENTS, DECISIONS, PROPOSALS = Topic.EVENTS, Topic.DECISIONS, Topic.PROPOSALS
 MARKERS = 24
@@ -167,8 +167,8 @@ def noop_worker(group: str, out: str) -> None:
     to ``out``; its data folder sits next to ``out`` (the bench's temp folder)."""
     import faust
 
-    from streams.compat import BreakfixApp
-    from streams.embedded_broker import free_port
+    from streams.kafka.embedded_broker import free_port
+    from streams.pipeline.compat import BreakfixApp
 
     s = StreamSettings()
     app = BreakfixApp(

@@ -27,11 +27,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import results
 from bench.bench_stream import DECISIONS, EVENTS, PROPOSALS, iso, xid79
-from streams import workers
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.keys import single_host_keys
+from streams.pipeline import workers
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 
 TICK_S = 60.0
 """The default policy's tick: event time is laid out on its minute grid."""

@@ -3,7 +3,7 @@
 A 10,000-node fleet scraped every ~14 s sends ≈700 events/s; 10x that is the load the node
 stage must sustain. Events are
 produced at a paced rate with event time = wall time (nothing is stale or far in the future), the
-workers are real ``streams.workers`` processes, and every ``sample_s`` the soak records the consumer
+workers are real ``streams.pipeline.workers`` processes, and every ``sample_s`` the soak records the consumer
 lag of the node stage's group (produced end offsets, known exactly from the producer's own
 acknowledgements, minus the group's committed offsets) and each worker's resident memory. Per phase
 it reports offered and processed rate (committed offsets moved per second), lag p50/p99/max and its
@@ -39,11 +39,11 @@ except ModuleNotFoundError:  # run as a script (python bench/x.py): bench/ itsel
     import results  # type: ignore[no-redef]
 
 from schemas.topics import Topic
-from streams import workers
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.keys import single_host_keys
+from streams.pipeline import workers
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 
 EVENTS = Topic.EVENTS
 STEADY_RATE_10K = 700.0

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from breakfix.collect.dcgm import DcgmCollector
-from breakfix.collect.dcgm_text import parse_scrape
-from breakfix.collect.kmsg import MessageJoiner
+from agents.collect.dcgm import DcgmCollector
+from agents.collect.dcgm_text import parse_scrape
+from agents.collect.kmsg import MessageJoiner
 from detectors.catalog import Catalog
 from detectors.fusion import fuse
 from detectors.kernel_parser import KernelFinding, parse_kernel_line
@@ -169,7 +169,7 @@ def explain_scrape(text: str, policy: Policy, cat: Catalog) -> list[Explanation]
         f"({', '.join(f'{k}: {v}' for k, v in sorted(scrape.unused.items())) or 'none'}); "
         f"missing field groups: {', '.join(collector.missing) or 'none'}",
         outcome=_outcome(st, T0.timestamp(), policy, "no evidence: every reading is within bounds"),
-        source="NVIDIA dcgm-exporter counters (docs.nvidia.com/datacenter/dcgm), breakfix.collect.dcgm",
+        source="NVIDIA dcgm-exporter counters (docs.nvidia.com/datacenter/dcgm), agents.collect.dcgm",
     )
     out = [head]
     for gpus_of_node in scrape.nodes.values():

@@ -92,7 +92,7 @@ class StreamSettings(BaseSettings):
         10.0,
         gt=0,
         description="How often a worker moves its long-lived objects out of the garbage collector's way "
-        "(streams/heap.py): automatic collections then walk only what is newer.",
+        "(streams/pipeline/heap.py): automatic collections then walk only what is newer.",
     )
     heap_full_s: float = Field(
         3600.0,
@@ -103,12 +103,12 @@ class StreamSettings(BaseSettings):
     policy_file: Path | None = Field(None, description="Policy file; the packaged default when unset.")
     engine: str = Field(
         "",
-        description="'module:function' returning a streams.app.EngineBundle instead of policy.engine "
+        description="'module:function' returning a streams.pipeline.app.EngineBundle instead of policy.engine "
         "(tests drive the shell with a stand-in engine this way).",
     )
     log_level: str = Field("warning", description="Worker log level.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="How every Kafka client connects (streams/kafka_client.py)."
+        "PLAINTEXT", description="How every Kafka client connects (streams/kafka/client.py)."
     )
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
         None, description="SASL mechanism with SASL_PLAINTEXT or SASL_SSL."

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "breakfix" / "data" / "sample.jsonl"

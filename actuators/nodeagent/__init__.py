@@ -1,8 +1,8 @@
 """Node-agent commands: GPU reset, reboot, dcgmi diag, diagnostic bundle, stale-state cleanup."""
 
 from actuators.nodeagent.actuator import CommandTransport, LocalTransport, NodeAgentActuator
-from actuators.nodeagent.agent import NodeAgent
-from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
+from agents.nodeagent.agent import NodeAgent
+from agents.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
 
 __all__ = [
     "CommandTransport",

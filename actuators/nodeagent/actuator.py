@@ -22,7 +22,7 @@ from actuators.base import (
     TemporaryError,
     ensure_allowed,
 )
-from actuators.nodeagent.agent import ACTIONS, MUTATING, NodeAgent
+from agents.nodeagent.agent import ACTIONS, MUTATING, NodeAgent
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 

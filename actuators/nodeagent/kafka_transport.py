@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from actuators.base import TemporaryError
-from actuators.nodeagent.loop import COMMANDS_TOPIC, EVENTS_TOPIC
+from agents.nodeagent.loop import COMMANDS_TOPIC, EVENTS_TOPIC
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 from schemas.signing import SEAL, Keyring, Signer, verify
@@ -71,7 +71,7 @@ class KafkaCommandTransport:
         topic_prefix: str = "",
         kafka: Mapping[str, Any] | None = None,
     ) -> None:
-        """``kafka``: client options with transport security (streams.kafka_client), else plain ``broker``."""
+        """``kafka``: client options with transport security (streams.kafka.client), else plain ``broker``."""
         self.broker = broker
         self.conn = dict(kafka or {"bootstrap_servers": broker})
         self.signer = signer

@@ -18,7 +18,7 @@ from actuators.dispatch import Dispatcher
 from actuators.playbooks import Catalog, load_catalog
 from actuators.workflow import Approver, Journal, NodeFacts, WorkflowEngine
 from schemas.decision import Decision
-from streams.actuator_stage import ControlState, Emit, Handler, MakeHandler
+from streams.actuation.stage import ControlState, Emit, Handler, MakeHandler
 
 
 def engine_handler(

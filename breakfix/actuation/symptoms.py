@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from schemas.events import GpuXid, WorkloadEvent
 from schemas.parse import validate_event_dict
 from schemas.topics import Topic
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 
 SYMPTOM_TYPES = frozenset({"gpu.xid", "workload.event"})
 

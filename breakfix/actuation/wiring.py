@@ -194,7 +194,7 @@ def _node_agent(opts: ActuatorOptions, wired: Wired) -> Actuator | None:
     from actuators.nodeagent import NodeAgentActuator
     from actuators.nodeagent.kafka_transport import KafkaCommandTransport
     from schemas.signing import SigningError
-    from streams.kafka_client import kafka_options
+    from streams.kafka.client import kafka_options
     from streams.keys import load_keyring, load_signer
     from streams.settings import StreamSettings
 

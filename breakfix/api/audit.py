@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from breakfix.api.ports import Publisher
 from schemas.audit import AuditRecord
-from streams.store.base import Store
-from streams.store.rows import COLUMNS, audit_row
+from store.base import Store
+from store.rows import COLUMNS, audit_row
 
 log = logging.getLogger(__name__)
 Surface = Literal["api", "cli", "mcp"]

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from breakfix.api.control import ControlState
 from schemas.deadletter import DeadLetter
 from schemas.signing import Keyring
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 from streams.keys import load_keyring
 from streams.settings import StreamSettings
 from streams.signed_input import read_lever

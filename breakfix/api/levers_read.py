@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from schemas.control import ControlMessage
-from streams.store.base import Store
+from store.base import Store
 
 _LATEST = """
 SELECT key, argMax(kind, (log_offset, time)) AS kind, argMax(scope, (log_offset, time)) AS scope,

@@ -16,7 +16,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.signing import Signer
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 
 T = TypeVar("T")
 

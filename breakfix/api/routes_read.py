@@ -14,7 +14,7 @@ from breakfix.api.errors import ERRORS
 from breakfix.api.paging import more
 from breakfix.api.params import PathId
 from schemas.common import NodeState
-from streams.store.base import StoreError
+from store.base import StoreError
 
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 

@@ -20,10 +20,10 @@ from breakfix.api.publisher import KafkaPublisher
 from breakfix.api.tokens import GENERATE, TokenError, load_tokens
 from breakfix.api.wiring import build_context, make_parts
 from policy.model import load_policy
+from store.dsn import default_dsn, open_store, password_weakness
+from store.migrate import migrate
 from streams.keys import load_signer
 from streams.settings import StreamSettings
-from streams.store.dsn import default_dsn, open_store, password_weakness
-from streams.store.migrate import migrate
 
 log = logging.getLogger(__name__)
 

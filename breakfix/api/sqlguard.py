@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.store.base import Rows, Store, StoreError
+from store.base import Rows, Store, StoreError
 
 TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "values", "zeros", "zeros_mt", "one"})
 """Table functions that only generate rows; every other one (file, url, s3, remote, input, mysql,

@@ -17,7 +17,7 @@ import orjson
 from breakfix.api import sqlguard
 from schemas.events import NodeInventory
 from schemas.vocab import sql, sql_literal
-from streams.store.base import Store
+from store.base import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST = datetime(2299, 12, 31, tzinfo=UTC)  # DateTime64's upper bound
@@ -99,7 +99,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreStateReader:
-    """Reads through a :class:`~streams.store.base.Store` connection; calls on one connection are
+    """Reads through a :class:`~store.base.Store` connection; calls on one connection are
     serialised (a clickhouse-connect client, chdb's included, serves one thread at a time).
 
     Ad-hoc SQL has a connection and a lock of its own (``sql_store``, a session with the product's

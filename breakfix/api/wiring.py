@@ -33,8 +33,8 @@ from breakfix.api.tokens import TokenTable
 from breakfix.api.workflows import WorkflowBook
 from policy.model import Policy, load_policy
 from schemas.topics import Topic
-from streams.store.base import Store
-from streams.store.client_store import ClientStore
+from store.base import Store
+from store.client_store import ClientStore
 
 
 def _session(store: Store) -> Store:

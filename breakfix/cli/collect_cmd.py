@@ -17,9 +17,9 @@ from pathlib import Path
 
 import typer
 
+from agents.collect.base import Collector, CollectorUnavailable, KafkaSink, RecordingSink, Sink, run
+from agents.collect.inventory import InventoryConfig
 from breakfix.cli.common import err_console, fail, print_json
-from breakfix.collect.base import Collector, CollectorUnavailable, KafkaSink, RecordingSink, Sink, run
-from breakfix.collect.inventory import InventoryConfig
 
 collect_app = typer.Typer(
     name="collect",
@@ -104,7 +104,7 @@ def nvml(
 
     Example: breakfix collect nvml --once --out gpu.jsonl
     """
-    from breakfix.collect.nvml import NvmlCollector
+    from agents.collect.nvml import NvmlCollector
 
     cfg = InventoryConfig.load(inventory)
     _execute(
@@ -131,7 +131,7 @@ def dcgm(
 
     Example: breakfix collect dcgm --url http://gpu01:9400/metrics --broker 127.0.0.1:9092
     """
-    from breakfix.collect.dcgm import DcgmCollector
+    from agents.collect.dcgm import DcgmCollector
 
     cfg = InventoryConfig.load(inventory)
     _execute(lambda: DcgmCollector(url, node, interval_s=interval, inventory=cfg), broker, out, once, verbose)
@@ -159,7 +159,7 @@ def kernel(
 
     Example: breakfix collect kernel --file /var/log/kern.log --broker 127.0.0.1:9092
     """
-    from breakfix.collect.kmsg import FileFollower, JournalReader, KernelLogCollector, KmsgReader, Reader
+    from agents.collect.kmsg import FileFollower, JournalReader, KernelLogCollector, KmsgReader, Reader
 
     if [file is not None, kmsg, journald].count(True) != 1:
         fail("choose one of --file PATH, --kmsg or --journald", "e.g. --file /var/log/kern.log")
@@ -192,7 +192,7 @@ def kube(
 
     Example: breakfix collect kube --kubeconfig ~/.kube/config --broker 127.0.0.1:9092
     """
-    from breakfix.collect.kube import KubeCollector, api_client
+    from agents.collect.kube import KubeCollector, api_client
 
     cfg = InventoryConfig.load(inventory)
 
@@ -218,7 +218,7 @@ def slurm(
 
     Example: SLURM_CONF=/etc/slurm/slurm.conf breakfix collect slurm --broker 127.0.0.1:9092
     """
-    from breakfix.collect.slurm import SlurmCollector
+    from agents.collect.slurm import SlurmCollector
 
     cfg = InventoryConfig.load(inventory)
     _execute(

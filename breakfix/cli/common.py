@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from streams.store.base import Store, StoreError, StoreUnavailable
+from store.base import Store, StoreError, StoreUnavailable
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

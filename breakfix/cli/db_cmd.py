@@ -1,6 +1,6 @@
 """``breakfix db migrate``, ``breakfix sql`` and ``breakfix metrics``: the analyst's side of the
 audit store. The store is named by ``--store`` or ``$BREAKFIX_STORE_DSN`` (default: embedded chdb under
-``.breakfix/chdb``); see streams/store/dsn.py.
+``.breakfix/chdb``); see store/dsn.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json, store_errors
 from breakfix.cli.ops_common import SERVER_OPT, TOKEN_OPT, call
-from streams.store.base import Rows, Store, StoreError, StoreUnavailable
-from streams.store.dsn import open_store
-from streams.store.migrate import Retention, migrate, set_retention
-from streams.store.owner import StoreInUse
-from streams.store.queries import BY_NAME, EPOCH, SAVED, run_saved
+from store.base import Rows, Store, StoreError, StoreUnavailable
+from store.dsn import open_store
+from store.migrate import Retention, migrate, set_retention
+from store.owner import StoreInUse
+from store.queries import BY_NAME, EPOCH, SAVED, run_saved
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

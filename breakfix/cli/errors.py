@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import re
 
-from streams.store.base import StoreError, StoreUnavailable
-from streams.store.owner import StoreInUse
+from store.base import StoreError, StoreUnavailable
+from store.owner import StoreInUse
 
 DEBUG_HINT = "rerun with --debug for the traceback"
 

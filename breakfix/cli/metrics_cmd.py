@@ -18,7 +18,7 @@ from breakfix.cli.common import console, fail
 from breakfix.cli.role_common import PRINT_OPT, SETTINGS_OPT, settle
 from breakfix.metrics import serve_fleet
 from breakfix.roles.settings import MetricsSettings
-from streams.store.base import Store
+from store.base import Store
 
 
 def serve_metrics(store: Store, port: int, addr: str, window_s: float | None) -> None:

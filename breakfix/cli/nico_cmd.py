@@ -43,8 +43,8 @@ def poll(
     from actuators.nico.poller import Alerted, NicoPoller
     from schemas.signing import SigningError
     from schemas.topics import Topic
+    from streams.kafka.producer import EventProducer
     from streams.keys import load_signer
-    from streams.producer import EventProducer
     from streams.settings import StreamSettings
 
     try:
@@ -116,7 +116,7 @@ def _normalised(event: dict[str, object]) -> dict[str, object]:
 
     from schemas.deadletter import DeadLetter
     from schemas.recording import dumps
-    from streams.producer import check
+    from streams.kafka.producer import check
 
     parsed = check(event, "nico-poller")
     if isinstance(parsed, DeadLetter):  # the poll built it: a bug, not input; let the producer refuse it

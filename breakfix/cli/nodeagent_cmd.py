@@ -19,15 +19,15 @@ from typing import Any
 import typer
 
 from actuators.commands import SubprocessRunner
-from actuators.nodeagent.agent import ACTIONS, NodeAgent
-from actuators.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
-from actuators.nodeagent.journal import RequestJournal
-from actuators.nodeagent.loop import AgentKeys, run_agents
+from agents.nodeagent.agent import ACTIONS, NodeAgent
+from agents.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
+from agents.nodeagent.journal import RequestJournal
+from agents.nodeagent.loop import AgentKeys, run_agents
 from breakfix.cli.common import err_console, fail, print_json
 from breakfix.cli.role_common import PRINT_OPT, SETTINGS_OPT, settle
 from breakfix.roles.settings import NodeAgentSettings
 from schemas.signing import SigningError
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 from streams.keys import load_keyring, load_signer
 
 

@@ -37,7 +37,7 @@ def produce(
     import orjson
 
     from schemas.recording import iter_lines
-    from streams.producer import EventProducer
+    from streams.kafka.producer import EventProducer
     from streams.settings import StreamSettings
 
     if file != "-" and not Path(file).is_file():

@@ -11,10 +11,10 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from breakfix.cli.common import console, fail, print_json
-from breakfix.replay import OfflineReplay
 from policy.model import Policy, PolicyError, load_policy
 from schemas.decision import Decision
 from schemas.recording import RecordingWriter
+from sim.replay import OfflineReplay
 
 
 def _policy(path: Path | None) -> Policy:
@@ -27,7 +27,7 @@ def _policy(path: Path | None) -> Policy:
 def _actuators(kind: str, labels: Path | None, seed: int, follow: bool = False) -> object | None:
     if kind == "none":
         return None
-    from breakfix.simulate.actuators import SimulatedActuators  # type: ignore[import-not-found,unused-ignore]
+    from sim.simulator.actuators import SimulatedActuators  # type: ignore[import-not-found,unused-ignore]
 
     if labels:
         return SimulatedActuators.from_labels(labels, seed=seed, follow_recommendations=follow)
@@ -108,8 +108,8 @@ def replay(
     if into_kafka:
         import asyncio
 
+        from streams.kafka.replay import replay_into_kafka
         from streams.keys import KeysMissing
-        from streams.replay_kafka import replay_into_kafka
         from streams.settings import StreamSettings
 
         settings = StreamSettings(broker=broker) if broker else StreamSettings()

@@ -10,7 +10,7 @@ from breakfix.cli.common import console, fail, store_errors
 from breakfix.cli.db_cmd import STORE_HELP, parse_since
 from breakfix.report import build_report
 from policy.model import PolicyError, load_policy
-from streams.store.dsn import open_store
+from store.dsn import open_store
 
 
 def report(

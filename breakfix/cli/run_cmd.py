@@ -80,8 +80,8 @@ def pipeline(
     Example: breakfix run --embedded --embedded-port 9092   (or `breakfix up` for the whole local stack)
     Example: BREAKFIX_BROKER=kafka-1:9092 breakfix run --role pipeline --print-settings
     """
-    from streams.embedded_broker import EmbeddedBroker
-    from streams.workers import supervise
+    from streams.kafka.embedded_broker import EmbeddedBroker
+    from streams.pipeline.workers import supervise
 
     if store is not None and store not in ("memory", "rocksdb"):
         fail(f"unknown store {store!r}", "use --store memory or --store rocksdb")
@@ -255,7 +255,7 @@ def _run_simulated(s: ActuatorSettings) -> None:
 
     from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators
     from breakfix.demo.actuation import FleetClock, simulated_factory
-    from streams.actuator_main import run_actuator_stage
+    from streams.actuation.main import run_actuator_stage
 
     now = time.time()
     start = s.origin if s.origin is not None else now
@@ -300,7 +300,7 @@ def _run_real(s: ActuatorSettings) -> None:
     from actuators.playbooks import PlaybookError, load_catalog
     from breakfix.actuation import ActuationConfigError, ActuatorOptions, build_actuators, engine_handler
     from policy.model import load_policy
-    from streams.actuator_main import run_actuator_stage
+    from streams.actuation.main import run_actuator_stage
 
     chosen: dict[str, Any] = dict(
         node_agent=s.node_agent,

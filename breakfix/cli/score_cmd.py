@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from breakfix.cli.common import console, err_console, fail, print_json
-from breakfix.score.compare import HEADLINE, compare, flatten
-from breakfix.score.inputs import NodeInfo, read_decisions, read_inventory
-from breakfix.score.metrics import score
-from breakfix.score.naive import run_naive
-from breakfix.simulate.labels import read_labels
+from sim.score.compare import HEADLINE, compare, flatten
+from sim.score.inputs import NodeInfo, read_decisions, read_inventory
+from sim.score.metrics import score
+from sim.score.naive import run_naive
+from sim.simulator.labels import read_labels
 
 
 def _fmt(v: Any) -> str:

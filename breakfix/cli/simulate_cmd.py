@@ -10,11 +10,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from breakfix.cli.common import console, fail, print_json
-from breakfix.simulate.alloc import AllocationError
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, SimResult, simulate, ticks_of
-from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, shipped
-from breakfix.simulate.sizing import minimum_nodes
+from sim.simulator.alloc import AllocationError
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, SimResult, simulate, ticks_of
+from sim.simulator.scenario import ScenarioError, load_scenario, resolve, shipped
+from sim.simulator.sizing import minimum_nodes
 
 
 def _run(cfg: SimConfig, out: Path, labels: Path | None) -> SimResult:

@@ -36,7 +36,7 @@ def sink(
     """
     from schemas.topics import TOPICS
     from streams.metrics import serve as serve_metrics
-    from streams.sink import SinkConfig, lever_keys, serve
+    from streams.sink.stage import SinkConfig, lever_keys, serve
 
     s = settle(
         SinkSettings,

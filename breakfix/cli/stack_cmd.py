@@ -22,7 +22,7 @@ import typer
 
 from breakfix.cli.common import console, fail
 from breakfix.stack.context import context_path, load_context
-from streams.store.owner import StoreInUse
+from store.owner import StoreInUse
 
 DEFAULT_DIR = Path.home() / ".breakfix" / "local"
 

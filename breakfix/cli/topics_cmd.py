@@ -25,8 +25,8 @@ def create(
 
     Example: breakfix topics create --broker kafka-1:9092 --replication-factor 3
     """
+    from streams.kafka.topics import create_topics
     from streams.settings import StreamSettings
-    from streams.topics import create_topics
 
     settings = StreamSettings(broker=broker) if broker else StreamSettings()
     outcome = asyncio.run(create_topics(settings, replication))

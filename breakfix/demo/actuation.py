@@ -2,7 +2,7 @@
 
 The streams layer cannot import actuators (import-linter keeps them independent), so the pieces meet
 here, in the user-facing layer: ``breakfix run --role actuators --simulate`` and ``breakfix demo``
-build a :class:`~streams.actuator_stage.ActuatorStage` with :func:`simulated_handler` (the shared
+build a :class:`~streams.actuation.stage.ActuatorStage` with :func:`simulated_handler` (the shared
 engine handler of breakfix/actuation/ over simulated actuators; real ones are wired there too).
 
 The fleet clock maps wall time onto the recording's event time (``origin`` at ``wall_origin``, played
@@ -23,7 +23,7 @@ from pathlib import Path
 from actuators.base import Actuator
 from actuators.simulated import Recorded, SimFault, SimulatedFleet, simulated_actuators
 from breakfix.actuation.handler import engine_handler
-from streams.actuator_stage import MakeHandler
+from streams.actuation.stage import MakeHandler
 
 
 @dataclass
@@ -109,10 +109,10 @@ def simulated_factory(
     real: Sequence[Actuator] = (),
 ) -> MakeHandler:
     """The handler factory ``breakfix run --role actuators --simulate`` hands to the stage's entry point
-    (streams/actuator_main.py): faults from ``breakfix simulate --labels`` ground truth, if any;
+    (streams/actuation/main.py): faults from ``breakfix simulate --labels`` ground truth, if any;
     ``real`` as in :func:`simulated_handler`."""
-    from breakfix.simulate.actuators import faults_from_labels
-    from breakfix.simulate.labels import read_labels
+    from sim.simulator.actuators import faults_from_labels
+    from sim.simulator.labels import read_labels
 
     faults = faults_from_labels(read_labels(labels)) if labels else []
     return simulated_handler(faults, state_dir, clock, seed, failure_probability, real)

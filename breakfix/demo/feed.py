@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.recording import iter_lines
 from schemas.topics import Topic
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 from streams.keys import load_signer
 from streams.settings import StreamSettings
 

@@ -35,19 +35,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from breakfix.demo.feed import feed
 from breakfix.demo.processes import Children, wait_for_line
 from breakfix.demo.summary import Summary, load_labels, summarize
-from breakfix.simulate.alloc import AllocationError
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate, ticks_of
-from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, shipped
 from policy.model import DEFAULT_POLICY, load_policy
 from schemas.topics import TOPICS, Topic
-from streams.embedded_broker import EmbeddedBroker
-from streams.kafka_client import kafka_options
+from sim.simulator.alloc import AllocationError
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate, ticks_of
+from sim.simulator.scenario import ScenarioError, load_scenario, resolve, shipped
+from store.base import Store
+from streams.kafka.client import kafka_options
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.keys import single_host_keys
+from streams.pipeline.workers import settings_env, start_worker
 from streams.settings import StreamSettings
-from streams.store.base import Store
-from streams.topics import create_topics
-from streams.workers import settings_env, start_worker
 
 AUTO_CLASSES = ("gpu_hardware", "gpu_memory")
 # The proposals topic also carries the node stage's watermark marks, which the sink would dead-letter
@@ -160,7 +160,7 @@ def _start(cfg: DemoConfig, work: Path, kids: Children, bar: Progress) -> Stream
     python = sys.executable
     kids.spawn(
         "sink",
-        [python, "-m", "streams.sink", "--bootstrap", settings.broker, "--store", f"chdb:///{work / 'chdb'}",
+        [python, "-m", "streams.sink.stage", "--bootstrap", settings.broker, "--store", f"chdb:///{work / 'chdb'}",
          "--spool", str(work / "spool"), "--topics", ",".join(SUNK)],
         env,
         work / "logs" / "sink.log",
@@ -226,7 +226,7 @@ def _settle(settings: StreamSettings, kids: Children, bar: Progress, quiet_s: fl
 
 
 def _summarize(work: Path, labels: Path, end: datetime, cfg: DemoConfig, bar: Progress) -> Summary:
-    from streams.store.dsn import open_store
+    from store.dsn import open_store
 
     task = bar.add_task("summary and report from ClickHouse SQL", total=3, info="")
     store = open_store(f"chdb:///{work / 'chdb'}")

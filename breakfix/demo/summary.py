@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from breakfix.report.sql import CLEARANCES, LABEL_MATCH_S, REPAIRS
-from breakfix.simulate.labels import read_labels
 from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
-from streams.store.base import Store
+from sim.simulator.labels import read_labels
+from store.base import Store
 
 MATCH_S = LABEL_MATCH_S
 REMOVED = sql_in(OUT_OF_SERVICE)

@@ -18,8 +18,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from breakfix.metrics import sql
-from streams.store.base import Store, StoreError
-from streams.store.queries import EPOCH, run_saved
+from store.base import Store, StoreError
+from store.queries import EPOCH, run_saved
 
 MIN_QUARANTINES = 2
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
 from breakfix.metrics.collector import FleetCollector
-from streams.store.base import Store
+from store.base import Store
 
 
 def fleet_registry(store: Store, window_s: float | None = None) -> CollectorRegistry:

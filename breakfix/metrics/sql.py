@@ -1,4 +1,4 @@
-"""SQL behind the fleet gauges that the saved analytics (streams/store/queries.py) do not already
+"""SQL behind the fleet gauges that the saved analytics (store/queries.py) do not already
 answer as a single figure. ``$db`` is the store's database; every read uses FINAL."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from breakfix.report import panels
 from breakfix.report import sql as q
 from breakfix.report.page import render
 from policy.model import Policy, load_policy
-from streams.store.base import Store
-from streams.store.queries import EPOCH, run_saved
+from store.base import Store
+from store.queries import EPOCH, run_saved
 
 _NICE_BUCKETS_S = (60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 

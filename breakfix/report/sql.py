@@ -1,4 +1,4 @@
-"""The report's own ClickHouse SQL: the questions the saved analytics (streams/store/queries.py)
+"""The report's own ClickHouse SQL: the questions the saved analytics (store/queries.py)
 answer as aggregates, asked here at the grain a plot needs (one row per repair, per transition).
 
 ``$db`` is the store's database; ``{since:DateTime64(3)}`` is bound server-side. Every read uses
@@ -8,7 +8,7 @@ FINAL so a batch the at-least-once sink wrote twice never draws twice.
 from __future__ import annotations
 
 from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
-from streams.store.queries import JUDGED
+from store.queries import JUDGED
 
 REMOVED = sql_in(OUT_OF_SERVICE)
 
@@ -83,7 +83,7 @@ GROUP BY failure_class, trigger ORDER BY failure_class, trigger""")
 
 # Per class and mode: of the quarantine decisions whose next validation came within a week, how
 # many found the fault real (validation failed before, or a repair was needed) vs clean.
-# Per-class precision: each quarantine judged by what confirmed it (streams.store.queries.JUDGED).
+# Per-class precision: each quarantine judged by what confirmed it (store.queries.JUDGED).
 PRECISION = (
     """
 SELECT failure_class, mode, count() AS quarantines, countIf(verdict = 'confirmed') AS confirmed,

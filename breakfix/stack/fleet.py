@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from breakfix.demo.feed import feed
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
 from streams.settings import StreamSettings
 
 SCENARIOS = ("xid79-fallen-off-bus", "thermal-fan-failure", "noise")

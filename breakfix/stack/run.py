@@ -4,7 +4,7 @@ Every long-running part is started as ``breakfix run --role ROLE``, as productio
 starts, in order, each stopped in reverse when it ends (:class:`~breakfix.demo.processes.Children`):
 
 1. the embedded store: this process opens the chdb data path and serves it over the ClickHouse HTTP
-   protocol (:mod:`streams.store.chdb_http`) with two users, ``breakfix`` (writes: the sink, the
+   protocol (:mod:`store.chdb_http`) with two users, ``breakfix`` (writes: the sink, the
    API's audit) and ``reader`` (a read-only profile with time, memory and result limits: what the
    context file hands to ``breakfix sql``) — chdb admits one process per data path, so every other
    process reaches the store through that protocol, as it would reach a ClickHouse server;
@@ -46,12 +46,12 @@ import yaml
 from breakfix.demo.processes import Children, wait_for_line
 from breakfix.stack.context import StackContext
 from schemas.topics import TOPICS, Topic
-from streams.embedded_broker import EmbeddedBroker, free_port
+from store.chdb_http import ChdbHttpServer, ServerConfig, User
+from streams.kafka.embedded_broker import EmbeddedBroker, free_port
+from streams.kafka.topics import create_topics
 from streams.keys import create_all
+from streams.pipeline.workers import settings_env, start_worker
 from streams.settings import StreamSettings
-from streams.store.chdb_http import ChdbHttpServer, ServerConfig, User
-from streams.topics import create_topics
-from streams.workers import settings_env, start_worker
 
 log = logging.getLogger(__name__)
 ROLES = ("operator", "approver", "viewer", "agent", "admin")
@@ -92,8 +92,8 @@ def _store(cfg: StackConfig, work: Path) -> ChdbHttpServer:
         "reader": User("reader", secrets.token_urlsafe(18), readonly=True),
     }
     server = ChdbHttpServer(work / "chdb", port=cfg.store_port, config=ServerConfig(users=users)).start()
-    from streams.store.dsn import open_store
-    from streams.store.migrate import migrate
+    from store.dsn import open_store
+    from store.migrate import migrate
 
     store = open_store(server.dsn("breakfix"))
     try:
@@ -211,7 +211,7 @@ def _fleet_nodes(count: int) -> list[str]:
     every time), so one node agent process can play each of them."""
     if count <= 0:
         return []
-    from breakfix.simulate.fleet import build_fleet
+    from sim.simulator.fleet import build_fleet
 
     return [n.name for n in build_fleet(count).nodes]
 
@@ -228,7 +228,7 @@ def _settle(dsn: str, nodes: int, quiet_s: float = 3.0, timeout_s: float = 90.0)
     """Wait until the store has the whole fleet's inventory and its decisions stopped arriving, so
     the first `breakfix nodes` after `up` shows the fleet as the pipeline judged it (bounded: a slow
     machine gets the stack after ``timeout_s`` anyway, the rest arrives shortly after)."""
-    from streams.store.dsn import open_store
+    from store.dsn import open_store
 
     store = open_store(dsn)
     db = store.database

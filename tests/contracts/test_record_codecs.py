@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from breakfix.replay import OfflineReplay
 from policy import guard_record, node_record
 from policy.engine import NodeRuntime
 from policy.model import load_policy
 from policy.record_codec import RecordRefused
+from sim.replay import OfflineReplay
 from tests.unit.guard_record_build import full_guard
 from tests.unit.record_attack import attack, planted
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from streams.embedded_broker import EmbeddedBroker, free_port
+from streams.kafka.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 # The console script's entry point, run by this interpreter (works without an installed script).

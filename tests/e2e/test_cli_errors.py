@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded_broker import free_port
+from streams.kafka.embedded_broker import free_port
 
 EXE = str(Path(sys.executable).with_name("breakfix"))
 

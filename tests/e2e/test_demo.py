@@ -46,7 +46,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
 
 
 def test_summary_matches_the_store(demo: tuple[Path, dict[str, Any], float]) -> None:
-    from streams.store.dsn import open_store
+    from store.dsn import open_store
 
     work, summary, _ = demo
     labels = [json.loads(line) for line in (work / "labels.jsonl").read_text().splitlines() if line]

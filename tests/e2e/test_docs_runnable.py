@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded_broker import free_port
+from streams.kafka.embedded_broker import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

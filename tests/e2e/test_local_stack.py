@@ -25,12 +25,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mcp import Client, StdioServerParameters
 
-from actuators.nodeagent.journal import RequestJournal
+from agents.nodeagent.journal import RequestJournal
 from breakfix.stack.context import StackContext, load_context
 from schemas.decision import GuardCheck
 from schemas.signing import SEAL
 from schemas.topics import TOPIC_BY_NAME, Topic
-from streams.embedded_broker import free_port
+from streams.kafka.embedded_broker import free_port
 from streams.keys import load_signer
 from streams.settings import StreamSettings
 from tests.fakes.workflow_doubles import xid79_decision

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.events import TenantReport
 from schemas.parse import parse_event
 from schemas.signing import Keyring
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.keys import create_key
 from streams.signed_input import SignedInput
 from tests.fixtures.nico import REPAIR_TOKEN, start

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from breakfix.cli.main import app
 from schemas.audit import AuditRecord
-from streams.store.rows import COLUMNS, audit_row
+from store.rows import COLUMNS, audit_row
 from tests.fixtures import api as fx
 
 api_server = fx.api_server

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streams.embedded_broker import EmbeddedBroker, free_port
+from streams.kafka.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 BREAKFIX = [sys.executable, "-c", "from breakfix.cli.main import main; main()"]

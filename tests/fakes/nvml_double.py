@@ -1,4 +1,4 @@
-"""An NVML double: the calls of breakfix.collect.nvml.Nvml over in-memory GPUs, speaking pynvml's
+"""An NVML double: the calls of agents.collect.nvml.Nvml over in-memory GPUs, speaking pynvml's
 own types - real ``pynvml.NVMLError`` codes, ``nvmlPciInfo_t``, ``c_nvmlUtilization_t``,
 ``c_nvmlEventData_t`` and ``c_nvmlDevice_t`` handles - so the collector cannot tell it from the
 library except by the numbers. It is passed to the collector, never installed into ``sys.modules``.

@@ -1,8 +1,8 @@
-"""The streaming runtime's ports (streams.ports) in memory: a broker of lists, for tests without Kafka.
+"""The streaming runtime's ports (streams.pipeline.ports) in memory: a broker of lists, for tests without Kafka.
 
 Topics are lists of records per partition (offset = index); every send, table write, flush, read-back
 and acknowledgement is appended to one journal, so a test can assert the order the runtime's
-durability rules need. Faust and Kafka stand behind these ports in production (streams.faust_ports);
+durability rules need. Faust and Kafka stand behind these ports in production (streams.pipeline.faust_ports);
 what they add (batching, changelog recovery, rebalances) is tested against the real broker in
 tests/integration/test_stream_kafka.py and test_stream_gaps.py.
 """
@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 import orjson
 
 from schemas.topics import TOPIC_BY_NAME, Topic
-from streams.guard_shell import GuardShell
-from streams.guard_stage import GuardStage
-from streams.node_shell import NodeShell
-from streams.node_stage import NodeStage
-from streams.ports import LogRecord, Ports, Writes
+from streams.pipeline.guard_shell import GuardShell
+from streams.pipeline.guard_stage import GuardStage
+from streams.pipeline.node_shell import NodeShell
+from streams.pipeline.node_stage import NodeStage
+from streams.pipeline.ports import LogRecord, Ports, Writes
 
 NAMES: dict[str, str] = {t: str(t) for t in Topic}
 """Catalogue name → topic name: no deployment prefix here."""

@@ -25,10 +25,10 @@ from breakfix.demo.actuation import FleetClock, simulated_handler
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.topics import TOPIC_BY_NAME
-from streams.actuator_stage import ActuatorStage
-from streams.embedded_broker import EmbeddedBroker
+from streams.actuation.stage import ActuatorStage
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 from tests.signing import sealed
 
 pytestmark = pytest.mark.integration

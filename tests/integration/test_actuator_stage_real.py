@@ -31,9 +31,9 @@ from actuators.kubernetes import DECISION_ANNOTATION
 from actuators.playbooks import load_catalog
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, GuardCheck
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fakes.workflow_doubles import xid79_decision
 from tests.integration.test_actuator_stage import DECISIONS, collect, publish

@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.control import ControlKind, ControlMessage
-from streams.embedded_broker import EmbeddedBroker
-from streams.store.base import Store
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
+from store.base import Store
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from streams.kafka.embedded_broker import EmbeddedBroker
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fixtures import api as fx
 from tests.signing import sealed

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from policy.levers import Levers, apply
 from schemas.control import ControlMessage
 from schemas.decision import ActionKind, GuardCheck, Mode
-from streams.store.rows import COLUMNS, decision_row, model_rows
+from store.rows import COLUMNS, decision_row, model_rows
 from tests.builders import inventory
 from tests.fakes.workflow_doubles import xid79_decision
 from tests.fixtures import api as fx

@@ -19,11 +19,11 @@ import pytest
 from policy.model import Policy
 from schemas.common import NodeState
 from schemas.proposal import Placement, Registration
-from streams.embedded_broker import EmbeddedBroker
-from streams.store.base import Store
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
-from streams.store.rows import COLUMNS, group_by_table, model_rows
+from store.base import Store
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from store.rows import COLUMNS, group_by_table, model_rows
+from streams.kafka.embedded_broker import EmbeddedBroker
 from tests.builders import inventory
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fixtures import api as fx

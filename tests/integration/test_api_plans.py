@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from schemas.common import NodeState
-from streams.store.rows import COLUMNS, decision_row
+from store.rows import COLUMNS, decision_row
 from tests.fakes.workflow_doubles import xid79_decision
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer

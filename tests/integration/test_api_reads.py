@@ -13,8 +13,8 @@ from breakfix.api.control import ControlState
 from breakfix.api.sqlguard import SqlRefused
 from breakfix.api.state import StoreStateReader
 from schemas.control import ControlKind, ControlMessage
-from streams.store.rows import COLUMNS, control_rows
-from streams.store.server_backend import open_server
+from store.rows import COLUMNS, control_rows
+from store.server_backend import open_server
 from tests.fixtures import api as fx
 from tests.fixtures.api import ApiServer
 

@@ -18,10 +18,10 @@ import pytest
 from breakfix.api.plans import Plan
 from breakfix.api.statedb import StateDb
 from breakfix.api.workflows import WorkflowBook, WorkflowRecord
-from streams.embedded_broker import EmbeddedBroker
-from streams.store.base import Store
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
+from store.base import Store
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from streams.kafka.embedded_broker import EmbeddedBroker
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fixtures import api as fx
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from streams.store.chdb_http import ChdbHttpServer, ReadOnlyLimits, ServerConfig, User
+from store.chdb_http import ChdbHttpServer, ReadOnlyLimits, ServerConfig, User
 
 pytestmark = pytest.mark.integration
 

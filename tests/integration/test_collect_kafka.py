@@ -16,8 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.deadletter import DeadLetter
-from streams.embedded_broker import EmbeddedBroker
-from streams.producer import SyncEventProducer, build_event
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.producer import SyncEventProducer, build_event
 
 pytestmark = pytest.mark.integration
 

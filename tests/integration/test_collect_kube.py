@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from breakfix.collect.base import RecordingSink, run
-from breakfix.collect.kube import KubeCollector
+from agents.collect.base import RecordingSink, run
+from agents.collect.kube import KubeCollector
 from schemas.deadletter import DeadLetter
 from schemas.events import ChangeEvent, NodeCondition, NodeInventory, SchedulerState, WorkloadEvent
 from schemas.recording import read_recording
-from streams.producer import check
+from streams.kafka.producer import check
 from tests.fakes.kube_apiserver import KubeApiServer
 
 pytestmark = pytest.mark.integration

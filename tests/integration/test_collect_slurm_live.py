@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from breakfix.collect.slurm import SlurmCollector, subprocess_runner
+from agents.collect.slurm import SlurmCollector, subprocess_runner
 from schemas.events import NodeCondition, NodeInventory, SchedulerState
-from streams.producer import check
+from streams.kafka.producer import check
 from tests.fixtures.slurm import SlurmCluster
 
 pytestmark = pytest.mark.integration

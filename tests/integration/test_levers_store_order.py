@@ -19,12 +19,12 @@ from breakfix.api.levers_read import LeverBook
 from breakfix.api.state import StoreStateReader
 from schemas.control import ControlKind, ControlMessage
 from schemas.topics import Topic
+from store.base import Store
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from store.rows import COLUMNS, group_by_table, rows_for_message
 from streams.keys import load_keyring
 from streams.settings import StreamSettings
-from streams.store.base import Store
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
-from streams.store.rows import COLUMNS, group_by_table, rows_for_message
 from tests.signing import sealed
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
 from breakfix.cli.main import app
-from streams.embedded_broker import free_port
+from streams.kafka.embedded_broker import free_port
 from tests.fixtures import api as fx
 
 api_server = fx.api_server

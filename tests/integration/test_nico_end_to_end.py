@@ -28,9 +28,9 @@ from actuators.nico import NicoPoller
 from actuators.playbooks import load_catalog
 from actuators.simulated import SimFault, SimulatedFleet, simulated_actuators
 from actuators.workflow import Journal, WorkflowEngine
-from breakfix.replay import OfflineReplay
 from policy.model import Policy, load_policy
 from schemas.decision import Decision
+from sim.replay import OfflineReplay
 from tests.fakes.workflow_doubles import SwitchSafety
 from tests.fixtures.nico import NicoRig, start
 
@@ -179,10 +179,10 @@ def test_the_simulators_xid79_scenario_goes_through_nico_as_far_as_the_guard_all
     6-node pools). The guard lets one machine go (the other waits for its pool's headroom, then the
     fleet circuit breaker holds it): that one is claimed, rebooted, validated, labelled Completed and
     released back to NICo's pool; the held one is never touched on NICo."""
-    from breakfix.simulate.actuators import faults_from_labels
-    from breakfix.simulate.engine import SimConfig, simulate
-    from breakfix.simulate.labels import read_labels
-    from breakfix.simulate.scenario import load_scenario, resolve
+    from sim.simulator.actuators import faults_from_labels
+    from sim.simulator.engine import SimConfig, simulate
+    from sim.simulator.labels import read_labels
+    from sim.simulator.scenario import load_scenario, resolve
 
     rec, labels = tmp_path / "rec.jsonl", tmp_path / "labels.jsonl"
     cfg = SimConfig(nodes=30, hours=3.0, seed=7, start=int(T0.timestamp()), noise=None,

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from actuators.nodeagent import NodeAgent, SimulatedGpuOps
 from schemas.actions import ActionRequest
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.keys import load_signer
 from streams.settings import StreamSettings
 

@@ -16,7 +16,7 @@ import pytest
 from fixtures.replayed_run import replayed_store_fixture  # noqa: F401 - the replayed_store fixture
 
 from breakfix.report import build_report
-from streams.store.base import Store
+from store.base import Store
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"

@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from breakfix.metrics import serve_fleet
 from breakfix.report import build_report
-from streams.store.base import Store
-from streams.store.client_store import ClientStore
-from streams.store.migrate import migrate
-from streams.store.queries import run_saved
+from store.base import Store
+from store.client_store import ClientStore
+from store.migrate import migrate
+from store.queries import run_saved
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.compat import FetchedReader
-from streams.embedded_broker import EmbeddedBroker
-from streams.sink_fetch import Columns
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.pipeline.compat import FetchedReader
+from streams.sink.fetch import Columns
 
 pytestmark = pytest.mark.integration
 

@@ -23,14 +23,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.control import ControlKind, ControlMessage
 from schemas.signing import Keyring
 from schemas.topics import Topic
-from streams.embedded_broker import EmbeddedBroker
+from store.base import Store
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from store.spool import Spool
+from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.keys import load_keyring
 from streams.settings import StreamSettings
-from streams.sink import SinkConfig, SinkCore, run_sink
-from streams.store.base import Store
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
-from streams.store.spool import Spool
+from streams.sink.stage import SinkConfig, SinkCore, run_sink
 from tests.fakes.kube_apiserver import KubeApiServer
 from tests.fixtures import api as fx
 from tests.integration.test_api_control_follow import create_control_topic

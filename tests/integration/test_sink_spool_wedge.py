@@ -13,10 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.sink import SinkCore
-from streams.store.chdb_backend import open_chdb
-from streams.store.migrate import migrate
-from streams.store.spool import Chunk, Spool
+from store.chdb_backend import open_chdb
+from store.migrate import migrate
+from store.spool import Chunk, Spool
+from streams.sink.stage import SinkCore
 
 pytestmark = pytest.mark.integration
 TOPIC = "breakfix.events"

@@ -30,9 +30,9 @@ from reliability.safety import assert_safe
 
 from schemas.decision import Decision
 from schemas.topics import TOPIC_BY_NAME
-from streams.embedded_broker import EmbeddedBroker
-from streams.node_stage import bucket_key
-from streams.replay_kafka import replay_into_kafka
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.replay import replay_into_kafka
+from streams.pipeline.node_stage import bucket_key
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
 from tests.unit.record_attack import attack, planted

@@ -18,15 +18,15 @@ from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import Envelope
 from schemas.parse import validate_event_dict
 from schemas.vocab import Trigger
-from streams.sink import SinkCore
-from streams.store.base import Store, StoreError
-from streams.store.client_store import ClientStore
-from streams.store.migrate import applied_versions, load_migrations, migrate
-from streams.store.queries import run_saved
-from streams.store.rows import COLUMNS, group_by_table, rows_for_message
-from streams.store.server_backend import open_server
-from streams.store.spool import Chunk, Spool
-from streams.store.writer import batch_token, write_outputs
+from store.base import Store, StoreError
+from store.client_store import ClientStore
+from store.migrate import applied_versions, load_migrations, migrate
+from store.queries import run_saved
+from store.rows import COLUMNS, group_by_table, rows_for_message
+from store.server_backend import open_server
+from store.spool import Chunk, Spool
+from store.writer import batch_token, write_outputs
+from streams.sink.stage import SinkCore
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)

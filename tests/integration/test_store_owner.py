@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.store.owner import OWNER_FILE, claim
+from store.owner import OWNER_FILE, claim
 
 pytestmark = pytest.mark.integration
 EXE = str(Path(sys.executable).with_name("breakfix"))
 
 HOLDER = """
 import sys
-from streams.store.dsn import open_store
-from streams.store.migrate import migrate
+from store.dsn import open_store
+from store.migrate import migrate
 store = open_store(sys.argv[1])
 migrate(store)
 print("ready", flush=True)
@@ -32,7 +32,7 @@ print("closed", flush=True)
 
 PROBE = """
 import sys
-from streams.store.owner import StoreInUse, claim
+from store.owner import StoreInUse, claim
 try:
     claim(sys.argv[1])
 except StoreInUse as refused:

@@ -31,12 +31,12 @@ from schemas.common import NodeState
 from schemas.decision import ActionKind
 from schemas.proposal import Placement, Proposal, Registration
 from schemas.topics import TOPICS
-from streams.embedded_broker import EmbeddedBroker
-from streams.sink import SinkConfig, SinkCore, run_sink
-from streams.store.base import Store
-from streams.store.migrate import migrate
-from streams.store.server_backend import open_server
-from streams.store.spool import Chunk, Spool, SpoolFull
+from store.base import Store
+from store.migrate import migrate
+from store.server_backend import open_server
+from store.spool import Chunk, Spool, SpoolFull
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.sink.stage import SinkConfig, SinkCore, run_sink
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -185,7 +185,7 @@ def test_sink_consumes_every_topic_spools_while_down_and_commits_after_durabilit
 def _start_sink(
     tansu: EmbeddedBroker, dsn: str, prefix: str, group: str, spool: Path, log: Path
 ) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "streams.sink", "--bootstrap", tansu.url, "--store", dsn,
+    cmd = [sys.executable, "-m", "streams.sink.stage", "--bootstrap", tansu.url, "--store", dsn,
            "--spool", str(spool), "--group", group, "--topic-prefix", prefix,
            "--batch-rows", "200", "--batch-interval", "0.2"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -238,7 +238,7 @@ def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
 
 
 def _proposal_topic_records() -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-    """What the node stage sends on breakfix.proposals (streams/node_shell.py): progress marks and
+    """What the node stage sends on breakfix.proposals (streams/pipeline/node_shell.py): progress marks and
     registrations for the guard's ordering, and proposals, told apart by the breakfix-kind header."""
     placement = Placement(pool="p0", rack="r1", sku="h100", gpus=8)
     t = datetime(2025, 3, 1, tzinfo=UTC)

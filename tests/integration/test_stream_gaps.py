@@ -27,8 +27,8 @@ from reliability.safety import assert_safe
 
 from schemas.decision import Decision
 from schemas.topics import TOPIC_BY_NAME
-from streams.embedded_broker import EmbeddedBroker
-from streams.replay_kafka import replay_into_kafka
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.replay import replay_into_kafka
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
 

@@ -19,18 +19,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.deadletter import DeadLetterReason
 from schemas.decision import Decision
 from schemas.signing import verify
 from schemas.topics import TOPIC_BY_NAME, Topic
-from streams import workers
-from streams.embedded_broker import EmbeddedBroker
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.replay import replay_into_kafka
 from streams.keys import load_keyring
-from streams.replay_kafka import replay_into_kafka
+from streams.pipeline import workers
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
 

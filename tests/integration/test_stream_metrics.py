@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 from integration.test_actuator_stage import start_stage_process
 from integration.test_stream_kafka import Workers
 
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 
 pytestmark = [pytest.mark.integration]
 

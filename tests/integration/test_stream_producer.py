@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.embedded_broker import EmbeddedBroker
-from streams.producer import EventProducer, build_event
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.producer import EventProducer, build_event
 
 pytestmark = pytest.mark.integration
 

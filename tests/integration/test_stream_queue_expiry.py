@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
-from streams.replay_kafka import replay_into_kafka
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.kafka.replay import replay_into_kafka
 from streams.settings import StreamSettings
 from tests.integration.test_stream_kafka import SCENARIOS, Workers, by_node, diff, read_decisions
 from tests.integration.test_stream_kafka import settings as settings

@@ -20,9 +20,6 @@ from fakes.stream_ports import MemoryPipeline
 from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
 from schemas.deadletter import DeadLetter
@@ -30,8 +27,11 @@ from schemas.decision import Decision
 from schemas.proposal import Proposal, Registration
 from schemas.recording import iter_lines
 from schemas.topics import Topic
-from streams.guard_stage import GuardStage
-from streams.node_stage import NodeStage
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.pipeline.guard_stage import GuardStage
+from streams.pipeline.node_stage import NodeStage
 
 PARTS = 12
 SCENARIOS = ["xid79-fallen-off-bus", "silent-agent", "tenant-report", "driver-rollout"]

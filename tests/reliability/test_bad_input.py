@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 from reliability.figures import record
 from reliability.safety import assert_safe
 
-from breakfix.replay import OfflineReplay
 from policy.engine import Engine, NodeRuntime
 from policy.model import load_policy
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import Decision
 from schemas.events import EVENT_TYPES, Envelope, event_type_of
 from schemas.parse import MAX_MESSAGE_BYTES, parse_event
+from sim.replay import OfflineReplay
 from tests.conftest import SAMPLE
 
 HERE = Path(__file__).parent

@@ -26,14 +26,14 @@ from reliability.figures import record
 from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.recording import iter_lines
 from schemas.topics import TOPICS
-from streams.embedded_broker import EmbeddedBroker, wait_for_port
-from streams.replay_kafka import EVENTS, mark_replay, replay_into_kafka
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.kafka.embedded_broker import EmbeddedBroker, wait_for_port
+from streams.kafka.replay import EVENTS, mark_replay, replay_into_kafka
 from streams.settings import StreamSettings
 from tests.fixtures.s3 import S3Server, s3_server_fixture  # noqa: F401 - the s3_server fixture
 from tests.fixtures.streams import isolated_settings

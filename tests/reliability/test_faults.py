@@ -32,14 +32,14 @@ from reliability.figures import record
 from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.decision import Decision
 from schemas.recording import iter_lines
-from streams.embedded_broker import EmbeddedBroker
-from streams.replay_kafka import replay_into_kafka
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.replay import replay_into_kafka
 from streams.settings import StreamSettings
 from tests.fixtures.streams import isolated_settings
 from tests.signing import sealed

@@ -26,7 +26,7 @@ import pytest
 from reliability.figures import record
 
 from bench.soak import STEADY_RATE_10K, soak
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.settings import StreamSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]

@@ -25,13 +25,13 @@ from reliability.figures import record
 from reliability.safety import assert_safe
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import DEFAULT_POLICY, load_policy
-from streams.embedded_broker import EmbeddedBroker
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
+from streams.kafka.embedded_broker import EmbeddedBroker
+from streams.kafka.topics import create_topics
 from streams.settings import StreamSettings
-from streams.topics import create_topics
 from tests.signing import sealed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

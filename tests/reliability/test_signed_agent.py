@@ -31,7 +31,7 @@ from actuators.base import TemporaryError
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
 from schemas.actions import ActionRequest
 from schemas.signing import Keyring, Signer
-from streams.embedded_broker import EmbeddedBroker
+from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.keys import load_keyring, load_signer, trust_path
 from streams.settings import StreamSettings
 

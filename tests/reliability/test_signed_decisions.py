@@ -23,7 +23,7 @@ from schemas.control import ControlKind, ControlMessage
 from schemas.decision import REISSUED, Mode
 from schemas.recording import dumps
 from schemas.signing import Signer
-from streams.actuator_stage import ActuatorStage
+from streams.actuation.stage import ActuatorStage
 from streams.keys import create_all, create_key, load_signer
 from streams.settings import StreamSettings
 from tests.integration.test_actuator_stage import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.control import ControlMessage
 from schemas.decision import ActionKind, Mode
-from streams.actuator_stage import ControlState
+from streams.actuation.stage import ControlState
 from tests.fakes.workflow_doubles import xid79_decision
 
 

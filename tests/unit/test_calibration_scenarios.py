@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.noise_model import NoiseRates
 from policy.model import load_policy
 from schemas.common import NodeState
 from schemas.decision import Decision
+from sim.replay import OfflineReplay
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.noise_model import NoiseRates
 from tests.builders import BUS, T0
 
 SCRAPE_S = 15

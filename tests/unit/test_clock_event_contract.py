@@ -11,7 +11,7 @@ import jsonschema
 from schemas.deadletter import DeadLetter
 from schemas.events import GpuSample
 from schemas.export import JSON_DIR
-from streams.producer import build_event, check
+from streams.kafka.producer import build_event, check
 
 
 def _event(reasons: Any) -> dict[str, Any]:

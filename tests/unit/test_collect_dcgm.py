@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakfix.collect.base import run
-from breakfix.collect.dcgm import DcgmCollector
+from agents.collect.base import run
+from agents.collect.dcgm import DcgmCollector
 from schemas.deadletter import DeadLetter
 from schemas.events import AgentHeartbeat, GpuSample, GpuXid, NodeInventory
-from streams.producer import check
+from streams.kafka.producer import check
 
 FIXTURE = Path(__file__).parent / "collect_data" / "dcgm_exporter.prom"
 

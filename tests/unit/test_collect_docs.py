@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from breakfix.collect.dcgm import WANTED_FIELDS
+from agents.collect.dcgm import WANTED_FIELDS
 from detectors.catalog import default_catalog
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from breakfix.collect.base import CollectorUnavailable
-from breakfix.collect.kmsg import (
+from agents.collect.base import CollectorUnavailable
+from agents.collect.kmsg import (
     FileFollower,
     JournalReader,
     KernelLogCollector,
@@ -18,7 +18,7 @@ from breakfix.collect.kmsg import (
     parse_kmsg_record,
 )
 from schemas.events import NodeInventory, NodeKernel
-from streams.producer import check
+from streams.kafka.producer import check
 
 XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=0, GPU has fallen off the bus."
 NOISE = "EXT4-fs (nvme0n1p1): re-mounted. Quota mode: none."

@@ -9,12 +9,12 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from breakfix.collect.base import CollectorUnavailable, RecordingSink, run
-from breakfix.collect.nvml import NvmlCollector
+from agents.collect.base import CollectorUnavailable, RecordingSink, run
+from agents.collect.nvml import NvmlCollector
 from schemas.deadletter import DeadLetter
 from schemas.events import AgentHeartbeat, GpuSample, GpuXid, NodeInventory
 from schemas.recording import read_recording
-from streams.producer import check
+from streams.kafka.producer import check
 from tests.fakes.nvml_double import FakeGpu, NvmlDouble
 
 

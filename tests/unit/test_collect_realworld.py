@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from breakfix.collect.dcgm import DcgmCollector
-from breakfix.collect.slurm import SlurmCollector
+from agents.collect.dcgm import DcgmCollector
+from agents.collect.slurm import SlurmCollector
 from detectors.catalog import default_catalog
 from detectors.signals import detect_condition
 from detectors.state import DetectState
 from schemas.deadletter import DeadLetter
 from schemas.events import GpuSample, GpuXid, NodeCondition, NodeInventory
-from streams.producer import check
+from streams.kafka.producer import check
 from tests.builders import ev
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from breakfix.collect.base import CollectorUnavailable, RecordingSink, run
-from breakfix.collect.slurm import SlurmCollector, subprocess_runner
+from agents.collect.base import CollectorUnavailable, RecordingSink, run
+from agents.collect.slurm import SlurmCollector, subprocess_runner
 from schemas.deadletter import DeadLetter
 from schemas.events import NodeCondition, NodeInventory, SchedulerState
 from schemas.recording import read_recording
-from streams.producer import check
+from streams.kafka.producer import check
 
 CAPTURE = json.loads((Path(__file__).parent / "collect_data" / "slurm_22.05.8.json").read_text())
 

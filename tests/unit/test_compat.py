@@ -1,4 +1,4 @@
-"""streams.compat: the one module that touches Faust's and aiokafka's private API, and its version gate."""
+"""streams.pipeline.compat: the one module that touches Faust's and aiokafka's private API, and its version gate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.compat import SUPPORTED, UnsupportedVersion, check_versions
+from streams.pipeline.compat import SUPPORTED, UnsupportedVersion, check_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 _INTERNAL_MODULES = ("aiokafka.consumer.fetcher", "faust.transport.drivers")
@@ -40,7 +40,7 @@ def test_another_release_is_refused_naming_the_supported_range(dist: str, versio
     text = str(err.value)
     assert f"{dist} {version}" in text
     assert f"{dist}>={low[0]}.{low[1]},<{high[0]}.{high[1]}" in text
-    assert "streams/compat.py" in text
+    assert "streams/pipeline/compat.py" in text
 
 
 def test_a_missing_library_is_refused_with_what_to_install() -> None:
@@ -71,7 +71,7 @@ def _private_touches(path: Path) -> list[str]:
 
 def test_no_module_but_compat_reaches_into_another_objects_private_attributes() -> None:
     """The shell's processes (pipeline, actuation, sink, CLI) read Faust and aiokafka only through
-    their public API or streams.compat: an upgrade has one file to re-check."""
+    their public API or streams.pipeline.compat: an upgrade has one file to re-check."""
     touches = [
         t
         for package in ("streams", "breakfix", "actuators")

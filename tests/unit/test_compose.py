@@ -28,19 +28,19 @@ from prometheus_client import REGISTRY, Metric
 import actuators.metrics  # noqa: F401 - registers the workflow step histogram in the default registry
 import breakfix.api.anonymous  # registers the API's anonymous refusal counter
 import breakfix.api.metrics  # noqa: F401 - registers the API's plan and workflow counters
-import streams.heap  # registers the workers' garbage collection counters in the default registry
 import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
+import streams.pipeline.heap  # registers the workers' garbage collection counters in the default registry
 from breakfix.api import tokens as api_tokens
 from breakfix.cli.main import app
 from breakfix.cli.run_cmd import role_command
 from breakfix.metrics import FleetCollector
 from breakfix.opsclient import config as ops_config
 from breakfix.roles.settings import ROLES
+from store import dsn
+from store.base import Store
+from store.client_store import ClientStore
+from store.migrate import migrate
 from streams.settings import StreamSettings
-from streams.store import dsn
-from streams.store.base import Store
-from streams.store.client_store import ClientStore
-from streams.store.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

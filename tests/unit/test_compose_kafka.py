@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from streams.kafka_client import kafka_options
+from streams.kafka.client import kafka_options
 from streams.settings import StreamSettings
 from tests.unit.test_compose import _interpolate
 

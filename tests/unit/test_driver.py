@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from actuators.simulated import DURATIONS_S, SimFault, SimulatedFleet
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.actuators import SimulatedActuators
-from breakfix.simulate.labels import Label
 from policy.driver import EventClock
 from policy.model import load_policy
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.gate import GateConfig
 from schemas.parse import validate_event_dict
 from schemas.vocab import NodeState
-from streams.node_stage import NodeStage
+from sim.replay import OfflineReplay
+from sim.simulator.actuators import SimulatedActuators
+from sim.simulator.labels import Label
+from streams.pipeline.node_stage import NodeStage
 
 POLICY = load_policy()
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on every tick grid

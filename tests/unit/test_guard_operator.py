@@ -25,8 +25,8 @@ from schemas.decision import ActionKind, Decision
 from schemas.proposal import OperatorProposal, PlanApprover, Proposal, Registration
 from schemas.signing import Keyring, Signer
 from schemas.topics import Topic
-from streams.guard_shell import OPERATOR, GuardShell
-from streams.guard_stage import GuardStage
+from streams.pipeline.guard_shell import OPERATOR, GuardShell
+from streams.pipeline.guard_stage import GuardStage
 from tests.builders import T0
 from tests.unit.test_guard import place, prop
 

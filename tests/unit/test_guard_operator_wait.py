@@ -16,7 +16,7 @@ from policy.lifecycle import IN_FLIGHT
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision
-from streams.guard_stage import GuardStage
+from streams.pipeline.guard_stage import GuardStage
 from tests.builders import T0
 from tests.unit.test_guard import place, prop
 from tests.unit.test_guard_operator import SHIPPED, guard, judged, step

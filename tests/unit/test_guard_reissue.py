@@ -17,8 +17,8 @@ from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import REISSUED
 from schemas.proposal import Proposal, Registration
-from streams.guard_stage import GuardStage
-from streams.node_stage import NodeStage
+from streams.pipeline.guard_stage import GuardStage
+from streams.pipeline.node_stage import NodeStage
 from tests.builders import T0
 from tests.unit.test_guard import AUTO, place, prop
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from policy.engine import Engine, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
 from schemas.proposal import Placement, Proposal, Registration
-from streams.guard_stage import GuardStage
+from streams.pipeline.guard_stage import GuardStage
 from tests.fixtures.proposals import xid79_proposal
 
 NODES = 10_000

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.heap import HeapKeeper
+from streams.pipeline.heap import HeapKeeper
 
 
 class _Cyclic:

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from policy.engine import Engine, NodeRuntime, guard_from_bytes, guard_to_bytes
 from policy.model import load_policy
 from schemas.proposal import Placement, Proposal, Registration
-from streams.guard_stage import GuardStage
-from streams.input_offsets import InputOffsets
-from streams.node_stage import NodeStage
+from streams.pipeline.guard_stage import GuardStage
+from streams.pipeline.input_offsets import InputOffsets
+from streams.pipeline.node_stage import NodeStage
 
 
 def _stage() -> NodeStage:

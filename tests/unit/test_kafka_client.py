@@ -1,4 +1,4 @@
-"""One Kafka client factory (streams/kafka_client.py): security from the settings, used everywhere."""
+"""One Kafka client factory (streams/kafka/client.py): security from the settings, used everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams.kafka_client import faust_credentials, kafka_options
+from streams.kafka.client import faust_credentials, kafka_options
 from streams.settings import StreamSettings
 
 REPO = Path(__file__).resolve().parents[2]

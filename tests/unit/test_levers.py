@@ -12,7 +12,7 @@ from policy.levers import Levers, apply
 from schemas.common import NodeState
 from schemas.control import ControlKind, ControlMessage
 from schemas.decision import ActionKind, Decision
-from streams.actuator_stage import ControlState as StageLevers
+from streams.actuation.stage import ControlState as StageLevers
 from tests.builders import T0
 from tests.unit.test_guard import check, fleet, place, prop
 

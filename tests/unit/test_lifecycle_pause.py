@@ -22,13 +22,13 @@ from integration.test_stream_stages import Harness
 from actuators.playbooks import load_catalog
 from actuators.workflow import Journal, WorkflowEngine, from_decision
 from actuators.workflow.results import action_result
-from breakfix.replay import OfflineReplay
 from policy.lifecycle import RUN_STEP, Life, apply, on_action_result
 from policy.model import load_policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import ActionResult
 from schemas.parse import validate_event_dict
+from sim.replay import OfflineReplay
 from tests.builders import T0, inventory, sample, xid
 from tests.fakes.workflow_doubles import OPS, RecordingActuator, SwitchSafety
 

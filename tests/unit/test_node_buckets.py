@@ -11,7 +11,7 @@ import orjson
 from policy.engine import Engine, NodeRuntime
 from policy.model import load_policy
 from schemas.events import Envelope
-from streams.node_stage import _BUCKETS, NodeStage, partition_key
+from streams.pipeline.node_stage import _BUCKETS, NodeStage, partition_key
 from tests.builders import inventory, sample
 
 P = 5

@@ -12,16 +12,16 @@ from typing import Any
 import msgpack
 import pytest
 
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from detectors import hst_pack
 from detectors.state import DetectState
 from policy.engine import NodeRuntime
 from policy.model import load_policy
 from policy.node_record import MAGIC
 from policy.record_codec import RecordRefused
+from sim.replay import OfflineReplay
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
 from tests.unit.record_attack import attack, planted
 
 LEGACY = Path(__file__).parent / "node_record_data" / "legacy_runtime.pkl"

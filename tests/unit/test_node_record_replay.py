@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from breakfix import replay as replay_module
-from breakfix.replay import OfflineReplay
 from policy.engine import NodeRuntime
 from policy.model import load_policy
+from sim.replay import OfflineReplay
 from tests.unit.test_node_record import simulated_fleet
 
 ROUND_TRIP_EVERY = 1000

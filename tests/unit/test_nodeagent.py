@@ -24,10 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from actuators.base import PermanentError, Refused, StepContext, StepSpec
 from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
-from actuators.nodeagent.gpu import parse_dcgmi
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
-from actuators.nodeagent.loop import addressee
 from actuators.simulated import Recorded, SimFault, SimulatedFleet
+from agents.nodeagent.gpu import parse_dcgmi
+from agents.nodeagent.loop import addressee
 from schemas.actions import ActionRequest
 from streams.keys import load_keyring, load_signer
 from streams.settings import StreamSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actuators.nodeagent import NodeAgent, SimulatedGpuOps
-from actuators.nodeagent.journal import RequestJournal
+from agents.nodeagent.journal import RequestJournal
 from tests.unit.test_nodeagent import NOW, request
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import Envelope
-from streams.producer import build_event, check
+from streams.kafka.producer import build_event, check
 
 
 def _event(value: Any) -> dict[str, Any]:

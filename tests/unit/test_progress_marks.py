@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from streams.guard_stage import progress_body, read_progress
+from streams.pipeline.guard_stage import progress_body, read_progress
 
 
 def test_a_mark_round_trips_every_partition_with_its_order_key() -> None:

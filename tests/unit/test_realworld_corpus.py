@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from breakfix.collect.kmsg import KernelLogCollector, parse_kmsg_record
+from agents.collect.kmsg import KernelLogCollector, parse_kmsg_record
 from detectors.catalog import default_catalog
 from detectors.driver_faults import DRIVER_FAULTS
 from detectors.kernel_parser import KernelFinding, parse_kernel_line
@@ -29,7 +29,7 @@ from detectors.step import detect
 from detectors.xid_reading import recovery_target
 from schemas.events import NodeKernel
 from schemas.gpu_recovery import recovery_action_name
-from streams.producer import check
+from streams.kafka.producer import check
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / ".." / "shared" / "realworld"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pynvml
 
-from breakfix.collect.nvml import NvmlCollector
+from agents.collect.nvml import NvmlCollector
 from policy.lifecycle import can_act
 from schemas.events import GpuSample
-from streams.producer import check
+from streams.kafka.producer import check
 from tests.builders import sample
 from tests.detection_harness import POLICY, run, top
 from tests.fakes.nvml_double import FakeGpu, NvmlDouble

@@ -13,7 +13,7 @@ import pytest
 from schemas.deadletter import DeadLetterReason
 from schemas.parse import parse_event
 from schemas.signing import Keyring, Signer
-from streams.replay_kafka import mark_replay
+from streams.kafka.replay import mark_replay
 from streams.signed_input import SignedInput
 
 REPLAY, API = Signer.generate("replay-k", "replay"), Signer.generate("api-k", "api")

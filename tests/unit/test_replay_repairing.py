@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.actuators import SimulatedActuators
 from policy.lifecycle import REPAIR_STARTED, Life, apply, on_action_result
 from policy.model import load_policy
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import ActionResult
 from schemas.parse import validate_event_dict
+from sim.replay import OfflineReplay
+from sim.simulator.actuators import SimulatedActuators
 from tests.builders import T0, inventory, sample, xid
 
 Q, R, V, E = NodeState.QUARANTINED, NodeState.REPAIRING, NodeState.VALIDATING, NodeState.ESCALATED

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from breakfix.replay import OfflineReplay
-from breakfix.simulate.engine import SimConfig, simulate
 from policy.engine import Engine, NodeRuntime, NodeStep
 from policy.model import load_policy
+from sim.replay import OfflineReplay
+from sim.simulator.engine import SimConfig, simulate
 from tests.builders import T0, inventory, sample
 
 POLICY = load_policy()

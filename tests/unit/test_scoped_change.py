@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 
 from breakfix.cli.replay_cmd import run_offline
-from breakfix.simulate.clock import parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from policy.model import load_policy
 from schemas.decision import Decision
 from schemas.recording import iter_lines
+from sim.simulator.clock import parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
 
 
 def named_rollout(tmp: Path) -> tuple[Path, str]:

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from breakfix.score.compare import compare, ratio
-from breakfix.score.inputs import NodeInfo
-from breakfix.score.metrics import score
-from breakfix.simulate.labels import Label
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
+from sim.score.compare import compare, ratio
+from sim.score.inputs import NodeInfo
+from sim.score.metrics import score
+from sim.simulator.labels import Label
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 S = NodeState

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from breakfix.score.metrics import score
-from breakfix.score.naive import run_naive
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, SimResult, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
+from sim.score.metrics import score
+from sim.score.naive import run_naive
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, SimResult, simulate
+from sim.simulator.scenario import load_scenario, resolve
 
 
 @pytest.fixture(scope="module")

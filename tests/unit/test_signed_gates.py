@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 from actuators.nodeagent import NodeAgent, SimulatedGpuOps
 from actuators.nodeagent.kafka_transport import answer_of
-from actuators.nodeagent.loop import AgentKeys
-from actuators.nodeagent.loop import admit as admit_command
+from agents.nodeagent.loop import AgentKeys
+from agents.nodeagent.loop import admit as admit_command
 from schemas.deadletter import DeadLetter
 from schemas.parse import parse_event
 from schemas.signing import ROLES, Keyring, Signer
-from streams.admission import DecisionJournal
-from streams.admission import admit as admit_decision
+from streams.actuation.admission import DecisionJournal
+from streams.actuation.admission import admit as admit_decision
 from streams.signed_input import SignedInput, read_operator
 from tests.integration.test_actuator_stage import decision
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from breakfix.simulate.actuators import DURATIONS_S, SimulatedActuators
-from breakfix.simulate.labels import Label
 from schemas.common import NodeState
 from schemas.decision import ActionKind, Decision, Mode
 from schemas.events import ActionResult
 from schemas.parse import validate_event_dict
+from sim.simulator.actuators import DURATIONS_S, SimulatedActuators
+from sim.simulator.labels import Label
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 

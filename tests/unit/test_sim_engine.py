@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.scenario import load_scenario, resolve
 from schemas.deadletter import DeadLetter
 from schemas.recording import Validator, read_recording
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.scenario import load_scenario, resolve
 
 START = parse_start(DEFAULT_START)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from breakfix.simulate.fleet import GPUS_PER_NODE, RACK_SIZE, build_fleet
 from schemas.events import InventoryData
+from sim.simulator.fleet import GPUS_PER_NODE, RACK_SIZE, build_fleet
 
 
 def test_pools_skus_and_sizes() -> None:

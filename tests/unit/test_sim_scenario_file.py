@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from breakfix.simulate.scenario import ScenarioError, load_scenario, resolve, shipped
+from sim.simulator.scenario import ScenarioError, load_scenario, resolve, shipped
 
 
 def _write(tmp: Path, text: str) -> Path:

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.engine import SimConfig, simulate
-from breakfix.simulate.labels import Label
-from breakfix.simulate.scenario import load_scenario, shipped
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.engine import SimConfig, simulate
+from sim.simulator.labels import Label
+from sim.simulator.scenario import load_scenario, shipped
 
 NODES, STORM_NODES, HOURS = 24, 40, 6.0  # a storm needs two racks of train-a: 40 nodes
 Events = list[dict[str, Any]]

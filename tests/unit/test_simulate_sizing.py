@@ -7,9 +7,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from breakfix.cli.main import app
-from breakfix.simulate.clock import DEFAULT_START, parse_start
-from breakfix.simulate.scenario import load_scenario, resolve
-from breakfix.simulate.sizing import fits, minimum_nodes
+from sim.simulator.clock import DEFAULT_START, parse_start
+from sim.simulator.scenario import load_scenario, resolve
+from sim.simulator.sizing import fits, minimum_nodes
 
 
 def test_minimum_is_the_smallest_fleet_the_scenarios_fit() -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 
-from streams.sink import binary_column, ingest_table, ingest_token, prepare
-from streams.store.spool import Chunk, decode, encode
+from store.spool import Chunk, decode, encode
+from streams.sink.stage import binary_column, ingest_table, ingest_token, prepare
 
 
 def _chunks() -> list[Chunk]:

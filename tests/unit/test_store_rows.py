@@ -17,8 +17,8 @@ from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.decision import ActionKind, Decision, GuardCheck, Mode
 from schemas.evidence import Evidence
 from schemas.parse import validate_event_dict
-from streams.store.rows import COLUMNS, dead_letter_id, model_rows, rows_for_message
-from streams.store.spool import Chunk, Spool, SpoolFull, decode, encode
+from store.rows import COLUMNS, dead_letter_id, model_rows, rows_for_message
+from store.spool import Chunk, Spool, SpoolFull, decode, encode
 
 T = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

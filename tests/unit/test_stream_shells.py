@@ -22,11 +22,11 @@ from schemas.decision import Decision
 from schemas.proposal import Proposal, Registration
 from schemas.recording import dumps
 from schemas.topics import TOPIC_BY_NAME, Topic
-from streams.guard_shell import GUARD_KEY, SENT_KEY, GuardShell
-from streams.guard_stage import GuardStage
-from streams.heap import HeapKeeper
-from streams.node_stage import NodeStage, partition_key
-from streams.worker_shell import WorkerShell
+from streams.pipeline.guard_shell import GUARD_KEY, SENT_KEY, GuardShell
+from streams.pipeline.guard_stage import GuardStage
+from streams.pipeline.heap import HeapKeeper
+from streams.pipeline.node_stage import NodeStage, partition_key
+from streams.pipeline.worker_shell import WorkerShell
 
 PARTS = TOPIC_BY_NAME[Topic.EVENTS].partitions
 NODE = "n1"

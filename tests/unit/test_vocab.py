@@ -14,7 +14,6 @@ from actuators.playbooks import FailureClass as PlaybookClass
 from breakfix.api.routes_control import ModeChange
 from breakfix.demo import summary
 from breakfix.report import sql as report_sql
-from breakfix.simulate.labels import FAILURE_CLASSES as LABEL_CLASSES
 from policy.model import load_policy, parse_policy
 from schemas.control import ApprovalGrant, ControlKind, ControlMessage, ModeSetting
 from schemas.topics import TOPICS, Topic
@@ -31,7 +30,8 @@ from schemas.vocab import (
     Trigger,
     sql_in,
 )
-from streams.store import queries
+from sim.simulator.labels import FAILURE_CLASSES as LABEL_CLASSES
+from store import queries
 
 ROOT = Path(__file__).resolve().parents[2]
 T = datetime(2026, 1, 1, tzinfo=UTC)

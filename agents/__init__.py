@@ -1,0 +1,1 @@
+"""What runs on GPU nodes: the telemetry collectors and the node agent."""

@@ -1,0 +1,1 @@
+"""The simulated fleet, its scenarios, scoring against ground truth, and the offline replay harness."""

@@ -1,0 +1,1 @@
+"""The actuator stage process: admits the guard's signed decisions and runs their workflows."""

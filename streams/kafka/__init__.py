@@ -1,0 +1,1 @@
+"""Kafka clients: the connection factory, validating producer, topic creation, embedded broker."""

@@ -1,0 +1,1 @@
+"""The pipeline process: Faust workers running the node stage and the guard over ports."""

@@ -1,0 +1,1 @@
+"""The sink process: every topic into the ClickHouse audit store, at least once."""
