@@ -103,8 +103,8 @@ class StreamSettings(BaseSettings):
     policy_file: Path | None = Field(None, description="Policy file; the packaged default when unset.")
     engine: str = Field(
         "",
-        description="'module:function' returning a streams.pipeline.app.EngineBundle instead of policy.engine "
-        "(tests drive the shell with a stand-in engine this way).",
+        description="'module:function' returning a streams.pipeline.app.EngineBundle instead of "
+        "policy.engine (tests drive the shell with a stand-in engine this way).",
     )
     log_level: str = Field("warning", description="Worker log level.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

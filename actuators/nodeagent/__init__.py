@@ -1,16 +1,5 @@
-"""Node-agent commands: GPU reset, reboot, dcgmi diag, diagnostic bundle, stale-state cleanup."""
+"""Node-agent commands from the controller's side: a playbook step becomes a command to the node's agent."""
 
-from actuators.nodeagent.actuator import CommandTransport, LocalTransport, NodeAgentActuator
-from agents.nodeagent.agent import NodeAgent
-from agents.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
+from actuators.nodeagent.actuator import CommandTransport, NodeAgentActuator
 
-__all__ = [
-    "CommandTransport",
-    "GpuOps",
-    "LocalTransport",
-    "NoGpuError",
-    "NodeAgent",
-    "NodeAgentActuator",
-    "NvidiaGpuOps",
-    "SimulatedGpuOps",
-]
+__all__ = ["CommandTransport", "NodeAgentActuator"]

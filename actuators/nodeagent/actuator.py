@@ -22,7 +22,7 @@ from actuators.base import (
     TemporaryError,
     ensure_allowed,
 )
-from agents.nodeagent.agent import ACTIONS, MUTATING, NodeAgent
+from actuators.nodeagent.params import ACTIONS, MUTATING
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 
@@ -32,22 +32,6 @@ class CommandTransport(Protocol):
         """Deliver ``req`` to its node's agent and return the agent's result; TemporaryError when no
         result arrives within ``timeout_s``."""
         ...
-
-
-class LocalTransport:
-    """Agents in this process (single-host setups, the demo, tests), keyed by node."""
-
-    def __init__(self, agents: dict[str, NodeAgent]) -> None:
-        self.agents = agents
-
-    def request(self, req: ActionRequest, timeout_s: float) -> ActionResult:
-        agent = self.agents.get(req.node)
-        if agent is None:
-            raise TemporaryError(f"no node agent for {req.node} is connected")
-        result = agent.handle(req)
-        if result is None:
-            raise PermanentError(f"agent for {req.node} answered nothing")
-        return result
 
 
 class NodeAgentActuator:

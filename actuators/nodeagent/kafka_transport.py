@@ -27,10 +27,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from actuators.base import TemporaryError
-from agents.nodeagent.loop import COMMANDS_TOPIC, EVENTS_TOPIC
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 from schemas.signing import SEAL, Keyring, Signer, verify
+from schemas.topics import Topic
 
 log = logging.getLogger("breakfix.node_agent")
 
@@ -79,8 +79,8 @@ class KafkaCommandTransport:
         self._waiting: dict[str, str] = {}
         """Request id → node, for requests sent and not answered yet."""
         self.refused: dict[str, int] = {}
-        self.commands = topic_prefix + COMMANDS_TOPIC
-        self.events = topic_prefix + EVENTS_TOPIC
+        self.commands = topic_prefix + Topic.COMMANDS
+        self.events = topic_prefix + Topic.EVENTS
         self._results: dict[str, ActionResult] = {}
         self._arrived = threading.Condition()
         self._loop = asyncio.new_event_loop()

@@ -13,6 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+ACTIONS = frozenset({"gpu_reset", "reboot", "dcgm_diag", "collect_bundle", "cleanup_stale"})
+"""What a node agent runs; anything else is refused by name."""
+MUTATING = frozenset({"gpu_reset", "reboot", "cleanup_stale"})
+"""The commands that change the node, so the agent journals them and validation must follow."""
+
 
 class CommandParams(BaseModel):
     """What the agent reads of ``params``; other keys (playbook step parameters) are ignored."""

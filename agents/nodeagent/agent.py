@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from actuators.base import ActuatorError, Refused, TemporaryError
-from actuators.nodeagent.params import CommandParams, parse_params
+from actuators.nodeagent.params import ACTIONS, MUTATING, CommandParams, parse_params
 from agents.nodeagent.gpu import DIAG_LEVELS, GpuOps
 from agents.nodeagent.journal import RequestJournal
 from schemas.actions import ActionRequest
 from schemas.events import ActionResult
 
-ACTIONS = frozenset({"gpu_reset", "reboot", "dcgm_diag", "collect_bundle", "cleanup_stale"})
-MUTATING = frozenset({"gpu_reset", "reboot", "cleanup_stale"})
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 """Linux's random id of the current boot (proc(5)): a different one means the node rebooted."""
 

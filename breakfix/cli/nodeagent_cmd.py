@@ -19,7 +19,8 @@ from typing import Any
 import typer
 
 from actuators.commands import SubprocessRunner
-from agents.nodeagent.agent import ACTIONS, NodeAgent
+from actuators.nodeagent.params import ACTIONS
+from agents.nodeagent.agent import NodeAgent
 from agents.nodeagent.gpu import GpuOps, NoGpuError, NvidiaGpuOps, SimulatedGpuOps
 from agents.nodeagent.journal import RequestJournal
 from agents.nodeagent.loop import AgentKeys, run_agents

@@ -160,7 +160,8 @@ def _start(cfg: DemoConfig, work: Path, kids: Children, bar: Progress) -> Stream
     python = sys.executable
     kids.spawn(
         "sink",
-        [python, "-m", "streams.sink.stage", "--bootstrap", settings.broker, "--store", f"chdb:///{work / 'chdb'}",
+        [python, "-m", "streams.sink.stage", "--bootstrap", settings.broker,
+         "--store", f"chdb:///{work / 'chdb'}",
          "--spool", str(work / "spool"), "--topics", ",".join(SUNK)],
         env,
         work / "logs" / "sink.log",

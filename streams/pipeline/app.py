@@ -1,11 +1,11 @@
 """The Faust app: topics, tables, agents and timers wired to the streaming runtime's classes.
 
 The runtime is :class:`streams.pipeline.worker_shell.WorkerShell` (one lock, the rebalance rules) over
-:class:`streams.pipeline.node_shell.NodeShell` and :class:`streams.pipeline.guard_shell.GuardShell` (what to write,
-send and acknowledge, and when), which reach Kafka and the tables through the ports of
-:mod:`streams.pipeline.ports`; :mod:`streams.pipeline.faust_ports` implements them over this app. This module only
-builds the app and connects Faust's callbacks to the shell's lifecycle methods. Faust settings that
-matter here:
+:class:`streams.pipeline.node_shell.NodeShell` and :class:`streams.pipeline.guard_shell.GuardShell`
+(what to write, send and acknowledge, and when), which reach Kafka and the tables through the ports
+of :mod:`streams.pipeline.ports`; :mod:`streams.pipeline.faust_ports` implements them over this app.
+This module only builds the app and connects Faust's callbacks to the shell's lifecycle methods.
+Faust settings that matter here:
 
 * Tansu answers ListOffsets 'latest' with the base offset of the last record batch + 1, which made
   Faust's changelog recovery stop early or raise ConsistencyError. ``producer_max_batch_size=1`` fixed

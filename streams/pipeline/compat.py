@@ -63,8 +63,9 @@ def check_versions(found: Mapping[str, str] | None = None) -> None:
         if got is None or not low <= got < high:
             raise UnsupportedVersion(
                 f"{dist} {text} is installed, but the streaming shell uses its private API as of "
-                f"{dist}>={_v(low)},<{_v(high)} (streams/pipeline/compat.py): install a version in that range, "
-                "or re-check every use in streams/pipeline/compat.py against the new release and widen the range"
+                f"{dist}>={_v(low)},<{_v(high)} (streams/pipeline/compat.py): install a version in that "
+                "range, or re-check every use in streams/pipeline/compat.py against the new release and "
+                "widen the range"
             )
 
 

@@ -176,7 +176,8 @@ class NodeShell:
             self.pending.setdefault(p, []).extend(out.guard)
 
     async def _read_back(self, p: int, role: str, msg: Any, start: int) -> None:
-        """Apply what the stream skipped before ``msg`` (streams.pipeline.input_offsets), read from the log."""
+        """Apply what the stream skipped before ``msg`` (streams.pipeline.input_offsets), read from
+        the log."""
         records = await self.ports.log.read_skipped("node", msg, start)
         self.stage.read_to(p, role, msg.offset)
         for r in records:

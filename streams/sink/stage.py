@@ -57,8 +57,8 @@ log = logging.getLogger("breakfix.sink")
 GUARD_TOPIC = Topic.PROPOSALS
 _GUARD_ONLY_KINDS = frozenset({b"progress", b"registration", b"operator"})
 """``breakfix-kind`` header values sent on the proposals topic for the guard alone: the node stage's
-watermark progress marks and placement registrations (streams/pipeline/node_shell.py), which order and size the
-guard's input, carry no id and record no judgement, and an operator plan's step the API signed
+watermark progress marks and placement registrations (streams/pipeline/node_shell.py), which order
+and size the guard's input, carry no id and record no judgement, and an operator plan's step the API signed
 (streams/pipeline/guard_shell.py), whose request is in the API's audit rows and whose judgement is the guard's
 decision. None is audit data of its own; a proposal's row already holds its node's placement."""
 
@@ -423,7 +423,7 @@ def serve(
     migrate_first: bool = True,
     levers: Keyring | None = None,
 ) -> None:
-    """Run the sink until SIGTERM or SIGINT (``breakfix run --role sink`` and ``python -m streams.sink.stage``)."""
+    """Run the sink until SIGTERM or SIGINT (`breakfix run --role sink`, `python -m streams.sink.stage`)."""
     from store.dsn import open_store
     from store.migrate import migrate
 

@@ -80,7 +80,8 @@ def slurm(request: pytest.FixtureRequest, tmp: Path) -> Iterator[Case]:
 
 @contextmanager
 def node_agent(request: pytest.FixtureRequest, tmp: Path) -> Iterator[Case]:
-    from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
+    from actuators.nodeagent import NodeAgentActuator
+    from agents.nodeagent import LocalTransport, NodeAgent, SimulatedGpuOps
 
     resets: list[int] = []
 

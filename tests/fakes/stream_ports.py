@@ -1,4 +1,5 @@
-"""The streaming runtime's ports (streams.pipeline.ports) in memory: a broker of lists, for tests without Kafka.
+"""The streaming runtime's ports (streams.pipeline.ports) in memory: a broker of lists, for tests
+without Kafka.
 
 Topics are lists of records per partition (offset = index); every send, table write, flush, read-back
 and acknowledgement is appended to one journal, so a test can assert the order the runtime's

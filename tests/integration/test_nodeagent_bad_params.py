@@ -25,7 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from actuators.nodeagent import NodeAgent, SimulatedGpuOps
+from agents.nodeagent import NodeAgent, SimulatedGpuOps
 from schemas.actions import ActionRequest
 from streams.kafka.embedded_broker import EmbeddedBroker
 from streams.keys import load_signer

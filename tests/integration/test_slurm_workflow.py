@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from actuators.commands import SubprocessRunner
-from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
+from actuators.nodeagent import NodeAgentActuator
 from actuators.playbooks import load_catalog
 from actuators.slurm import SlurmActuator, SlurmClient, SlurmNodeFacts
 from actuators.validation import SlurmCapacity, Validator
 from actuators.workflow import Journal, WorkflowEngine, from_decision
+from agents.nodeagent import LocalTransport, NodeAgent, SimulatedGpuOps
 from schemas.decision import ActionKind
 from tests.fakes.workflow_doubles import SwitchSafety, xid79_decision
 

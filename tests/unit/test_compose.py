@@ -28,8 +28,8 @@ from prometheus_client import REGISTRY, Metric
 import actuators.metrics  # noqa: F401 - registers the workflow step histogram in the default registry
 import breakfix.api.anonymous  # registers the API's anonymous refusal counter
 import breakfix.api.metrics  # noqa: F401 - registers the API's plan and workflow counters
-import streams.metrics  # noqa: F401 - registers the stage counters in the default registry
-import streams.pipeline.heap  # registers the workers' garbage collection counters in the default registry
+import streams.metrics  # registers the stage counters in the default registry
+import streams.pipeline.heap  # noqa: F401 - registers the workers' garbage collection counters
 from breakfix.api import tokens as api_tokens
 from breakfix.cli.main import app
 from breakfix.cli.run_cmd import role_command

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "detectors", "policy", "streams", "actuators", "breakfix", "bench")
+PACKAGES = (
+    "schemas", "detectors", "policy", "store", "streams", "actuators", "agents", "sim", "breakfix", "bench",
+)
 
 
 def _with_examples() -> list[str]:

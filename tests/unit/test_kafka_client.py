@@ -47,7 +47,7 @@ def test_every_product_kafka_client_takes_its_connection_from_the_factory() -> N
     node agent and its transport are handed the factory's options by their callers)."""
     offenders = [
         str(p.relative_to(REPO))
-        for pkg in ("streams", "breakfix", "actuators")
+        for pkg in ("streams", "store", "agents", "sim", "breakfix", "actuators")
         for p in (REPO / pkg).rglob("*.py")
         if "bootstrap_servers=" in p.read_text() and p.name != "kafka_client.py"
     ]

@@ -23,9 +23,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from actuators.base import PermanentError, Refused, StepContext, StepSpec
-from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
+from actuators.nodeagent import NodeAgentActuator
 from actuators.nodeagent.kafka_transport import KafkaCommandTransport
 from actuators.simulated import Recorded, SimFault, SimulatedFleet
+from agents.nodeagent import LocalTransport, NodeAgent, SimulatedGpuOps
 from agents.nodeagent.gpu import parse_dcgmi
 from agents.nodeagent.loop import addressee
 from schemas.actions import ActionRequest

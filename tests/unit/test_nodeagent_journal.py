@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actuators.nodeagent import NodeAgent, SimulatedGpuOps
+from agents.nodeagent import NodeAgent, SimulatedGpuOps
 from agents.nodeagent.journal import RequestJournal
 from tests.unit.test_nodeagent import NOW, request
 

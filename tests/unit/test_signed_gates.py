@@ -21,8 +21,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actuators.nodeagent import NodeAgent, SimulatedGpuOps
 from actuators.nodeagent.kafka_transport import answer_of
+from agents.nodeagent import NodeAgent, SimulatedGpuOps
 from agents.nodeagent.loop import AgentKeys
 from agents.nodeagent.loop import admit as admit_command
 from schemas.deadletter import DeadLetter

@@ -13,9 +13,10 @@ import pytest
 
 from actuators.base import PermanentError, StepContext, StepSpec
 from actuators.commands import CommandOutput
-from actuators.nodeagent import LocalTransport, NodeAgent, NodeAgentActuator, SimulatedGpuOps
+from actuators.nodeagent import NodeAgentActuator
 from actuators.slurm.client import SlurmClient
 from actuators.validation import SlurmCapacity, Validator
+from agents.nodeagent import LocalTransport, NodeAgent, SimulatedGpuOps
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

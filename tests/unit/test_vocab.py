@@ -34,6 +34,7 @@ from sim.simulator.labels import FAILURE_CLASSES as LABEL_CLASSES
 from store import queries
 
 ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("schemas", "detectors", "policy", "store", "streams", "actuators", "agents", "sim", "breakfix")
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -109,7 +110,7 @@ def test_no_module_retypes_a_topic_name() -> None:
     spelled = re.compile(f"[\"'](?:{names})[\"']")
     found = [
         f"{p.relative_to(ROOT)}:{n}"
-        for top in ("schemas", "detectors", "policy", "streams", "actuators", "breakfix", "bench")
+        for top in (*PRODUCT, "bench")
         for p in sorted((ROOT / top).rglob("*.py"))
         if p.name != "topics.py"
         for n, line in enumerate(p.read_text().splitlines(), 1)
@@ -133,7 +134,7 @@ def test_product_sql_names_states_modes_and_triggers_through_the_vocabulary() ->
     quoted = re.compile(f"'({alternatives})'")
     found = [
         f"{p.relative_to(ROOT)}:{n}"
-        for top in ("schemas", "detectors", "policy", "streams", "actuators", "breakfix")
+        for top in PRODUCT
         for p in sorted((ROOT / top).rglob("*.py"))
         if p.name != "vocab.py"
         for n, line in enumerate(p.read_text().splitlines(), 1)
