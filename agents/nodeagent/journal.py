@@ -7,16 +7,17 @@ then finds either its result (answered again, nothing run) or a start without a 
 boot, the reboot happened; on the same boot, the agent died mid-action and does not guess (see
 :meth:`agents.nodeagent.agent.NodeAgent.handle`).
 
-SQLite (stdlib) with synchronous=FULL: the start record is on disk before the action runs.
+One SQLite file (:mod:`streams.journal_db`, synchronous=FULL): the start record is on disk before the
+action runs.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from streams.journal_db import open_journal
 
 _KEEP_S = 7 * 86_400.0
 """Entries older than this are pruned: a request that old is refused by its age anyway."""
@@ -31,15 +32,11 @@ class Entry:
 
 class RequestJournal:
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        self._lock = threading.Lock()
+        self._db, self._lock = open_journal(
+            path,
+            ["CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, at REAL, boot TEXT, result TEXT)"],
+        )
         with self._lock, self._db:
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, at REAL, boot TEXT, result TEXT)"
-            )
             self._db.execute("DELETE FROM requests WHERE at < ?", (time.time() - _KEEP_S,))
 
     def get(self, request_id: str) -> Entry | None:

@@ -17,8 +17,6 @@ as expired anyway.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 
 from schemas.decision import Decision
 from schemas.signing import SEAL, Keyring, Refusal, verify
+from streams.journal_db import open_journal
 
 ADMITTED, DONE = "admitted", "done"
 
@@ -46,15 +45,13 @@ class DecisionJournal:
     """Admitted decision ids (persistent) and the newest guard epoch seen."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, issued REAL, state TEXT)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER)")
+        self._db, self._lock = open_journal(
+            path,
+            [
+                "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, issued REAL, state TEXT)",
+                "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER)",
+            ],
+        )
 
     def state(self, decision_id: str) -> str | None:
         with self._lock:
