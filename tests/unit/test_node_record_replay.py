@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from breakfix import replay as replay_module
 from policy.engine import NodeRuntime
 from policy.model import load_policy
+from sim import replay as replay_module
 from sim.replay import OfflineReplay
 from tests.unit.test_node_record import simulated_fleet
 
