@@ -14,17 +14,20 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SOURCES = SettingsConfigDict(
+    env_prefix="BREAKFIX_",
+    env_file="breakfix.env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    frozen=True,
+)
+"""Where every process's settings come from: ``BREAKFIX_*`` variables, then ``./breakfix.env``."""
+
 
 class StreamSettings(BaseSettings):
     """``BREAKFIX_BROKER=kafka:9092 BREAKFIX_STORE=rocksdb breakfix run`` or a ``breakfix.env`` file."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BREAKFIX_",
-        env_file="breakfix.env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = SOURCES
 
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
     app_id: str = Field(

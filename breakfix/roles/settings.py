@@ -17,21 +17,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode
 
-from streams.settings import StreamSettings
+from streams.settings import SOURCES, StreamSettings
 
 
 class RoleSettings(BaseSettings):
     """The same sources as :class:`StreamSettings` for a role that needs none of its Kafka settings."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BREAKFIX_",
-        env_file="breakfix.env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = SOURCES
 
 
 class PipelineSettings(StreamSettings):
