@@ -29,6 +29,8 @@ from tests.signing import sealed
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
+"""The broker's receive time of every lever here; each is sealed at it too (sealed now, a lever
+would be future-dated against a NOW taken when the module was imported, minutes earlier under xdist)."""
 
 
 @pytest.fixture
@@ -57,7 +59,11 @@ def sink(store: Store, *records: tuple[ControlMessage, int]) -> None:
         row
         for msg, offset in records
         for row in rows_for_message(
-            Topic.CONTROL, sealed(msg, role="api"), f"{Topic.CONTROL}/0@{offset}", NOW, keyring
+            Topic.CONTROL,
+            sealed(msg, role="api", issued=NOW.timestamp()),
+            f"{Topic.CONTROL}/0@{offset}",
+            NOW,
+            keyring,
         )
     ]
     assert all(table != "dead_letters" for table, _ in rows)
