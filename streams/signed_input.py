@@ -28,9 +28,10 @@ directly and never passes through this check.
 from __future__ import annotations
 
 import time
+from typing import TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.control import ControlMessage
 from schemas.deadletter import DeadLetter, DeadLetterReason
@@ -38,6 +39,8 @@ from schemas.events import Envelope
 from schemas.parse import dead_letter
 from schemas.proposal import OperatorProposal
 from schemas.signing import SEAL, Keyring, verify
+
+M = TypeVar("M", bound=BaseModel)
 
 SIGNERS: dict[str, frozenset[str]] = {
     # A tenant's release reaches the pipeline through the API or, where NICo is the controller, through
@@ -85,25 +88,39 @@ class SignedInput:
         )
 
 
+def _read_api_signed(
+    raw: bytes,
+    keyring: Keyring,
+    source: str,
+    what: str,
+    model: type[M],
+    now: float | None,
+    max_age_s: float | None,
+) -> M | DeadLetter:
+    """``model`` in ``raw`` when the API signed it (within ``max_age_s`` when given); its dead letter,
+    named for ``what``, otherwise."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return dead_letter(raw, DeadLetterReason.MALFORMED_JSON, f"{what}: not JSON: {err}", source)
+    if not isinstance(doc, dict):
+        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"{what}: not an object", source)
+    verdict = verify(doc, keyring, {"api"}, time.time() if now is None else now, max_age_s)
+    if not verdict.ok:
+        return dead_letter(
+            raw, DeadLetterReason(str(verdict.reason)), f"{what} refused: {verdict.detail}", source
+        )
+    try:
+        return model.model_validate({k: v for k, v in doc.items() if k != SEAL})
+    except ValidationError as err:
+        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"{what}: {str(err).splitlines()[0]}", source)
+
+
 def read_lever(
     raw: bytes, keyring: Keyring, source: str, now: float | None = None
 ) -> ControlMessage | DeadLetter:
     """The lever in ``raw`` when the API signed it; its dead letter otherwise."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        return dead_letter(raw, DeadLetterReason.MALFORMED_JSON, f"lever: not JSON: {err}", source)
-    if not isinstance(doc, dict):
-        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, "lever: not an object", source)
-    verdict = verify(doc, keyring, {"api"}, time.time() if now is None else now, None)
-    if not verdict.ok:
-        return dead_letter(
-            raw, DeadLetterReason(str(verdict.reason)), f"lever refused: {verdict.detail}", source
-        )
-    try:
-        return ControlMessage.model_validate({k: v for k, v in doc.items() if k != SEAL})
-    except ValidationError as err:
-        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, f"lever: {str(err).splitlines()[0]}", source)
+    return _read_api_signed(raw, keyring, source, "lever", ControlMessage, now, None)
 
 
 OPERATOR_MAX_AGE_S = 900.0
@@ -115,20 +132,6 @@ def read_operator(
     raw: bytes, keyring: Keyring, source: str, now: float | None = None
 ) -> OperatorProposal | DeadLetter:
     """The operator plan step in ``raw`` when the API signed it recently; its dead letter otherwise."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        return dead_letter(raw, DeadLetterReason.MALFORMED_JSON, f"operator plan: not JSON: {err}", source)
-    if not isinstance(doc, dict):
-        return dead_letter(raw, DeadLetterReason.INVALID_VALUE, "operator plan: not an object", source)
-    verdict = verify(doc, keyring, {"api"}, time.time() if now is None else now, OPERATOR_MAX_AGE_S)
-    if not verdict.ok:
-        return dead_letter(
-            raw, DeadLetterReason(str(verdict.reason)), f"operator plan refused: {verdict.detail}", source
-        )
-    try:
-        return OperatorProposal.model_validate({k: v for k, v in doc.items() if k != SEAL})
-    except ValidationError as err:
-        return dead_letter(
-            raw, DeadLetterReason.INVALID_VALUE, f"operator plan: {str(err).splitlines()[0]}", source
-        )
+    return _read_api_signed(
+        raw, keyring, source, "operator plan", OperatorProposal, now, OPERATOR_MAX_AGE_S
+    )
