@@ -35,6 +35,22 @@ _STATE_AT_BUCKET = sql("""
     WHERE toUnixTimestamp(h.time) < bk.bucket + {bucket_s:UInt32}
     GROUP BY bucket, node""")
 
+# One row per repair: a node entering Quarantined to the next Healthy decision, when that decision is
+# the return through repair and validation (``returned_to_service``). A Suspect that cleared, or a
+# quarantine that cleared without its action, is a clearance (the report's ``CLEARANCES``), never a
+# repair. The saved ``mttr`` query, the report, ``/metrics`` and the demo summary all count these pairs.
+REPAIRS = sql("""
+SELECT q.failure_class AS failure_class, q.node AS node,
+       dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS seconds
+FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
+      WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
+      AND time >= {since:DateTime64(3)}) AS q
+ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
+           WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}) AS h
+ON q.node = h.node AND q.started < h.healthy_at
+WHERE h.trigger = ${Trigger.RETURNED_TO_SERVICE}
+ORDER BY failure_class, seconds""")
+
 REPAIRING = "('gpu_reset', 'reboot', 'reimage', 'rma')"
 """Actions that repair (a drain repairs nothing): a check after one of them tells whether the repair
 worked, not whether the fault was real."""
@@ -126,22 +142,10 @@ SAVED: tuple[SavedQuery, ...] = (
         "mttr",
         "MTTR per failure class: a node entering Quarantined to its return through repair and validation "
         "(returned_to_service; clearances without a repair are not repairs) (seconds)",
-        sql("""
-        SELECT failure_class, count() AS repaired,
-               round(quantileExactInclusive(0.5)(secs), 1) AS mttr_median_s,
-               round(quantileExactInclusive(0.9)(secs), 1) AS mttr_p90_s
-        FROM (
-            SELECT q.failure_class AS failure_class,
-                   dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS secs
-            FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-                  WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
-                  AND time >= {since:DateTime64(3)}) AS q
-            ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
-                       WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}) AS h
-            ON q.node = h.node AND q.started < h.healthy_at
-            WHERE h.trigger = ${Trigger.RETURNED_TO_SERVICE}
-        )
-        GROUP BY failure_class ORDER BY failure_class"""),
+        "SELECT failure_class, count() AS repaired,"
+        " round(quantileExactInclusive(0.5)(seconds), 1) AS mttr_median_s,"
+        " round(quantileExactInclusive(0.9)(seconds), 1) AS mttr_p90_s"
+        " FROM (" + REPAIRS + ") GROUP BY failure_class ORDER BY failure_class",
         {"since": EPOCH},
     ),
     SavedQuery(

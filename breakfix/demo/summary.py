@@ -15,10 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from breakfix.report.sql import CLEARANCES, LABEL_MATCH_S, REPAIRS
+from breakfix.report.sql import CLEARANCES, LABEL_MATCH_S
 from schemas.vocab import OUT_OF_SERVICE, sql, sql_in
 from sim.simulator.labels import read_labels
 from store.base import Store
+from store.queries import REPAIRS
 
 MATCH_S = LABEL_MATCH_S
 REMOVED = sql_in(OUT_OF_SERVICE)

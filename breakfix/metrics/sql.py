@@ -3,8 +3,9 @@ answer as a single figure. ``$db`` is the store's database; every read uses FINA
 
 from __future__ import annotations
 
-from breakfix.report.sql import REMOVED, REPAIRS
+from breakfix.report.sql import REMOVED
 from schemas.vocab import sql
+from store.queries import REPAIRS
 
 # Current state of every node: its last decision (a held one keeps its from_state), Healthy for
 # nodes the inventory knows that never had one.

@@ -15,7 +15,7 @@ from breakfix.report import sql as q
 from breakfix.report.page import render
 from policy.model import Policy, load_policy
 from store.base import Store
-from store.queries import EPOCH, run_saved
+from store.queries import EPOCH, REPAIRS, run_saved
 
 _NICE_BUCKETS_S = (60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 
@@ -76,7 +76,7 @@ def build_report(
     decided = int(span["decisions"])
     span_s = (span["last"] - span["first"]).total_seconds() if decided else 0.0
     states = run_saved(store, "nodes_by_state", since=start, bucket_s=bucket_for(span_s)).dicts()
-    repairs = _rows(store, q.REPAIRS, since=start)
+    repairs = _rows(store, REPAIRS, since=start)
     offenders = run_saved(store, "repeat_offenders", since=start, min_quarantines=2).dicts()
     precision, judged = _precision(store, start)
     built = [

@@ -56,22 +56,6 @@ SELECT pool, sum(gpus) AS pool_gpus FROM (
     FROM $db.node_inventory FINAL GROUP BY node)
 GROUP BY pool ORDER BY pool"""
 
-# One row per repair: a node entering Quarantined to the next Healthy decision, when that decision is
-# the return through repair and validation (``returned_to_service``). A Suspect that cleared, or a
-# quarantine that cleared without its action, is a clearance (``CLEARANCES``), never a repair. The saved
-# ``mttr`` query and the demo summary count the same pairs.
-REPAIRS = sql("""
-SELECT q.failure_class AS failure_class, q.node AS node,
-       dateDiff('millisecond', q.started, h.healthy_at) / 1000 AS seconds
-FROM (SELECT node, time AS started, failure_class FROM $db.decisions FINAL
-      WHERE to_state = ${NodeState.QUARANTINED} AND from_state != ${NodeState.QUARANTINED}
-      AND time >= {since:DateTime64(3)}) AS q
-ASOF JOIN (SELECT node, time AS healthy_at, trigger FROM $db.decisions FINAL
-           WHERE to_state = ${NodeState.HEALTHY} AND from_state != ${NodeState.HEALTHY}) AS h
-ON q.node = h.node AND q.started < h.healthy_at
-WHERE h.trigger = ${Trigger.RETURNED_TO_SERVICE}
-ORDER BY failure_class, seconds""")
-
 # Nodes back to Healthy without a repair: a Suspect whose evidence cleared, or a quarantine whose
 # recommended action nobody took while its evidence went quiet.
 CLEARANCES = sql("""

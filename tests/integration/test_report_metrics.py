@@ -25,7 +25,7 @@ from breakfix.report import build_report
 from store.base import Store
 from store.client_store import ClientStore
 from store.migrate import migrate
-from store.queries import run_saved
+from store.queries import REPAIRS, run_saved
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -174,11 +174,10 @@ def test_summary_report_and_metrics_count_the_same_repairs_and_clearances(replay
     from datetime import UTC, datetime
 
     from breakfix.demo.summary import query
-    from breakfix.report import sql as report_sql
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     rows = replayed_store.query(
-        report_sql.REPAIRS.replace("$db", replayed_store.database), {"since": epoch}
+        REPAIRS.replace("$db", replayed_store.database), {"since": epoch}
     ).dicts()
     summary = query(replayed_store, "mttr")[0]
     server = serve_fleet(replayed_store, 0)
