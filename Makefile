@@ -51,10 +51,12 @@ importlint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir .site
 
-# The checks and the tests' other prerequisites at once (mypy, the longest check, is CPU; the two pip
-# installs and apt mostly wait on the network and disk), each job's output printed when it ends.
+# The checks and the tests' other prerequisites at once (mypy, the longest check, is CPU; the S3
+# server's pip install and apt mostly wait on the network and disk), each job's output printed when it
+# ends. .venv is built first: the S3 server's venv lives inside it, and two `python -m venv` racing to
+# create .venv fail with "File exists".
 checks: lint typecheck importlint docs
-prereqs:
+prereqs: $(STAMP)
 	$(MAKE) --no-print-directory -j4 --output-sync=target checks sysdeps $(S3SERVER)
 
 # Three passes. The fast tests on two xdist workers (each starts its own broker and chdb; the suite is
